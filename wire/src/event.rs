@@ -1,0 +1,210 @@
+//! The event model: everything a traced runtime reports, in one enum.
+
+use serde::{Deserialize, Serialize};
+
+/// A task's id: tokio's own task id, unique within a process.
+pub type TaskId = u64;
+
+/// looptrace's number for an OS thread of the traced process, dense from 0 in the
+/// order threads first reported anything. Its role comes from [`EventKind::Thread`].
+pub type ThreadId = u32;
+
+/// Sent once per connection or recording, before any event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Name of the traced process (its executable's file name unless set in code).
+    pub process_name: String,
+    pub pid: u32,
+    pub flavor: Flavor,
+    /// Worker threads of the runtime (1 for current_thread).
+    pub workers: u32,
+    /// Wall-clock time, in ns since the Unix epoch, of `ts_ns == 0`.
+    pub clock_origin_unix_ns: u64,
+}
+
+/// The tokio scheduler the traced runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Flavor {
+    CurrentThread,
+    MultiThread,
+}
+
+impl Flavor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::CurrentThread => "current_thread",
+            Flavor::MultiThread => "multi_thread",
+        }
+    }
+}
+
+/// One thing that happened, when, and on which thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Monotonic nanoseconds since the header's clock origin.
+    pub ts_ns: u64,
+    pub thread: ThreadId,
+    pub kind: EventKind,
+}
+
+/// What a thread is to the runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThreadRole {
+    /// A scheduler worker, with its index (0 for the current_thread scheduler).
+    Worker(u32),
+    /// A thread of tokio's blocking pool (`spawn_blocking`).
+    Blocking,
+    /// Any other thread: `main` outside the scheduler, threads the app made itself.
+    External,
+}
+
+/// Where a waker operation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WakeSource {
+    /// Done while this task was being polled (a task may wake itself).
+    Task(TaskId),
+    /// The timer driver fired a deadline the task waited for.
+    Timer,
+    /// The I/O driver saw a resource the task waited for become ready.
+    Io,
+    /// A `spawn_blocking` closure.
+    Blocking,
+    /// A thread outside the runtime, or `block_on`'s own future.
+    External,
+}
+
+impl WakeSource {
+    /// The JSONL spelling: `task:<id>`, `timer`, `io`, `blocking`, `external`.
+    pub fn label(&self) -> String {
+        match self {
+            WakeSource::Task(id) => format!("task:{id}"),
+            WakeSource::Timer => "timer".into(),
+            WakeSource::Io => "io".into(),
+            WakeSource::Blocking => "blocking".into(),
+            WakeSource::External => "external".into(),
+        }
+    }
+}
+
+/// Which waker operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WakeOp {
+    Wake,
+    WakeByRef,
+    Clone,
+    Drop,
+}
+
+/// What kind of task tokio spawned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskKind {
+    /// `tokio::spawn` and friends.
+    Task,
+    /// `spawn_local` / `LocalSet`.
+    Local,
+    /// A `spawn_blocking` closure.
+    Blocking,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Its future returned `Ready`.
+    Completed,
+    /// Aborted, or dropped when the runtime shut down, before completing.
+    Cancelled,
+    /// Its future panicked.
+    Panicked,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Panicked => "panicked",
+        }
+    }
+}
+
+/// The events themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    /// Introduces `Event::thread`: sent before the first event of each thread.
+    Thread { role: ThreadRole, name: String },
+    /// A task was spawned.
+    Spawn {
+        task: TaskId,
+        kind: TaskKind,
+        /// `tokio::task::Builder::name`, if set.
+        name: Option<String>,
+        /// Where it was spawned, `file:line:col`.
+        location: String,
+        /// The task that was being polled on the spawning thread, if any.
+        parent: Option<TaskId>,
+        /// Size in bytes of the spawned future (as tokio reports it).
+        size_bytes: Option<u64>,
+    },
+    /// A task finished and will not be polled again.
+    Terminate { task: TaskId, outcome: Outcome },
+    PollStart { task: TaskId },
+    /// A poll returned: `ready` if the task's future completed.
+    PollEnd { task: TaskId, ready: bool },
+    /// An operation on a waker of `task`, done by `by`.
+    Waker { task: TaskId, op: WakeOp, by: WakeSource },
+    /// The worker thread went to sleep waiting for work, timers or I/O.
+    Park,
+    /// The worker thread woke up.
+    Unpark,
+    /// A `spawn_blocking` closure started running.
+    BlockingStart { task: TaskId },
+    /// A `spawn_blocking` closure returned.
+    BlockingEnd { task: TaskId },
+    /// `task` started waiting on a timer (a `Sleep`) due at `deadline_ns`.
+    TimerArmed { task: TaskId, deadline_ns: u64 },
+    /// A timer `task` waited on fired.
+    TimerFired { task: TaskId },
+    /// `count` events of this thread were lost because its buffer was full.
+    Dropped { count: u64 },
+}
+
+impl EventKind {
+    /// The task this event is about, if any.
+    pub fn task(&self) -> Option<TaskId> {
+        match *self {
+            EventKind::Spawn { task, .. }
+            | EventKind::Terminate { task, .. }
+            | EventKind::PollStart { task }
+            | EventKind::PollEnd { task, .. }
+            | EventKind::Waker { task, .. }
+            | EventKind::BlockingStart { task }
+            | EventKind::BlockingEnd { task }
+            | EventKind::TimerArmed { task, .. }
+            | EventKind::TimerFired { task } => Some(task),
+            EventKind::Thread { .. } | EventKind::Park | EventKind::Unpark | EventKind::Dropped { .. } => {
+                None
+            }
+        }
+    }
+
+    /// The stable, lower-case name used in JSONL and the viewer API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Thread { .. } => "thread",
+            EventKind::Spawn { .. } => "spawn",
+            EventKind::Terminate { .. } => "terminate",
+            EventKind::PollStart { .. } => "poll_start",
+            EventKind::PollEnd { .. } => "poll_end",
+            EventKind::Waker { op: WakeOp::Wake | WakeOp::WakeByRef, .. } => "wake",
+            EventKind::Waker { op: WakeOp::Clone, .. } => "waker_clone",
+            EventKind::Waker { op: WakeOp::Drop, .. } => "waker_drop",
+            EventKind::Park => "park",
+            EventKind::Unpark => "unpark",
+            EventKind::BlockingStart { .. } => "blocking_start",
+            EventKind::BlockingEnd { .. } => "blocking_end",
+            EventKind::TimerArmed { .. } => "timer_armed",
+            EventKind::TimerFired { .. } => "timer_fired",
+            EventKind::Dropped { .. } => "dropped",
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! The data looptrace moves around, defined once.
+//!
+//! * [`event`]: what a traced runtime reports (spawns, polls, wakes, parks, timers, ...).
+//! * [`codec`]: the compact, versioned binary encoding of those events, used on the
+//!   wire between a traced app and a collector.
+//! * [`recording`]: the crash-safe recording file, a header and checksummed chunks of
+//!   codec frames.
+//!
+//! Producers (the `looptrace` runtime crate) and consumers (the collector, its
+//! viewers, the exporters) all go through these types.
+
+pub mod codec;
+pub mod event;
+pub mod recording;
+
+pub use codec::{decode_frame, encode_events, encode_header, DecodeError, Frame, WIRE_VERSION};
+pub use event::{
+    Event, EventKind, Flavor, Header, Outcome, TaskId, TaskKind, ThreadId, ThreadRole, WakeOp,
+    WakeSource,
+};
+pub use recording::{Recording, RecordingError, RecordingReader, RecordingWriter};

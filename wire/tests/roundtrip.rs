@@ -1,0 +1,158 @@
+//! Property tests: every event survives the codec and the recording file, and no
+//! damaged input makes the decoder panic.
+
+use looptrace_wire::*;
+use proptest::prelude::*;
+
+fn arb_source() -> impl Strategy<Value = WakeSource> {
+    prop_oneof![
+        any::<u64>().prop_map(WakeSource::Task),
+        Just(WakeSource::Timer),
+        Just(WakeSource::Io),
+        Just(WakeSource::Blocking),
+        Just(WakeSource::External),
+    ]
+}
+
+fn arb_kind() -> impl Strategy<Value = EventKind> {
+    let op = prop_oneof![Just(WakeOp::Wake), Just(WakeOp::WakeByRef), Just(WakeOp::Clone), Just(WakeOp::Drop)];
+    let role = prop_oneof![any::<u32>().prop_map(ThreadRole::Worker), Just(ThreadRole::Blocking), Just(ThreadRole::External)];
+    let task_kind = prop_oneof![Just(TaskKind::Task), Just(TaskKind::Local), Just(TaskKind::Blocking)];
+    let outcome = prop_oneof![Just(Outcome::Completed), Just(Outcome::Cancelled), Just(Outcome::Panicked)];
+    prop_oneof![
+        (role, ".{0,12}").prop_map(|(role, name)| EventKind::Thread { role, name }),
+        (any::<u64>(), task_kind, proptest::option::of(".{0,12}"), ".{0,20}", any::<Option<u64>>(), any::<Option<u64>>())
+            .prop_map(|(task, kind, name, location, parent, size_bytes)| EventKind::Spawn {
+                task, kind, name, location, parent, size_bytes
+            }),
+        (any::<u64>(), outcome).prop_map(|(task, outcome)| EventKind::Terminate { task, outcome }),
+        any::<u64>().prop_map(|task| EventKind::PollStart { task }),
+        (any::<u64>(), any::<bool>()).prop_map(|(task, ready)| EventKind::PollEnd { task, ready }),
+        (any::<u64>(), op, arb_source()).prop_map(|(task, op, by)| EventKind::Waker { task, op, by }),
+        Just(EventKind::Park),
+        Just(EventKind::Unpark),
+        any::<u64>().prop_map(|task| EventKind::BlockingStart { task }),
+        any::<u64>().prop_map(|task| EventKind::BlockingEnd { task }),
+        (any::<u64>(), any::<u64>()).prop_map(|(task, deadline_ns)| EventKind::TimerArmed { task, deadline_ns }),
+        any::<u64>().prop_map(|task| EventKind::TimerFired { task }),
+        any::<u64>().prop_map(|count| EventKind::Dropped { count }),
+    ]
+}
+
+fn arb_event() -> impl Strategy<Value = Event> {
+    (any::<u64>(), any::<u32>(), arb_kind()).prop_map(|(ts_ns, thread, kind)| Event { ts_ns, thread, kind })
+}
+
+fn header() -> Header {
+    Header {
+        process_name: "test".into(),
+        pid: 7,
+        flavor: Flavor::MultiThread,
+        workers: 2,
+        clock_origin_unix_ns: 1_700_000_000_000_000_000,
+    }
+}
+
+proptest! {
+    #[test]
+    fn events_round_trip(events in proptest::collection::vec(arb_event(), 0..64)) {
+        let mut buf = Vec::new();
+        encode_events(&events, &mut buf);
+        prop_assert_eq!(decode_frame(&buf), Ok(Frame::Events(events)));
+    }
+
+    #[test]
+    fn header_round_trips(name in ".{0,30}", pid in any::<u32>(), workers in any::<u32>(), origin in any::<u64>()) {
+        let h = Header { process_name: name, pid, flavor: Flavor::CurrentThread, workers, clock_origin_unix_ns: origin };
+        let mut buf = Vec::new();
+        encode_header(&h, &mut buf);
+        prop_assert_eq!(decode_frame(&buf), Ok(Frame::Header(h)));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error(events in proptest::collection::vec(arb_event(), 1..16)) {
+        let mut buf = Vec::new();
+        encode_events(&events, &mut buf);
+        for cut in 0..buf.len() {
+            prop_assert!(decode_frame(&buf[..cut]).is_err(), "cut at {} decoded", cut);
+        }
+    }
+
+    #[test]
+    fn corrupted_bytes_never_panic(events in proptest::collection::vec(arb_event(), 1..16), flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+        let mut buf = Vec::new();
+        encode_events(&events, &mut buf);
+        for (at, byte) in flips {
+            let i = at % buf.len();
+            buf[i] ^= byte | 1;
+        }
+        let _ = decode_frame(&buf);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = decode_frame(&bytes);
+        let _ = Recording::from_reader(&bytes[..]);
+    }
+
+    #[test]
+    fn recording_cut_anywhere_reads_back_whole_chunks(
+        batches in proptest::collection::vec(proptest::collection::vec(arb_event(), 1..8), 1..6),
+        cut_frac in 0.0f64..1.0,
+    ) {
+        let mut w = RecordingWriter::new(Vec::new(), &header()).unwrap();
+        let mut ends = Vec::new(); // file length after each chunk
+        for b in &batches {
+            w.write_events(b).unwrap();
+            ends.push(w.get_ref().len());
+        }
+        let file = w.into_inner();
+        let first_chunk_end = ends[0] - chunk_len(&batches[0]);
+        let cut = first_chunk_end + ((file.len() - first_chunk_end) as f64 * cut_frac) as usize;
+        let rec = Recording::from_reader(&file[..cut]).unwrap();
+        let whole = ends.iter().filter(|&&e| e <= cut).count();
+        let expected: Vec<Event> = batches[..whole].iter().flatten().cloned().collect();
+        prop_assert_eq!(&rec.events, &expected);
+        let at_chunk_boundary = cut == first_chunk_end || ends.contains(&cut);
+        prop_assert_eq!(rec.damage.is_none(), at_chunk_boundary);
+        if let Some(d) = rec.damage {
+            prop_assert!(matches!(d, RecordingError::Truncated { .. }), "{}", d);
+        }
+    }
+}
+
+fn chunk_len(events: &[Event]) -> usize {
+    let mut buf = Vec::new();
+    encode_events(events, &mut buf);
+    buf.len() + 8
+}
+
+#[test]
+fn recording_round_trips_and_detects_corruption() {
+    let events = vec![
+        Event { ts_ns: 5, thread: 0, kind: EventKind::PollStart { task: 1 } },
+        Event { ts_ns: 9, thread: 0, kind: EventKind::PollEnd { task: 1, ready: true } },
+    ];
+    let mut w = RecordingWriter::new(Vec::new(), &header()).unwrap();
+    w.write_events(&events[..1]).unwrap();
+    w.write_events(&events[1..]).unwrap();
+    let mut file = w.into_inner();
+    let rec = Recording::from_reader(&file[..]).unwrap();
+    assert_eq!(rec.header, header());
+    assert_eq!(rec.events, events);
+    assert!(rec.damage.is_none());
+
+    // Flip a byte of the last chunk's payload: the first chunk survives, the error says where.
+    let last = file.len() - 1;
+    file[last] ^= 0x55;
+    let rec = Recording::from_reader(&file[..]).unwrap();
+    assert_eq!(rec.events, events[..1]);
+    let damage = rec.damage.expect("corruption reported");
+    assert!(matches!(damage, RecordingError::Corrupt { .. }), "{damage}");
+    assert!(damage.to_string().contains("checksum"), "{damage}");
+
+    assert!(matches!(Recording::from_reader(&b"NOTATRACE\0\0\0"[..]), Err(RecordingError::Magic)));
+    let mut v2 = file.clone();
+    v2[8] = 9;
+    assert!(matches!(Recording::from_reader(&v2[..]), Err(RecordingError::Version(9))));
+}
