@@ -5,6 +5,7 @@
 //!   wire between a traced app and a collector.
 //! * [`recording`]: the crash-safe recording file, a header and checksummed chunks of
 //!   codec frames.
+//! * [`sink`]: the trait through which frames reach an in-process consumer.
 //!
 //! Producers (the `looptrace` runtime crate) and consumers (the collector, its
 //! viewers, the exporters) all go through these types.
@@ -12,6 +13,7 @@
 pub mod codec;
 pub mod event;
 pub mod recording;
+pub mod sink;
 
 pub use codec::{decode_frame, encode_events, encode_header, DecodeError, Frame, WIRE_VERSION};
 pub use event::{
@@ -19,3 +21,4 @@ pub use event::{
     WakeSource,
 };
 pub use recording::{Recording, RecordingError, RecordingReader, RecordingWriter};
+pub use sink::FrameSink;

@@ -55,16 +55,21 @@ impl RecordingWriter<File> {
 impl<W: Write> RecordingWriter<W> {
     /// Starts a recording on `out`. Unbuffered writers are best: every chunk is one
     /// `write_all`, so what reached the OS is always whole chunks but the last.
-    pub fn new(mut out: W, header: &Header) -> io::Result<Self> {
+    pub fn new(out: W, header: &Header) -> io::Result<Self> {
+        let mut frame = Vec::new();
+        encode_header(header, &mut frame);
+        Self::new_raw(out, &frame)
+    }
+
+    /// Starts a recording whose header is the already encoded `header_frame`.
+    pub fn new_raw(mut out: W, header_frame: &[u8]) -> io::Result<Self> {
         let mut start = Vec::with_capacity(12);
         start.extend_from_slice(MAGIC);
         start.extend_from_slice(&FILE_VERSION.to_le_bytes());
         start.extend_from_slice(&[0, 0]);
         out.write_all(&start)?;
         let mut w = RecordingWriter { out, scratch: Vec::new() };
-        let mut frame = Vec::new();
-        encode_header(header, &mut frame);
-        w.write_frame(&frame)?;
+        w.write_frame(header_frame)?;
         Ok(w)
     }
 

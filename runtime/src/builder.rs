@@ -1,0 +1,351 @@
+//! The attach API: a runtime builder that mirrors tokio's and adds capture.
+
+use crate::buffer;
+use crate::capture;
+use crate::clock::Origin;
+use crate::destination::{Dest, Destination};
+use crate::ship::{Counters, Shipper};
+use crate::subscriber::LooptraceSubscriber;
+use looptrace_wire::{Flavor, FrameSink, Header};
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// Environment variable naming a collector: `HOST:PORT` or a `ws://` URL.
+pub const ENV_ADDR: &str = "LOOPTRACE_ADDR";
+/// Environment variable naming a recording file to write.
+pub const ENV_RECORD: &str = "LOOPTRACE_RECORD";
+
+static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
+static LAYER_USED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn note_layer() {
+    LAYER_USED.store(true, Ordering::Relaxed);
+}
+
+/// Why a traced runtime could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to build the tokio runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("failed to start looptrace's shipping thread: {0}")]
+    Shipper(#[source] std::io::Error),
+    #[error("another looptrace runtime is already capturing in this process")]
+    AlreadyCapturing,
+}
+
+/// Builds a tokio runtime that looptrace captures.
+///
+/// It wraps [`tokio::runtime::Builder`] (reach it with [`Builder::tokio`] for
+/// anything not mirrored here) and adds looptrace's hooks. I/O and time drivers are
+/// enabled.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let path = std::env::temp_dir().join("looptrace-doc-example.ltrace");
+/// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+/// rt.block_on(async {
+///     tokio::spawn(async { tokio::task::yield_now().await }).await.unwrap();
+/// });
+/// let report = rt.shutdown();
+/// assert!(report.events > 0);
+/// # Ok(()) }
+/// ```
+pub struct Builder {
+    tokio: tokio::runtime::Builder,
+    flavor: Flavor,
+    workers: Option<usize>,
+    destinations: Vec<Destination>,
+    process_name: Option<String>,
+    buffer_capacity: usize,
+    backlog_bytes: usize,
+    flush_interval: Duration,
+    from_env: bool,
+}
+
+impl Builder {
+    /// A single-threaded runtime: every task runs on the thread calling `block_on`.
+    pub fn new_current_thread() -> Builder {
+        Builder::new(tokio::runtime::Builder::new_current_thread(), Flavor::CurrentThread)
+    }
+
+    /// A work-stealing runtime with one worker per CPU (or [`Builder::worker_threads`]).
+    pub fn new_multi_thread() -> Builder {
+        Builder::new(tokio::runtime::Builder::new_multi_thread(), Flavor::MultiThread)
+    }
+
+    fn new(mut tokio: tokio::runtime::Builder, flavor: Flavor) -> Builder {
+        tokio.enable_all();
+        Builder {
+            tokio,
+            flavor,
+            workers: None,
+            destinations: Vec::new(),
+            process_name: None,
+            buffer_capacity: 1 << 16,
+            backlog_bytes: 64 << 20,
+            flush_interval: Duration::from_millis(10),
+            from_env: true,
+        }
+    }
+
+    /// Number of worker threads of a multi-thread runtime.
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.tokio.worker_threads(n);
+        self.workers = Some(n);
+        self
+    }
+
+    /// The wrapped tokio builder, for settings looptrace does not mirror. Do not
+    /// replace the task, park or thread-start hooks: looptrace's are set at `build`.
+    pub fn tokio(&mut self) -> &mut tokio::runtime::Builder {
+        &mut self.tokio
+    }
+
+    /// Streams events to a collector: `HOST:PORT` or a `ws://` URL.
+    pub fn collector(mut self, addr: impl Into<String>) -> Self {
+        self.destinations.push(Destination::Collector(addr.into()));
+        self
+    }
+
+    /// Writes a recording file.
+    pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
+        self.destinations.push(Destination::File(path.into()));
+        self
+    }
+
+    /// Hands encoded frames to an in-process consumer (the embedded collector).
+    pub fn sink(mut self, sink: impl FrameSink) -> Self {
+        self.destinations.push(Destination::Sink(Box::new(sink)));
+        self
+    }
+
+    /// Adds any [`Destination`].
+    pub fn destination(mut self, d: Destination) -> Self {
+        self.destinations.push(d);
+        self
+    }
+
+    /// Whether to read [`ENV_ADDR`] and [`ENV_RECORD`] (default: yes).
+    pub fn from_env(mut self, yes: bool) -> Self {
+        self.from_env = yes;
+        self
+    }
+
+    /// The process name in the session header (default: the executable's name).
+    pub fn process_name(mut self, name: impl Into<String>) -> Self {
+        self.process_name = Some(name.into());
+        self
+    }
+
+    /// Events each thread can hold before the shipper drains them (default 65 536).
+    /// A full buffer drops new events and counts them.
+    pub fn buffer_capacity(mut self, events: usize) -> Self {
+        self.buffer_capacity = events;
+        self
+    }
+
+    /// Bytes of encoded events kept while a collector is unreachable (default 64 MiB).
+    pub fn backlog_bytes(mut self, bytes: usize) -> Self {
+        self.backlog_bytes = bytes;
+        self
+    }
+
+    /// How often the shipper drains the buffers (default 10 ms).
+    pub fn flush_interval(mut self, every: Duration) -> Self {
+        self.flush_interval = every;
+        self
+    }
+
+    /// Builds the runtime and starts capturing.
+    ///
+    /// With no destination, neither in code nor in the environment, the runtime runs
+    /// uncaptured and a note says so on stderr.
+    pub fn build(mut self) -> Result<Runtime, Error> {
+        if self.from_env {
+            if let Some(addr) = std::env::var(ENV_ADDR).ok().filter(|a| !a.is_empty()) {
+                self.destinations.push(Destination::Collector(addr));
+            }
+            if let Some(path) = std::env::var_os(ENV_RECORD).filter(|p| !p.is_empty()) {
+                self.destinations.push(Destination::File(path.into()));
+            }
+        }
+        if self.destinations.is_empty() {
+            eprintln!("looptrace: no destination (set {ENV_ADDR}=HOST:PORT or {ENV_RECORD}=FILE); not capturing");
+            let rt = self.tokio.build().map_err(Error::Runtime)?;
+            return Ok(Runtime { rt: Some(rt), session: None });
+        }
+        if SESSION_ACTIVE.swap(true, Ordering::AcqRel) {
+            return Err(Error::AlreadyCapturing);
+        }
+        install_subscriber();
+        capture::install_hooks(&mut self.tokio);
+
+        let origin = Origin::now();
+        buffer::start_session(self.buffer_capacity);
+        let rt = match self.tokio.build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                buffer::stop_session();
+                SESSION_ACTIVE.store(false, Ordering::Release);
+                return Err(Error::Runtime(e));
+            }
+        };
+        let workers = match self.flavor {
+            Flavor::CurrentThread => 1,
+            Flavor::MultiThread => self.workers.unwrap_or_else(|| rt.metrics().num_workers()) as u32,
+        };
+        let header = Header {
+            process_name: self.process_name.unwrap_or_else(process_name),
+            pid: std::process::id(),
+            flavor: self.flavor,
+            workers,
+            clock_origin_unix_ns: origin.unix_ns,
+        };
+        let counters = Arc::new(Counters::default());
+        let dests = self.destinations.into_iter().map(|d| Dest::new(d, self.backlog_bytes)).collect();
+        let shipper = match Shipper::spawn(header, origin, dests, self.flush_interval, counters.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                buffer::stop_session();
+                SESSION_ACTIVE.store(false, Ordering::Release);
+                return Err(Error::Shipper(e));
+            }
+        };
+        Ok(Runtime { rt: Some(rt), session: Some(Session { shipper, counters }) })
+    }
+}
+
+fn process_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Installs looptrace's subscriber unless the app has its own (which should then
+/// include [`crate::layer`]).
+fn install_subscriber() {
+    if tracing::dispatcher::has_been_set() {
+        if !LAYER_USED.load(Ordering::Relaxed) {
+            eprintln!(
+                "looptrace: the app set its own tracing subscriber without looptrace::layer(); \
+                 spawns and polls are captured, wakes are not"
+            );
+        }
+        return;
+    }
+    let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(LooptraceSubscriber::new()));
+}
+
+/// What a capture session produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Events shipped to the destinations.
+    pub events: u64,
+    /// Events lost because a thread's buffer was full.
+    pub dropped_buffer_full: u64,
+    /// Events a collector never received (unreachable, backlog overflowed).
+    pub dropped_unsent: u64,
+}
+
+struct Session {
+    shipper: Shipper,
+    counters: Arc<Counters>,
+}
+
+impl Session {
+    fn report(&self) -> Report {
+        Report {
+            events: self.counters.events.load(Ordering::Relaxed),
+            dropped_buffer_full: self.counters.dropped_full.load(Ordering::Relaxed),
+            dropped_unsent: self.counters.dropped_unsent.load(Ordering::Relaxed),
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        buffer::stop_session();
+        self.shipper.finish();
+        SESSION_ACTIVE.store(false, Ordering::Release);
+        let r = self.report();
+        if r.dropped_buffer_full + r.dropped_unsent > 0 {
+            eprintln!(
+                "looptrace: {} events captured; {} dropped (buffers full), {} not delivered to the collector",
+                r.events, r.dropped_buffer_full, r.dropped_unsent
+            );
+        }
+        r
+    }
+}
+
+/// A tokio runtime being captured. Derefs to nothing: use [`Runtime::block_on`],
+/// [`Runtime::handle`] or [`Runtime::tokio`].
+///
+/// Dropping it shuts the runtime down (tasks still pending are recorded as
+/// cancelled) and then ships the last events.
+pub struct Runtime {
+    rt: Option<tokio::runtime::Runtime>,
+    session: Option<Session>,
+}
+
+impl Runtime {
+    /// Runs a future to completion, like [`tokio::runtime::Runtime::block_on`].
+    /// Wakes done by this future (not a task) are reported as `external`.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.tokio().block_on(BlockOn(future))
+    }
+
+    /// The wrapped tokio runtime.
+    pub fn tokio(&self) -> &tokio::runtime::Runtime {
+        // Only `shutdown` and `drop` take it out.
+        self.rt.as_ref().expect("runtime present until shutdown")
+    }
+
+    /// A handle to spawn onto the runtime from elsewhere.
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.tokio().handle()
+    }
+
+    /// Whether events are being captured.
+    pub fn is_capturing(&self) -> bool {
+        self.session.is_some()
+    }
+
+    /// Counts so far.
+    pub fn report(&self) -> Report {
+        self.session.as_ref().map(Session::report).unwrap_or_default()
+    }
+
+    /// Shuts the runtime down, ships everything and returns the final counts.
+    pub fn shutdown(mut self) -> Report {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Report {
+        drop(self.rt.take());
+        self.session.take().map(Session::finish).unwrap_or_default()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `block_on`'s future, marked so its wakes are not taken for the driver's.
+struct BlockOn<F>(F);
+
+impl<F: Future> Future for BlockOn<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        // SAFETY: structural pinning of the only field; it is never moved out.
+        let inner = unsafe { self.map_unchecked_mut(|s| &mut s.0) };
+        capture::in_block_on(|| inner.poll(cx))
+    }
+}

@@ -1,0 +1,89 @@
+//! looptrace as a `tracing_subscriber` [`Layer`], for apps that already compose
+//! subscribers (tokio-console's `console_subscriber`, logging, ...).
+
+use crate::callsite::{classify, dispatch_event, Kind, TaskFields};
+use crate::capture;
+use tracing_core::span::{Attributes, Id};
+use tracing_core::{Event, Subscriber};
+use tracing_subscriber::filter::{filter_fn, FilterFn, Filtered};
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// The layer itself; [`layer`] wraps it in the per-layer filter it needs.
+#[derive(Debug, Default)]
+pub struct LooptraceLayer {
+    _private: (),
+}
+
+/// looptrace's key for a registry span, kept in the span's extensions.
+struct Key(u64);
+
+/// A [`Layer`] that feeds looptrace, filtered to the few tokio callsites it reads
+/// so that it changes nothing for the other layers.
+///
+/// ```no_run
+/// use tracing_subscriber::prelude::*;
+///
+/// tracing_subscriber::registry()
+///     .with(console_subscriber::spawn())
+///     .with(looptrace::layer())
+///     .init();
+/// ```
+pub fn layer<S>() -> Filtered<LooptraceLayer, FilterFn, S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    crate::builder::note_layer();
+    LooptraceLayer::default().with_filter(filter_fn(|m| classify(m).is_some()))
+}
+
+impl<S> Layer<S> for LooptraceLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let key = match classify(attrs.metadata()) {
+            Some(Kind::TaskSpan) => {
+                let mut f = TaskFields::default();
+                attrs.record(&mut f);
+                capture::on_task_span(f.into_info())
+            }
+            Some(Kind::SleepSpan) => capture::on_sleep_span(),
+            _ => return,
+        };
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Key(key));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if let Some(kind) = classify(event.metadata()) {
+            dispatch_event(kind, event, |span_id| {
+                let span = ctx.span(&Id::from_u64(span_id))?;
+                let key = span.extensions().get::<Key>().map(|k| k.0);
+                key
+            });
+        }
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(key) = key_of(id, &ctx) {
+            capture::on_enter(key);
+        }
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if let Some(key) = key_of(id, &ctx) {
+            capture::on_exit(key);
+        }
+    }
+}
+
+fn key_of<S>(id: &Id, ctx: &Context<'_, S>) -> Option<u64>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let span = ctx.span(id)?;
+    let key = span.extensions().get::<Key>().map(|k| k.0);
+    key
+}

@@ -1,0 +1,251 @@
+//! Turns raw captured facts, merged across threads in time order, into wire events.
+//!
+//! This is where "who woke it" is decided, off the hot path:
+//! * a waker used while a task is polled on that thread: `task:<that task>`;
+//! * inside a `spawn_blocking` closure: `blocking`;
+//! * on a worker, outside any poll: the driver or tokio's deferred-wake queue.
+//!   `timer` if the task waits on a `Sleep` that is due; else `task:<itself>` if the
+//!   task cloned its own waker in its last poll on this worker and the worker has
+//!   not parked since (tokio defers `yield_now` wakes to the end of the scheduler
+//!   tick, and never parks with deferred wakes pending); else `io`;
+//! * anywhere else (threads outside the runtime, `block_on`'s own future): `external`.
+
+use crate::buffer::{Raw, SpanInfo, WakeCtx};
+use looptrace_wire::{Event, EventKind, TaskKind, ThreadRole, WakeOp, WakeSource};
+use std::collections::HashMap;
+
+/// A wake this close before a `Sleep`'s deadline still counts as its firing: tokio's
+/// timer wheel works in whole milliseconds.
+const TIMER_SLACK_NS: u64 = 2_000_000;
+/// Deferred self-wakes remembered per worker (a tick defers few).
+const MAX_DEFERRED: usize = 256;
+
+#[derive(Default)]
+struct ThreadState {
+    name: String,
+    runtime: bool,
+    worker: Option<u32>,
+    announced: Option<ThreadRole>,
+    in_park: bool,
+    /// Tasks that cloned their own waker in their last poll here, since the last park.
+    deferred: Vec<u64>,
+}
+
+impl ThreadState {
+    fn role(&self) -> ThreadRole {
+        match (self.worker, self.runtime) {
+            (Some(i), _) => ThreadRole::Worker(i),
+            (None, true) => ThreadRole::Blocking,
+            (None, false) => ThreadRole::External,
+        }
+    }
+}
+
+#[derive(Default)]
+struct TaskState {
+    /// `Sleep`s the task polled (and is waiting on) in its last poll.
+    armed: Vec<u64>,
+    /// `Sleep`s polled during the current poll.
+    polling: Vec<u64>,
+}
+
+struct SleepState {
+    task: u64,
+    deadline_ns: u64,
+    fired: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Resolver {
+    threads: HashMap<u32, ThreadState>,
+    tasks: HashMap<u64, TaskState>,
+    spans: HashMap<u64, SpanInfo>,
+    sleeps: HashMap<u64, SleepState>,
+}
+
+impl Resolver {
+    pub(crate) fn thread_name(&mut self, thread: u32, name: &str) {
+        self.threads.entry(thread).or_default().name = name.to_string();
+    }
+
+    fn emit(&mut self, out: &mut Vec<Event>, ts_ns: u64, thread: u32, kind: EventKind) {
+        let t = self.threads.entry(thread).or_default();
+        let role = t.role();
+        if t.announced != Some(role) {
+            t.announced = Some(role);
+            out.push(Event { ts_ns, thread, kind: EventKind::Thread { role, name: t.name.clone() } });
+        }
+        out.push(Event { ts_ns, thread, kind });
+    }
+
+    /// Resolves one raw fact at `ts_ns` on `thread`, appending wire events to `out`.
+    pub(crate) fn resolve(&mut self, ts_ns: u64, thread: u32, raw: Raw, out: &mut Vec<Event>) {
+        match raw {
+            Raw::RuntimeThread => self.threads.entry(thread).or_default().runtime = true,
+            Raw::Worker(i) => {
+                let t = self.threads.entry(thread).or_default();
+                t.worker = Some(i);
+                t.runtime = true;
+            }
+            Raw::Span(info) => {
+                if info.kind == TaskKind::Blocking {
+                    self.tasks.entry(info.task).or_default();
+                    let kind = EventKind::Spawn {
+                        task: info.task,
+                        kind: TaskKind::Blocking,
+                        name: info.name,
+                        location: info.location.unwrap_or_default(),
+                        parent: None,
+                        size_bytes: info.size_bytes,
+                    };
+                    self.emit(out, ts_ns, thread, kind);
+                } else {
+                    self.spans.insert(info.task, *info);
+                }
+            }
+            Raw::Spawn { task, location, parent } => {
+                let info = self.spans.remove(&task);
+                self.tasks.entry(task).or_default();
+                let kind = EventKind::Spawn {
+                    task,
+                    kind: info.as_ref().map_or(TaskKind::Task, |i| i.kind),
+                    location: info.as_ref().and_then(|i| i.location.clone()).unwrap_or_else(|| {
+                        format!("{}:{}:{}", location.file(), location.line(), location.column())
+                    }),
+                    size_bytes: info.as_ref().and_then(|i| i.size_bytes),
+                    name: info.and_then(|i| i.name),
+                    parent: (parent != 0).then_some(parent),
+                };
+                self.emit(out, ts_ns, thread, kind);
+            }
+            Raw::PollStart(task) => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.polling.clear();
+                }
+                self.emit(out, ts_ns, thread, EventKind::PollStart { task });
+            }
+            Raw::PollEnd { task, ready } => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    // Sleeps not polled again were dropped (or are no longer awaited).
+                    for s in &t.armed {
+                        if !t.polling.contains(s) {
+                            self.sleeps.remove(s);
+                        }
+                    }
+                    std::mem::swap(&mut t.armed, &mut t.polling);
+                    t.polling.clear();
+                }
+                self.emit(out, ts_ns, thread, EventKind::PollEnd { task, ready });
+            }
+            Raw::Terminate { task, outcome } => {
+                if let Some(t) = self.tasks.remove(&task) {
+                    for s in t.armed.iter().chain(&t.polling) {
+                        self.sleeps.remove(s);
+                    }
+                }
+                self.spans.remove(&task);
+                self.emit(out, ts_ns, thread, EventKind::Terminate { task, outcome });
+            }
+            Raw::Waker { task, op, current, ctx } => {
+                if !self.tasks.contains_key(&task) {
+                    // A task of another runtime, or one that already ended.
+                    return;
+                }
+                let by = self.source(ts_ns, thread, task, op, current, ctx, out);
+                self.emit(out, ts_ns, thread, EventKind::Waker { task, op, by });
+            }
+            Raw::Park => {
+                let t = self.threads.entry(thread).or_default();
+                t.in_park = true;
+                t.deferred.clear();
+                self.emit(out, ts_ns, thread, EventKind::Park);
+            }
+            Raw::Unpark => {
+                self.threads.entry(thread).or_default().in_park = false;
+                self.emit(out, ts_ns, thread, EventKind::Unpark);
+            }
+            Raw::BlockingStart(task) => self.emit(out, ts_ns, thread, EventKind::BlockingStart { task }),
+            Raw::BlockingEnd(task) => self.emit(out, ts_ns, thread, EventKind::BlockingEnd { task }),
+            Raw::SleepArmed { sleep, task, ms } => {
+                let deadline_ns = ts_ns + ms * 1_000_000;
+                self.sleeps.insert(sleep, SleepState { task, deadline_ns, fired: false });
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.polling.push(sleep);
+                }
+                self.emit(out, ts_ns, thread, EventKind::TimerArmed { task, deadline_ns });
+            }
+            Raw::SleepPolled { sleep, task, ready } => {
+                if ready {
+                    if let Some(s) = self.sleeps.remove(&sleep) {
+                        if !s.fired {
+                            // Due before anyone had to wake the task.
+                            self.emit(out, ts_ns, thread, EventKind::TimerFired { task: s.task });
+                        }
+                    }
+                } else if let Some(t) = self.tasks.get_mut(&task) {
+                    if !t.polling.contains(&sleep) {
+                        t.polling.push(sleep);
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn source(
+        &mut self,
+        ts_ns: u64,
+        thread: u32,
+        task: u64,
+        op: WakeOp,
+        current: u64,
+        ctx: WakeCtx,
+        out: &mut Vec<Event>,
+    ) -> WakeSource {
+        if current != 0 {
+            if op == WakeOp::Clone && current == task {
+                let t = self.threads.entry(thread).or_default();
+                if t.deferred.len() >= MAX_DEFERRED {
+                    t.deferred.remove(0);
+                }
+                t.deferred.push(task);
+            }
+            return WakeSource::Task(current);
+        }
+        match ctx {
+            WakeCtx::Blocking => return WakeSource::Blocking,
+            WakeCtx::BlockOn => return WakeSource::External,
+            WakeCtx::Plain => {}
+        }
+        let t = self.threads.entry(thread).or_default();
+        if t.worker.is_none() {
+            return WakeSource::External;
+        }
+        let waking = matches!(op, WakeOp::Wake | WakeOp::WakeByRef);
+        // A due timer?
+        let due = self.tasks.get(&task).and_then(|ts| {
+            ts.armed.iter().copied().find(|s| {
+                self.sleeps.get(s).is_some_and(|s| !s.fired && s.deadline_ns <= ts_ns + TIMER_SLACK_NS)
+            })
+        });
+        if let Some(sleep) = due {
+            if waking {
+                if let Some(s) = self.sleeps.get_mut(&sleep) {
+                    s.fired = true;
+                }
+                self.emit(out, ts_ns, thread, EventKind::TimerFired { task });
+            }
+            return WakeSource::Timer;
+        }
+        let t = self.threads.entry(thread).or_default();
+        if !t.in_park {
+            if let Some(i) = t.deferred.iter().position(|&d| d == task) {
+                if waking {
+                    t.deferred.remove(i);
+                }
+                return WakeSource::Task(task);
+            }
+        }
+        WakeSource::Io
+    }
+}

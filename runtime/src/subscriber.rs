@@ -1,0 +1,88 @@
+//! The standalone tracing subscriber looptrace installs when the app has none.
+//!
+//! It is interested only in tokio's task and `Sleep` spans and in waker and `Sleep`
+//! events; every other callsite is disabled once, at registration. It keeps no span
+//! registry: a span's id *is* looptrace's key for it (tokio task id and a tag), so a
+//! waker event names its task with no lookup.
+
+use crate::callsite::{classify, dispatch_event, Kind, TaskFields};
+use crate::capture;
+use tracing_core::span::{Attributes, Current, Id, Record};
+use tracing_core::subscriber::{Interest, Subscriber};
+use tracing_core::{Event, LevelFilter, Metadata};
+
+/// A minimal [`Subscriber`] that feeds looptrace and nothing else.
+///
+/// [`crate::Builder::build`] installs it as the global default if the app has not
+/// set one. To combine looptrace with other subscribers (tokio-console, logging),
+/// use [`crate::layer`] instead.
+#[derive(Debug, Default)]
+pub struct LooptraceSubscriber {
+    _private: (),
+}
+
+impl LooptraceSubscriber {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Subscriber for LooptraceSubscriber {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if classify(meta).is_some() {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        classify(meta).is_some()
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let key = match classify(span.metadata()) {
+            Some(Kind::TaskSpan) => {
+                let mut f = TaskFields::default();
+                span.record(&mut f);
+                capture::on_task_span(f.into_info())
+            }
+            _ => capture::on_sleep_span(),
+        };
+        Id::from_u64(key)
+    }
+
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        if let Some(kind) = classify(event.metadata()) {
+            dispatch_event(kind, event, Some);
+        }
+    }
+
+    fn enter(&self, span: &Id) {
+        capture::on_enter(span.into_u64());
+    }
+
+    fn exit(&self, span: &Id) {
+        capture::on_exit(span.into_u64());
+    }
+
+    fn clone_span(&self, id: &Id) -> Id {
+        id.clone()
+    }
+
+    fn try_close(&self, _: Id) -> bool {
+        false
+    }
+
+    fn current_span(&self) -> Current {
+        Current::none()
+    }
+}

@@ -1,0 +1,15 @@
+//! Where encoded frames go: the seam between a producer and any consumer.
+
+/// Receives encoded frames (see [`crate::codec`]) in order: a header frame first,
+/// then events frames. Implemented by the collector's embedded mode and by anything
+/// else that wants a traced process's events in-process.
+///
+/// Called from looptrace's shipping thread, never from the traced runtime: a sink
+/// may take its time, at the cost of the capture buffers filling (and counting
+/// drops) if it takes too long.
+pub trait FrameSink: Send + 'static {
+    /// One encoded frame.
+    fn frame(&mut self, frame: &[u8]);
+    /// The traced process stopped capturing; no more frames follow.
+    fn close(&mut self) {}
+}
