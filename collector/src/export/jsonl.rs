@@ -1,0 +1,89 @@
+//! JSON Lines: one event per line.
+//!
+//! Contract (fields are added, never renamed): every line has `kind` and `ts_ns`;
+//! `task` (a number; for waker lines the task whose waker it is) and `worker` (the
+//! worker index, or null off the workers) where they apply; `spawn` lines carry
+//! `name` (given name, else `file:line` of the spawn); `poll_end` lines carry
+//! `ready`; `wake` lines (a wake or wake_by_ref) carry `by`: `task:<id>`, `timer`,
+//! `io`, `blocking` or `external`. The first line, `kind: "header"`, describes the
+//! process.
+
+use crate::session::{display_name, Session};
+use looptrace_wire::{EventKind, ThreadRole, WakeOp};
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::io::{self, Write};
+
+/// Writes `session` as JSON Lines.
+pub fn write_jsonl(session: &Session, out: &mut impl Write) -> io::Result<()> {
+    let h = &session.header;
+    let header = json!({
+        "kind": "header",
+        "ts_ns": 0,
+        "process": h.process_name,
+        "pid": h.pid,
+        "flavor": h.flavor.as_str(),
+        "workers": h.workers,
+        "clock_origin_unix_ns": h.clock_origin_unix_ns,
+    });
+    writeln!(out, "{header}")?;
+    let mut roles: HashMap<u32, ThreadRole> = HashMap::new();
+    for e in &session.events {
+        if let EventKind::Thread { role, .. } = e.kind {
+            roles.insert(e.thread, role);
+        }
+        let mut m = Map::new();
+        m.insert("kind".into(), e.kind.name().into());
+        m.insert("ts_ns".into(), e.ts_ns.into());
+        m.insert("thread".into(), e.thread.into());
+        let worker = match roles.get(&e.thread) {
+            Some(ThreadRole::Worker(i)) => Value::from(*i),
+            _ => Value::Null,
+        };
+        m.insert("worker".into(), worker);
+        if let Some(task) = e.kind.task() {
+            m.insert("task".into(), task.into());
+        }
+        match &e.kind {
+            EventKind::Thread { role, name } => {
+                let (role, index) = match role {
+                    ThreadRole::Worker(i) => ("worker", Some(*i)),
+                    ThreadRole::Blocking => ("blocking", None),
+                    ThreadRole::External => ("external", None),
+                };
+                m.insert("role".into(), role.into());
+                m.insert("worker_index".into(), index.into());
+                m.insert("name".into(), name.clone().into());
+            }
+            EventKind::Spawn { name, location, parent, size_bytes, kind, .. } => {
+                m.insert("name".into(), display_name(name.as_deref(), location).into());
+                m.insert("given_name".into(), name.clone().into());
+                m.insert("location".into(), location.clone().into());
+                m.insert("parent".into(), (*parent).into());
+                m.insert("size_bytes".into(), (*size_bytes).into());
+                m.insert("task_kind".into(), format!("{kind:?}").to_lowercase().into());
+            }
+            EventKind::Terminate { outcome, .. } => {
+                m.insert("outcome".into(), outcome.as_str().into());
+            }
+            EventKind::PollEnd { ready, .. } => {
+                m.insert("ready".into(), (*ready).into());
+            }
+            EventKind::Waker { op, by, .. } => {
+                m.insert("by".into(), by.label().into());
+                if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
+                    m.insert("op".into(), if *op == WakeOp::Wake { "wake" } else { "wake_by_ref" }.into());
+                }
+            }
+            EventKind::TimerArmed { deadline_ns, .. } => {
+                m.insert("deadline_ns".into(), (*deadline_ns).into());
+            }
+            EventKind::Dropped { count } => {
+                m.insert("count".into(), (*count).into());
+            }
+            _ => {}
+        }
+        writeln!(out, "{}", Value::Object(m))?;
+    }
+    Ok(())
+}

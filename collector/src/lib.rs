@@ -1,0 +1,18 @@
+//! The looptrace collector: where traced apps' events go.
+//!
+//! * [`embedded`]: the collector running inside a traced process, on its own
+//!   threads, fed frames through [`looptrace_wire::FrameSink`].
+//! * [`session`]: one traced process's events as the collector holds them.
+//! * [`livelog`]: a readable, line-per-event account of what the loop does.
+//! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
+//!
+//! The `looptrace` command-line tool is this crate's binary.
+
+pub mod embedded;
+pub mod export;
+pub mod livelog;
+pub mod session;
+
+pub use embedded::{Embedded, EmbeddedHandle};
+pub use livelog::LiveLog;
+pub use session::Session;

@@ -1,0 +1,114 @@
+//! A readable account of what the event loop does, one line per step:
+//! spawns, polls and their outcome, who woke whom, timers, parking.
+
+use crate::session::display_name;
+use looptrace_wire::{Event, EventKind, Outcome, TaskId, ThreadId, ThreadRole, WakeOp, WakeSource};
+use std::collections::HashMap;
+
+/// Turns events into lines. Keeps the little state it needs (names, poll starts).
+#[derive(Debug, Default)]
+pub struct LiveLog {
+    names: HashMap<TaskId, String>,
+    roles: HashMap<ThreadId, ThreadRole>,
+    poll_started: HashMap<TaskId, u64>,
+    /// Also show waker clones and drops.
+    pub verbose: bool,
+}
+
+impl LiveLog {
+    pub fn new() -> LiveLog {
+        LiveLog::default()
+    }
+
+    fn name(&self, task: TaskId) -> String {
+        self.names.get(&task).cloned().unwrap_or_else(|| format!("task {task}"))
+    }
+
+    fn thread(&self, thread: ThreadId) -> String {
+        match self.roles.get(&thread) {
+            Some(ThreadRole::Worker(i)) => format!("worker {i}"),
+            Some(ThreadRole::Blocking) => format!("blocking thread {thread}"),
+            _ => format!("thread {thread}"),
+        }
+    }
+
+    fn by(&self, by: WakeSource) -> String {
+        match by {
+            WakeSource::Task(t) => self.name(t),
+            WakeSource::Timer => "the timer".into(),
+            WakeSource::Io => "the I/O driver".into(),
+            WakeSource::Blocking => "a spawn_blocking thread".into(),
+            WakeSource::External => "a thread outside the runtime".into(),
+        }
+    }
+
+    /// The line for `e`, if it deserves one.
+    pub fn line(&mut self, e: &Event) -> Option<String> {
+        let what = match &e.kind {
+            EventKind::Thread { role, .. } => {
+                self.roles.insert(e.thread, *role);
+                return None;
+            }
+            EventKind::Spawn { task, name, location, parent, .. } => {
+                let n = display_name(name.as_deref(), location);
+                self.names.insert(*task, n.clone());
+                let from = parent.map(|p| format!(" by {}", self.name(p))).unwrap_or_default();
+                format!("spawn    {n} (task {task}) at {location}{from}")
+            }
+            EventKind::PollStart { task } => {
+                self.poll_started.insert(*task, e.ts_ns);
+                format!("poll     {} on {}", self.name(*task), self.thread(e.thread))
+            }
+            EventKind::PollEnd { task, ready } => {
+                let took = self.poll_started.remove(task).map(|s| fmt_dur(e.ts_ns.saturating_sub(s))).unwrap_or_default();
+                if *ready {
+                    format!("ready    {} returned Ready after {took}", self.name(*task))
+                } else {
+                    format!("pending  {} returned Pending after {took}, yielding to the loop", self.name(*task))
+                }
+            }
+            EventKind::Waker { task, op, by } => match op {
+                WakeOp::Wake | WakeOp::WakeByRef => {
+                    if *by == WakeSource::Task(*task) {
+                        format!("wake     {} woke itself", self.name(*task))
+                    } else {
+                        format!("wake     {} woken by {}", self.name(*task), self.by(*by))
+                    }
+                }
+                WakeOp::Clone if self.verbose => format!("clone    waker of {} cloned by {}", self.name(*task), self.by(*by)),
+                WakeOp::Drop if self.verbose => format!("drop     waker of {} dropped by {}", self.name(*task), self.by(*by)),
+                _ => return None,
+            },
+            EventKind::Terminate { task, outcome } => match outcome {
+                Outcome::Completed => format!("done     {} completed", self.name(*task)),
+                Outcome::Cancelled => format!("done     {} was cancelled", self.name(*task)),
+                Outcome::Panicked => format!("done     {} panicked", self.name(*task)),
+            },
+            EventKind::Park => format!("park     {} sleeps: nothing to run", self.thread(e.thread)),
+            EventKind::Unpark => format!("unpark   {} wakes up", self.thread(e.thread)),
+            EventKind::BlockingStart { task } => format!("blocking {} starts on {}", self.name(*task), self.thread(e.thread)),
+            EventKind::BlockingEnd { task } => format!("blocking {} returns", self.name(*task)),
+            EventKind::TimerArmed { task, deadline_ns } => {
+                format!("timer    {} sleeps until {}", self.name(*task), fmt_ts(*deadline_ns))
+            }
+            EventKind::TimerFired { task } => format!("timer    {}'s timer fires", self.name(*task)),
+            EventKind::Dropped { count } => format!("dropped  {count} events lost on {} (buffer full)", self.thread(e.thread)),
+        };
+        Some(format!("{:>10}  {what}", fmt_ts(e.ts_ns)))
+    }
+}
+
+/// `1.234567 s`
+pub fn fmt_ts(ns: u64) -> String {
+    format!("{}.{:06} s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
+}
+
+/// A duration with a sensible unit.
+pub fn fmt_dur(ns: u64) -> String {
+    match ns {
+        0..=9_999 => format!("{ns} ns"),
+        10_000..=9_999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        10_000_000..=9_999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
+        _ => format!("{:.2} s", ns as f64 / 1e9),
+    }
+}

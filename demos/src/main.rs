@@ -1,0 +1,105 @@
+//! `demos NAME`: runs a teaching demo on a looptrace-captured runtime with an
+//! embedded collector, printing a live log of what the event loop does.
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Parser, ValueEnum};
+use looptrace_collector::embedded::{Embedded, Update};
+use looptrace_collector::LiveLog;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "demos", about = "Watch tokio schedule tasks, live")]
+struct Cli {
+    /// Which demo to run (`list` to see them all).
+    demo: String,
+    /// Also write a recording of the run to FILE.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// End the process as soon as the demo is done.
+    #[arg(long)]
+    exit: bool,
+    /// Scheduler to run the demo on.
+    #[arg(long, value_enum, default_value_t = Flavor::CurrentThread)]
+    flavor: Flavor,
+    /// Worker threads for `--flavor multi-thread`.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Also log waker clones and drops.
+    #[arg(long)]
+    verbose: bool,
+    /// Print no live log.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Flavor {
+    CurrentThread,
+    MultiThread,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let catalog = demos::catalog();
+    if cli.demo == "list" {
+        for d in &catalog {
+            println!("{:<12} {}", d.name, d.summary);
+        }
+        return Ok(());
+    }
+    let demo = catalog
+        .iter()
+        .find(|d| d.name == cli.demo)
+        .ok_or_else(|| anyhow!("no demo named {:?}; `demos list` shows them", cli.demo))?;
+
+    println!("looptrace demo: {}\n{}\nWatch for: {}\n", demo.name, demo.summary, demo.watch_for);
+
+    let (sink, handle) = Embedded::with_history(false);
+    let updates = handle.subscribe();
+    let verbose = cli.verbose;
+    let quiet = cli.quiet;
+    let printer = std::thread::Builder::new().name("looptrace-log".into()).spawn(move || {
+        let mut log = LiveLog::new();
+        log.verbose = verbose;
+        for u in updates {
+            match u {
+                Update::Events(events) if !quiet => {
+                    for e in &events {
+                        if let Some(line) = log.line(e) {
+                            println!("{line}");
+                        }
+                    }
+                }
+                Update::Closed => break,
+                _ => {}
+            }
+        }
+    })?;
+
+    let mut builder = match cli.flavor {
+        Flavor::CurrentThread => looptrace::Builder::new_current_thread(),
+        Flavor::MultiThread => looptrace::Builder::new_multi_thread().worker_threads(cli.workers),
+    };
+    builder = builder.process_name(format!("demos {}", demo.name)).sink(sink);
+    if let Some(path) = &cli.record {
+        builder = builder.record(path);
+    }
+    let rt = builder.build().context("starting the traced runtime")?;
+    let started = std::time::Instant::now();
+    rt.block_on((demo.run)());
+    let took = started.elapsed();
+    let report = rt.shutdown();
+    let _ = printer.join();
+    println!(
+        "\ndemo done in {:.2} s: {} events captured, {} dropped",
+        took.as_secs_f64(),
+        report.events,
+        report.dropped_buffer_full + report.dropped_unsent
+    );
+    if let Some(path) = &cli.record {
+        println!("recording: {} (try `looptrace export {} --format chrome`)", path.display(), path.display());
+    }
+    // The dashboard will keep the process open; until then there is nothing to wait for.
+    let _ = cli.exit;
+    Ok(())
+}
