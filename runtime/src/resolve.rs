@@ -59,7 +59,10 @@ struct SleepState {
 pub(crate) struct Resolver {
     threads: HashMap<u32, ThreadState>,
     tasks: HashMap<u64, TaskState>,
-    spans: HashMap<u64, SpanInfo>,
+    /// Per thread, the last task span created there: tokio creates it just before
+    /// the spawn hook runs on the same thread. Spans of runtimes looptrace does not
+    /// capture are simply replaced.
+    spans: HashMap<u32, SpanInfo>,
     sleeps: HashMap<u64, SleepState>,
 }
 
@@ -100,11 +103,11 @@ impl Resolver {
                     };
                     self.emit(out, ts_ns, thread, kind);
                 } else {
-                    self.spans.insert(info.task, *info);
+                    self.spans.insert(thread, *info);
                 }
             }
             Raw::Spawn { task, location, parent } => {
-                let info = self.spans.remove(&task);
+                let info = self.spans.remove(&thread).filter(|i| i.task == task);
                 self.tasks.entry(task).or_default();
                 let kind = EventKind::Spawn {
                     task,
@@ -143,7 +146,6 @@ impl Resolver {
                         self.sleeps.remove(s);
                     }
                 }
-                self.spans.remove(&task);
                 self.emit(out, ts_ns, thread, EventKind::Terminate { task, outcome });
             }
             Raw::Waker { task, op, current, ctx } => {

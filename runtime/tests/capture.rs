@@ -1,19 +1,264 @@
+//! Exact event sequences for small known programs, and who woke whom.
+
 mod common;
 use common::*;
-use looptrace::wire::{EventKind, WakeSource};
+use looptrace::wire::{EventKind, Flavor, Outcome, TaskKind, ThreadRole, WakeSource};
+use looptrace::Builder;
+use std::io::{Read, Write};
 use std::time::Duration;
 
+fn named<F>(name: &str, f: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::task::Builder::new().name(name).spawn(f).unwrap()
+}
+
 #[test]
-fn hello_smoke() {
+fn a_sleeping_task_is_polled_twice_and_woken_by_the_timer() {
     let _s = serial();
-    let (t, _) = run(looptrace::Builder::new_current_thread(), || async {
-        let a = tokio::task::Builder::new().name("Bob").spawn(async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }).unwrap();
-        a.await.unwrap();
+    let (t, _) = run(Builder::new_current_thread(), || async {
+        named("sleeper", async { tokio::time::sleep(Duration::from_millis(30)).await }).await.unwrap();
     });
-    for e in &t.events { println!("{e:?}"); }
-    let bob = t.task("Bob");
-    println!("{:?}", t.story(bob));
-    panic!();
+    assert_eq!(t.header.flavor, Flavor::CurrentThread);
+    assert_eq!(t.header.workers, 1);
+    let id = t.task("sleeper");
+    assert_eq!(
+        t.story(id),
+        ["spawn", "poll", "timer armed", "pending", "timer fired", "wake by timer", "poll", "terminate completed", "ready"]
+    );
+    let polls = t.ts_of(id, |k| matches!(k, EventKind::PollStart { .. }));
+    let gap = polls[1] - polls[0];
+    assert!(gap >= 30_000_000, "second poll only {gap} ns after the first");
+    // The main thread became worker 0.
+    let workers: Vec<_> = t.roles().into_values().filter(|r| matches!(r, ThreadRole::Worker(_))).collect();
+    assert_eq!(workers, [ThreadRole::Worker(0)]);
+    assert_eq!(t.report.dropped_buffer_full + t.report.dropped_unsent, 0);
+}
+
+#[test]
+fn a_channel_send_wakes_the_receiver_by_the_senders_task() {
+    let _s = serial();
+    for builder in [Builder::new_current_thread(), Builder::new_multi_thread().worker_threads(2)] {
+        let (t, _) = run(builder, || async {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+            let rx_task = named("receiver", async move { rx.recv().await });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            named("sender", async move { tx.send(7).await.unwrap() }).await.unwrap();
+            assert_eq!(rx_task.await.unwrap(), Some(7));
+        });
+        let (rx, tx) = (t.task("receiver"), t.task("sender"));
+        assert_eq!(t.wakes_of(rx), [WakeSource::Task(tx)], "{:?}", t.story(rx));
+        assert_eq!(t.story(rx), ["spawn", "poll", "pending", &format!("wake by task:{tx}"), "poll", "terminate completed", "ready"]);
+    }
+}
+
+#[test]
+fn a_wake_from_a_plain_thread_is_external() {
+    let _s = serial();
+    let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let waiter = named("waiter", async move { rx.await.unwrap() });
+        let th = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            tx.send(()).unwrap();
+        });
+        waiter.await.unwrap();
+        th.join().unwrap();
+    });
+    let id = t.task("waiter");
+    assert_eq!(t.wakes_of(id), [WakeSource::External]);
+    let roles = t.roles();
+    assert!(roles.values().filter(|r| matches!(r, ThreadRole::Worker(_))).count() >= 1);
+    assert_eq!(t.header.workers, 2);
+    assert_eq!(t.header.flavor, Flavor::MultiThread);
+}
+
+#[test]
+fn a_socket_becoming_readable_wakes_by_io() {
+    let _s = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(40));
+        s.write_all(b"ping").unwrap();
+        let mut buf = [0; 1];
+        let _ = s.read(&mut buf);
+    });
+    for builder in [Builder::new_current_thread(), Builder::new_multi_thread().worker_threads(2)] {
+        let (t, _) = run(builder, || async move {
+            named("reader", async move {
+                use tokio::io::AsyncReadExt;
+                let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let mut buf = [0u8; 4];
+                s.read_exact(&mut buf).await.unwrap();
+                assert_eq!(&buf, b"ping");
+            })
+            .await
+            .unwrap();
+        });
+        let id = t.task("reader");
+        let wakes = t.wakes_of(id);
+        assert!(wakes.contains(&WakeSource::Io), "{wakes:?}");
+        assert!(wakes.iter().all(|w| *w == WakeSource::Io), "{wakes:?}");
+        break; // one connection: the peer serves one reader
+    }
+    peer.join().unwrap();
+}
+
+#[test]
+fn yield_now_is_a_self_wake() {
+    let _s = serial();
+    for builder in [Builder::new_current_thread(), Builder::new_multi_thread().worker_threads(2)] {
+        let (t, _) = run(builder, || async {
+            named("yielder", async {
+                for _ in 0..5 {
+                    tokio::task::yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+        });
+        let id = t.task("yielder");
+        assert_eq!(t.wakes_of(id), vec![WakeSource::Task(id); 5], "{:?}", t.story(id));
+        assert_eq!(t.ts_of(id, |k| matches!(k, EventKind::PollStart { .. })).len(), 6);
+    }
+}
+
+#[test]
+fn spawn_blocking_runs_and_wakes_by_blocking() {
+    let _s = serial();
+    let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
+        let waiter = named("waiter", async move { rx.await.unwrap() });
+        tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.send(1).unwrap();
+        })
+        .await
+        .unwrap();
+        waiter.await.unwrap();
+    });
+    let blocking: Vec<u64> = t
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Spawn { task, kind: TaskKind::Blocking, .. } => Some(task),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(blocking.len(), 1, "one spawn_blocking task, not tokio's workers");
+    let b = blocking[0];
+    let start = t.ts_of(b, |k| matches!(k, EventKind::BlockingStart { .. }));
+    let end = t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. }));
+    assert_eq!((start.len(), end.len()), (1, 1));
+    assert!(end[0] - start[0] >= 20_000_000);
+    let on = t.events.iter().find(|e| matches!(e.kind, EventKind::BlockingStart { .. })).unwrap().thread;
+    assert_eq!(t.roles()[&on], ThreadRole::Blocking);
+    assert_eq!(t.wakes_of(t.task("waiter")), [WakeSource::Blocking]);
+}
+
+#[test]
+fn outcomes_parents_and_aborts() {
+    let _s = serial();
+    let (t, _) = run(Builder::new_current_thread(), || async {
+        let parent = named("parent", async {
+            named("child", async {}).await.unwrap();
+        });
+        parent.await.unwrap();
+        let p = named("panicker", async { panic!("on purpose") });
+        assert!(p.await.unwrap_err().is_panic());
+        let sleeper = named("aborted", async { tokio::time::sleep(Duration::from_secs(60)).await });
+        tokio::task::yield_now().await;
+        sleeper.abort();
+        assert!(sleeper.await.unwrap_err().is_cancelled());
+        // Left pending at shutdown: cancelled when the runtime drops.
+        named("left behind", std::future::pending::<()>());
+        tokio::task::yield_now().await;
+    });
+    let outcome = |name: &str| {
+        let id = t.task(name);
+        t.of(id)
+            .iter()
+            .find_map(|e| match e.kind {
+                EventKind::Terminate { outcome, .. } => Some(outcome),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{name} never terminated"))
+    };
+    assert_eq!(outcome("parent"), Outcome::Completed);
+    assert_eq!(outcome("child"), Outcome::Completed);
+    assert_eq!(outcome("panicker"), Outcome::Panicked);
+    assert_eq!(outcome("aborted"), Outcome::Cancelled);
+    assert_eq!(outcome("left behind"), Outcome::Cancelled);
+    let child = t.task("child");
+    let parent = t.task("parent");
+    assert!(t.events.iter().any(|e| matches!(e.kind, EventKind::Spawn { task, parent: Some(p), .. } if task == child && p == parent)));
+    // A panicking poll still ends, as Ready.
+    let p = t.task("panicker");
+    assert_eq!(t.story(p), ["spawn", "poll", "terminate panicked", "ready"]);
+    // Unnamed tasks are named by location.
+    assert!(t.events.iter().all(|e| match &e.kind {
+        EventKind::Spawn { location, .. } => location.contains(".rs:"),
+        _ => true,
+    }));
+}
+
+#[test]
+fn a_full_buffer_drops_and_counts_without_blocking() {
+    let _s = serial();
+    // Tiny buffers and a slow shipper: most events cannot fit.
+    let builder = Builder::new_current_thread().buffer_capacity(64).flush_interval(Duration::from_millis(200));
+    let (t, _) = run(builder, || async {
+        named("busy", async {
+            for _ in 0..20_000 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+    });
+    let reported: u64 = t
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Dropped { count } => Some(count),
+            _ => None,
+        })
+        .sum();
+    assert!(t.report.dropped_buffer_full > 10_000, "{:?}", t.report);
+    assert_eq!(reported, t.report.dropped_buffer_full, "every drop is reported in the stream");
+}
+
+#[test]
+fn events_are_in_time_order_and_poll_pairs_nest() {
+    let _s = serial();
+    let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
+        let hs: Vec<_> = (0..20)
+            .map(|i| {
+                tokio::spawn(async move {
+                    for _ in 0..i {
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+    // Per thread, polls never overlap and every start has its end.
+    let mut open = std::collections::HashMap::new();
+    for e in &t.events {
+        match e.kind {
+            EventKind::PollStart { task } => assert!(open.insert(e.thread, task).is_none(), "nested poll on {}", e.thread),
+            EventKind::PollEnd { task, .. } => assert_eq!(open.remove(&e.thread), Some(task)),
+            _ => {}
+        }
+    }
+    assert!(open.is_empty());
+    let polls = t.events.iter().filter(|e| matches!(e.kind, EventKind::PollStart { .. })).count();
+    assert_eq!(polls, (0..20).map(|i| i + 1).sum::<usize>());
 }
