@@ -1,1 +1,389 @@
-fn main() {}
+//! What capture costs, measured beside plain tokio and tokio-console in one process.
+//!
+//! `cargo bench -p looptrace --bench overhead` runs, on both schedulers, a yield-heavy
+//! workload (1000 tasks x 2000 `yield_now`, ~2M polls) and a ping-pong workload
+//! (100 task pairs over `mpsc(1)`), each in four configurations, interleaved round by
+//! round (median of the rounds):
+//!
+//! * `plain`: tokio, no hooks, no subscriber;
+//! * `hooks`: looptrace's poll path only (spawn/poll/terminate/park hooks, timestamped);
+//! * `full`: looptrace capturing everything (hooks plus waker and span events);
+//! * `console`: `console_subscriber` active instead.
+//!
+//! The tracing subscriber is switched per configuration behind one global dispatcher
+//! (and the callsite cache rebuilt), so each configuration sees tokio's callsites
+//! exactly as it would alone. Shipping is deferred to the end of each run (large
+//! buffers, long flush interval) so that the figures are the cost inside the traced
+//! runtime; events are counted and drops reported.
+//!
+//! Environment: `LOOPTRACE_BENCH_ROUNDS` (default 5), `LOOPTRACE_BENCH_SCALE`
+//! (default 1.0; 0.1 for a quick look).
+
+use looptrace::wire::FrameSink;
+use looptrace::LooptraceSubscriber;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing_core::span::{Attributes, Current, Id, Record};
+use tracing_core::subscriber::{Interest, Subscriber};
+use tracing_core::{Dispatch, Event, LevelFilter, Metadata};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Plain = 0,
+    Hooks = 1,
+    Full = 2,
+    Console = 3,
+}
+const MODES: [Mode; 4] = [Mode::Plain, Mode::Hooks, Mode::Full, Mode::Console];
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+fn mode() -> Mode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => Mode::Hooks,
+        2 => Mode::Full,
+        3 => Mode::Console,
+        _ => Mode::Plain,
+    }
+}
+
+fn set_mode(m: Mode) {
+    MODE.store(m as u8, Ordering::SeqCst);
+    tracing_core::callsite::rebuild_interest_cache();
+}
+
+/// Routes everything to looptrace's subscriber, console's, or nowhere.
+struct Switch {
+    looptrace: LooptraceSubscriber,
+    console: Dispatch,
+}
+
+impl Subscriber for Switch {
+    fn register_callsite(&self, m: &'static Metadata<'static>) -> Interest {
+        match mode() {
+            Mode::Full => self.looptrace.register_callsite(m),
+            Mode::Console => self.console.register_callsite(m),
+            _ => Interest::never(),
+        }
+    }
+    fn enabled(&self, m: &Metadata<'_>) -> bool {
+        match mode() {
+            Mode::Full => self.looptrace.enabled(m),
+            Mode::Console => self.console.enabled(m),
+            _ => false,
+        }
+    }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+    fn new_span(&self, a: &Attributes<'_>) -> Id {
+        match mode() {
+            Mode::Console => self.console.new_span(a),
+            _ => self.looptrace.new_span(a),
+        }
+    }
+    fn record(&self, s: &Id, v: &Record<'_>) {
+        if mode() == Mode::Console {
+            self.console.record(s, v)
+        }
+    }
+    fn record_follows_from(&self, s: &Id, f: &Id) {
+        if mode() == Mode::Console {
+            self.console.record_follows_from(s, f)
+        }
+    }
+    fn event(&self, e: &Event<'_>) {
+        match mode() {
+            Mode::Full => self.looptrace.event(e),
+            Mode::Console => self.console.event(e),
+            _ => {}
+        }
+    }
+    fn enter(&self, s: &Id) {
+        match mode() {
+            Mode::Full => self.looptrace.enter(s),
+            Mode::Console => self.console.enter(s),
+            _ => {}
+        }
+    }
+    fn exit(&self, s: &Id) {
+        match mode() {
+            Mode::Full => self.looptrace.exit(s),
+            Mode::Console => self.console.exit(s),
+            _ => {}
+        }
+    }
+    fn clone_span(&self, s: &Id) -> Id {
+        match mode() {
+            Mode::Console => self.console.clone_span(s),
+            _ => s.clone(),
+        }
+    }
+    fn try_close(&self, s: Id) -> bool {
+        match mode() {
+            Mode::Console => self.console.try_close(s),
+            _ => false,
+        }
+    }
+    fn current_span(&self) -> Current {
+        match mode() {
+            Mode::Console => self.console.current_span(),
+            _ => Current::none(),
+        }
+    }
+}
+
+/// Counts waker operations. Shipping is deferred past the timed part, so decoding
+/// here costs the measurement nothing.
+#[derive(Clone, Default)]
+struct Count {
+    wakers: Arc<AtomicU64>,
+}
+impl FrameSink for Count {
+    fn frame(&mut self, f: &[u8]) {
+        if let Ok(looptrace::wire::Frame::Events(events)) = looptrace::wire::decode_frame(f) {
+            let n = events.iter().filter(|e| matches!(e.kind, looptrace::wire::EventKind::Waker { .. })).count();
+            self.wakers.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Workload {
+    Yield { tasks: usize, yields: usize },
+    PingPong { pairs: usize, rounds: usize },
+}
+
+impl Workload {
+    fn name(&self) -> &'static str {
+        match self {
+            Workload::Yield { .. } => "yield",
+            Workload::PingPong { .. } => "ping-pong",
+        }
+    }
+
+    async fn run(self) {
+        match self {
+            Workload::Yield { tasks, yields } => {
+                let hs: Vec<_> = (0..tasks)
+                    .map(|_| {
+                        tokio::spawn(async move {
+                            for _ in 0..yields {
+                                tokio::task::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            }
+            Workload::PingPong { pairs, rounds } => {
+                let mut hs = Vec::new();
+                for _ in 0..pairs {
+                    let (atx, mut arx) = tokio::sync::mpsc::channel::<u32>(1);
+                    let (btx, mut brx) = tokio::sync::mpsc::channel::<u32>(1);
+                    hs.push(tokio::spawn(async move {
+                        for i in 0..rounds as u32 {
+                            atx.send(i).await.unwrap();
+                            brx.recv().await.unwrap();
+                        }
+                    }));
+                    hs.push(tokio::spawn(async move {
+                        while let Some(i) = arx.recv().await {
+                            if btx.send(i).await.is_err() {
+                                break;
+                            }
+                        }
+                    }));
+                }
+                for h in hs {
+                    h.await.unwrap();
+                }
+            }
+        }
+    }
+}
+
+struct Sample {
+    ns_per_poll: f64,
+    events_per_poll: f64,
+    wakers_per_poll: f64,
+    dropped: u64,
+}
+
+/// Gets every worker running (and past its thread-start hook) before timing.
+fn warm_up(rt: &tokio::runtime::Runtime) {
+    rt.block_on(async {
+        let hs: Vec<_> = (0..16)
+            .map(|_| tokio::spawn(async { std::thread::sleep(Duration::from_millis(2)) }))
+            .collect();
+        for h in hs {
+            h.await.unwrap();
+        }
+    });
+}
+
+fn polls(rt: &tokio::runtime::Runtime) -> u64 {
+    let m = rt.metrics();
+    (0..m.num_workers()).map(|w| m.worker_poll_count(w)).sum()
+}
+
+fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
+    set_mode(mode);
+    let workers = 2;
+    match mode {
+        Mode::Plain | Mode::Console => {
+            let mut b = if multi {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(workers);
+                b
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            };
+            let rt = b.enable_all().build().unwrap();
+            warm_up(&rt);
+            let before = polls(&rt);
+            let t = Instant::now();
+            rt.block_on(w.run());
+            let took = t.elapsed();
+            let p = polls(&rt) - before;
+            Sample { ns_per_poll: took.as_nanos() as f64 / p as f64, events_per_poll: 0.0, wakers_per_poll: 0.0, dropped: 0 }
+        }
+        Mode::Hooks | Mode::Full => {
+            let b = if multi {
+                looptrace::Builder::new_multi_thread().worker_threads(workers)
+            } else {
+                looptrace::Builder::new_current_thread()
+            };
+            let sink = Count::default();
+            let rt = b
+                .from_env(false)
+                .sink(sink.clone())
+                .buffer_capacity(1 << 23)
+                .prefault_buffers(true)
+                .flush_interval(Duration::from_secs(30))
+                .build()
+                .unwrap();
+            warm_up(rt.tokio());
+            let before = polls(rt.tokio());
+            let events_before = rt.report().events;
+            let wakers_before = sink.wakers.load(Ordering::Relaxed);
+            let t = Instant::now();
+            rt.block_on(w.run());
+            let took = t.elapsed();
+            let p = polls(rt.tokio()) - before;
+            let mut r = rt.shutdown();
+            r.events -= events_before;
+            let wakers = sink.wakers.load(Ordering::Relaxed) - wakers_before;
+            Sample {
+                ns_per_poll: took.as_nanos() as f64 / p as f64,
+                events_per_poll: r.events as f64 / p as f64,
+                wakers_per_poll: wakers as f64 / p as f64,
+                dropped: r.dropped_buffer_full,
+            }
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds: usize = std::env::var("LOOPTRACE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let scale: f64 = std::env::var("LOOPTRACE_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let console = {
+        use tracing_subscriber::prelude::*;
+        let (layer, server) = console_subscriber::ConsoleLayer::builder().server_addr(([127, 0, 0, 1], port)).build();
+        // Serve it ourselves: `spawn()` would give its thread a scoped no-op
+        // dispatcher, which takes every configuration off tracing's global fast path.
+        std::thread::Builder::new()
+            .name("console-server".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let _ = rt.block_on(server.serve());
+            })
+            .unwrap();
+        Dispatch::new(tracing_subscriber::registry().with(layer))
+    };
+    tracing::dispatcher::set_global_default(Dispatch::new(Switch { looptrace: LooptraceSubscriber::new(), console }))
+        .expect("no other global subscriber");
+
+    // `LOOPTRACE_BENCH_ONLY=full` (or plain, hooks, console) runs one configuration, to profile it.
+    let only: Option<Mode> = std::env::var("LOOPTRACE_BENCH_ONLY").ok().and_then(|v| MODES.into_iter().find(|m| format!("{m:?}").eq_ignore_ascii_case(&v)));
+    let skip_console = std::env::var_os("LOOPTRACE_BENCH_NO_CONSOLE").is_some();
+    let flavors: Vec<bool> = match std::env::var("LOOPTRACE_BENCH_FLAVOR").as_deref() {
+        Ok("current_thread") => vec![false],
+        Ok("multi_thread") => vec![true],
+        _ => vec![false, true],
+    };
+    let workload_filter = std::env::var("LOOPTRACE_BENCH_WORKLOAD").ok();
+    let s = |n: usize| ((n as f64 * scale) as usize).max(1);
+    let workloads = [
+        Workload::Yield { tasks: s(1000), yields: 2000 },
+        Workload::PingPong { pairs: 100, rounds: s(2000) },
+    ];
+    println!("looptrace capture overhead: {rounds} rounds, median; ns per poll (added over plain)\n");
+    for multi in flavors {
+        for w in workloads {
+            if workload_filter.as_deref().is_some_and(|f| f != w.name()) {
+                continue;
+            }
+            let mut by_mode: Vec<Vec<Sample>> = (0..4).map(|_| Vec::new()).collect();
+            for round in 0..rounds {
+                for k in 0..4 {
+                    // Rotate the order each round so no configuration always runs first.
+                    let m = MODES[(k + round) % 4];
+                    if only.is_some_and(|o| o != m) || (skip_console && m == Mode::Console) {
+                        continue;
+                    }
+                    by_mode[m as usize].push(measure(m, multi, w));
+                }
+            }
+            let med = |m: Mode| median(by_mode[m as usize].iter().map(|s| s.ns_per_poll).collect());
+            let (plain, hooks, full, console) = (med(Mode::Plain), med(Mode::Hooks), med(Mode::Full), med(Mode::Console));
+            let full_s = &by_mode[Mode::Full as usize];
+            let wakers = median(full_s.iter().map(|s| s.wakers_per_poll).collect());
+            let events = median(full_s.iter().map(|s| s.events_per_poll).collect());
+            let dropped: u64 = by_mode.iter().flatten().map(|s| s.dropped).sum();
+            let poll_path = hooks - plain;
+            let wake_path = full - hooks;
+            let added = full - plain;
+            let console_added = console - plain;
+            println!(
+                "{:<14} {:<10} plain {:>7.1}  hooks {:>7.1} (+{:>5.1})  full {:>7.1} (+{:>5.1})  console {:>8.1} (+{:>7.1})",
+                if multi { "multi_thread" } else { "current_thread" },
+                w.name(),
+                plain,
+                hooks,
+                poll_path,
+                full,
+                added,
+                console,
+                console_added
+            );
+            println!(
+                "{:<25} poll path +{:.1} ns/poll; wake path +{:.1} ns/poll over {:.2} waker ops/poll = {:.1} ns/op; \
+                 {:.2} events/poll; console/looptrace added cost = {:.1}x; dropped {}",
+                "",
+                poll_path,
+                wake_path,
+                wakers,
+                if wakers > 0.0 { wake_path / wakers } else { 0.0 },
+                events,
+                console_added / added.max(0.1),
+                dropped
+            );
+        }
+    }
+}

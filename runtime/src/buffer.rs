@@ -10,7 +10,7 @@ use looptrace_wire::{Outcome, WakeOp};
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the hot path stores: raw facts, resolved into wire events by the shipper.
@@ -66,6 +66,7 @@ pub(crate) struct Slot {
 /// Session generation; 0 while no session captures.
 static GEN: AtomicU64 = AtomicU64::new(0);
 static CAPACITY: AtomicUsize = AtomicUsize::new(1 << 16);
+static PREFAULT: AtomicBool = AtomicBool::new(false);
 static REGISTRY: Mutex<Vec<ThreadBuf>> = Mutex::new(Vec::new());
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
 
@@ -104,6 +105,8 @@ pub(crate) struct Local {
     pub sleep: Cell<u64>,
     /// Session generation in which this thread reported its worker index.
     pub worker_gen: Cell<u64>,
+    /// The last clock reading pushed from this thread.
+    pub last_tsc: Cell<u64>,
 }
 
 thread_local! {
@@ -119,6 +122,7 @@ thread_local! {
             block_on: Cell::new(false),
             sleep: Cell::new(0),
             worker_gen: Cell::new(0),
+            last_tsc: Cell::new(0),
         }
     };
 }
@@ -150,6 +154,7 @@ impl Local {
         if buf.as_ref().map(|b| b.gen) != Some(gen) {
             *buf = Some(join(gen));
         }
+        self.last_tsc.set(slot.tsc);
         if let Some(b) = buf.as_mut() {
             if let Err(PushError::Full(slot)) = b.producer.push(slot) {
                 b.dropped.fetch_add(1, Relaxed);
@@ -160,7 +165,19 @@ impl Local {
 }
 
 fn join(gen: u64) -> Buf {
-    let (producer, consumer) = RingBuffer::new(CAPACITY.load(Relaxed).max(16));
+    let (mut producer, consumer) = RingBuffer::new(CAPACITY.load(Relaxed).max(16));
+    if PREFAULT.load(Relaxed) {
+        // Touch every slot now (without publishing any), so that the first lap around
+        // the ring does not page-fault on the hot path.
+        let n = producer.slots();
+        if let Ok(mut chunk) = producer.write_chunk_uninit(n) {
+            let (a, b) = chunk.as_mut_slices();
+            for s in a.iter_mut().chain(b.iter_mut()) {
+                // SAFETY: writing zero bytes into `MaybeUninit` storage is always sound.
+                unsafe { std::ptr::write_bytes(s.as_mut_ptr(), 0, 1) };
+            }
+        }
+    }
     let dropped = Arc::new(AtomicU64::new(0));
     let thread = NEXT_THREAD.fetch_add(1, Relaxed) as u32;
     let name = std::thread::current().name().unwrap_or("unnamed").to_string();
@@ -172,8 +189,24 @@ pub(crate) fn registry() -> MutexGuard<'static, Vec<ThreadBuf>> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Gives the calling thread its ring now rather than at its first event.
+pub(crate) fn prepare_thread() {
+    let gen = GEN.load(Relaxed);
+    if gen == 0 {
+        return;
+    }
+    let _ = LOCAL.try_with(|l| {
+        if let Ok(mut buf) = l.buf.try_borrow_mut() {
+            if buf.as_ref().map(|b| b.gen) != Some(gen) {
+                *buf = Some(join(gen));
+            }
+        }
+    });
+}
+
 /// Starts a new capture session; buffers of earlier sessions are forgotten.
-pub(crate) fn start_session(capacity: usize) -> u64 {
+pub(crate) fn start_session(capacity: usize, prefault: bool) -> u64 {
+    PREFAULT.store(prefault, Relaxed);
     let mut reg = registry();
     reg.clear();
     NEXT_THREAD.store(0, Relaxed);

@@ -5,6 +5,7 @@ use crate::buffer::SpanInfo;
 use looptrace_wire::{TaskKind, WakeOp};
 use std::fmt;
 use tracing_core::field::{Field, Visit};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use tracing_core::Metadata;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +24,97 @@ pub(crate) enum Kind {
 
 fn in_time_module(m: &Metadata<'_>) -> bool {
     m.module_path().is_some_and(|p| p.starts_with("tokio::time"))
+}
+
+/// Callsites looptrace is interested in, by the address of their (static) metadata,
+/// so the hot path compares a pointer instead of strings. Waker callsites also learn
+/// their operation (each op has its own callsite) the first time they fire.
+const SLOTS: usize = 32;
+static ADDRS: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+static CODES: [AtomicU8; SLOTS] = [const { AtomicU8::new(0) }; SLOTS];
+static USED: AtomicUsize = AtomicUsize::new(0);
+
+const WAKER_UNKNOWN: u8 = 3;
+
+fn encode(k: Kind) -> u8 {
+    match k {
+        Kind::TaskSpan => 1,
+        Kind::SleepSpan => 2,
+        Kind::Waker => WAKER_UNKNOWN,
+        Kind::SleepState => 8,
+        Kind::SleepPoll => 9,
+    }
+}
+
+fn decode(c: u8) -> Option<(Kind, Option<WakeOp>)> {
+    Some(match c {
+        1 => (Kind::TaskSpan, None),
+        2 => (Kind::SleepSpan, None),
+        WAKER_UNKNOWN => (Kind::Waker, None),
+        4 => (Kind::Waker, Some(WakeOp::Wake)),
+        5 => (Kind::Waker, Some(WakeOp::WakeByRef)),
+        6 => (Kind::Waker, Some(WakeOp::Clone)),
+        7 => (Kind::Waker, Some(WakeOp::Drop)),
+        8 => (Kind::SleepState, None),
+        9 => (Kind::SleepPoll, None),
+        _ => return None,
+    })
+}
+
+fn op_code(op: WakeOp) -> u8 {
+    match op {
+        WakeOp::Wake => 4,
+        WakeOp::WakeByRef => 5,
+        WakeOp::Clone => 6,
+        WakeOp::Drop => 7,
+    }
+}
+
+/// Classifies a callsite at registration and remembers it.
+pub(crate) fn register(m: &'static Metadata<'static>) -> Option<Kind> {
+    let kind = classify(m)?;
+    let addr = m as *const Metadata<'static> as usize;
+    let used = USED.load(Ordering::Acquire).min(SLOTS);
+    if ADDRS[..used].iter().any(|a| a.load(Ordering::Relaxed) == addr) {
+        return Some(kind);
+    }
+    let i = USED.fetch_add(1, Ordering::AcqRel);
+    if i < SLOTS {
+        CODES[i].store(encode(kind), Ordering::Relaxed);
+        ADDRS[i].store(addr, Ordering::Release);
+    }
+    Some(kind)
+}
+
+/// The kind (and, for a waker callsite, the op if known) of a callsite.
+#[inline]
+pub(crate) fn lookup(m: &Metadata<'_>) -> Option<(Kind, Option<WakeOp>, usize)> {
+    let addr = m as *const Metadata<'_> as usize;
+    let used = USED.load(Ordering::Acquire).min(SLOTS);
+    for i in 0..used {
+        if ADDRS[i].load(Ordering::Acquire) == addr {
+            let (k, op) = decode(CODES[i].load(Ordering::Relaxed))?;
+            return Some((k, op, i));
+        }
+    }
+    classify(m).map(|k| (k, None, usize::MAX))
+}
+
+/// The four waker callsites by op (wake, wake_by_ref, clone, drop), learned the
+/// first time each fires: the hot path checks these before anything else.
+static WAKER_SITES: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+const SITE_OPS: [WakeOp; 4] = [WakeOp::Wake, WakeOp::WakeByRef, WakeOp::Clone, WakeOp::Drop];
+
+fn learn_op(slot: usize, op: WakeOp, addr: usize) {
+    if slot < SLOTS {
+        CODES[slot].store(op_code(op), Ordering::Relaxed);
+    }
+    WAKER_SITES[op_code(op) as usize - 4].store(addr, Ordering::Relaxed);
+}
+
+#[inline(always)]
+fn waker_site(addr: usize) -> Option<WakeOp> {
+    (0..4).find(|&i| WAKER_SITES[i].load(Ordering::Relaxed) == addr).map(|i| SITE_OPS[i])
 }
 
 pub(crate) fn classify(m: &Metadata<'_>) -> Option<Kind> {
@@ -142,6 +234,20 @@ impl Visit for WakerFields {
     fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
 }
 
+/// Reads only the task of a waker event whose op is already known: its one
+/// integer field.
+#[derive(Default)]
+struct WakerTask(u64);
+
+impl Visit for WakerTask {
+    #[inline]
+    fn record_u64(&mut self, _: &Field, value: u64) {
+        self.0 = value;
+    }
+    fn record_str(&mut self, _: &Field, _: &str) {}
+    fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
+}
+
 /// Reads a `Sleep`'s state update or poll event.
 #[derive(Default)]
 pub(crate) struct SleepFields {
@@ -163,13 +269,37 @@ impl Visit for SleepFields {
     fn record_debug(&mut self, _: &Field, _: &dyn fmt::Debug) {}
 }
 
-/// Runs the capture handler for an event of `kind`.
-pub(crate) fn dispatch_event(kind: Kind, event: &tracing_core::Event<'_>, task_key: impl FnOnce(u64) -> Option<u64>) {
+/// Runs the capture handler for `event`, if looptrace reads its callsite.
+/// `task_key` maps the event's `task.id` (a span id) to looptrace's key.
+#[inline]
+pub(crate) fn dispatch_event(event: &tracing_core::Event<'_>, task_key: impl FnOnce(u64) -> Option<u64>) {
+    let meta = event.metadata();
+    if let Some(op) = waker_site(meta as *const Metadata<'_> as usize) {
+        let mut t = WakerTask::default();
+        event.record(&mut t);
+        if let Some(key) = task_key(t.0) {
+            crate::capture::on_waker(key, op);
+        }
+        return;
+    }
+    let Some((kind, op, slot)) = lookup(meta) else { return };
     match kind {
         Kind::Waker => {
-            let mut f = WakerFields::default();
-            event.record(&mut f);
-            if let (Some(op), Some(key)) = (f.op, task_key(f.task)) {
+            let (op, task) = match op {
+                Some(op) => {
+                    let mut t = WakerTask::default();
+                    event.record(&mut t);
+                    (op, t.0)
+                }
+                None => {
+                    let mut f = WakerFields::default();
+                    event.record(&mut f);
+                    let Some(op) = f.op else { return };
+                    learn_op(slot, op, meta as *const Metadata<'_> as usize);
+                    (op, f.task)
+                }
+            };
+            if let Some(key) = task_key(task) {
                 crate::capture::on_waker(key, op);
             }
         }

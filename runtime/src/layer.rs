@@ -1,7 +1,7 @@
 //! looptrace as a `tracing_subscriber` [`Layer`], for apps that already compose
 //! subscribers (tokio-console's `console_subscriber`, logging, ...).
 
-use crate::callsite::{classify, dispatch_event, Kind, TaskFields};
+use crate::callsite::{classify, dispatch_event, register, Kind, TaskFields};
 use crate::capture;
 use tracing_core::span::{Attributes, Id};
 use tracing_core::{Event, Subscriber};
@@ -56,14 +56,17 @@ where
         }
     }
 
+    fn register_callsite(&self, meta: &'static tracing_core::Metadata<'static>) -> tracing_core::subscriber::Interest {
+        register(meta);
+        tracing_core::subscriber::Interest::always()
+    }
+
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if let Some(kind) = classify(event.metadata()) {
-            dispatch_event(kind, event, |span_id| {
-                let span = ctx.span(&Id::from_u64(span_id))?;
-                let key = span.extensions().get::<Key>().map(|k| k.0);
-                key
-            });
-        }
+        dispatch_event(event, |span_id| {
+            let span = ctx.span(&Id::from_u64(span_id))?;
+            let key = span.extensions().get::<Key>().map(|k| k.0);
+            key
+        });
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {

@@ -5,7 +5,7 @@
 //! registry: a span's id *is* looptrace's key for it (tokio task id and a tag), so a
 //! waker event names its task with no lookup.
 
-use crate::callsite::{classify, dispatch_event, Kind, TaskFields};
+use crate::callsite::{classify, dispatch_event, lookup, register, Kind, TaskFields};
 use crate::capture;
 use tracing_core::span::{Attributes, Current, Id, Record};
 use tracing_core::subscriber::{Interest, Subscriber};
@@ -29,7 +29,7 @@ impl LooptraceSubscriber {
 
 impl Subscriber for LooptraceSubscriber {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if classify(meta).is_some() {
+        if register(meta).is_some() {
             Interest::always()
         } else {
             Interest::never()
@@ -37,7 +37,8 @@ impl Subscriber for LooptraceSubscriber {
     }
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
-        classify(meta).is_some()
+        // Asked per event only when another dispatcher disagrees about a callsite.
+        lookup(meta).is_some()
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -61,9 +62,7 @@ impl Subscriber for LooptraceSubscriber {
     fn record_follows_from(&self, _: &Id, _: &Id) {}
 
     fn event(&self, event: &Event<'_>) {
-        if let Some(kind) = classify(event.metadata()) {
-            dispatch_event(kind, event, Some);
-        }
+        dispatch_event(event, Some);
     }
 
     fn enter(&self, span: &Id) {
