@@ -8,7 +8,7 @@
 use crate::clock;
 use looptrace_wire::{Outcome, WakeOp};
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +19,8 @@ pub(crate) enum Raw {
     PollStart(u64),
     PollEnd { task: u64, ready: bool },
     Terminate { task: u64, outcome: Outcome },
-    Spawn { task: u64, location: &'static Location<'static>, parent: u64 },
+    /// Boxed, to keep every slot at 32 bytes: spawns are rare next to polls.
+    Spawn(Box<SpawnRaw>),
     Span(Box<SpanInfo>),
     Waker { task: u64, op: WakeOp, current: u64, ctx: WakeCtx },
     Park,
@@ -31,9 +32,16 @@ pub(crate) enum Raw {
     BlockingStart(u64),
     BlockingEnd(u64),
     /// A `Sleep` polled by `task` registered a deadline `ms` milliseconds away.
-    SleepArmed { sleep: u64, task: u64, ms: u64 },
+    SleepArmed { sleep: u64, task: u64, ms: u32 },
     /// `task` polled a `Sleep`.
     SleepPolled { sleep: u64, task: u64, ready: bool },
+}
+
+#[derive(Debug)]
+pub(crate) struct SpawnRaw {
+    pub task: u64,
+    pub location: &'static Location<'static>,
+    pub parent: u64,
 }
 
 /// What a waking thread was doing, besides polling a task.
@@ -63,6 +71,8 @@ pub(crate) struct Slot {
     pub raw: Raw,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
+
 /// Session generation; 0 while no session captures.
 static GEN: AtomicU64 = AtomicU64::new(0);
 static CAPACITY: AtomicUsize = AtomicUsize::new(1 << 16);
@@ -85,9 +95,13 @@ struct Buf {
     dropped: Arc<AtomicU64>,
 }
 
-/// Per-thread capture state. Plain `Cell`s: only this thread touches them.
+/// Per-thread capture state. Plain `Cell`s and no destructor, so that reaching it
+/// is a single thread-pointer-relative access; the ring itself is owned through a
+/// raw pointer and freed by [`BufOwner`] when the thread exits.
 pub(crate) struct Local {
-    buf: RefCell<Option<Buf>>,
+    buf: Cell<*mut Buf>,
+    /// The thread is exiting: no new ring.
+    dead: Cell<bool>,
     /// Task being polled on this thread (0: none).
     pub current: Cell<u64>,
     /// Times the current task's span was entered during this poll.
@@ -112,7 +126,8 @@ pub(crate) struct Local {
 thread_local! {
     pub(crate) static LOCAL: Local = const {
         Local {
-            buf: RefCell::new(None),
+            buf: Cell::new(std::ptr::null_mut()),
+            dead: Cell::new(false),
             current: Cell::new(0),
             enters: Cell::new(0),
             terminated: Cell::new(false),
@@ -125,6 +140,24 @@ thread_local! {
             last_tsc: Cell::new(0),
         }
     };
+    static OWNER: BufOwner = const { BufOwner };
+}
+
+/// Frees this thread's ring when the thread exits.
+struct BufOwner;
+
+impl Drop for BufOwner {
+    fn drop(&mut self) {
+        LOCAL.with(|l| {
+            l.dead.set(true);
+            let p = l.buf.replace(std::ptr::null_mut());
+            if !p.is_null() {
+                // SAFETY: `p` came from `Box::into_raw` in `Local::rejoin` and is
+                // reachable from this thread only.
+                drop(unsafe { Box::from_raw(p) });
+            }
+        });
+    }
 }
 
 /// Records `raw` on this thread's ring, timestamped now.
@@ -135,8 +168,7 @@ pub(crate) fn record(raw: Raw) {
         return;
     }
     let tsc = clock::raw();
-    // `try_with`: a thread being torn down has lost its buffer; its events are dropped.
-    let _ = LOCAL.try_with(|l| l.push(gen, Slot { tsc, raw }));
+    LOCAL.with(|l| l.push(gen, Slot { tsc, raw }));
 }
 
 /// Whether a session is capturing.
@@ -148,19 +180,38 @@ pub(crate) fn active() -> u64 {
 impl Local {
     #[inline]
     pub(crate) fn push(&self, gen: u64, slot: Slot) {
-        // Re-entrance (a push from inside a push) cannot happen through our code; if it
-        // ever did, drop rather than panic.
-        let Ok(mut buf) = self.buf.try_borrow_mut() else { return };
-        if buf.as_ref().map(|b| b.gen) != Some(gen) {
-            *buf = Some(join(gen));
-        }
-        self.last_tsc.set(slot.tsc);
-        if let Some(b) = buf.as_mut() {
-            if let Err(PushError::Full(slot)) = b.producer.push(slot) {
-                b.dropped.fetch_add(1, Relaxed);
-                drop(slot);
+        let mut p = self.buf.get();
+        // SAFETY (both derefs): `p` is null or this thread's own live ring (see `rejoin`).
+        if p.is_null() || unsafe { (*p).gen } != gen {
+            p = self.rejoin(gen);
+            if p.is_null() {
+                return;
             }
         }
+        self.last_tsc.set(slot.tsc);
+        // SAFETY: as above; nothing re-enters this thread's buffer during a push.
+        let b = unsafe { &mut *p };
+        if let Err(PushError::Full(slot)) = b.producer.push(slot) {
+            b.dropped.fetch_add(1, Relaxed);
+            drop(slot);
+        }
+    }
+
+    /// Gives this thread a ring of session `gen`, replacing one of an earlier
+    /// session. Null once the thread is exiting: its events are dropped.
+    #[cold]
+    fn rejoin(&self, gen: u64) -> *mut Buf {
+        if self.dead.get() || OWNER.try_with(|_| ()).is_err() {
+            return std::ptr::null_mut();
+        }
+        let old = self.buf.replace(std::ptr::null_mut());
+        if !old.is_null() {
+            // SAFETY: from `Box::into_raw` below, owned by this thread.
+            drop(unsafe { Box::from_raw(old) });
+        }
+        let p = Box::into_raw(Box::new(join(gen)));
+        self.buf.set(p);
+        p
     }
 }
 
@@ -195,11 +246,11 @@ pub(crate) fn prepare_thread() {
     if gen == 0 {
         return;
     }
-    let _ = LOCAL.try_with(|l| {
-        if let Ok(mut buf) = l.buf.try_borrow_mut() {
-            if buf.as_ref().map(|b| b.gen) != Some(gen) {
-                *buf = Some(join(gen));
-            }
+    LOCAL.with(|l| {
+        let p = l.buf.get();
+        // SAFETY: null or this thread's own live ring.
+        if p.is_null() || unsafe { (*p).gen } != gen {
+            l.rejoin(gen);
         }
     });
 }

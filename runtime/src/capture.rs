@@ -2,7 +2,7 @@
 //! subscriber (or layer) calls for spans and waker events. Each handler is one
 //! thread-local access, one clock read and one ring push.
 
-use crate::buffer::{active, record, Raw, Slot, SpanInfo, WakeCtx, LOCAL};
+use crate::buffer::{active, record, Raw, Slot, SpanInfo, SpawnRaw, WakeCtx, LOCAL};
 use crate::clock;
 use looptrace_wire::{Outcome, WakeOp};
 use std::hash::{Hash, Hasher};
@@ -58,8 +58,9 @@ fn on_spawn(meta: &TaskMeta<'_>) {
     let tsc = clock::raw();
     let task = task_id(meta.id());
     let location = meta.spawned_at();
-    let _ = LOCAL.try_with(|l| {
-        l.push(gen, Slot { tsc, raw: Raw::Spawn { task, location, parent: l.current.get() } })
+    LOCAL.with(|l| {
+        let raw = Raw::Spawn(Box::new(SpawnRaw { task, location, parent: l.current.get() }));
+        l.push(gen, Slot { tsc, raw })
     });
 }
 
@@ -71,7 +72,7 @@ fn worker_event(raw: Raw) {
         return;
     }
     let tsc = clock::raw();
-    let _ = LOCAL.try_with(|l| {
+    LOCAL.with(|l| {
         note_worker(l, gen, tsc);
         l.push(gen, Slot { tsc, raw });
     });
@@ -95,7 +96,7 @@ fn on_poll_start(meta: &TaskMeta<'_>) {
     }
     let task = task_id(meta.id());
     let tsc = clock::raw();
-    let _ = LOCAL.try_with(|l| {
+    LOCAL.with(|l| {
         note_worker(l, gen, tsc);
         l.current.set(task);
         l.enters.set(0);
@@ -113,7 +114,7 @@ fn on_poll_end(meta: &TaskMeta<'_>) {
     }
     let task = task_id(meta.id());
     let tsc = clock::raw();
-    let _ = LOCAL.try_with(|l| {
+    LOCAL.with(|l| {
         l.current.set(0);
         l.push(gen, Slot { tsc, raw: Raw::PollEnd { task, ready: l.terminated.get() } });
     });
@@ -126,7 +127,7 @@ fn on_terminate(meta: &TaskMeta<'_>) {
     }
     let task = task_id(meta.id());
     let tsc = clock::raw();
-    let _ = LOCAL.try_with(|l| {
+    LOCAL.with(|l| {
         let outcome = if l.current.get() != task {
             // Not inside its own poll: dropped at shutdown, or a blocking task.
             if l.blocking_done.get() == task || l.blocking.get() == task {
@@ -153,7 +154,7 @@ fn install_panic_hook() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let _ = LOCAL.try_with(|l| {
+            LOCAL.with(|l| {
                 if l.current.get() != 0 {
                     l.panicked.set(true);
                 }
@@ -195,7 +196,7 @@ pub(crate) fn on_sleep_span() -> u64 {
 #[inline]
 pub(crate) fn on_enter(key: u64) {
     let (tag, id) = (key & 3, key >> 2);
-    let _ = LOCAL.try_with(|l| match tag {
+    LOCAL.with(|l| match tag {
         TAG_TASK => {
             if l.current.get() == id {
                 l.enters.set(l.enters.get() + 1);
@@ -221,7 +222,7 @@ pub(crate) fn on_exit(key: u64) {
     if tag == TAG_TASK || tag == TAG_INTERNAL {
         return;
     }
-    let _ = LOCAL.try_with(|l| match tag {
+    LOCAL.with(|l| match tag {
         TAG_BLOCKING => {
             if l.blocking.get() == id {
                 l.blocking.set(0);
@@ -251,7 +252,7 @@ pub(crate) fn on_waker(key: u64, op: WakeOp) {
     if gen == 0 {
         return;
     }
-    let _ = LOCAL.try_with(|l| {
+    LOCAL.with(|l| {
         let current = l.current.get();
         let tsc = if current != 0 && matches!(op, WakeOp::Clone | WakeOp::Drop) {
             l.last_tsc.get()
@@ -271,7 +272,8 @@ pub(crate) fn on_waker(key: u64, op: WakeOp) {
 
 /// A `Sleep` being polled registered its deadline, `ms` from now.
 pub(crate) fn on_sleep_armed(ms: u64) {
-    let _ = LOCAL.try_with(|l| {
+    let ms = ms.min(u32::MAX as u64) as u32;
+    LOCAL.with(|l| {
         let (sleep, task) = (l.sleep.get(), l.current.get());
         if sleep != 0 && task != 0 {
             record_in(l, Raw::SleepArmed { sleep, task, ms });
@@ -281,7 +283,7 @@ pub(crate) fn on_sleep_armed(ms: u64) {
 
 /// A `Sleep` was polled; `ready` if it had elapsed.
 pub(crate) fn on_sleep_polled(ready: bool) {
-    let _ = LOCAL.try_with(|l| {
+    LOCAL.with(|l| {
         let (sleep, task) = (l.sleep.get(), l.current.get());
         if sleep != 0 && task != 0 {
             record_in(l, Raw::SleepPolled { sleep, task, ready });
@@ -301,10 +303,10 @@ pub(crate) fn in_block_on<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(bool);
     impl Drop for Reset {
         fn drop(&mut self) {
-            let _ = LOCAL.try_with(|l| l.block_on.set(self.0));
+            LOCAL.with(|l| l.block_on.set(self.0));
         }
     }
-    let prev = LOCAL.try_with(|l| l.block_on.replace(true)).unwrap_or(false);
+    let prev = LOCAL.with(|l| l.block_on.replace(true));
     let _reset = Reset(prev);
     f()
 }

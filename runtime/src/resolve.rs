@@ -106,7 +106,8 @@ impl Resolver {
                     self.spans.insert(thread, *info);
                 }
             }
-            Raw::Spawn { task, location, parent } => {
+            Raw::Spawn(spawn) => {
+                let crate::buffer::SpawnRaw { task, location, parent } = *spawn;
                 let info = self.spans.remove(&thread).filter(|i| i.task == task);
                 self.tasks.entry(task).or_default();
                 let kind = EventKind::Spawn {
@@ -169,7 +170,7 @@ impl Resolver {
             Raw::BlockingStart(task) => self.emit(out, ts_ns, thread, EventKind::BlockingStart { task }),
             Raw::BlockingEnd(task) => self.emit(out, ts_ns, thread, EventKind::BlockingEnd { task }),
             Raw::SleepArmed { sleep, task, ms } => {
-                let deadline_ns = ts_ns + ms * 1_000_000;
+                let deadline_ns = ts_ns + ms as u64 * 1_000_000;
                 self.sleeps.insert(sleep, SleepState { task, deadline_ns, fired: false });
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.push(sleep);
