@@ -170,3 +170,20 @@ fn a_truncated_recording_exports_what_it_holds() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a looptrace recording"));
 }
+
+#[test]
+fn log_and_info_describe_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = record(dir.path());
+    let o = looptrace(&["log", file.to_str().unwrap()]);
+    assert!(o.status.success());
+    let log = String::from_utf8_lossy(&o.stdout);
+    assert!(log.contains("spawn    receiver"), "{log}");
+    assert!(log.contains("receiver woken by sender"), "{log}");
+    assert!(log.contains("sender woken by the timer"), "{log}");
+    assert!(log.contains("sender woke itself"), "{log}");
+    let o = looptrace(&["info", file.to_str().unwrap()]);
+    let info = String::from_utf8_lossy(&o.stdout);
+    assert!(info.contains("multi_thread, 2 worker(s)"), "{info}");
+    assert!(info.contains("dropped  0"), "{info}");
+}

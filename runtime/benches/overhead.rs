@@ -53,10 +53,15 @@ fn set_mode(m: Mode) {
     tracing_core::callsite::rebuild_interest_cache();
 }
 
-/// Routes everything to looptrace's subscriber, console's, or nowhere.
+type Console = tracing_subscriber::layer::Layered<console_subscriber::ConsoleLayer, tracing_subscriber::Registry>;
+
+/// Routes everything to looptrace's subscriber, console's, or nowhere. Both are held
+/// as plain values, not `Dispatch`es: every `Dispatch` takes part in tracing's
+/// callsite interest, and console's would make every callsite "sometimes" for all
+/// configurations.
 struct Switch {
     looptrace: LooptraceSubscriber,
-    console: Dispatch,
+    console: Console,
 }
 
 impl Subscriber for Switch {
@@ -314,7 +319,7 @@ fn main() {
                 let _ = rt.block_on(server.serve());
             })
             .unwrap();
-        Dispatch::new(tracing_subscriber::registry().with(layer))
+        tracing_subscriber::registry().with(layer)
     };
     tracing::dispatcher::set_global_default(Dispatch::new(Switch { looptrace: LooptraceSubscriber::new(), console }))
         .expect("no other global subscriber");

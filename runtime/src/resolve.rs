@@ -2,7 +2,7 @@
 //!
 //! This is where "who woke it" is decided, off the hot path:
 //! * a waker used while a task is polled on that thread: `task:<that task>`;
-//! * inside a `spawn_blocking` closure: `blocking`;
+//! * inside a `spawn_blocking` closure, or on a blocking-pool thread: `blocking`;
 //! * on a worker, outside any poll: the driver or tokio's deferred-wake queue.
 //!   `timer` if the task waits on a `Sleep` that is due; else `task:<itself>` if the
 //!   task cloned its own waker in its last poll on this worker and the worker has
@@ -27,6 +27,8 @@ struct ThreadState {
     worker: Option<u32>,
     announced: Option<ThreadRole>,
     in_park: bool,
+    /// The task being polled here.
+    polling: Option<u64>,
     /// Tasks that cloned their own waker in their last poll here, since the last park.
     deferred: Vec<u64>,
 }
@@ -63,6 +65,9 @@ pub(crate) struct Resolver {
     /// the spawn hook runs on the same thread. Spans of runtimes looptrace does not
     /// capture are simply replaced.
     spans: HashMap<u32, SpanInfo>,
+    /// `spawn_blocking` tasks not yet started, announced when they start on one of
+    /// the traced runtime's blocking threads (other runtimes' are dropped then).
+    blocking: HashMap<u64, SpanInfo>,
     sleeps: HashMap<u64, SleepState>,
 }
 
@@ -92,16 +97,13 @@ impl Resolver {
             }
             Raw::Span(info) => {
                 if info.kind == TaskKind::Blocking {
-                    self.tasks.entry(info.task).or_default();
-                    let kind = EventKind::Spawn {
-                        task: info.task,
-                        kind: TaskKind::Blocking,
-                        name: info.name,
-                        location: info.location.unwrap_or_default(),
-                        parent: None,
-                        size_bytes: info.size_bytes,
-                    };
-                    self.emit(out, ts_ns, thread, kind);
+                    let parent = self.threads.get(&thread).and_then(|t| t.polling);
+                    if parent.is_some() {
+                        // Spawned by one of our tasks: ours.
+                        self.spawn_blocking(out, ts_ns, thread, *info, parent);
+                    } else {
+                        self.blocking.insert(info.task, *info);
+                    }
                 } else {
                     self.spans.insert(thread, *info);
                 }
@@ -123,12 +125,14 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, kind);
             }
             Raw::PollStart(task) => {
+                self.threads.entry(thread).or_default().polling = Some(task);
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.clear();
                 }
                 self.emit(out, ts_ns, thread, EventKind::PollStart { task });
             }
             Raw::PollEnd { task, ready } => {
+                self.threads.entry(thread).or_default().polling = None;
                 if let Some(t) = self.tasks.get_mut(&task) {
                     // Sleeps not polled again were dropped (or are no longer awaited).
                     for s in &t.armed {
@@ -167,8 +171,22 @@ impl Resolver {
                 self.threads.entry(thread).or_default().in_park = false;
                 self.emit(out, ts_ns, thread, EventKind::Unpark);
             }
-            Raw::BlockingStart(task) => self.emit(out, ts_ns, thread, EventKind::BlockingStart { task }),
-            Raw::BlockingEnd(task) => self.emit(out, ts_ns, thread, EventKind::BlockingEnd { task }),
+            Raw::BlockingStart(task) => {
+                if let Some(info) = self.blocking.remove(&task) {
+                    // Spawned from outside any task: ours if it runs on our blocking pool.
+                    if self.threads.get(&thread).is_some_and(|t| t.runtime) {
+                        self.spawn_blocking(out, ts_ns, thread, info, None);
+                    }
+                }
+                if self.tasks.contains_key(&task) {
+                    self.emit(out, ts_ns, thread, EventKind::BlockingStart { task });
+                }
+            }
+            Raw::BlockingEnd(task) => {
+                if self.tasks.contains_key(&task) {
+                    self.emit(out, ts_ns, thread, EventKind::BlockingEnd { task });
+                }
+            }
             Raw::SleepArmed { sleep, task, ms } => {
                 let deadline_ns = ts_ns + ms as u64 * 1_000_000;
                 self.sleeps.insert(sleep, SleepState { task, deadline_ns, fired: false });
@@ -192,6 +210,19 @@ impl Resolver {
                 }
             }
         }
+    }
+
+    fn spawn_blocking(&mut self, out: &mut Vec<Event>, ts_ns: u64, thread: u32, info: SpanInfo, parent: Option<u64>) {
+        self.tasks.entry(info.task).or_default();
+        let kind = EventKind::Spawn {
+            task: info.task,
+            kind: TaskKind::Blocking,
+            name: info.name,
+            location: info.location.unwrap_or_default(),
+            parent,
+            size_bytes: info.size_bytes,
+        };
+        self.emit(out, ts_ns, thread, kind);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -222,7 +253,9 @@ impl Resolver {
         }
         let t = self.threads.entry(thread).or_default();
         if t.worker.is_none() {
-            return WakeSource::External;
+            // A thread of the runtime that is not a worker is a blocking-pool thread
+            // (e.g. completing a `spawn_blocking` task wakes whoever awaits it).
+            return if t.runtime { WakeSource::Blocking } else { WakeSource::External };
         }
         let waking = matches!(op, WakeOp::Wake | WakeOp::WakeByRef);
         // A due timer?

@@ -1,6 +1,6 @@
 //! The shipping thread: drains every thread's ring, merges in time order, resolves,
-//! encodes, and hands frames to the destinations. It is a plain OS thread with
-//! tracing switched off, so looptrace never traces itself.
+//! encodes, and hands frames to the destinations. It is a plain OS thread outside
+//! any runtime, so looptrace never traces itself.
 
 use crate::buffer::{self, Raw};
 use crate::clock::{self, Origin};
@@ -42,10 +42,11 @@ impl Shipper {
     ) -> std::io::Result<Shipper> {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
-        let thread = std::thread::Builder::new().name("looptrace-ship".into()).spawn(move || {
-            let _quiet = tracing::dispatcher::set_default(&tracing::Dispatch::none());
-            run(header, origin, dests, interval, &stop2, &counters)
-        })?;
+        // A plain thread with no tokio and no tracing: nothing here is captured. (A
+        // scoped no-op dispatcher would take every thread off tracing's fast path.)
+        let thread = std::thread::Builder::new()
+            .name("looptrace-ship".into())
+            .spawn(move || run(header, origin, dests, interval, &stop2, &counters))?;
         Ok(Shipper { stop, thread: Some(thread) })
     }
 

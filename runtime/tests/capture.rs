@@ -150,6 +150,8 @@ fn spawn_blocking_runs_and_wakes_by_blocking() {
         })
         .collect();
     assert_eq!(blocking.len(), 1, "one spawn_blocking task, not tokio's workers");
+    // Spawned from `block_on`'s future, not from a task: no parent.
+    assert!(t.events.iter().any(|e| matches!(e.kind, EventKind::Spawn { kind: TaskKind::Blocking, parent: None, .. })));
     let b = blocking[0];
     let start = t.ts_of(b, |k| matches!(k, EventKind::BlockingStart { .. }));
     let end = t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. }));
@@ -261,4 +263,26 @@ fn events_are_in_time_order_and_poll_pairs_nest() {
     assert!(open.is_empty());
     let polls = t.events.iter().filter(|e| matches!(e.kind, EventKind::PollStart { .. })).count();
     assert_eq!(polls, (0..20).map(|i| i + 1).sum::<usize>());
+}
+
+#[test]
+fn spawn_blocking_from_a_task_names_its_parent() {
+    let _s = serial();
+    let (t, _) = run(Builder::new_current_thread(), || async {
+        named("caller", async { tokio::task::spawn_blocking(|| 40 + 2).await.unwrap() }).await.unwrap();
+    });
+    let caller = t.task("caller");
+    let spawns: Vec<_> = t
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Spawn { task, kind: TaskKind::Blocking, parent, .. } => Some((task, parent)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(spawns.len(), 1);
+    assert_eq!(spawns[0].1, Some(caller));
+    let b = spawns[0].0;
+    assert_eq!(t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. })).len(), 1);
+    assert!(t.wakes_of(caller).contains(&WakeSource::Blocking), "{:?}", t.story(caller));
 }
