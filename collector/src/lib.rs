@@ -3,6 +3,8 @@
 //! * [`embedded`]: the collector running inside a traced process, on its own
 //!   threads, fed frames through [`looptrace_wire::FrameSink`].
 //! * [`session`]: one traced process's events as the collector holds them.
+//! * [`model`]: what the events mean: task phases, statistics, workers, warnings,
+//!   and time windows for viewers.
 //! * [`livelog`]: a readable, line-per-event account of what the loop does.
 //! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
 //!
@@ -11,6 +13,7 @@
 pub mod embedded;
 pub mod export;
 pub mod livelog;
+pub mod model;
 pub mod session;
 
 pub use embedded::{Embedded, EmbeddedHandle};

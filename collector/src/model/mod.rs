@@ -1,0 +1,316 @@
+//! The derived model of one session, computed incrementally as events arrive:
+//! per task its phase (running, scheduled, idle), statistics and histograms, per
+//! worker its busy and parked time, and warnings.
+
+pub mod task;
+pub mod timeline;
+pub mod warning;
+pub mod worker;
+
+use looptrace_wire::{Event, EventKind, Header, TaskId, ThreadRole, WakeOp, WakeSource};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use task::{Phase, Task};
+use warning::*;
+use worker::Worker;
+
+pub use task::WakeCounts;
+pub use timeline::{Aggregate, Interval, Window};
+pub use warning::{Thresholds, Warning, WarningKind};
+
+/// Finished tasks kept with their statistics; older ones are forgotten.
+const KEEP_FINISHED: usize = 10_000;
+/// Live-task samples kept for the leak detector.
+const LIVE_SAMPLES: usize = 64;
+/// How often (in trace time) the periodic checks run.
+const TICK_NS: u64 = 1_000_000_000;
+
+/// One session's derived state.
+pub struct Model {
+    pub header: Header,
+    pub tasks: HashMap<TaskId, Task>,
+    /// Worker threads by looptrace thread id.
+    pub workers: BTreeMap<u32, Worker>,
+    pub threads: HashMap<u32, (ThreadRole, String)>,
+    pub warnings: Vec<Warning>,
+    pub thresholds: Thresholds,
+    /// Latest event time seen.
+    pub now_ns: u64,
+    pub events: u64,
+    /// Events the traced app reported lost.
+    pub dropped: u64,
+    saw_wakers: bool,
+    warning_index: HashMap<(WarningKind, Option<TaskId>), usize>,
+    finished: VecDeque<TaskId>,
+    live: u64,
+    live_history: VecDeque<(u64, u64)>,
+    last_tick: u64,
+    /// Per task: start of its self-wake window and self-wakes in it.
+    storms: HashMap<TaskId, (u64, u64)>,
+    /// Polls already reported as never yielding.
+    flagged_polls: BTreeSet<(TaskId, u64)>,
+    changed: BTreeSet<TaskId>,
+    new_warnings: Vec<usize>,
+}
+
+/// What changed since the last [`Model::take_changes`].
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub tasks: Vec<TaskId>,
+    pub warnings: Vec<usize>,
+}
+
+impl Model {
+    pub fn new(header: Header, thresholds: Thresholds) -> Model {
+        Model {
+            header,
+            tasks: HashMap::new(),
+            workers: BTreeMap::new(),
+            threads: HashMap::new(),
+            warnings: Vec::new(),
+            thresholds,
+            now_ns: 0,
+            events: 0,
+            dropped: 0,
+            saw_wakers: false,
+            warning_index: HashMap::new(),
+            finished: VecDeque::new(),
+            live: 0,
+            live_history: VecDeque::new(),
+            last_tick: 0,
+            storms: HashMap::new(),
+            flagged_polls: BTreeSet::new(),
+            changed: BTreeSet::new(),
+            new_warnings: Vec::new(),
+        }
+    }
+
+    /// Live (not finished) tasks.
+    pub fn live_tasks(&self) -> u64 {
+        self.live
+    }
+
+    fn warn(&mut self, found: Option<(WarningKind, u64, String)>, task: Option<TaskId>, ts: u64) {
+        let Some((kind, value, message)) = found else { return };
+        if let Some(&i) = self.warning_index.get(&(kind, task)) {
+            let w = &mut self.warnings[i];
+            w.count += 1;
+            w.last_ns = ts;
+            w.value = w.value.max(value);
+            return;
+        }
+        let id = self.warnings.len();
+        let task_name = task.and_then(|t| self.tasks.get(&t)).map(|t| t.name.clone());
+        self.warnings.push(Warning { id, kind, task, task_name, at_ns: ts, last_ns: ts, count: 1, value, message });
+        self.warning_index.insert((kind, task), id);
+        self.new_warnings.push(id);
+    }
+
+    fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
+        let live = &mut self.live;
+        self.tasks.entry(id).or_insert_with(|| {
+            *live += 1;
+            Task::new(id, ts)
+        })
+    }
+
+    fn finish(&mut self, id: TaskId) {
+        self.live = self.live.saturating_sub(1);
+        self.finished.push_back(id);
+        self.storms.remove(&id);
+        while self.finished.len() > KEEP_FINISHED {
+            if let Some(old) = self.finished.pop_front() {
+                self.tasks.remove(&old);
+            }
+        }
+    }
+
+    /// Applies one event.
+    pub fn apply(&mut self, e: &Event) {
+        let ts = e.ts_ns;
+        self.now_ns = self.now_ns.max(ts);
+        self.events += 1;
+        match &e.kind {
+            EventKind::Thread { role, name } => {
+                self.threads.insert(e.thread, (*role, name.clone()));
+                if let ThreadRole::Worker(i) = role {
+                    self.workers.entry(e.thread).or_insert_with(|| Worker::new(e.thread, *i, name.clone(), ts));
+                }
+            }
+            EventKind::Spawn { task, kind, name, location, parent, size_bytes } => {
+                let thresholds = self.thresholds;
+                let t = self.task(*task, ts);
+                t.name = crate::session::display_name(name.as_deref(), location);
+                t.given_name = name.clone();
+                t.location = location.clone();
+                t.kind = *kind;
+                t.parent = *parent;
+                t.size_bytes = *size_bytes;
+                t.spawned_ns = ts;
+                t.since_ns = ts;
+                let found = LargeFuture::check(&thresholds, t);
+                self.changed.insert(*task);
+                self.warn(found, Some(*task), ts);
+            }
+            EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
+                let thresholds = self.thresholds;
+                let t = self.task(*task, ts);
+                let was = t.phase;
+                let waited = t.enter(Phase::Running, ts);
+                t.polls += 1;
+                let mut found = None;
+                if was == Phase::Scheduled {
+                    let _ = t.sched_hist.record(waited.max(1));
+                    if t.woken_by.is_some() {
+                        found = SchedulingLatency::check(&thresholds, t, waited);
+                    }
+                }
+                t.woken_by = None;
+                let moved = t.last_thread.is_some_and(|prev| prev != e.thread);
+                t.last_thread = Some(e.thread);
+                if let Some(w) = self.workers.get_mut(&e.thread) {
+                    w.polls += 1;
+                    w.migrations += moved as u64;
+                    w.running = Some(*task);
+                    w.since_ns = ts;
+                }
+                self.changed.insert(*task);
+                self.warn(found, Some(*task), ts);
+            }
+            EventKind::PollEnd { task, ready } => self.poll_end(*task, *ready, e.thread, ts),
+            EventKind::BlockingEnd { task } => self.poll_end(*task, true, e.thread, ts),
+            EventKind::Waker { task, op, by } => {
+                self.saw_wakers = true;
+                let Some(t) = self.tasks.get_mut(task) else { return };
+                t.live_wakers += match op {
+                    WakeOp::Clone => 1,
+                    WakeOp::Drop | WakeOp::Wake => -1,
+                    WakeOp::WakeByRef => 0,
+                };
+                let mut found = None;
+                if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
+                    t.wakes.count(*task, *by);
+                    match t.phase {
+                        Phase::Idle => {
+                            t.enter(Phase::Scheduled, ts);
+                            t.woken_by = Some(*by);
+                        }
+                        Phase::Running => {
+                            t.woken_in_poll.get_or_insert(*by);
+                        }
+                        Phase::Scheduled | Phase::Done => {}
+                    }
+                    if *by == WakeSource::Task(*task) {
+                        let window = self.thresholds.self_wake_storm_window_ns;
+                        let s = self.storms.entry(*task).or_insert((ts, 0));
+                        if ts.saturating_sub(s.0) > window {
+                            *s = (ts, 0);
+                        }
+                        s.1 += 1;
+                        found = SelfWakeStorm::check(&self.thresholds, t, s.1);
+                    }
+                } else if *op == WakeOp::Drop {
+                    found = LostWaker::check(t);
+                }
+                self.changed.insert(*task);
+                self.warn(found, Some(*task), ts);
+            }
+            EventKind::Terminate { task, outcome } => {
+                let t = self.task(*task, ts);
+                t.outcome = Some(*outcome);
+                t.ended_ns = Some(ts);
+                // Inside its last poll: the poll's end closes it.
+                if t.phase != Phase::Running && t.phase != Phase::Done {
+                    t.enter(Phase::Done, ts);
+                    self.finish(*task);
+                }
+                self.changed.insert(*task);
+            }
+            EventKind::Park => {
+                if let Some(w) = self.workers.get_mut(&e.thread) {
+                    w.parked = true;
+                    w.since_ns = ts;
+                }
+            }
+            EventKind::Unpark => {
+                if let Some(w) = self.workers.get_mut(&e.thread) {
+                    if w.parked {
+                        w.parked_ns += ts.saturating_sub(w.since_ns);
+                    }
+                    w.parked = false;
+                    w.since_ns = ts;
+                }
+            }
+            EventKind::TimerArmed { .. } | EventKind::TimerFired { .. } => {}
+            EventKind::Dropped { count } => self.dropped += count,
+        }
+        if ts >= self.last_tick + TICK_NS {
+            self.tick(ts);
+        }
+    }
+
+    fn poll_end(&mut self, task: TaskId, ready: bool, thread: u32, ts: u64) {
+        let thresholds = self.thresholds;
+        let saw_wakers = self.saw_wakers;
+        let t = self.task(task, ts);
+        let started = t.since_ns;
+        let next = if ready {
+            Phase::Done
+        } else if let Some(by) = t.woken_in_poll.take() {
+            t.woken_by = Some(by);
+            Phase::Scheduled
+        } else {
+            Phase::Idle
+        };
+        let poll = t.enter(next, ts);
+        let _ = t.poll_hist.record(poll.max(1));
+        t.longest_poll_ns = t.longest_poll_ns.max(poll);
+        t.last_poll_ns = Some(ts);
+        let blocking = BlockingPoll::check(&thresholds, t, poll);
+        let never = NeverYields::check(&thresholds, t, poll);
+        let lost = if saw_wakers && next == Phase::Idle { LostWaker::check(t) } else { None };
+        if let Some(w) = self.workers.get_mut(&thread) {
+            w.busy_ns += ts.saturating_sub(w.since_ns);
+            w.running = None;
+            w.since_ns = ts;
+        }
+        if ready {
+            self.finish(task);
+        }
+        self.changed.insert(task);
+        self.warn(blocking, Some(task), started);
+        if !self.flagged_polls.remove(&(task, started)) {
+            self.warn(never, Some(task), started);
+        }
+        self.warn(lost, Some(task), ts);
+    }
+
+    /// Periodic checks: polls running too long, live tasks growing.
+    pub fn tick(&mut self, now: u64) {
+        self.last_tick = now;
+        let thresholds = self.thresholds;
+        let running: Vec<(TaskId, u64)> = self
+            .tasks
+            .values()
+            .filter(|t| t.phase == Phase::Running && now.saturating_sub(t.since_ns) >= thresholds.never_yields_ns)
+            .map(|t| (t.id, t.since_ns))
+            .collect();
+        for (id, since) in running {
+            if self.flagged_polls.insert((id, since)) {
+                let found = self.tasks.get(&id).and_then(|t| NeverYields::check(&thresholds, t, now - since));
+                self.warn(found, Some(id), since);
+            }
+        }
+        self.live_history.push_back((now, self.live));
+        while self.live_history.len() > LIVE_SAMPLES {
+            self.live_history.pop_front();
+        }
+        let history: Vec<_> = self.live_history.iter().copied().collect();
+        let found = TaskLeak::check(&thresholds, &history);
+        self.warn(found, None, now);
+    }
+
+    /// Tasks and warnings changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        Changes { tasks: std::mem::take(&mut self.changed).into_iter().collect(), warnings: std::mem::take(&mut self.new_warnings) }
+    }
+}

@@ -1,0 +1,320 @@
+//! Time windows of a session for viewers: per task state intervals (running,
+//! scheduled, idle), per worker which task ran and when it was parked, wake arrows
+//! and markers; or, zoomed out, the same aggregated into time buckets.
+
+use super::task::Phase;
+use looptrace_wire::{Event, EventKind, TaskId, WakeOp, WakeSource};
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// A stretch of time a task spent in one phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interval {
+    pub task: TaskId,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub phase: Phase,
+    /// Running: the thread polling it, and whether the poll returned Ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<bool>,
+    /// Scheduled: who woke it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub woken_by: Option<String>,
+}
+
+/// A wake: from its source, at `at_ns`, to the task's next poll.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WakeArrow {
+    pub task: TaskId,
+    pub at_ns: u64,
+    pub by: String,
+    pub thread: u32,
+    /// When the woken task was next polled.
+    pub polled_ns: Option<u64>,
+}
+
+/// What a worker did: polled `task`, or was parked (`task` is None).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerSpan {
+    pub thread: u32,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub task: Option<TaskId>,
+}
+
+/// A point event on a task: `spawn`, `terminate`, `timer_armed`, `timer_fired`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Marker {
+    pub task: TaskId,
+    pub at_ns: u64,
+    pub kind: &'static str,
+}
+
+/// Everything in a time window, at full detail.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Window {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub intervals: Vec<Interval>,
+    pub wakes: Vec<WakeArrow>,
+    pub workers: Vec<WorkerSpan>,
+    pub markers: Vec<Marker>,
+}
+
+#[derive(Default)]
+struct TaskTrack {
+    phase: Option<Phase>,
+    since: u64,
+    thread: Option<u32>,
+    woken_by: Option<String>,
+    woken_in_poll: Option<String>,
+    /// Wake arrows waiting for the next poll.
+    arrows: Vec<usize>,
+}
+
+/// Replays `events` (in time order) and keeps what overlaps `[start_ns, end_ns)`.
+/// Phases open at the end are closed at `end_ns` (or the last event, if earlier).
+pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
+    let mut w = Window { start_ns, end_ns, ..Window::default() };
+    let mut tasks: HashMap<TaskId, TaskTrack> = HashMap::new();
+    let mut workers: HashMap<u32, (u64, Option<TaskId>)> = HashMap::new();
+    let overlaps = |a: u64, b: u64| b >= start_ns && a < end_ns && b > a || (a == b && a >= start_ns && a < end_ns);
+    let mut close = |w: &mut Window, task: TaskId, t: &mut TaskTrack, ts: u64, ready: Option<bool>| {
+        if let Some(phase) = t.phase {
+            if phase != Phase::Done && overlaps(t.since, ts) {
+                w.intervals.push(Interval {
+                    task,
+                    start_ns: t.since.max(start_ns),
+                    end_ns: ts.min(end_ns),
+                    phase,
+                    thread: if phase == Phase::Running { t.thread } else { None },
+                    ready: if phase == Phase::Running { ready } else { None },
+                    woken_by: if phase == Phase::Scheduled { t.woken_by.clone() } else { None },
+                });
+            }
+        }
+    };
+    let mut last = 0;
+    let mut more = false;
+    for e in events {
+        let ts = e.ts_ns;
+        if ts >= end_ns {
+            more = true;
+            break;
+        }
+        last = ts;
+        let in_window = ts >= start_ns;
+        match &e.kind {
+            EventKind::Spawn { task, .. } => {
+                let t = tasks.entry(*task).or_default();
+                t.phase = Some(Phase::Scheduled);
+                t.since = ts;
+                if in_window {
+                    w.markers.push(Marker { task: *task, at_ns: ts, kind: "spawn" });
+                }
+            }
+            EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
+                let t = tasks.entry(*task).or_default();
+                close(&mut w, *task, t, ts, None);
+                for i in t.arrows.drain(..) {
+                    w.wakes[i].polled_ns = Some(ts);
+                }
+                t.phase = Some(Phase::Running);
+                t.since = ts;
+                t.thread = Some(e.thread);
+                t.woken_by = None;
+                workers.insert(e.thread, (ts, Some(*task)));
+            }
+            EventKind::PollEnd { task, ready } => poll_end(&mut w, &mut tasks, &mut workers, &mut close, *task, *ready, e.thread, ts, &overlaps),
+            EventKind::BlockingEnd { task } => poll_end(&mut w, &mut tasks, &mut workers, &mut close, *task, true, e.thread, ts, &overlaps),
+            EventKind::Waker { task, op: WakeOp::Wake | WakeOp::WakeByRef, by } => {
+                let t = tasks.entry(*task).or_default();
+                let label = by.label();
+                if in_window {
+                    w.wakes.push(WakeArrow { task: *task, at_ns: ts, by: label.clone(), thread: e.thread, polled_ns: None });
+                    t.arrows.push(w.wakes.len() - 1);
+                }
+                match t.phase {
+                    Some(Phase::Running) => {
+                        t.woken_in_poll.get_or_insert(label);
+                    }
+                    Some(Phase::Idle) | None => {
+                        close(&mut w, *task, t, ts, None);
+                        t.phase = Some(Phase::Scheduled);
+                        t.since = ts;
+                        t.woken_by = Some(label);
+                    }
+                    Some(Phase::Scheduled) | Some(Phase::Done) => {}
+                }
+            }
+            EventKind::Terminate { task, .. } => {
+                let t = tasks.entry(*task).or_default();
+                if t.phase != Some(Phase::Running) {
+                    close(&mut w, *task, t, ts, None);
+                    t.phase = Some(Phase::Done);
+                }
+                if in_window {
+                    w.markers.push(Marker { task: *task, at_ns: ts, kind: "terminate" });
+                }
+            }
+            EventKind::TimerArmed { task, .. } if in_window => w.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_armed" }),
+            EventKind::TimerFired { task } if in_window => w.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_fired" }),
+            EventKind::Park => {
+                workers.insert(e.thread, (ts, None));
+            }
+            EventKind::Unpark => {
+                if let Some((since, None)) = workers.remove(&e.thread) {
+                    if overlaps(since, ts) {
+                        w.workers.push(WorkerSpan { thread: e.thread, start_ns: since.max(start_ns), end_ns: ts.min(end_ns), task: None });
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Close what is still open at the end of the window (or of the data).
+    let until = if more { end_ns } else { end_ns.min(last.max(start_ns)) };
+    let mut ids: Vec<_> = tasks.keys().copied().collect();
+    ids.sort_unstable();
+    for id in ids {
+        if let Some(t) = tasks.get_mut(&id) {
+            close(&mut w, id, t, until, None);
+        }
+    }
+    let mut open: Vec<_> = workers.into_iter().collect();
+    open.sort_unstable_by_key(|(th, _)| *th);
+    for (thread, (since, task)) in open {
+        if overlaps(since, until) {
+            w.workers.push(WorkerSpan { thread, start_ns: since.max(start_ns), end_ns: until, task });
+        }
+    }
+    w
+}
+
+#[allow(clippy::too_many_arguments)]
+fn poll_end(
+    w: &mut Window,
+    tasks: &mut HashMap<TaskId, TaskTrack>,
+    workers: &mut HashMap<u32, (u64, Option<TaskId>)>,
+    close: &mut impl FnMut(&mut Window, TaskId, &mut TaskTrack, u64, Option<bool>),
+    task: TaskId,
+    ready: bool,
+    thread: u32,
+    ts: u64,
+    overlaps: &impl Fn(u64, u64) -> bool,
+) {
+    let t = tasks.entry(task).or_default();
+    if t.phase == Some(Phase::Running) {
+        close(w, task, t, ts, Some(ready));
+    }
+    t.since = ts;
+    t.phase = Some(if ready {
+        Phase::Done
+    } else if let Some(by) = t.woken_in_poll.take() {
+        t.woken_by = Some(by);
+        Phase::Scheduled
+    } else {
+        Phase::Idle
+    });
+    if let Some((since, Some(_))) = workers.get(&thread).copied() {
+        if overlaps(since, ts) {
+            w.workers.push(WorkerSpan { thread, start_ns: since.max(w.start_ns), end_ns: ts.min(w.end_ns), task: Some(task) });
+        }
+        workers.remove(&thread);
+    }
+}
+
+/// A window summarised into equal time buckets, for zoomed-out views.
+#[derive(Debug, Clone, Serialize)]
+pub struct Aggregate {
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub bucket_ns: u64,
+    pub tasks: Vec<TaskBuckets>,
+    pub workers: Vec<WorkerBuckets>,
+    /// Wakes per bucket, by any source.
+    pub wakes: Vec<u32>,
+}
+
+/// Per bucket: the share of it a task spent running and scheduled, and its polls.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskBuckets {
+    pub task: TaskId,
+    pub running: Vec<f32>,
+    pub scheduled: Vec<f32>,
+    pub polls: Vec<u32>,
+}
+
+/// Per bucket: the share of it a worker spent polling, and parked.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerBuckets {
+    pub thread: u32,
+    pub busy: Vec<f32>,
+    pub parked: Vec<f32>,
+}
+
+fn spread(buckets: &mut [f32], start: u64, end: u64, w0: u64, bucket: u64) {
+    if end <= start || buckets.is_empty() {
+        return;
+    }
+    let n = buckets.len();
+    let first = ((start - w0) / bucket) as usize;
+    let last = (((end - w0).saturating_sub(1)) / bucket) as usize;
+    for (i, b) in buckets.iter_mut().enumerate().take(last.min(n - 1) + 1).skip(first.min(n - 1)) {
+        let b0 = w0 + i as u64 * bucket;
+        let overlap = end.min(b0 + bucket).saturating_sub(start.max(b0));
+        *b += overlap as f32 / bucket as f32;
+    }
+}
+
+/// Summarises `w` into `buckets` equal buckets.
+pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
+    let buckets = buckets.clamp(1, 10_000);
+    let span = w.end_ns.saturating_sub(w.start_ns).max(1);
+    let bucket_ns = span.div_ceil(buckets as u64).max(1);
+    let mut tasks: HashMap<TaskId, TaskBuckets> = HashMap::new();
+    for i in &w.intervals {
+        let t = tasks.entry(i.task).or_insert_with(|| TaskBuckets {
+            task: i.task,
+            running: vec![0.0; buckets],
+            scheduled: vec![0.0; buckets],
+            polls: vec![0; buckets],
+        });
+        match i.phase {
+            Phase::Running => {
+                spread(&mut t.running, i.start_ns, i.end_ns, w.start_ns, bucket_ns);
+                let b = (((i.start_ns - w.start_ns) / bucket_ns) as usize).min(buckets - 1);
+                t.polls[b] += 1;
+            }
+            Phase::Scheduled => spread(&mut t.scheduled, i.start_ns, i.end_ns, w.start_ns, bucket_ns),
+            _ => {}
+        }
+    }
+    let mut workers: HashMap<u32, WorkerBuckets> = HashMap::new();
+    for s in &w.workers {
+        let wb = workers.entry(s.thread).or_insert_with(|| WorkerBuckets {
+            thread: s.thread,
+            busy: vec![0.0; buckets],
+            parked: vec![0.0; buckets],
+        });
+        let target = if s.task.is_some() { &mut wb.busy } else { &mut wb.parked };
+        spread(target, s.start_ns, s.end_ns, w.start_ns, bucket_ns);
+    }
+    let mut wakes = vec![0u32; buckets];
+    for a in &w.wakes {
+        let b = (((a.at_ns.saturating_sub(w.start_ns)) / bucket_ns) as usize).min(buckets - 1);
+        wakes[b] += 1;
+    }
+    let mut tasks: Vec<_> = tasks.into_values().collect();
+    tasks.sort_unstable_by_key(|t| t.task);
+    let mut workers: Vec<_> = workers.into_values().collect();
+    workers.sort_unstable_by_key(|w| w.thread);
+    Aggregate { start_ns: w.start_ns, end_ns: w.end_ns, bucket_ns, tasks, workers, wakes }
+}
+
+/// The label a viewer shows for a wake source.
+pub fn source_label(by: WakeSource) -> String {
+    by.label()
+}

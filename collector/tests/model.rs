@@ -1,0 +1,148 @@
+//! The derived model on hand-made event sequences: phases, their boundaries,
+//! statistics and the intervals a viewer gets, exactly.
+
+use looptrace_collector::model::task::Phase;
+use looptrace_collector::model::timeline::{aggregate, window};
+use looptrace_collector::model::{Model, Thresholds, WarningKind};
+use looptrace_wire::*;
+
+fn header() -> Header {
+    Header { process_name: "t".into(), pid: 1, flavor: Flavor::CurrentThread, workers: 1, clock_origin_unix_ns: 0 }
+}
+
+fn ev(ts_ns: u64, kind: EventKind) -> Event {
+    Event { ts_ns, thread: 0, kind }
+}
+
+fn spawn(ts: u64, task: u64) -> Event {
+    ev(ts, EventKind::Spawn { task, kind: TaskKind::Task, name: Some(format!("t{task}")), location: "a.rs:1:1".into(), parent: None, size_bytes: Some(64) })
+}
+fn start(ts: u64, task: u64) -> Event {
+    ev(ts, EventKind::PollStart { task })
+}
+fn end(ts: u64, task: u64, ready: bool) -> Event {
+    ev(ts, EventKind::PollEnd { task, ready })
+}
+fn wake(ts: u64, task: u64, op: WakeOp, by: WakeSource) -> Event {
+    ev(ts, EventKind::Waker { task, op, by })
+}
+
+/// t1: spawned at 100, polled 200-300 (Pending, having cloned its waker), woken by
+/// the timer at 1000, polled 1500-1600 (woken by itself inside the poll), polled
+/// again 1700-1750 and Ready.
+fn sequence() -> Vec<Event> {
+    vec![
+        ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "main".into() }),
+        spawn(100, 1),
+        start(200, 1),
+        wake(250, 1, WakeOp::Clone, WakeSource::Task(1)),
+        end(300, 1, false),
+        ev(400, EventKind::Park),
+        wake(1000, 1, WakeOp::Wake, WakeSource::Timer),
+        ev(1100, EventKind::Unpark),
+        start(1500, 1),
+        wake(1550, 1, WakeOp::WakeByRef, WakeSource::Task(1)),
+        end(1600, 1, false),
+        start(1700, 1),
+        ev(1740, EventKind::Terminate { task: 1, outcome: Outcome::Completed }),
+        end(1750, 1, true),
+    ]
+}
+
+#[test]
+fn phases_and_statistics_are_exact() {
+    let mut m = Model::new(header(), Thresholds::default());
+    for e in sequence() {
+        m.apply(&e);
+    }
+    let t = &m.tasks[&1];
+    assert_eq!(t.phase, Phase::Done);
+    assert_eq!(t.polls, 3);
+    assert_eq!(t.busy_ns, 100 + 100 + 50);
+    // scheduled: spawn->first poll 100, timer wake->poll 500, self-wake (end of poll)->poll 100
+    assert_eq!(t.scheduled_ns, 100 + 500 + 100);
+    assert_eq!(t.idle_ns, 700); // 300 -> 1000
+    assert_eq!(t.wakes.timer, 1);
+    assert_eq!(t.wakes.own, 1);
+    assert_eq!(t.wakes.total(), 2);
+    assert_eq!(t.longest_poll_ns, 100);
+    assert_eq!(t.outcome, Some(Outcome::Completed));
+    assert_eq!(t.poll_hist.len(), 3);
+    assert_eq!(t.sched_hist.len(), 3);
+    assert_eq!(m.live_tasks(), 0);
+    let w = &m.workers[&0];
+    assert_eq!(w.busy_ns, 250);
+    assert_eq!(w.parked_ns, 700);
+    assert_eq!(w.polls, 3);
+    assert!(m.warnings.is_empty(), "{:?}", m.warnings);
+}
+
+#[test]
+fn window_intervals_have_exact_boundaries() {
+    let w = window(&sequence(), 0, 2000);
+    let got: Vec<_> = w.intervals.iter().map(|i| (i.start_ns, i.end_ns, i.phase, i.woken_by.clone(), i.ready)).collect();
+    assert_eq!(
+        got,
+        vec![
+            (100, 200, Phase::Scheduled, None, None),
+            (200, 300, Phase::Running, None, Some(false)),
+            (300, 1000, Phase::Idle, None, None),
+            (1000, 1500, Phase::Scheduled, Some("timer".to_string()), None),
+            (1500, 1600, Phase::Running, None, Some(false)),
+            (1600, 1700, Phase::Scheduled, Some("task:1".to_string()), None),
+            (1700, 1750, Phase::Running, None, Some(true)),
+        ]
+    );
+    let arrows: Vec<_> = w.wakes.iter().map(|a| (a.at_ns, a.by.as_str(), a.polled_ns)).collect();
+    assert_eq!(arrows, vec![(1000, "timer", Some(1500)), (1550, "task:1", Some(1700))]);
+    let parked: Vec<_> = w.workers.iter().filter(|s| s.task.is_none()).map(|s| (s.start_ns, s.end_ns)).collect();
+    assert_eq!(parked, vec![(400, 1100)]);
+    // A window in the middle clips.
+    let mid = window(&sequence(), 250, 1200);
+    let got: Vec<_> = mid.intervals.iter().map(|i| (i.start_ns, i.end_ns, i.phase)).collect();
+    assert_eq!(got, vec![(250, 300, Phase::Running), (300, 1000, Phase::Idle), (1000, 1200, Phase::Scheduled)]);
+}
+
+#[test]
+fn aggregate_sums_shares_per_bucket() {
+    let w = window(&sequence(), 0, 2000);
+    let a = aggregate(&w, 4); // 500 ns buckets
+    assert_eq!(a.bucket_ns, 500);
+    let t = &a.tasks[0];
+    // running: 200-300 in bucket 0; 1500-1600 and 1700-1750 in bucket 3
+    assert_eq!(t.running, vec![0.2, 0.0, 0.0, 0.3]);
+    assert_eq!(t.polls, vec![1, 0, 0, 2]);
+    // scheduled: 100-200 (b0), 1000-1500 (b2), 1600-1700 (b3)
+    assert_eq!(t.scheduled, vec![0.2, 0.0, 1.0, 0.2]);
+    assert_eq!(a.wakes, vec![0, 0, 1, 1]);
+}
+
+#[test]
+fn lost_waker_blocking_poll_and_latency_are_flagged() {
+    let mut m = Model::new(header(), Thresholds::default());
+    let ms = 1_000_000;
+    for e in [
+        ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "main".into() }),
+        wake(1, 99, WakeOp::Clone, WakeSource::External), // another task's waker: the session captures wakers
+        spawn(10, 1),
+        spawn(10, 2),
+        // t1 polls for 20 ms (blocking) and returns Pending without keeping a waker.
+        start(20, 1),
+        end(20 + 20 * ms, 1, false),
+        // t2 was woken at spawn and waited 20 ms: under the 50 ms threshold.
+        start(20 + 20 * ms, 2),
+        wake(20 + 20 * ms + 5, 2, WakeOp::Clone, WakeSource::Task(2)),
+        end(20 + 21 * ms, 2, false),
+        wake(30 * ms, 2, WakeOp::Wake, WakeSource::External),
+        // ... then 60 ms later it is polled: latency.
+        start(90 * ms, 2),
+        end(91 * ms, 2, true),
+    ] {
+        m.apply(&e);
+    }
+    let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task, w.at_ns)).collect();
+    assert!(kinds.contains(&(WarningKind::BlockingPoll, Some(1), 20)), "{kinds:?}");
+    assert!(kinds.contains(&(WarningKind::LostWaker, Some(1), 20 + 20 * ms)), "{kinds:?}");
+    assert!(kinds.contains(&(WarningKind::SchedulingLatency, Some(2), 90 * ms)), "{kinds:?}");
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+}
