@@ -12,9 +12,13 @@
 
 pub mod embedded;
 pub mod export;
+pub mod hub;
 pub mod livelog;
 pub mod model;
+pub mod replay;
+pub mod server;
 pub mod session;
+pub mod store;
 
 pub use embedded::{Embedded, EmbeddedHandle};
 pub use livelog::LiveLog;

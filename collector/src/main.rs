@@ -8,6 +8,11 @@ use looptrace_collector::Session;
 use looptrace_wire::{EventKind, Recording};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use looptrace_collector::hub::{Hub, HubConfig};
+use looptrace_collector::model::Thresholds;
+use looptrace_collector::replay::ReplayControl;
+use looptrace_collector::server::{router, AppState, ServerConfig};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -32,6 +37,31 @@ enum Command {
     },
     /// Summarise a recording: process, tasks, polls, wakes.
     Info { file: PathBuf },
+    /// Run the collector: traced apps stream to it, viewers connect to it.
+    Serve {
+        /// Where to listen. Anything but loopback needs --token.
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        addr: String,
+        /// Record every session into this directory.
+        #[arg(long, value_name = "DIR")]
+        record: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Serve a recording to viewers as if it were live.
+    Replay {
+        file: PathBuf,
+        /// Replay speed: 0.25 is four times slower than it happened.
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        /// Start paused (viewers press play).
+        #[arg(long)]
+        paused: bool,
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        addr: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print a recording as a readable log of what the loop did.
     Log {
         file: PathBuf,
@@ -39,6 +69,40 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+}
+
+/// Options `serve` and `replay` share.
+#[derive(clap::Args)]
+struct Common {
+    /// Memory budget for event history (e.g. 512MiB, 2GiB); oldest data goes first.
+    #[arg(long, default_value = "512MiB", value_parser = parse_bytes)]
+    memory: usize,
+    /// Token that apps and viewers must present (required off loopback).
+    #[arg(long)]
+    token: Option<String>,
+    /// A poll at least this long is reported as blocking the loop.
+    #[arg(long, default_value_t = 10)]
+    blocking_poll_ms: u64,
+    /// A wait between wake and poll at least this long is reported.
+    #[arg(long, default_value_t = 50)]
+    scheduling_latency_ms: u64,
+    /// A poll running at least this long is reported as never yielding.
+    #[arg(long, default_value_t = 500)]
+    never_yields_ms: u64,
+}
+
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: usize = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("unknown unit {u:?} (use KiB, MiB or GiB)")),
+    };
+    Ok(n * mult)
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +129,22 @@ fn main() -> Result<()> {
             out.flush()?;
         }
         Command::Info { file } => info(&open(&file)?),
+        Command::Serve { addr, record, common } => {
+            if let Some(dir) = &record {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            serve(&addr, record, &common, None)?;
+        }
+        Command::Replay { file, speed, paused, addr, common } => {
+            let rec = looptrace_wire::Recording::open(&file).with_context(|| format!("cannot read recording {}", file.display()))?;
+            if let Some(damage) = &rec.damage {
+                eprintln!("looptrace: {}: {damage}; replaying the {} events before it", file.display(), rec.events.len());
+            }
+            if !(speed.is_finite() && speed > 0.0) {
+                bail!("--speed must be a positive number");
+            }
+            serve(&addr, None, &common, Some((rec, ReplayControl::new(speed, paused))))?;
+        }
         Command::Log { file, verbose } => {
             let session = open(&file)?;
             let mut log = LiveLog::new();
@@ -79,6 +159,41 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs the collector (or a replay) until interrupted.
+fn serve(addr: &str, record: Option<PathBuf>, c: &Common, replay: Option<(looptrace_wire::Recording, std::sync::Arc<ReplayControl>)>) -> Result<()> {
+    let sock: SocketAddr = addr
+        .to_socket_addrs()
+        .with_context(|| format!("bad address {addr:?}"))?
+        .next()
+        .with_context(|| format!("{addr:?} resolves to nothing"))?;
+    if !sock.ip().is_loopback() && c.token.is_none() {
+        bail!("listening on {sock} (not loopback) needs --token, which apps and viewers must then present");
+    }
+    let thresholds = Thresholds {
+        blocking_poll_ns: c.blocking_poll_ms * 1_000_000,
+        scheduling_latency_ns: c.scheduling_latency_ms * 1_000_000,
+        never_yields_ns: c.never_yields_ms * 1_000_000,
+        ..Thresholds::default()
+    };
+    let hub = Hub::new(HubConfig { memory_budget: c.memory, thresholds, record_dir: record, ..HubConfig::default() });
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(sock).await.with_context(|| format!("cannot listen on {sock}"))?;
+        let local = listener.local_addr()?;
+        let control = replay.as_ref().map(|(_, ctl)| ctl.clone());
+        if let Some((rec, ctl)) = replay {
+            tokio::spawn(looptrace_collector::replay::replay(hub.clone(), rec, ctl));
+        }
+        println!("looptrace collector listening on http://{local}");
+        println!("  apps:    LOOPTRACE_ADDR={local}");
+        println!("  viewers: ws://{local}/ws/view, http://{local}/api/sessions");
+        io::stdout().flush()?;
+        let state = AppState { hub, config: std::sync::Arc::new(ServerConfig { token: c.token.clone(), ..ServerConfig::default() }), replay: control };
+        axum::serve(listener, router(state)).await?;
+        Ok::<_, anyhow::Error>(())
+    })
 }
 
 /// Reads a recording; a damaged tail is reported and the rest is used.

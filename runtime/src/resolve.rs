@@ -146,10 +146,11 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, EventKind::PollEnd { task, ready });
             }
             Raw::Terminate { task, outcome } => {
-                if let Some(t) = self.tasks.remove(&task) {
-                    for s in t.armed.iter().chain(&t.polling) {
-                        self.sleeps.remove(s);
-                    }
+                // Tasks never announced (tokio's own worker-launch tasks, or another
+                // runtime's) are not reported ending either.
+                let Some(t) = self.tasks.remove(&task) else { return };
+                for s in t.armed.iter().chain(&t.polling) {
+                    self.sleeps.remove(s);
                 }
                 self.emit(out, ts_ns, thread, EventKind::Terminate { task, outcome });
             }

@@ -32,15 +32,24 @@ pub fn write_jsonl(session: &Session, out: &mut impl Write) -> io::Result<()> {
         if let EventKind::Thread { role, .. } = e.kind {
             roles.insert(e.thread, role);
         }
+        let mut v = event_json(e);
+        v["worker"] = match roles.get(&e.thread) {
+            Some(ThreadRole::Worker(i)) => Value::from(*i),
+            _ => Value::Null,
+        };
+        writeln!(out, "{v}")?;
+    }
+    Ok(())
+}
+
+/// One event as a JSON object (the JSONL line without `worker`, which needs the
+/// thread's role).
+pub fn event_json(e: &looptrace_wire::Event) -> Value {
+    {
         let mut m = Map::new();
         m.insert("kind".into(), e.kind.name().into());
         m.insert("ts_ns".into(), e.ts_ns.into());
         m.insert("thread".into(), e.thread.into());
-        let worker = match roles.get(&e.thread) {
-            Some(ThreadRole::Worker(i)) => Value::from(*i),
-            _ => Value::Null,
-        };
-        m.insert("worker".into(), worker);
         if let Some(task) = e.kind.task() {
             m.insert("task".into(), task.into());
         }
@@ -83,7 +92,6 @@ pub fn write_jsonl(session: &Session, out: &mut impl Write) -> io::Result<()> {
             }
             _ => {}
         }
-        writeln!(out, "{}", Value::Object(m))?;
+        Value::Object(m)
     }
-    Ok(())
 }

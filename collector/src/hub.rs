@@ -1,0 +1,423 @@
+//! The hub: every session the collector holds, their models and stores, the memory
+//! budget, recording, and the live updates viewers subscribe to.
+//!
+//! Ingest takes the hub's lock only to apply a batch; live updates go out on a
+//! broadcast channel that never waits for a viewer (a slow one is told it missed
+//! updates). Window queries snapshot the store under the lock and decode outside it.
+
+use crate::model::task::Task;
+use crate::model::timeline::{aggregate, window, Aggregate, Window};
+use crate::model::{Model, Thresholds, Warning};
+use crate::store::Store;
+use looptrace_wire::{decode_frame, DecodeError, Event, Frame, Header, RecordingWriter};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+pub type SessionId = u64;
+
+/// How the hub is set up.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Bytes of event history kept across all sessions.
+    pub memory_budget: usize,
+    pub thresholds: Thresholds,
+    /// Record every session into this directory.
+    pub record_dir: Option<PathBuf>,
+    /// Live batches with more events than this are sent without their events.
+    pub max_live_events: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig { memory_budget: 512 << 20, thresholds: Thresholds::default(), record_dir: None, max_live_events: 2000 }
+    }
+}
+
+/// Where a session's events come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A traced app streaming live.
+    Live,
+    /// `looptrace replay`.
+    Replay,
+    /// The app's own process (embedded collector).
+    Embedded,
+}
+
+/// Hub-wide counters.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub frames: AtomicU64,
+    pub events: AtomicU64,
+    pub bad_frames: AtomicU64,
+    pub rejected_connections: AtomicU64,
+    pub evicted_events: AtomicU64,
+    pub viewer_lagged: AtomicU64,
+}
+
+/// One session as the hub holds it.
+pub struct SessionState {
+    pub id: SessionId,
+    pub source: Source,
+    pub model: Model,
+    pub store: Store,
+    pub connected_unix_ns: u64,
+    pub disconnected_unix_ns: Option<u64>,
+    pub bad_frames: u64,
+    pub recording: Option<PathBuf>,
+    recorder: Option<RecordingWriter<File>>,
+}
+
+/// A live update for viewers.
+#[derive(Debug, Clone)]
+pub enum Update {
+    /// The list of sessions changed.
+    Sessions,
+    /// A batch of a session: changed tasks, new warnings, the events themselves
+    /// when the batch is small.
+    Batch { session: SessionId, message: Arc<String> },
+}
+
+struct Inner {
+    sessions: BTreeMap<SessionId, SessionState>,
+    next_id: SessionId,
+    next_seq: u64,
+}
+
+pub struct Hub {
+    inner: Mutex<Inner>,
+    pub config: HubConfig,
+    pub counters: Counters,
+    updates: broadcast::Sender<Update>,
+}
+
+fn unix_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+impl Hub {
+    pub fn new(config: HubConfig) -> Arc<Hub> {
+        let (updates, _) = broadcast::channel(1024);
+        Arc::new(Hub {
+            inner: Mutex::new(Inner { sessions: BTreeMap::new(), next_id: 1, next_seq: 0 }),
+            config,
+            counters: Counters::default(),
+            updates,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Live updates from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Update> {
+        self.updates.subscribe()
+    }
+
+    /// Opens a session for `header`; `header_frame` is its encoded form (recorded first).
+    pub fn open(&self, header: Header, header_frame: &[u8], source: Source) -> SessionId {
+        let mut inner = self.lock();
+        let id = inner.next_id;
+        inner.next_id += 1;
+        let (recording, recorder) = match &self.config.record_dir {
+            Some(dir) => {
+                let safe: String = header.process_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+                let path = dir.join(format!("{safe}-{}-{id}.ltrace", header.pid));
+                match File::create(&path).and_then(|f| RecordingWriter::new_raw(f, header_frame)) {
+                    Ok(w) => (Some(path), Some(w)),
+                    Err(e) => {
+                        eprintln!("looptrace: cannot record to {}: {e}", path.display());
+                        (None, None)
+                    }
+                }
+            }
+            None => (None, None),
+        };
+        let model = Model::new(header, self.config.thresholds);
+        inner.sessions.insert(
+            id,
+            SessionState {
+                id,
+                source,
+                model,
+                store: Store::default(),
+                connected_unix_ns: unix_ns(),
+                disconnected_unix_ns: None,
+                bad_frames: 0,
+                recording,
+                recorder,
+            },
+        );
+        drop(inner);
+        let _ = self.updates.send(Update::Sessions);
+        id
+    }
+
+    /// Marks a session disconnected (its data stays).
+    pub fn close(&self, id: SessionId) {
+        if let Some(s) = self.lock().sessions.get_mut(&id) {
+            s.disconnected_unix_ns = Some(unix_ns());
+            s.recorder = None;
+        }
+        let _ = self.updates.send(Update::Sessions);
+    }
+
+    /// Counts a malformed frame against a session.
+    pub fn bad_frame(&self, id: Option<SessionId>) {
+        self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = id {
+            if let Some(s) = self.lock().sessions.get_mut(&id) {
+                s.bad_frames += 1;
+            }
+        }
+    }
+
+    /// Decodes and ingests one frame of session `id`.
+    pub fn ingest_frame(&self, id: SessionId, frame: &[u8]) -> Result<usize, DecodeError> {
+        match decode_frame(frame) {
+            Ok(Frame::Events(events)) => {
+                let n = events.len();
+                self.ingest(id, events, Some(frame));
+                Ok(n)
+            }
+            // A restated header (the app reconnected): nothing new.
+            Ok(Frame::Header(_)) => Ok(0),
+            Err(e) => {
+                self.bad_frame(Some(id));
+                Err(e)
+            }
+        }
+    }
+
+    /// Ingests decoded events of session `id` (recording `frame` if given).
+    pub fn ingest(&self, id: SessionId, events: Vec<Event>, frame: Option<&[u8]>) {
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        self.counters.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+        let mut inner = self.lock();
+        let Inner { sessions, next_seq, .. } = &mut *inner;
+        let Some(s) = sessions.get_mut(&id) else { return };
+        if let Some(w) = s.recorder.as_mut() {
+            let written = match frame {
+                Some(f) => w.write_frame(f),
+                None => w.write_events(&events),
+            };
+            if let Err(e) = written {
+                eprintln!("looptrace: recording of session {id} stopped: {e}");
+                s.recorder = None;
+            }
+        }
+        for e in &events {
+            s.model.apply(e);
+        }
+        s.store.push(&events, next_seq);
+        let changes = s.model.take_changes();
+        let now = s.model.now_ns;
+        let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now, &s.model)).collect();
+        let warnings: Vec<&Warning> = changes.warnings.iter().filter_map(|&i| s.model.warnings.get(i)).collect();
+        let mut msg = json!({
+            "type": "batch",
+            "session": id,
+            "now_ns": now,
+            "event_count": events.len(),
+            "tasks": tasks,
+            "warnings": warnings,
+        });
+        if events.len() <= self.config.max_live_events {
+            msg["events"] = Value::Array(events.iter().map(crate::export::jsonl::event_json).collect());
+        } else {
+            msg["events_skipped"] = json!(events.len());
+        }
+        self.enforce_budget(&mut inner);
+        drop(inner);
+        let _ = self.updates.send(Update::Batch { session: id, message: Arc::new(msg.to_string()) });
+    }
+
+    fn enforce_budget(&self, inner: &mut Inner) {
+        loop {
+            let used: usize = inner.sessions.values().map(|s| s.store.memory()).sum();
+            if used <= self.config.memory_budget {
+                return;
+            }
+            let oldest = inner.sessions.values_mut().filter(|s| s.store.oldest_seq().is_some()).min_by_key(|s| s.store.oldest_seq());
+            let Some(s) = oldest else { return };
+            let before = s.store.evicted_events;
+            if s.store.evict_oldest().is_none() {
+                return;
+            }
+            self.counters.evicted_events.fetch_add(s.store.evicted_events - before, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `f` on a session.
+    pub fn with_session<R>(&self, id: SessionId, f: impl FnOnce(&SessionState) -> R) -> Option<R> {
+        self.lock().sessions.get(&id).map(f)
+    }
+
+    /// Summaries of all sessions.
+    pub fn sessions(&self) -> Vec<Value> {
+        self.lock().sessions.values().map(session_summary).collect()
+    }
+
+    /// Session ids.
+    pub fn session_ids(&self) -> Vec<SessionId> {
+        self.lock().sessions.keys().copied().collect()
+    }
+
+    /// A time window of a session: full detail if it has at most `max_intervals`
+    /// intervals, else aggregated into `buckets`.
+    pub fn window(&self, id: SessionId, start_ns: u64, end_ns: u64, max_intervals: usize, buckets: usize) -> Option<WindowReply> {
+        let snapshot = self.lock().sessions.get(&id).map(|s| s.store.snapshot_until(end_ns))?;
+        let events = snapshot.events();
+        let w = window(&events, start_ns, end_ns);
+        Some(if w.intervals.len() <= max_intervals { WindowReply::Full(w) } else { WindowReply::Aggregate(aggregate(&w, buckets)) })
+    }
+
+    pub(crate) fn record_lag(&self, skipped: u64) {
+        self.counters.viewer_lagged.fetch_add(skipped, Ordering::Relaxed);
+    }
+}
+
+/// A window at the level of detail it was asked for.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "detail", rename_all = "snake_case")]
+pub enum WindowReply {
+    Full(Window),
+    Aggregate(Aggregate),
+}
+
+/// The JSON of a session in `/api/sessions`.
+pub fn session_summary(s: &SessionState) -> Value {
+    let h = &s.model.header;
+    json!({
+        "id": s.id,
+        "process": h.process_name,
+        "pid": h.pid,
+        "flavor": h.flavor.as_str(),
+        "workers": h.workers,
+        "clock_origin_unix_ns": h.clock_origin_unix_ns,
+        "source": s.source,
+        "capture": "native",
+        "connected_unix_ns": s.connected_unix_ns,
+        "disconnected_unix_ns": s.disconnected_unix_ns,
+        "live": s.disconnected_unix_ns.is_none(),
+        "now_ns": s.model.now_ns,
+        "events": s.store.events,
+        "retained_events": s.store.retained(),
+        "evicted_events": s.store.evicted_events,
+        "dropped_events": s.model.dropped,
+        "bad_frames": s.bad_frames,
+        "tasks": s.model.tasks.len(),
+        "live_tasks": s.model.live_tasks(),
+        "warnings": s.model.warnings.len(),
+        "recording": s.recording,
+    })
+}
+
+fn percentile(h: &hdrhistogram::Histogram<u64>, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
+    }
+}
+
+/// The JSON of a task in task lists and live updates.
+pub fn task_summary(t: &Task, now: u64, model: &Model) -> Value {
+    let (busy, scheduled, idle) = t.totals_at(now);
+    let warnings = model.warnings.iter().filter(|w| w.task == Some(t.id)).count();
+    json!({
+        "id": t.id,
+        "name": t.name,
+        "given_name": t.given_name,
+        "location": t.location,
+        "kind": format!("{:?}", t.kind).to_lowercase(),
+        "parent": t.parent,
+        "state": t.phase.as_str(),
+        "state_since_ns": t.since_ns,
+        "spawned_ns": t.spawned_ns,
+        "ended_ns": t.ended_ns,
+        "outcome": t.outcome.map(|o| o.as_str()),
+        "polls": t.polls,
+        "busy_ns": busy,
+        "scheduled_ns": scheduled,
+        "idle_ns": idle,
+        "wakes": t.wakes,
+        "self_wakes": t.wakes.own,
+        "longest_poll_ns": t.longest_poll_ns,
+        "last_poll_ns": t.last_poll_ns,
+        "poll_p50_ns": percentile(&t.poll_hist, 0.5),
+        "poll_p99_ns": percentile(&t.poll_hist, 0.99),
+        "scheduled_p50_ns": percentile(&t.sched_hist, 0.5),
+        "scheduled_p99_ns": percentile(&t.sched_hist, 0.99),
+        "size_bytes": t.size_bytes,
+        "live_wakers": t.live_wakers,
+        "thread": t.last_thread,
+        "warnings": warnings,
+        "lifetime_ns": t.ended_ns.unwrap_or(now).saturating_sub(t.spawned_ns),
+    })
+}
+
+/// Log-spaced buckets of a histogram: `[upper bound ns, count]`.
+pub fn histogram_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<(u64, u64)> {
+    if h.is_empty() {
+        return Vec::new();
+    }
+    h.iter_log(1000, 2.0).map(|v| (v.value_iterated_to(), v.count_since_last_iteration())).filter(|(_, c)| *c > 0).collect()
+}
+
+/// The JSON of one task in `/api/sessions/{id}/tasks/{task}`.
+pub fn task_detail(t: &Task, model: &Model) -> Value {
+    let mut v = task_summary(t, model.now_ns, model);
+    v["poll_histogram"] = json!(histogram_buckets(&t.poll_hist));
+    v["scheduled_histogram"] = json!(histogram_buckets(&t.sched_hist));
+    v["warning_list"] = json!(model.warnings.iter().filter(|w| w.task == Some(t.id)).collect::<Vec<_>>());
+    v
+}
+
+/// The JSON of `/api/sessions/{id}/stats`.
+pub fn session_stats(s: &SessionState) -> Value {
+    let m = &s.model;
+    let now = m.now_ns;
+    let workers: Vec<Value> = m
+        .workers
+        .values()
+        .map(|w| {
+            json!({
+                "thread": w.thread, "index": w.index, "name": w.name,
+                "busy_ns": w.busy_ns, "parked_ns": w.parked_ns, "polls": w.polls,
+                "migrations": w.migrations, "utilization": w.utilization(now),
+                "running": w.running, "parked": w.parked,
+            })
+        })
+        .collect();
+    let mut by_state = BTreeMap::new();
+    for t in m.tasks.values() {
+        *by_state.entry(t.phase.as_str()).or_insert(0u64) += 1;
+    }
+    json!({
+        "session": s.id,
+        "now_ns": now,
+        "events": m.events,
+        "dropped_events": m.dropped,
+        "tasks": m.tasks.len(),
+        "live_tasks": m.live_tasks(),
+        "tasks_by_state": by_state,
+        "workers": workers,
+        "warnings": m.warnings.len(),
+        "store": {
+            "retained_events": s.store.retained(),
+            "evicted_events": s.store.evicted_events,
+            "memory_bytes": s.store.memory(),
+            "bytes_per_event": s.store.bytes_per_event(),
+        },
+    })
+}
