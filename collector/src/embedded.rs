@@ -4,7 +4,10 @@
 //! runtime's shipping thread (never on the traced runtime) and passes them on to
 //! whoever holds an [`EmbeddedHandle`]: the session so far, and live updates.
 
+use crate::hub::{Hub, HubConfig, SessionId, Source};
+use crate::server::{router, AppState, ServerConfig};
 use crate::session::Session;
+use std::net::SocketAddr;
 use looptrace_wire::{decode_frame, Event, Frame, FrameSink, Header};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -27,6 +30,10 @@ struct Shared {
     subscribers: Mutex<Vec<Sender<Update>>>,
     bad_frames: AtomicU64,
     keep_history: bool,
+    /// The collector's hub and the traced process's session in it, when serving.
+    hub: Option<Arc<Hub>>,
+    hub_session: Mutex<Option<SessionId>>,
+    addr: Option<SocketAddr>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -61,16 +68,51 @@ impl Embedded {
         let shared = Arc::new(Shared { keep_history, ..Shared::default() });
         (Embedded { shared: shared.clone() }, EmbeddedHandle { shared })
     }
+
+    /// The full collector in this process: a hub and the viewer API served on
+    /// `addr` (port 0 picks one; [`EmbeddedHandle::addr`] says which), on a thread
+    /// and runtime of its own, outside the traced runtime.
+    pub fn serve(addr: SocketAddr, config: HubConfig) -> std::io::Result<(Embedded, EmbeddedHandle)> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        let hub = Hub::new(config);
+        let state = AppState { hub: hub.clone(), config: Arc::new(ServerConfig::default()), replay: None };
+        std::thread::Builder::new().name("looptrace-collector".into()).spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => return eprintln!("looptrace collector: cannot start its runtime: {e}"),
+            };
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => {
+                        if let Err(e) = axum::serve(l, router(state)).await {
+                            eprintln!("looptrace collector: server stopped: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("looptrace collector: cannot listen: {e}"),
+                }
+            });
+        })?;
+        let shared = Arc::new(Shared { keep_history: false, hub: Some(hub), addr: Some(local), ..Shared::default() });
+        Ok((Embedded { shared: shared.clone() }, EmbeddedHandle { shared }))
+    }
 }
 
 impl FrameSink for Embedded {
     fn frame(&mut self, frame: &[u8]) {
         match decode_frame(frame) {
             Ok(Frame::Header(h)) => {
+                if let Some(hub) = &self.shared.hub {
+                    *lock(&self.shared.hub_session) = Some(hub.open(h.clone(), frame, Source::Embedded));
+                }
                 *lock(&self.shared.session) = Some(Session::new(h.clone()));
                 self.shared.broadcast(Update::Header(h));
             }
             Ok(Frame::Events(events)) => {
+                if let (Some(hub), Some(id)) = (&self.shared.hub, *lock(&self.shared.hub_session)) {
+                    hub.ingest(id, events.clone(), Some(frame));
+                }
                 if self.shared.keep_history {
                     if let Some(s) = lock(&self.shared.session).as_mut() {
                         s.extend(events.iter().cloned());
@@ -86,6 +128,9 @@ impl FrameSink for Embedded {
     }
 
     fn close(&mut self) {
+        if let (Some(hub), Some(id)) = (&self.shared.hub, *lock(&self.shared.hub_session)) {
+            hub.close(id);
+        }
         self.shared.broadcast(Update::Closed);
     }
 }
@@ -101,6 +146,16 @@ impl EmbeddedHandle {
     /// A copy of the session so far (None before the runtime started).
     pub fn session(&self) -> Option<Session> {
         lock(&self.shared.session).clone()
+    }
+
+    /// Where the viewer API is served, if it is.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.shared.addr
+    }
+
+    /// The hub, if serving.
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.shared.hub.as_ref()
     }
 
     /// Frames that failed to decode.

@@ -242,6 +242,14 @@ impl Hub {
     }
 
     fn enforce_budget(&self, inner: &mut Inner) {
+        let used: usize = inner.sessions.values().map(|s| s.store.memory()).sum();
+        if used > self.config.memory_budget {
+            // Compact what is still open first: it may be all it takes.
+            let Inner { sessions, next_seq, .. } = inner;
+            for s in sessions.values_mut() {
+                s.store.seal_open(next_seq);
+            }
+        }
         loop {
             let used: usize = inner.sessions.values().map(|s| s.store.memory()).sum();
             if used <= self.config.memory_budget {

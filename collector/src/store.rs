@@ -70,6 +70,14 @@ impl Store {
         }
     }
 
+    /// Seals the events not yet in a block (to make them compact and evictable).
+    pub fn seal_open(&mut self, next_seq: &mut u64) {
+        if !self.open.is_empty() {
+            let open = std::mem::take(&mut self.open);
+            self.seal(open, next_seq);
+        }
+    }
+
     fn seal(&mut self, events: Vec<Event>, next_seq: &mut u64) {
         let first_ns = events.iter().map(|e| e.ts_ns).min().unwrap_or(0);
         let last_ns = events.iter().map(|e| e.ts_ns).max().unwrap_or(0);

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Waits `delay`, then greets `name`.
 pub async fn say_hello(name: &'static str, delay: Duration) {
     tokio::time::sleep(delay).await;
-    println!("Hello, {name}!");
+    crate::say!("Hello, {name}!");
 }
 
 /// Alice (2 s), Bob (1 s) and Charlie (3 s), each a task named after them, awaited

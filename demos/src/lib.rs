@@ -4,6 +4,19 @@
 
 pub mod hello;
 
+/// Prints a line to stdout; a closed stdout (`demos hello | head`) is not an error
+/// worth a panic in a task.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// `println!` that tolerates a closed stdout.
+#[macro_export]
+macro_rules! say {
+    ($($t:tt)*) => { $crate::say(format_args!($($t)*)) };
+}
+
 use std::future::Future;
 use std::pin::Pin;
 

@@ -4,7 +4,9 @@
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, ValueEnum};
 use looptrace_collector::embedded::{Embedded, Update};
+use looptrace_collector::hub::HubConfig;
 use looptrace_collector::LiveLog;
+use demos::say;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -30,6 +32,9 @@ struct Cli {
     /// Print no live log.
     #[arg(long)]
     quiet: bool,
+    /// Where the embedded collector serves the viewer API (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    serve: std::net::SocketAddr,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -43,7 +48,7 @@ fn main() -> Result<()> {
     let catalog = demos::catalog();
     if cli.demo == "list" {
         for d in &catalog {
-            println!("{:<12} {}", d.name, d.summary);
+            say!("{:<12} {}", d.name, d.summary);
         }
         return Ok(());
     }
@@ -52,9 +57,12 @@ fn main() -> Result<()> {
         .find(|d| d.name == cli.demo)
         .ok_or_else(|| anyhow!("no demo named {:?}; `demos list` shows them", cli.demo))?;
 
-    println!("looptrace demo: {}\n{}\nWatch for: {}\n", demo.name, demo.summary, demo.watch_for);
+    say!("looptrace demo: {}\n{}\nWatch for: {}\n", demo.name, demo.summary, demo.watch_for);
 
-    let (sink, handle) = Embedded::with_history(false);
+    let (sink, handle) = Embedded::serve(cli.serve, HubConfig::default()).context("starting the embedded collector")?;
+    if let Some(addr) = handle.addr() {
+        say!("collector: http://{addr}/api/sessions (viewers: ws://{addr}/ws/view)\n");
+    }
     let updates = handle.subscribe();
     let verbose = cli.verbose;
     let quiet = cli.quiet;
@@ -66,7 +74,7 @@ fn main() -> Result<()> {
                 Update::Events(events) if !quiet => {
                     for e in &events {
                         if let Some(line) = log.line(e) {
-                            println!("{line}");
+                            say!("{line}");
                         }
                     }
                 }
@@ -90,14 +98,14 @@ fn main() -> Result<()> {
     let took = started.elapsed();
     let report = rt.shutdown();
     let _ = printer.join();
-    println!(
+    say!(
         "\ndemo done in {:.2} s: {} events captured, {} dropped",
         took.as_secs_f64(),
         report.events,
         report.dropped_buffer_full + report.dropped_unsent
     );
     if let Some(path) = &cli.record {
-        println!("recording: {} (try `looptrace export {} --format chrome`)", path.display(), path.display());
+        say!("recording: {} (try `looptrace export {} --format chrome`)", path.display(), path.display());
     }
     // The dashboard will keep the process open; until then there is nothing to wait for.
     let _ = cli.exit;
