@@ -74,7 +74,7 @@ pub async fn replay(hub: Arc<Hub>, mut rec: Recording, ctl: Arc<ReplayControl>) 
         last = now;
         let due = first + trace_ns as u64;
         let start = i;
-        while i < events.len() && events[i].ts_ns <= due {
+        while !paused && i < events.len() && events[i].ts_ns <= due {
             i += 1;
         }
         if i > start {

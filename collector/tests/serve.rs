@@ -43,6 +43,7 @@ fn run_app(addr: std::net::SocketAddr, names: &str) -> std::process::Child {
         .args(["--exact", "app", "--nocapture", "--test-threads=1"])
         .env("LOOPTRACE_TEST_APP", names)
         .env("LOOPTRACE_ADDR", addr.to_string())
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap()
 }

@@ -21,7 +21,7 @@ pub use warning::{Thresholds, Warning, WarningKind};
 const KEEP_FINISHED: usize = 10_000;
 /// Live-task samples kept for the leak detector.
 const LIVE_SAMPLES: usize = 64;
-/// How often (in trace time) the periodic checks run.
+/// How often (in trace time) the periodic checks run, at most.
 const TICK_NS: u64 = 1_000_000_000;
 
 /// One session's derived state.
@@ -243,7 +243,9 @@ impl Model {
             EventKind::TimerArmed { .. } | EventKind::TimerFired { .. } => {}
             EventKind::Dropped { count } => self.dropped += count,
         }
-        if ts >= self.last_tick + TICK_NS {
+        // Often enough for the leak detector to sample its window several times.
+        let every = TICK_NS.min(self.thresholds.task_leak_window_ns / 5).max(1);
+        if ts >= self.last_tick + every {
             self.tick(ts);
         }
     }

@@ -44,7 +44,7 @@ impl Default for Thresholds {
 }
 
 /// Which detector raised a warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WarningKind {
     BlockingPoll,
@@ -165,10 +165,12 @@ impl TaskLeak {
     /// `history`: (time, live tasks) samples, oldest first.
     pub fn check(t: &Thresholds, history: &[(u64, u64)]) -> Option<(WarningKind, u64, String)> {
         let (last_ts, last) = *history.last()?;
-        let window: Vec<_> = history.iter().filter(|(ts, _)| last_ts - ts <= t.task_leak_window_ns).collect();
-        let spans_window = window.first().is_some_and(|(ts, _)| last_ts - ts >= t.task_leak_window_ns * 9 / 10);
+        let boundary = last_ts.checked_sub(t.task_leak_window_ns)?;
+        // The samples covering the window: those inside it and the last one before.
+        let from = history.iter().rposition(|(ts, _)| *ts <= boundary)?;
+        let window = &history[from..];
         let growing = window.windows(2).all(|w| w[1].1 > w[0].1);
-        (last >= t.task_leak_live && spans_window && growing && window.len() >= 3).then(|| {
+        (last >= t.task_leak_live && growing && window.len() >= 3).then(|| {
             (
                 WarningKind::TaskLeak,
                 last,
