@@ -55,8 +55,17 @@ fn two_apps_at_once_make_two_sessions_each_with_its_own_tasks() {
     let mut b = run_app(addr, "beta-1,beta-2,beta-3");
     assert!(a.wait().unwrap().success());
     assert!(b.wait().unwrap().success());
-    let (status, v) = get(addr, "/api/sessions");
-    assert_eq!(status, 200);
+    // The collector notices each disconnect a moment after the app exits.
+    let mut v = serde_json::Value::Null;
+    for _ in 0..100 {
+        let (status, now) = get(addr, "/api/sessions");
+        assert_eq!(status, 200);
+        v = now;
+        if v["sessions"].as_array().is_some_and(|s| s.len() == 2 && s.iter().all(|s| s["live"] == false)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let sessions = v["sessions"].as_array().unwrap();
     assert_eq!(sessions.len(), 2, "{v}");
     let mut seen = BTreeSet::new();
@@ -283,4 +292,19 @@ fn the_store_stays_within_its_budget_and_reports_eviction() {
     let (_, t) = get(addr, "/api/sessions/1/tasks/1");
     assert_eq!(t["polls"], 100_000);
     assert!(t["poll_histogram"].as_array().is_some_and(|h| !h.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewer_sockets_only_from_the_collectors_own_origin() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (addr, hub) = start(HubConfig::default(), ServerConfig::default());
+    let with_origin = |origin: &str| {
+        let mut req = format!("ws://{addr}/ws/view").into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        req
+    };
+    assert!(tokio_tungstenite::connect_async(with_origin("http://evil.example")).await.is_err());
+    assert_eq!(hub.counters.rejected_connections.load(Relaxed), 1);
+    let (mut ok, _) = tokio_tungstenite::connect_async(with_origin(&format!("http://{addr}"))).await.expect("own origin accepted");
+    assert!(next_of(&mut ok, "sessions", Duration::from_secs(2)).await.is_some());
 }

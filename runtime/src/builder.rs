@@ -19,6 +19,9 @@ use std::time::Duration;
 pub const ENV_ADDR: &str = "LOOPTRACE_ADDR";
 /// Environment variable naming a recording file to write.
 pub const ENV_RECORD: &str = "LOOPTRACE_RECORD";
+/// Environment variable: where the embedded collector serves its viewer API
+/// (`HOST:PORT`; default `127.0.0.1:0`, any free port).
+pub const ENV_VIEW: &str = "LOOPTRACE_VIEW";
 
 static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
 static LAYER_USED: AtomicBool = AtomicBool::new(false);
@@ -173,8 +176,10 @@ impl Builder {
 
     /// Builds the runtime and starts capturing.
     ///
-    /// With no destination, neither in code nor in the environment, the runtime runs
-    /// uncaptured and a note says so on stderr.
+    /// With no destination, neither in code nor in the environment, the collector
+    /// runs in this process (feature `embedded`, on by default) and serves its
+    /// viewer API on a local port printed on stderr (see [`Runtime::viewer_addr`]);
+    /// without that feature the runtime runs uncaptured and a note says so.
     pub fn build(mut self) -> Result<Runtime, Error> {
         if self.from_env {
             if let Some(addr) = std::env::var(ENV_ADDR).ok().filter(|a| !a.is_empty()) {
@@ -184,10 +189,20 @@ impl Builder {
                 self.destinations.push(Destination::File(path.into()));
             }
         }
+        let mut viewer = None;
         if self.destinations.is_empty() {
-            eprintln!("looptrace: no destination (set {ENV_ADDR}=HOST:PORT or {ENV_RECORD}=FILE); not capturing");
-            let rt = self.tokio.build().map_err(Error::Runtime)?;
-            return Ok(Runtime { rt: Some(rt), session: None });
+            match embedded_collector() {
+                Some((sink, addr)) => {
+                    eprintln!("looptrace: embedded collector at http://{addr} (viewers: ws://{addr}/ws/view)");
+                    viewer = Some(addr);
+                    self.destinations.push(Destination::Sink(sink));
+                }
+                None => {
+                    eprintln!("looptrace: no destination (set {ENV_ADDR}=HOST:PORT or {ENV_RECORD}=FILE); not capturing");
+                    let rt = self.tokio.build().map_err(Error::Runtime)?;
+                    return Ok(Runtime { rt: Some(rt), session: None, viewer: None });
+                }
+            }
         }
         if SESSION_ACTIVE.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyCapturing);
@@ -228,8 +243,26 @@ impl Builder {
                 return Err(Error::Shipper(e));
             }
         };
-        Ok(Runtime { rt: Some(rt), session: Some(Session { shipper, counters }) })
+        Ok(Runtime { rt: Some(rt), session: Some(Session { shipper, counters }), viewer })
     }
+}
+
+/// The collector, in this process, on its own thread and runtime.
+#[cfg(feature = "embedded")]
+fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
+    let addr = std::env::var(ENV_VIEW).ok().and_then(|a| a.parse().ok()).unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+    match looptrace_collector::Embedded::serve(addr, Default::default()) {
+        Ok((sink, handle)) => Some((Box::new(sink), handle.addr()?)),
+        Err(e) => {
+            eprintln!("looptrace: cannot start the embedded collector on {addr}: {e}");
+            None
+        }
+    }
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
+    None
 }
 
 fn process_name() -> String {
@@ -302,6 +335,7 @@ impl Session {
 pub struct Runtime {
     rt: Option<tokio::runtime::Runtime>,
     session: Option<Session>,
+    viewer: Option<std::net::SocketAddr>,
 }
 
 impl Runtime {
@@ -320,6 +354,11 @@ impl Runtime {
     /// A handle to spawn onto the runtime from elsewhere.
     pub fn handle(&self) -> &tokio::runtime::Handle {
         self.tokio().handle()
+    }
+
+    /// Where the embedded collector serves the viewer API, if it runs.
+    pub fn viewer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.viewer
     }
 
     /// Whether events are being captured.

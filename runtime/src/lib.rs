@@ -5,9 +5,11 @@
 //! few nanoseconds each and shipped off the runtime's threads to a collector, a
 //! recording file or an in-process consumer.
 //!
-//! Attach with one line: replace `#[tokio::main]` with `#[looptrace::main]`, and
-//! set `LOOPTRACE_ADDR=127.0.0.1:7878` (a running `looptrace serve`) or
-//! `LOOPTRACE_RECORD=trace.ltrace`. Or build the runtime yourself with [`Builder`].
+//! Attach with one line: replace `#[tokio::main]` with `#[looptrace::main]`. By
+//! default the collector then runs inside the app and serves its viewer API on a
+//! local port it prints; set `LOOPTRACE_ADDR=127.0.0.1:7878` to stream to a
+//! running `looptrace serve` instead, or `LOOPTRACE_RECORD=trace.ltrace` to write a
+//! recording. Or build the runtime yourself with [`Builder`].
 //! tokio's hooks need `--cfg tokio_unstable` (see the README).
 //!
 //! ```
@@ -36,7 +38,7 @@ mod resolve;
 mod ship;
 mod subscriber;
 
-pub use builder::{Builder, Error, Report, Runtime, ENV_ADDR, ENV_RECORD};
+pub use builder::{Builder, Error, Report, Runtime, ENV_ADDR, ENV_RECORD, ENV_VIEW};
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};
 pub use looptrace_macros::main;
