@@ -50,6 +50,21 @@ pub enum Source {
     Replay,
     /// The app's own process (embedded collector).
     Embedded,
+    /// A tokio-console server (`looptrace attach`): coarser than native capture.
+    Console,
+}
+
+impl Source {
+    /// How detailed the session's data is, for viewers to say.
+    pub fn capture(self) -> &'static str {
+        match self {
+            Source::Console => {
+                "console (coarse: tokio-console's per-interval task statistics; polls between updates are \
+                 spread evenly, wake sources other than self-wakes are unknown, no workers or timers)"
+            }
+            _ => "native",
+        }
+    }
 }
 
 /// Hub-wide counters.
@@ -142,7 +157,9 @@ impl Hub {
             }
             None => (None, None),
         };
-        let model = Model::new(header, self.config.thresholds);
+        let mut model = Model::new(header, self.config.thresholds);
+        // Console data does not follow wakers closely enough to call one lost.
+        model.coarse = source == Source::Console;
         inner.sessions.insert(
             id,
             SessionState {
@@ -313,7 +330,7 @@ pub fn session_summary(s: &SessionState) -> Value {
         "workers": h.workers,
         "clock_origin_unix_ns": h.clock_origin_unix_ns,
         "source": s.source,
-        "capture": "native",
+        "capture": s.source.capture(),
         "connected_unix_ns": s.connected_unix_ns,
         "disconnected_unix_ns": s.disconnected_unix_ns,
         "live": s.disconnected_unix_ns.is_none(),

@@ -62,6 +62,17 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// View an app instrumented for tokio-console: read its console server
+    /// (coarser than looptrace's own capture) and serve it like a live session.
+    #[cfg(feature = "attach")]
+    Attach {
+        /// The console server, e.g. http://127.0.0.1:6669.
+        target: String,
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        addr: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Print a recording as a readable log of what the loop did.
     Log {
         file: PathBuf,
@@ -133,7 +144,7 @@ fn main() -> Result<()> {
             if let Some(dir) = &record {
                 std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
             }
-            serve(&addr, record, &common, None)?;
+            serve(&addr, record, &common, Feed::Live)?;
         }
         Command::Replay { file, speed, paused, addr, common } => {
             let rec = looptrace_wire::Recording::open(&file).with_context(|| format!("cannot read recording {}", file.display()))?;
@@ -143,8 +154,10 @@ fn main() -> Result<()> {
             if !(speed.is_finite() && speed > 0.0) {
                 bail!("--speed must be a positive number");
             }
-            serve(&addr, None, &common, Some((rec, ReplayControl::new(speed, paused))))?;
+            serve(&addr, None, &common, Feed::Replay(rec, ReplayControl::new(speed, paused)))?;
         }
+        #[cfg(feature = "attach")]
+        Command::Attach { target, addr, common } => serve(&addr, None, &common, Feed::Attach(target))?,
         Command::Log { file, verbose } => {
             let session = open(&file)?;
             let mut log = LiveLog::new();
@@ -161,8 +174,16 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// Runs the collector (or a replay) until interrupted.
-fn serve(addr: &str, record: Option<PathBuf>, c: &Common, replay: Option<(looptrace_wire::Recording, std::sync::Arc<ReplayControl>)>) -> Result<()> {
+/// Where a served collector's sessions come from, besides apps connecting.
+enum Feed {
+    Live,
+    Replay(looptrace_wire::Recording, std::sync::Arc<ReplayControl>),
+    #[cfg(feature = "attach")]
+    Attach(String),
+}
+
+/// Runs the collector until interrupted.
+fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<()> {
     let sock: SocketAddr = addr
         .to_socket_addrs()
         .with_context(|| format!("bad address {addr:?}"))?
@@ -182,9 +203,23 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, replay: Option<(looptr
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(sock).await.with_context(|| format!("cannot listen on {sock}"))?;
         let local = listener.local_addr()?;
-        let control = replay.as_ref().map(|(_, ctl)| ctl.clone());
-        if let Some((rec, ctl)) = replay {
-            tokio::spawn(looptrace_collector::replay::replay(hub.clone(), rec, ctl));
+        let mut control = None;
+        match feed {
+            Feed::Live => {}
+            Feed::Replay(rec, ctl) => {
+                control = Some(ctl.clone());
+                tokio::spawn(looptrace_collector::replay::replay(hub.clone(), rec, ctl));
+            }
+            #[cfg(feature = "attach")]
+            Feed::Attach(target) => {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    match looptrace_collector::attach::attach(hub, &target).await {
+                        Ok(_) => eprintln!("looptrace attach: {target} closed its stream; the session stays viewable"),
+                        Err(e) => eprintln!("looptrace attach: {e}"),
+                    }
+                });
+            }
         }
         println!("looptrace collector listening on http://{local}");
         println!("  apps:    LOOPTRACE_ADDR={local}");

@@ -38,6 +38,8 @@ pub struct Model {
     pub events: u64,
     /// Events the traced app reported lost.
     pub dropped: u64,
+    /// Data too coarse to follow wakers (tokio-console): no lost-waker checks.
+    pub coarse: bool,
     saw_wakers: bool,
     warning_index: HashMap<(WarningKind, Option<TaskId>), usize>,
     finished: VecDeque<TaskId>,
@@ -71,6 +73,7 @@ impl Model {
             now_ns: 0,
             events: 0,
             dropped: 0,
+            coarse: false,
             saw_wakers: false,
             warning_index: HashMap::new(),
             finished: VecDeque::new(),
@@ -208,7 +211,7 @@ impl Model {
                         s.1 += 1;
                         found = SelfWakeStorm::check(&self.thresholds, t, s.1);
                     }
-                } else if *op == WakeOp::Drop {
+                } else if *op == WakeOp::Drop && !self.coarse {
                     found = LostWaker::check(t);
                 }
                 self.changed.insert(*task);
@@ -252,7 +255,7 @@ impl Model {
 
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: u32, ts: u64) {
         let thresholds = self.thresholds;
-        let saw_wakers = self.saw_wakers;
+        let check_wakers = self.saw_wakers && !self.coarse;
         let t = self.task(task, ts);
         let started = t.since_ns;
         let next = if ready {
@@ -269,7 +272,7 @@ impl Model {
         t.last_poll_ns = Some(ts);
         let blocking = BlockingPoll::check(&thresholds, t, poll);
         let never = NeverYields::check(&thresholds, t, poll);
-        let lost = if saw_wakers && next == Phase::Idle { LostWaker::check(t) } else { None };
+        let lost = if check_wakers && next == Phase::Idle { LostWaker::check(t) } else { None };
         if let Some(w) = self.workers.get_mut(&thread) {
             w.busy_ns += ts.saturating_sub(w.since_ns);
             w.running = None;
