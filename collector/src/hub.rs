@@ -6,7 +6,7 @@
 //! updates). Window queries snapshot the store under the lock and decode outside it.
 
 use crate::model::task::Task;
-use crate::model::timeline::{aggregate, window, Aggregate, Window};
+use crate::model::timeline::{aggregate, window, Aggregate, Tracker, Window};
 use crate::model::{Model, Thresholds, Warning};
 use crate::store::Store;
 use looptrace_wire::{decode_frame, DecodeError, Event, Frame, Header, RecordingWriter};
@@ -89,6 +89,8 @@ pub struct SessionState {
     pub bad_frames: u64,
     pub recording: Option<PathBuf>,
     recorder: Option<RecordingWriter<File>>,
+    /// Follows the live stream to send closed intervals with each batch.
+    tracker: Tracker,
 }
 
 /// A live update for viewers.
@@ -172,6 +174,7 @@ impl Hub {
                 bad_frames: 0,
                 recording,
                 recorder,
+                tracker: Tracker::new(0, u64::MAX),
             },
         );
         drop(inner);
@@ -232,8 +235,10 @@ impl Hub {
                 s.recorder = None;
             }
         }
+        let mut closed = Window::default();
         for e in &events {
             s.model.apply(e);
+            s.tracker.push(e, &mut closed);
         }
         s.store.push(&events, next_seq);
         let changes = s.model.take_changes();
@@ -250,6 +255,11 @@ impl Hub {
         });
         if events.len() <= self.config.max_live_events {
             msg["events"] = Value::Array(events.iter().map(crate::export::jsonl::event_json).collect());
+            // What the batch closed: intervals, worker spans, wake arrows, markers.
+            msg["intervals"] = json!(closed.intervals);
+            msg["workers"] = json!(closed.workers);
+            msg["wakes"] = json!(closed.wakes);
+            msg["markers"] = json!(closed.markers);
         } else {
             msg["events_skipped"] = json!(events.len());
         }

@@ -115,6 +115,12 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
     assert_eq!(batch["tasks"][0]["name"], "watched");
     assert_eq!(batch["tasks"][0]["polls"], 50);
     assert_eq!(batch["events"].as_array().unwrap().len(), 101);
+    // The intervals the batch closed: scheduled, then running/idle for each poll
+    // (the last idle one is still open).
+    let live: Vec<_> = batch["intervals"].as_array().unwrap().iter().map(|i| i["phase"].as_str().unwrap().to_string()).collect();
+    assert_eq!(live.len(), 1 + 50 + 49, "{live:?}");
+    assert_eq!(live[0], "scheduled");
+    assert_eq!(live.iter().filter(|p| *p == "running").count(), 50);
     let session = batch["session"].as_u64().unwrap();
 
     // Full detail: 50 running + 50 idle + 1 scheduled intervals.

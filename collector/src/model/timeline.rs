@@ -70,160 +70,198 @@ struct TaskTrack {
     thread: Option<u32>,
     woken_by: Option<String>,
     woken_in_poll: Option<String>,
-    /// Wake arrows waiting for the next poll.
-    arrows: Vec<usize>,
+    /// Wakes waiting for the task's next poll.
+    arrows: Vec<WakeArrow>,
 }
 
-/// Replays `events` (in time order) and keeps what overlaps `[start_ns, end_ns)`.
-/// Phases open at the end are closed at `end_ns` (or the last event, if earlier).
-pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
-    let mut w = Window { start_ns, end_ns, ..Window::default() };
-    let mut tasks: HashMap<TaskId, TaskTrack> = HashMap::new();
-    let mut workers: HashMap<u32, (u64, Option<TaskId>)> = HashMap::new();
-    let overlaps = |a: u64, b: u64| b >= start_ns && a < end_ns && b > a || (a == b && a >= start_ns && a < end_ns);
-    let mut close = |w: &mut Window, task: TaskId, t: &mut TaskTrack, ts: u64, ready: Option<bool>| {
-        if let Some(phase) = t.phase {
-            if phase != Phase::Done && overlaps(t.since, ts) {
-                w.intervals.push(Interval {
-                    task,
-                    start_ns: t.since.max(start_ns),
-                    end_ns: ts.min(end_ns),
-                    phase,
-                    thread: if phase == Phase::Running { t.thread } else { None },
-                    ready: if phase == Phase::Running { ready } else { None },
-                    woken_by: if phase == Phase::Scheduled { t.woken_by.clone() } else { None },
-                });
-            }
+/// Follows events and produces what they mean over time, clipped to a window:
+/// closed intervals, worker spans, completed wake arrows and markers. Used over a
+/// stored range for window queries, and incrementally on live data.
+pub struct Tracker {
+    start_ns: u64,
+    end_ns: u64,
+    tasks: HashMap<TaskId, TaskTrack>,
+    workers: HashMap<u32, (u64, Option<TaskId>)>,
+    last_ns: u64,
+}
+
+impl Tracker {
+    /// Keeps what overlaps `[start_ns, end_ns)`.
+    pub fn new(start_ns: u64, end_ns: u64) -> Tracker {
+        Tracker { start_ns, end_ns, tasks: HashMap::new(), workers: HashMap::new(), last_ns: 0 }
+    }
+
+    fn overlaps(&self, a: u64, b: u64) -> bool {
+        (b > a && b >= self.start_ns && a < self.end_ns) || (a == b && a >= self.start_ns && a < self.end_ns)
+    }
+
+    fn close(&self, out: &mut Window, task: TaskId, t: &TaskTrack, ts: u64, ready: Option<bool>) {
+        let Some(phase) = t.phase else { return };
+        if phase == Phase::Done || !self.overlaps(t.since, ts) {
+            return;
         }
-    };
-    let mut last = 0;
-    let mut more = false;
-    for e in events {
+        out.intervals.push(Interval {
+            task,
+            start_ns: t.since.max(self.start_ns),
+            end_ns: ts.min(self.end_ns),
+            phase,
+            thread: if phase == Phase::Running { t.thread } else { None },
+            ready: if phase == Phase::Running { ready } else { None },
+            woken_by: if phase == Phase::Scheduled { t.woken_by.clone() } else { None },
+        });
+    }
+
+    fn worker_span(&self, out: &mut Window, thread: u32, since: u64, until: u64, task: Option<TaskId>) {
+        if self.overlaps(since, until) {
+            out.workers.push(WorkerSpan { thread, start_ns: since.max(self.start_ns), end_ns: until.min(self.end_ns), task });
+        }
+    }
+
+    /// Follows one event (in time order), adding what it closes to `out`.
+    pub fn push(&mut self, e: &Event, out: &mut Window) {
         let ts = e.ts_ns;
-        if ts >= end_ns {
-            more = true;
-            break;
-        }
-        last = ts;
-        let in_window = ts >= start_ns;
+        self.last_ns = self.last_ns.max(ts);
+        let in_window = ts >= self.start_ns && ts < self.end_ns;
         match &e.kind {
             EventKind::Spawn { task, .. } => {
-                let t = tasks.entry(*task).or_default();
+                let t = self.tasks.entry(*task).or_default();
                 t.phase = Some(Phase::Scheduled);
                 t.since = ts;
                 if in_window {
-                    w.markers.push(Marker { task: *task, at_ns: ts, kind: "spawn" });
+                    out.markers.push(Marker { task: *task, at_ns: ts, kind: "spawn" });
                 }
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
-                let t = tasks.entry(*task).or_default();
-                close(&mut w, *task, t, ts, None);
-                for i in t.arrows.drain(..) {
-                    w.wakes[i].polled_ns = Some(ts);
+                let mut t = self.tasks.remove(task).unwrap_or_default();
+                self.close(out, *task, &t, ts, None);
+                for mut a in t.arrows.drain(..) {
+                    a.polled_ns = Some(ts);
+                    out.wakes.push(a);
                 }
                 t.phase = Some(Phase::Running);
                 t.since = ts;
                 t.thread = Some(e.thread);
                 t.woken_by = None;
-                workers.insert(e.thread, (ts, Some(*task)));
+                self.tasks.insert(*task, t);
+                if let Some((since, None)) = self.workers.get(&e.thread).copied() {
+                    // A poll on a worker still marked parked: the park ended.
+                    self.worker_span(out, e.thread, since, ts, None);
+                }
+                self.workers.insert(e.thread, (ts, Some(*task)));
             }
-            EventKind::PollEnd { task, ready } => poll_end(&mut w, &mut tasks, &mut workers, &mut close, *task, *ready, e.thread, ts, &overlaps),
-            EventKind::BlockingEnd { task } => poll_end(&mut w, &mut tasks, &mut workers, &mut close, *task, true, e.thread, ts, &overlaps),
+            EventKind::PollEnd { task, ready } => self.poll_end(out, *task, *ready, e.thread, ts),
+            EventKind::BlockingEnd { task } => self.poll_end(out, *task, true, e.thread, ts),
             EventKind::Waker { task, op: WakeOp::Wake | WakeOp::WakeByRef, by } => {
-                let t = tasks.entry(*task).or_default();
+                let mut t = self.tasks.remove(task).unwrap_or_default();
                 let label = by.label();
                 if in_window {
-                    w.wakes.push(WakeArrow { task: *task, at_ns: ts, by: label.clone(), thread: e.thread, polled_ns: None });
-                    t.arrows.push(w.wakes.len() - 1);
+                    t.arrows.push(WakeArrow { task: *task, at_ns: ts, by: label.clone(), thread: e.thread, polled_ns: None });
                 }
                 match t.phase {
                     Some(Phase::Running) => {
                         t.woken_in_poll.get_or_insert(label);
                     }
                     Some(Phase::Idle) | None => {
-                        close(&mut w, *task, t, ts, None);
+                        self.close(out, *task, &t, ts, None);
                         t.phase = Some(Phase::Scheduled);
                         t.since = ts;
                         t.woken_by = Some(label);
                     }
                     Some(Phase::Scheduled) | Some(Phase::Done) => {}
                 }
+                self.tasks.insert(*task, t);
             }
             EventKind::Terminate { task, .. } => {
-                let t = tasks.entry(*task).or_default();
-                if t.phase != Some(Phase::Running) {
-                    close(&mut w, *task, t, ts, None);
-                    t.phase = Some(Phase::Done);
+                if let Some(mut t) = self.tasks.remove(task) {
+                    if t.phase != Some(Phase::Running) {
+                        self.close(out, *task, &t, ts, None);
+                        // Wakes that will never lead to a poll.
+                        out.wakes.append(&mut t.arrows);
+                    } else {
+                        // Its last poll closes it.
+                        self.tasks.insert(*task, t);
+                    }
                 }
                 if in_window {
-                    w.markers.push(Marker { task: *task, at_ns: ts, kind: "terminate" });
+                    out.markers.push(Marker { task: *task, at_ns: ts, kind: "terminate" });
                 }
             }
-            EventKind::TimerArmed { task, .. } if in_window => w.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_armed" }),
-            EventKind::TimerFired { task } if in_window => w.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_fired" }),
+            EventKind::TimerArmed { task, .. } if in_window => out.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_armed" }),
+            EventKind::TimerFired { task } if in_window => out.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_fired" }),
             EventKind::Park => {
-                workers.insert(e.thread, (ts, None));
+                self.workers.insert(e.thread, (ts, None));
             }
             EventKind::Unpark => {
-                if let Some((since, None)) = workers.remove(&e.thread) {
-                    if overlaps(since, ts) {
-                        w.workers.push(WorkerSpan { thread: e.thread, start_ns: since.max(start_ns), end_ns: ts.min(end_ns), task: None });
-                    }
+                if let Some((since, None)) = self.workers.get(&e.thread).copied() {
+                    self.worker_span(out, e.thread, since, ts, None);
+                    self.workers.remove(&e.thread);
                 }
             }
             _ => {}
         }
     }
-    // Close what is still open at the end of the window (or of the data).
-    let until = if more { end_ns } else { end_ns.min(last.max(start_ns)) };
-    let mut ids: Vec<_> = tasks.keys().copied().collect();
-    ids.sort_unstable();
-    for id in ids {
-        if let Some(t) = tasks.get_mut(&id) {
-            close(&mut w, id, t, until, None);
+
+    fn poll_end(&mut self, out: &mut Window, task: TaskId, ready: bool, thread: u32, ts: u64) {
+        let mut t = self.tasks.remove(&task).unwrap_or_default();
+        if t.phase == Some(Phase::Running) {
+            self.close(out, task, &t, ts, Some(ready));
+        }
+        t.since = ts;
+        if ready {
+            // Finished: wakes of it that never led to a poll end here.
+            out.wakes.append(&mut t.arrows);
+        } else {
+            t.phase = Some(match t.woken_in_poll.take() {
+                Some(by) => {
+                    t.woken_by = Some(by);
+                    Phase::Scheduled
+                }
+                None => Phase::Idle,
+            });
+            self.tasks.insert(task, t);
+        }
+        if let Some((since, Some(_))) = self.workers.get(&thread).copied() {
+            self.worker_span(out, thread, since, ts, Some(task));
+            self.workers.remove(&thread);
         }
     }
-    let mut open: Vec<_> = workers.into_iter().collect();
-    open.sort_unstable_by_key(|(th, _)| *th);
-    for (thread, (since, task)) in open {
-        if overlaps(since, until) {
-            w.workers.push(WorkerSpan { thread, start_ns: since.max(start_ns), end_ns: until, task });
+
+    /// Closes everything still open at `until` (the end of a window).
+    pub fn finish(mut self, until: u64, out: &mut Window) {
+        let mut ids: Vec<_> = self.tasks.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(mut t) = self.tasks.remove(&id) {
+                self.close(out, id, &t, until, None);
+                out.wakes.append(&mut t.arrows);
+            }
         }
+        let mut open: Vec<_> = self.workers.drain().collect();
+        open.sort_unstable_by_key(|(th, _)| *th);
+        for (thread, (since, task)) in open {
+            self.worker_span(out, thread, since, until, task);
+        }
+        out.wakes.sort_by_key(|a| a.at_ns);
     }
-    w
 }
 
-#[allow(clippy::too_many_arguments)]
-fn poll_end(
-    w: &mut Window,
-    tasks: &mut HashMap<TaskId, TaskTrack>,
-    workers: &mut HashMap<u32, (u64, Option<TaskId>)>,
-    close: &mut impl FnMut(&mut Window, TaskId, &mut TaskTrack, u64, Option<bool>),
-    task: TaskId,
-    ready: bool,
-    thread: u32,
-    ts: u64,
-    overlaps: &impl Fn(u64, u64) -> bool,
-) {
-    let t = tasks.entry(task).or_default();
-    if t.phase == Some(Phase::Running) {
-        close(w, task, t, ts, Some(ready));
-    }
-    t.since = ts;
-    t.phase = Some(if ready {
-        Phase::Done
-    } else if let Some(by) = t.woken_in_poll.take() {
-        t.woken_by = Some(by);
-        Phase::Scheduled
-    } else {
-        Phase::Idle
-    });
-    if let Some((since, Some(_))) = workers.get(&thread).copied() {
-        if overlaps(since, ts) {
-            w.workers.push(WorkerSpan { thread, start_ns: since.max(w.start_ns), end_ns: ts.min(w.end_ns), task: Some(task) });
+/// Replays `events` (in time order) and keeps what overlaps `[start_ns, end_ns)`.
+/// Phases open at the end are closed at `end_ns` (or at the last event, if the
+/// data ends earlier).
+pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
+    let mut w = Window { start_ns, end_ns, ..Window::default() };
+    let mut tracker = Tracker::new(start_ns, end_ns);
+    let mut more = false;
+    for e in events {
+        if e.ts_ns >= end_ns {
+            more = true;
+            break;
         }
-        workers.remove(&thread);
+        tracker.push(e, &mut w);
     }
+    let until = if more { end_ns } else { end_ns.min(tracker.last_ns.max(start_ns)) };
+    tracker.finish(until, &mut w);
+    w
 }
 
 /// A window summarised into equal time buckets, for zoomed-out views.
