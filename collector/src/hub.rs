@@ -6,7 +6,7 @@
 //! updates). Window queries snapshot the store under the lock and decode outside it.
 
 use crate::model::task::Task;
-use crate::model::timeline::{aggregate, window, Aggregate, Tracker, Window};
+use crate::model::timeline::{aggregate, window, window_from, Aggregate, Tracker, Window};
 use crate::model::{Model, Thresholds, Warning};
 use crate::store::Store;
 use looptrace_wire::{decode_frame, DecodeError, Event, Frame, Header, RecordingWriter};
@@ -241,6 +241,7 @@ impl Hub {
             s.tracker.push(e, &mut closed);
         }
         s.store.push(&events, next_seq);
+        s.store.checkpoint(&s.tracker);
         let changes = s.model.take_changes();
         let now = s.model.now_ns;
         let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now, &s.model)).collect();
@@ -310,9 +311,12 @@ impl Hub {
     /// A time window of a session: full detail if it has at most `max_intervals`
     /// intervals, else aggregated into `buckets`.
     pub fn window(&self, id: SessionId, start_ns: u64, end_ns: u64, max_intervals: usize, buckets: usize) -> Option<WindowReply> {
-        let snapshot = self.lock().sessions.get(&id).map(|s| s.store.snapshot_until(end_ns))?;
+        let (tracker, snapshot) = self.lock().sessions.get(&id).map(|s| s.store.snapshot_window(start_ns, end_ns))?;
         let events = snapshot.events();
-        let w = window(&events, start_ns, end_ns);
+        let w = match tracker {
+            Some(t) => window_from(t.for_window(start_ns, end_ns), &events, start_ns, end_ns),
+            None => window(&events, start_ns, end_ns),
+        };
         Some(if w.intervals.len() <= max_intervals { WindowReply::Full(w) } else { WindowReply::Aggregate(aggregate(&w, buckets)) })
     }
 

@@ -6,12 +6,15 @@
 //! a viewer's query decodes them without holding up ingest. The hub evicts the
 //! oldest blocks when the memory budget is exceeded.
 
+use crate::model::timeline::Tracker;
 use looptrace_wire::{decode_frame, encode_events, Event, Frame};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Events per sealed block.
 pub const BLOCK_EVENTS: usize = 4096;
+/// Events between timeline checkpoints.
+pub const CHECKPOINT_EVERY: u64 = 16 * BLOCK_EVENTS as u64;
 
 /// A sealed run of events.
 #[derive(Debug)]
@@ -21,6 +24,8 @@ pub struct Block {
     pub count: usize,
     /// Global sealing order, for oldest-first eviction across sessions.
     pub seq: u64,
+    /// Index (in arrival order, within the session) of its first event.
+    pub first_index: u64,
     data: Vec<u8>,
 }
 
@@ -45,6 +50,11 @@ pub struct Store {
     open: Vec<Event>,
     /// Bytes held by sealed blocks.
     sealed_bytes: usize,
+    /// Events sealed into blocks, ever.
+    sealed_events: u64,
+    /// Timeline trackers that had followed the first `index` events, so a window
+    /// query starts from the nearest one instead of the beginning.
+    checkpoints: VecDeque<(u64, Arc<Tracker>)>,
     /// Events ever stored.
     pub events: u64,
     /// Events evicted to stay within the budget.
@@ -55,6 +65,8 @@ pub struct Store {
 /// A consistent view of a store, cheap to take, decoded outside any lock.
 pub struct Snapshot {
     blocks: Vec<Arc<Block>>,
+    /// Events of the first block already followed by the checkpoint.
+    skip: usize,
     open: Vec<Event>,
 }
 
@@ -85,7 +97,8 @@ impl Store {
         encode_events(&events, &mut data);
         data.shrink_to_fit();
         *next_seq += 1;
-        let b = Block { first_ns, last_ns, count: events.len(), seq: *next_seq, data };
+        let b = Block { first_ns, last_ns, count: events.len(), seq: *next_seq, first_index: self.sealed_events, data };
+        self.sealed_events += events.len() as u64;
         self.sealed_bytes += b.bytes();
         self.blocks.push_back(Arc::new(b));
     }
@@ -122,7 +135,25 @@ impl Store {
         self.sealed_bytes -= b.bytes();
         self.evicted_events += b.count as u64;
         self.evicted_blocks += 1;
+        // A checkpoint is usable only if every event after it is still here.
+        let first = self.first_index();
+        while self.checkpoints.front().is_some_and(|(i, _)| *i < first) {
+            self.checkpoints.pop_front();
+        }
         Some(b.bytes())
+    }
+
+    /// Index of the oldest retained event.
+    fn first_index(&self) -> u64 {
+        self.blocks.front().map_or(self.sealed_events, |b| b.first_index)
+    }
+
+    /// Records that `tracker` has followed every event pushed so far.
+    pub fn checkpoint(&mut self, tracker: &Tracker) {
+        let index = self.events;
+        if self.checkpoints.back().is_none_or(|(i, _)| index - i >= CHECKPOINT_EVERY) {
+            self.checkpoints.push_back((index, Arc::new(tracker.clone())));
+        }
     }
 
     /// Time of the oldest retained event.
@@ -134,8 +165,27 @@ impl Store {
     pub fn snapshot_until(&self, end_ns: u64) -> Snapshot {
         Snapshot {
             blocks: self.blocks.iter().filter(|b| b.first_ns < end_ns).cloned().collect(),
+            skip: 0,
             open: self.open.iter().filter(|e| e.ts_ns < end_ns).cloned().collect(),
         }
+    }
+
+    /// What a window `[start_ns, end_ns)` needs: the latest checkpoint from before
+    /// `start_ns` (if any) and the events after it, up to `end_ns`.
+    pub fn snapshot_window(&self, start_ns: u64, end_ns: u64) -> (Option<Arc<Tracker>>, Snapshot) {
+        let Some((index, tracker)) = self.checkpoints.iter().rev().find(|(_, t)| t.last_ns() <= start_ns).cloned() else {
+            return (None, self.snapshot_until(end_ns));
+        };
+        let blocks: Vec<_> = self
+            .blocks
+            .iter()
+            .filter(|b| b.first_index + b.count as u64 > index && b.first_ns < end_ns)
+            .cloned()
+            .collect();
+        let skip = blocks.first().map_or(0, |b| index.saturating_sub(b.first_index) as usize);
+        let open_skip = index.saturating_sub(self.sealed_events) as usize;
+        let open = self.open.iter().skip(open_skip).filter(|e| e.ts_ns < end_ns).cloned().collect();
+        (Some(tracker), Snapshot { blocks, skip, open })
     }
 }
 
@@ -143,8 +193,10 @@ impl Snapshot {
     /// All events of the snapshot, in time order.
     pub fn events(self) -> Vec<Event> {
         let mut out: Vec<Event> = Vec::with_capacity(self.blocks.iter().map(|b| b.count).sum::<usize>() + self.open.len());
-        for b in &self.blocks {
-            out.extend(b.events());
+        for (i, b) in self.blocks.iter().enumerate() {
+            let events = b.events();
+            let skip = if i == 0 { self.skip.min(events.len()) } else { 0 };
+            out.extend(events.into_iter().skip(skip));
         }
         out.extend(self.open);
         // Threads' events interleave with small disorder: restore time order.

@@ -146,3 +146,39 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
     assert!(kinds.contains(&(WarningKind::SchedulingLatency, Some(2), 90 * ms)), "{kinds:?}");
     assert_eq!(kinds.len(), 3, "{kinds:?}");
 }
+
+#[test]
+fn windows_from_checkpoints_match_windows_from_the_start() {
+    use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
+    let hub = Hub::new(HubConfig::default());
+    let mut frame = Vec::new();
+    encode_header(&header(), &mut frame);
+    let id = hub.open(header(), &frame, Source::Live);
+    // 4 tasks taking turns, each poll followed by a wake of the next: 300k events.
+    let mut all = vec![ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "w".into() })];
+    for t in 1..=4 {
+        all.push(spawn(t, t));
+    }
+    let mut ts = 10;
+    while all.len() < 300_000 {
+        for t in 1..=4u64 {
+            all.push(start(ts, t));
+            all.push(wake(ts + 10, t % 4 + 1, WakeOp::WakeByRef, WakeSource::Task(t)));
+            all.push(end(ts + 20, t, false));
+            ts += 30;
+        }
+    }
+    for chunk in all.chunks(5000) {
+        hub.ingest(id, chunk.to_vec(), None);
+    }
+    for (a, b) in [(0, 1_000), (ts / 2, ts / 2 + 3_000), (ts - 5_000, ts + 1)] {
+        let from_hub = match hub.window(id, a, b, usize::MAX, 10).unwrap() {
+            WindowReply::Full(w) => w,
+            WindowReply::Aggregate(_) => panic!("full detail asked"),
+        };
+        let direct = window(&all, a, b);
+        assert_eq!(from_hub.intervals, direct.intervals, "window {a}..{b}");
+        assert_eq!(from_hub.wakes, direct.wakes, "window {a}..{b}");
+        assert!(!direct.intervals.is_empty());
+    }
+}

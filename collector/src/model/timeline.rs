@@ -63,7 +63,7 @@ pub struct Window {
     pub markers: Vec<Marker>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default, Clone)]
 struct TaskTrack {
     phase: Option<Phase>,
     since: u64,
@@ -77,6 +77,7 @@ struct TaskTrack {
 /// Follows events and produces what they mean over time, clipped to a window:
 /// closed intervals, worker spans, completed wake arrows and markers. Used over a
 /// stored range for window queries, and incrementally on live data.
+#[derive(Debug, Clone)]
 pub struct Tracker {
     start_ns: u64,
     end_ns: u64,
@@ -89,6 +90,21 @@ impl Tracker {
     /// Keeps what overlaps `[start_ns, end_ns)`.
     pub fn new(start_ns: u64, end_ns: u64) -> Tracker {
         Tracker { start_ns, end_ns, tasks: HashMap::new(), workers: HashMap::new(), last_ns: 0 }
+    }
+
+    /// A copy of this tracker's state, keeping from now on what overlaps a new window.
+    pub fn for_window(&self, start_ns: u64, end_ns: u64) -> Tracker {
+        let mut t = Tracker { start_ns, end_ns, ..self.clone() };
+        // Wakes from before the window are not drawn in it.
+        for task in t.tasks.values_mut() {
+            task.arrows.retain(|a| a.at_ns >= start_ns && a.at_ns < end_ns);
+        }
+        t
+    }
+
+    /// Time of the latest event followed.
+    pub fn last_ns(&self) -> u64 {
+        self.last_ns
     }
 
     fn overlaps(&self, a: u64, b: u64) -> bool {
@@ -249,8 +265,13 @@ impl Tracker {
 /// Phases open at the end are closed at `end_ns` (or at the last event, if the
 /// data ends earlier).
 pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
+    window_from(Tracker::new(start_ns, end_ns), events, start_ns, end_ns)
+}
+
+/// Like [`window`], continuing from a tracker that followed the events before
+/// `events` (a checkpoint).
+pub fn window_from(mut tracker: Tracker, events: &[Event], start_ns: u64, end_ns: u64) -> Window {
     let mut w = Window { start_ns, end_ns, ..Window::default() };
-    let mut tracker = Tracker::new(start_ns, end_ns);
     let mut more = false;
     for e in events {
         if e.ts_ns >= end_ns {
