@@ -5,7 +5,7 @@
 //! whoever holds an [`EmbeddedHandle`]: the session so far, and live updates.
 
 use crate::hub::{Hub, HubConfig, SessionId, Source};
-use crate::server::{router, AppState, ServerConfig};
+use crate::server::{serve, AppState, ServerConfig};
 use crate::session::Session;
 use std::net::SocketAddr;
 use looptrace_wire::{decode_frame, Event, Frame, FrameSink, Header};
@@ -86,7 +86,7 @@ impl Embedded {
             rt.block_on(async move {
                 match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => {
-                        if let Err(e) = axum::serve(l, router(state)).await {
+                        if let Err(e) = serve(l, state).await {
                             eprintln!("looptrace collector: server stopped: {e}");
                         }
                     }

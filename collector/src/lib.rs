@@ -9,6 +9,8 @@
 //! * [`attach`] (feature `attach`): a tokio-console server as a session source.
 //! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
 //!
+//! * [`web`]: the browser timeline, embedded and served at `/`.
+//!
 //! The `looptrace` command-line tool is this crate's binary.
 
 #[cfg(feature = "attach")]
@@ -22,6 +24,7 @@ pub mod replay;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod web;
 
 pub use embedded::{Embedded, EmbeddedHandle};
 pub use livelog::LiveLog;

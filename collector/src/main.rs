@@ -11,7 +11,7 @@ use std::io::{self, BufWriter, Write};
 use looptrace_collector::hub::{Hub, HubConfig};
 use looptrace_collector::model::Thresholds;
 use looptrace_collector::replay::ReplayControl;
-use looptrace_collector::server::{router, AppState, ServerConfig};
+use looptrace_collector::server::{AppState, ServerConfig};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -226,7 +226,7 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         println!("  viewers: ws://{local}/ws/view, http://{local}/api/sessions");
         io::stdout().flush()?;
         let state = AppState { hub, config: std::sync::Arc::new(ServerConfig { token: c.token.clone(), ..ServerConfig::default() }), replay: control };
-        axum::serve(listener, router(state)).await?;
+        looptrace_collector::server::serve(listener, state).await?;
         Ok::<_, anyhow::Error>(())
     })
 }

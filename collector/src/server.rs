@@ -45,6 +45,8 @@ pub struct AppState {
 /// The router: `/ingest`, `/ws/view` and `/api/...`.
 pub fn router(state: AppState) -> Router {
     Router::new()
+        .route("/", get(crate::web::index))
+        .route("/{*path}", get(crate::web::file))
         .route("/ingest", get(ingest))
         .route("/ws/view", get(view))
         .route("/api/health", get(|| async { Json(json!({"ok": true})) }))
@@ -55,6 +57,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/stats", get(stats))
         .route("/api/sessions/{id}/window", get(window))
         .with_state(state)
+}
+
+/// Serves the collector on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

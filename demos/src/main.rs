@@ -32,9 +32,10 @@ struct Cli {
     /// Print no live log.
     #[arg(long)]
     quiet: bool,
-    /// Where the embedded collector serves the viewer API (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    serve: std::net::SocketAddr,
+    /// Where the timeline is served (default 127.0.0.1:7878, or any free port if
+    /// that one is taken; port 0: any free port).
+    #[arg(long)]
+    serve: Option<std::net::SocketAddr>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -59,10 +60,14 @@ fn main() -> Result<()> {
 
     say!("looptrace demo: {}\n{}\nWatch for: {}\n", demo.name, demo.summary, demo.watch_for);
 
-    let (sink, handle) = Embedded::serve(cli.serve, HubConfig::default()).context("starting the embedded collector")?;
-    if let Some(addr) = handle.addr() {
-        say!("collector: http://{addr}/api/sessions (viewers: ws://{addr}/ws/view)\n");
+    let (sink, handle) = match cli.serve {
+        Some(addr) => Embedded::serve(addr, HubConfig::default()),
+        None => Embedded::serve(([127, 0, 0, 1], 7878).into(), HubConfig::default())
+            .or_else(|_| Embedded::serve(([127, 0, 0, 1], 0).into(), HubConfig::default())),
     }
+    .context("starting the embedded collector")?;
+    let url = handle.addr().map(|a| format!("http://{a}/")).unwrap_or_default();
+    say!("timeline: {url}  (open it in a browser)\n");
     let updates = handle.subscribe();
     let verbose = cli.verbose;
     let quiet = cli.quiet;
@@ -107,7 +112,11 @@ fn main() -> Result<()> {
     if let Some(path) = &cli.record {
         say!("recording: {} (try `looptrace export {} --format chrome`)", path.display(), path.display());
     }
-    // The dashboard will keep the process open; until then there is nothing to wait for.
-    let _ = cli.exit;
+    if !cli.exit {
+        say!("\nThe timeline stays at {url} — press Ctrl-C to quit.");
+        loop {
+            std::thread::park();
+        }
+    }
     Ok(())
 }

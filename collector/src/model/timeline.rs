@@ -57,6 +57,8 @@ pub struct Marker {
 pub struct Window {
     pub start_ns: u64,
     pub end_ns: u64,
+    /// Events up to this time are in; phases still open then were closed here.
+    pub until_ns: u64,
     pub intervals: Vec<Interval>,
     pub wakes: Vec<WakeArrow>,
     pub workers: Vec<WorkerSpan>,
@@ -281,6 +283,7 @@ pub fn window_from(mut tracker: Tracker, events: &[Event], start_ns: u64, end_ns
         tracker.push(e, &mut w);
     }
     let until = if more { end_ns } else { end_ns.min(tracker.last_ns.max(start_ns)) };
+    w.until_ns = until;
     tracker.finish(until, &mut w);
     w
 }
@@ -290,6 +293,7 @@ pub fn window_from(mut tracker: Tracker, events: &[Event], start_ns: u64, end_ns
 pub struct Aggregate {
     pub start_ns: u64,
     pub end_ns: u64,
+    pub until_ns: u64,
     pub bucket_ns: u64,
     pub tasks: Vec<TaskBuckets>,
     pub workers: Vec<WorkerBuckets>,
@@ -370,7 +374,7 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
     tasks.sort_unstable_by_key(|t| t.task);
     let mut workers: Vec<_> = workers.into_values().collect();
     workers.sort_unstable_by_key(|w| w.thread);
-    Aggregate { start_ns: w.start_ns, end_ns: w.end_ns, bucket_ns, tasks, workers, wakes }
+    Aggregate { start_ns: w.start_ns, end_ns: w.end_ns, until_ns: w.until_ns, bucket_ns, tasks, workers, wakes }
 }
 
 /// The label a viewer shows for a wake source.

@@ -1,0 +1,69 @@
+// Formatting of times and durations, axis ticks, and colours.
+
+/** A duration in ns, with a unit that suits it (ns to minutes). */
+export function fmtDur(ns) {
+  if (ns == null || !isFinite(ns)) return "–";
+  const a = Math.abs(ns);
+  if (a < 1e3) return `${Math.round(ns)} ns`;
+  if (a < 1e6) return `${trim(ns / 1e3)} µs`;
+  if (a < 1e9) return `${trim(ns / 1e6)} ms`;
+  if (a < 60e9) return `${trim(ns / 1e9)} s`;
+  const m = Math.floor(ns / 60e9);
+  return `${m} min ${trim((ns - m * 60e9) / 1e9)} s`;
+}
+
+function trim(x) {
+  const a = Math.abs(x);
+  return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+/** A moment of the session (ns since its origin). */
+export const fmtTime = fmtDur;
+
+/** Ticks for an axis spanning [start, end] ns with about `count` ticks. */
+export function ticks(start, end, count) {
+  const span = Math.max(end - start, 1);
+  const raw = span / Math.max(count, 1);
+  const pow = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * pow).find((s) => s >= raw) || 10 * pow;
+  const out = [];
+  for (let t = Math.ceil(start / step) * step; t <= end; t += step) out.push(t);
+  return { step, ticks: out };
+}
+
+/** A label for a tick, precise enough for its step. */
+export function fmtTick(t, step) {
+  if (step >= 60e9) return fmtDur(t);
+  if (step >= 1e9) return `${(t / 1e9).toFixed(step % 1e9 ? 1 : 0)} s`;
+  if (step >= 1e6) return `${(t / 1e6).toFixed(Math.max(0, 3 - Math.round(Math.log10(step / 1e3))))} ms`;
+  if (step >= 1e3) return `${(t / 1e3).toFixed(Math.max(0, 3 - Math.round(Math.log10(step))))} µs`;
+  return `${t} ns`;
+}
+
+const golden = 0.618033988749895;
+
+/** A colour per task, stable and well spread (HSL by golden-ratio hue). */
+export function taskColor(id, light = 50) {
+  const hue = ((id * golden) % 1) * 360;
+  return `hsl(${hue.toFixed(0)} 62% ${light}%)`;
+}
+
+/** Colours of wake sources. */
+export const SOURCE_COLORS = {
+  task: "#8b5cf6",
+  self: "#a78bfa",
+  timer: "#f59e0b",
+  io: "#0ea5e9",
+  blocking: "#a16207",
+  external: "#64748b",
+};
+
+/** The kind of a wake source label (`task:3` -> `task`). */
+export function sourceKind(by, task) {
+  if (by && by.startsWith("task:")) return Number(by.slice(5)) === task ? "self" : "task";
+  return by || "external";
+}
+
+export function escapeHtml(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}

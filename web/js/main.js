@@ -1,0 +1,195 @@
+// The page: connects to the collector, keeps a model per session, wires the
+// timeline and the panels.
+
+import { Connection } from "./conn.js";
+import { SessionModel } from "./store.js";
+import { Timeline } from "./timeline.js";
+import { TaskTable, Details, Warnings, LoopView, renderLegend } from "./panels.js";
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+const token = params.get("token");
+const withToken = (path) => (token ? `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}` : path);
+const wsUrl = withToken(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/view`);
+
+const conn = new Connection(wsUrl);
+const models = new Map();
+let current = null;
+let replay = null;
+
+const timeline = new Timeline({ canvas: $("timeline"), scroller: $("scroller"), spacer: $("spacer"), tooltip: $("tooltip"), range: $("range") });
+timeline.conn = conn;
+const table = new TaskTable($("tasks"), $("filter"), $("state-filter"), (id) => timeline.select(id));
+const details = new Details($("details"), async (session, task) => {
+  const r = await fetch(withToken(`/api/sessions/${session}/tasks/${task}`));
+  if (!r.ok) throw new Error(`HTTP ${r.status}`);
+  return r.json();
+});
+const warnings = new Warnings($("warnings"), $("warning-count"), (w) => {
+  // Jump to the moment, a little context around it, and select its task.
+  const span = Math.max(Math.min(timeline.view.end - timeline.view.start, 2e9), (w.value || 0) * 4, 4e6);
+  timeline.jumpTo(w.at_ns, span);
+  if (w.task != null) timeline.select(w.task);
+});
+const loopView = new LoopView($("loop"), $("loop-at"));
+renderLegend($("legend"));
+
+function setPressed(el, on) {
+  el.setAttribute("aria-pressed", on ? "true" : "false");
+}
+
+timeline.addEventListener("follow", (e) => setPressed($("follow"), e.detail));
+timeline.addEventListener("select", (e) => {
+  table.selected = e.detail ? e.detail.task : null;
+  table.render();
+  details.show(current, e.detail);
+});
+
+$("follow").addEventListener("click", () => timeline.setFollow(!timeline.follow));
+$("freeze").addEventListener("click", () => {
+  timeline.frozen = !timeline.frozen;
+  setPressed($("freeze"), timeline.frozen);
+});
+$("fit").addEventListener("click", () => timeline.fitAll());
+$("zoomin").addEventListener("click", () => timeline.zoom(0.6));
+$("zoomout").addEventListener("click", () => timeline.zoom(1 / 0.6));
+$("play").addEventListener("click", () => conn.replay(replay && replay.paused ? "play" : "pause"));
+$("speed").addEventListener("change", (e) => conn.replay("speed", Number(e.target.value)));
+$("session").addEventListener("change", (e) => choose(Number(e.target.value)));
+document.addEventListener("keydown", (e) => {
+  if (e.target.closest("input, select, textarea")) return;
+  if (e.key === " ") {
+    e.preventDefault();
+    $("freeze").click();
+  }
+});
+
+function showReplay(r) {
+  replay = r;
+  $("replay").hidden = !r;
+  if (r) {
+    $("play").textContent = r.paused ? "Play" : "Pause";
+    $("speed").value = String(r.speed);
+    if (![...$("speed").options].some((o) => o.value === String(r.speed))) {
+      $("speed").add(new Option(`${r.speed}×`, String(r.speed), true, true));
+    }
+  }
+  timeline.advancing = !!current && current.info.live && !(r && r.paused);
+}
+
+function renderSessions(list) {
+  const sel = $("session");
+  const prev = sel.value;
+  sel.innerHTML = "";
+  for (const s of list) {
+    const label = `${s.process} (pid ${s.pid}) · ${s.flavor}${s.live ? " · live" : ""}${s.source === "replay" ? " · replay" : ""}`;
+    sel.add(new Option(label, String(s.id)));
+  }
+  if (prev && list.some((s) => String(s.id) === prev)) sel.value = prev;
+}
+
+async function loadSession(m) {
+  const [tasks, warns] = await Promise.all([
+    fetch(withToken(`/api/sessions/${m.id}/tasks`)).then((r) => r.json()),
+    fetch(withToken(`/api/sessions/${m.id}/warnings`)).then((r) => r.json()),
+  ]);
+  for (const t of tasks.tasks || []) m.upsertTask(t);
+  m.addWarnings(warns.warnings);
+  m.version++;
+}
+
+async function choose(id) {
+  const m = models.get(id);
+  if (!m) return;
+  current = m;
+  $("session").value = String(id);
+  $("capture").textContent = m.info.capture && m.info.capture !== "native" ? m.info.capture : "";
+  conn.subscribe(id);
+  table.model = m;
+  timeline.setModel(m);
+  showReplay(replay);
+  await loadSession(m).catch(() => {});
+  table.render();
+}
+
+conn.addEventListener("status", (e) => {
+  const b = $("banner");
+  if (e.detail.connected) {
+    b.hidden = true;
+    if (current) loadSession(current).catch(() => {});
+    timeline.requestWindow(0);
+  } else {
+    b.hidden = false;
+    b.textContent = `Lost the connection to the collector; reconnecting in ${(e.detail.retryMs / 1000).toFixed(1)} s…`;
+  }
+});
+
+conn.addEventListener("message", (e) => {
+  const msg = e.detail;
+  switch (msg.type) {
+    case "sessions": {
+      for (const s of msg.sessions) {
+        if (models.has(s.id)) models.get(s.id).setInfo(s);
+        else models.set(s.id, new SessionModel(s));
+      }
+      renderSessions(msg.sessions);
+      if ("replay" in msg) showReplay(msg.replay);
+      if (!current && msg.sessions.length) {
+        // The newest live session, else the newest.
+        const pick = [...msg.sessions].reverse().find((s) => s.live) || msg.sessions[msg.sessions.length - 1];
+        choose(pick.id);
+      } else if (current) {
+        timeline.advancing = current.info.live && !(replay && replay.paused);
+      }
+      break;
+    }
+    case "batch": {
+      const m = models.get(msg.session);
+      if (m) m.applyBatch(msg);
+      if (m === current) scheduleRender();
+      break;
+    }
+    case "stats": {
+      const m = models.get(msg.session);
+      if (m) m.applyStats(msg);
+      break;
+    }
+    case "replay":
+      showReplay(msg.replay);
+      break;
+    case "lagged":
+      // We fell behind: the next window query fills the gap.
+      timeline.requestWindow(0);
+      break;
+  }
+});
+
+let renderQueued = false;
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  setTimeout(() => {
+    renderQueued = false;
+    table.render();
+    warnings.render(current);
+  }, 100);
+}
+
+// The event-loop picture follows the right edge of the view (the present when
+// following), or the time under the pointer.
+let hoverT = null;
+$("timeline").addEventListener("pointermove", (e) => {
+  const r = e.target.getBoundingClientRect();
+  const x = e.clientX - r.left;
+  hoverT = x > 190 ? timeline.t(x) : null;
+});
+$("timeline").addEventListener("pointerleave", () => (hoverT = null));
+setInterval(() => {
+  if (!current) return;
+  const t = hoverT ?? Math.min(timeline.view.end, timeline.now());
+  loopView.render(current, t);
+  warnings.render(current);
+}, 120);
+
+// For tests and the benchmark.
+window.__looptrace = { timeline, models, conn, get current() { return current; } };

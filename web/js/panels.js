@@ -1,0 +1,223 @@
+// The panels around the timeline: task table, details, warnings, the event-loop
+// picture, the legend.
+
+import { fmtDur, taskColor, SOURCE_COLORS, escapeHtml, sourceKind } from "./format.js";
+import { describeSource } from "./timeline.js";
+
+export class TaskTable {
+  constructor(table, filter, stateFilter, onSelect) {
+    this.body = table.querySelector("tbody");
+    this.heads = [...table.querySelectorAll("th")];
+    this.filter = filter;
+    this.stateFilter = stateFilter;
+    this.sort = { key: "id", dir: 1 };
+    this.selected = null;
+    this.model = null;
+    for (const th of this.heads) {
+      th.tabIndex = 0;
+      const sortBy = () => {
+        const key = th.dataset.key;
+        this.sort = { key, dir: this.sort.key === key ? -this.sort.dir : 1 };
+        this.render();
+      };
+      th.addEventListener("click", sortBy);
+      th.addEventListener("keydown", (e) => e.key === "Enter" && sortBy());
+    }
+    filter.addEventListener("input", () => this.render());
+    stateFilter.addEventListener("change", () => this.render());
+    this.body.addEventListener("click", (e) => {
+      const tr = e.target.closest("tr");
+      if (tr) onSelect(Number(tr.dataset.id));
+    });
+  }
+
+  value(t, key) {
+    if (key === "wakes") return t.wakes ? Object.values(t.wakes).reduce((a, b) => a + b, 0) : 0;
+    return t[key];
+  }
+
+  render() {
+    const m = this.model;
+    this.heads.forEach((th) => th.setAttribute("aria-sort", th.dataset.key === this.sort.key ? (this.sort.dir > 0 ? "ascending" : "descending") : "none"));
+    if (!m) {
+      this.body.innerHTML = "";
+      return;
+    }
+    const q = this.filter.value.trim().toLowerCase();
+    const st = this.stateFilter.value;
+    const rows = [...m.tasks.values()].filter((t) => (!q || t.name.toLowerCase().includes(q)) && (!st || t.state === st));
+    const { key, dir } = this.sort;
+    rows.sort((a, b) => {
+      const va = this.value(a, key);
+      const vb = this.value(b, key);
+      return (typeof va === "string" ? va.localeCompare(vb) : (va ?? 0) - (vb ?? 0)) * dir || a.id - b.id;
+    });
+    const html = rows
+      .slice(0, 2000)
+      .map(
+        (t) => `<tr data-id="${t.id}" aria-selected="${t.id === this.selected}">
+<td>${t.id}</td><td><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(t.name)}</td>
+<td><span class="state state-${t.state}">${t.state}</span></td><td>${t.polls}</td><td>${fmtDur(t.busy_ns)}</td>
+<td>${fmtDur(t.scheduled_ns)}</td><td>${fmtDur(t.idle_ns)}</td><td>${this.value(t, "wakes")}</td><td>${t.warnings || ""}</td></tr>`,
+      )
+      .join("");
+    if (html !== this.lastHtml) {
+      this.body.innerHTML = html;
+      this.lastHtml = html;
+    }
+  }
+}
+
+export class Details {
+  constructor(el, fetchTask) {
+    this.el = el;
+    this.fetchTask = fetchTask;
+    this.current = null;
+  }
+
+  async show(model, sel) {
+    if (!sel) {
+      this.el.innerHTML = `<p class="muted">Click a task or a slice.</p>`;
+      return;
+    }
+    const token = (this.current = {});
+    const t = model.tasks.get(sel.task);
+    if (!t) return;
+    let detail = null;
+    try {
+      detail = await this.fetchTask(model.id, sel.task);
+    } catch {
+      detail = null;
+    }
+    if (this.current !== token) return;
+    const d = detail || t;
+    const wakes = d.wakes || {};
+    const wakeRows = Object.entries(wakes)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `<span class="swatch" style="background:${SOURCE_COLORS[k] || SOURCE_COLORS.external}"></span> ${k} ${n}`)
+      .join(" · ");
+    let poll = "";
+    if (sel.interval) {
+      const iv = sel.interval;
+      const before = model.allIntervals().find((i) => i.task === iv.task && i.phase === "scheduled" && i.end_ns === iv.start_ns);
+      poll = `<h3>Selected poll</h3><dl>
+<dt>start</dt><dd>${fmtDur(iv.start_ns)}</dd><dt>duration</dt><dd>${fmtDur(iv.end_ns - iv.start_ns)}</dd>
+<dt>returned</dt><dd>${iv.ready ? "Ready" : "Pending"}</dd>
+<dt>woken by</dt><dd>${before && before.woken_by ? escapeHtml(describeSource(before.woken_by, model)) : "– (first poll or not in view)"}</dd></dl>`;
+    }
+    this.el.innerHTML = `<h3><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(d.name)} <span class="muted">#${t.id}</span></h3>
+<dl>
+<dt>spawned at</dt><dd>${escapeHtml(d.location || "–")}</dd>
+<dt>state</dt><dd><span class="state state-${d.state}">${d.state}</span>${d.outcome ? ` (${d.outcome})` : ""}</dd>
+<dt>polls</dt><dd>${d.polls}</dd>
+<dt>busy</dt><dd>${fmtDur(d.busy_ns)}</dd>
+<dt>scheduled</dt><dd>${fmtDur(d.scheduled_ns)}</dd>
+<dt>idle</dt><dd>${fmtDur(d.idle_ns)}</dd>
+<dt>longest poll</dt><dd>${fmtDur(d.longest_poll_ns)}</dd>
+<dt>wakes</dt><dd data-testid="wakes">${wakeRows || "none"}</dd>
+<dt>lifetime</dt><dd>${fmtDur(d.lifetime_ns)}</dd>
+</dl>
+<div class="muted">poll time</div>
+<canvas class="hist" aria-label="Poll-time histogram"></canvas>
+${poll}`;
+    drawHistogram(this.el.querySelector("canvas"), d.poll_histogram || [], taskColor(t.id));
+  }
+}
+
+function drawHistogram(canvas, buckets, color) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 300;
+  const h = canvas.clientHeight || 70;
+  canvas.width = w * dpr;
+  canvas.height = h * dpr;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(dpr, dpr);
+  const fg = getComputedStyle(document.documentElement).getPropertyValue("--muted");
+  if (!buckets.length) {
+    ctx.fillStyle = fg;
+    ctx.font = "11px system-ui";
+    ctx.fillText("no polls yet", 4, h / 2);
+    return;
+  }
+  const max = Math.max(...buckets.map((b) => b[1]));
+  const bw = w / buckets.length;
+  ctx.fillStyle = color;
+  buckets.forEach(([, n], i) => {
+    const bh = (n / max) * (h - 14);
+    ctx.fillRect(i * bw + 1, h - 12 - bh, Math.max(bw - 2, 1), bh);
+  });
+  ctx.fillStyle = fg;
+  ctx.font = "10px system-ui";
+  ctx.fillText(`≤ ${fmtDur(buckets[0][0])}`, 2, h - 2);
+  const last = `≤ ${fmtDur(buckets[buckets.length - 1][0])}`;
+  ctx.fillText(last, w - ctx.measureText(last).width - 2, h - 2);
+}
+
+export class Warnings {
+  constructor(list, count, onJump) {
+    this.list = list;
+    this.count = count;
+    this.onJump = onJump;
+    this.shown = -1;
+  }
+
+  render(model) {
+    const ws = model ? model.warnings : [];
+    this.count.textContent = ws.length ? `(${ws.length})` : "";
+    if (ws.length === this.shown) return;
+    this.shown = ws.length;
+    this.list.innerHTML = ws.length ? "" : `<li class="muted">None so far.</li>`;
+    for (const w of ws) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.innerHTML = `<span class="kind">${w.kind.replace(/_/g, " ")}</span> at ${fmtDur(w.at_ns)}${w.count > 1 ? ` (×${w.count})` : ""}<br>${escapeHtml(w.message)}`;
+      b.addEventListener("click", () => this.onJump(w));
+      li.append(b);
+      this.list.append(li);
+    }
+  }
+}
+
+/** The run queue, the workers and the idle tasks at a moment, as a picture. */
+export class LoopView {
+  constructor(el, atEl) {
+    this.el = el;
+    this.atEl = atEl;
+    this.last = "";
+  }
+
+  render(model, t) {
+    if (!model) return;
+    const s = model.stateAt(t);
+    const name = (id) => (model.tasks.get(id) || { name: `task ${id}` }).name;
+    const chip = (id, cls = "") => `<span class="chip ${cls}" style="${cls ? "" : `background:${taskColor(id)}`}" title="#${id}">${escapeHtml(name(id))}</span>`;
+    const workers = model.workerList();
+    const running = new Map(s.running.map((i) => [i.thread, i.task]));
+    const workerHtml = workers.length
+      ? workers.map((w) => `<span class="worker-box">worker ${w.index}: ${running.has(w.thread) ? chip(running.get(w.thread)) : '<span class="muted">parked / idle</span>'}</span>`).join(" ")
+      : s.running.map((i) => chip(i.task)).join(" ") || '<span class="muted">nothing</span>';
+    const html = `<div class="row"><span class="label">running</span>${workerHtml}</div>
+<div class="row"><span class="label">run queue →</span>${s.scheduled.map((i) => chip(i.task)).join(" ") || '<span class="muted">empty</span>'}</div>
+<div class="row"><span class="label">waiting (idle)</span>${s.idle.slice(0, 40).map((i) => chip(i.task, "idle")).join(" ") || '<span class="muted">none</span>'}${s.idle.length > 40 ? ` <span class="muted">+${s.idle.length - 40}</span>` : ""}</div>`;
+    this.atEl.textContent = `at ${fmtDur(t)}`;
+    if (html !== this.last) {
+      this.el.innerHTML = html;
+      this.last = html;
+    }
+  }
+}
+
+export function renderLegend(el) {
+  const sw = (bg, extra = "") => `<span class="swatch" style="background:${bg};${extra}"></span>`;
+  el.innerHTML = [
+    `<span>${sw("hsl(220 62% 50%)")} running: a poll (colour per task; dark end = returned Ready)</span>`,
+    `<span>${sw("hsl(220 62% 78%)", "height:6px")} scheduled: woken, waiting for a worker</span>`,
+    `<span>${sw("var(--idle)", "height:2px")} idle: returned Pending, not woken</span>`,
+    `<span>${sw("var(--parked)")} worker parked</span>`,
+    `<span>${sw(SOURCE_COLORS.timer, "height:2px")} wake by timer · ${sw(SOURCE_COLORS.io, "height:2px")} by I/O · ${sw(SOURCE_COLORS.task, "height:2px")} by a task · ${sw(SOURCE_COLORS.self, "height:2px")} by itself · ${sw(SOURCE_COLORS.external, "height:2px")} by another thread: arrow from waker to next poll</span>`,
+    `<span>○ timer armed · ● timer fired · ▸ spawned · | ended</span>`,
+    `<span class="muted">wheel/± zoom · drag/←→ pan · shift-drag zoom to range · 0 fit all · F follow</span>`,
+  ].join("");
+  void sourceKind;
+}

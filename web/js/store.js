@@ -1,0 +1,152 @@
+// What the page knows about a session: tasks, warnings, workers, and the
+// timeline data for the range in view (a window from the collector plus what live
+// updates closed since).
+
+/** Live items kept at most; older ones are dropped (window queries cover them). */
+const LIVE_MAX = 200_000;
+
+export class SessionModel {
+  constructor(info) {
+    this.info = info;
+    this.id = info.id;
+    this.tasks = new Map();
+    this.warnings = [];
+    this.warningIds = new Set();
+    this.workers = new Map(); // thread -> stats
+    this.nowNs = info.now_ns || 0;
+    this.nowWall = performance.now();
+    this.win = null; // the last window reply
+    this.live = { intervals: [], wakes: [], workers: [], markers: [] };
+    this.version = 0; // bumped on every change, so views know when to redraw
+  }
+
+  setInfo(info) {
+    this.info = info;
+    if ((info.now_ns || 0) > this.nowNs) this.setNow(info.now_ns);
+  }
+
+  setNow(ns) {
+    if (ns >= this.nowNs) {
+      this.nowNs = ns;
+      this.nowWall = performance.now();
+    }
+  }
+
+  /** The session's present, advancing with the wall clock while it is live. */
+  estimatedNow(advancing) {
+    if (!advancing) return this.nowNs;
+    const ahead = Math.min((performance.now() - this.nowWall) * 1e6, 1e9);
+    return this.nowNs + Math.max(0, ahead);
+  }
+
+  upsertTask(t) {
+    this.tasks.set(t.id, t);
+  }
+
+  addWarnings(ws) {
+    for (const w of ws || []) {
+      if (this.warningIds.has(w.id)) {
+        const i = this.warnings.findIndex((x) => x.id === w.id);
+        if (i >= 0) this.warnings[i] = w;
+      } else {
+        this.warningIds.add(w.id);
+        this.warnings.push(w);
+      }
+    }
+  }
+
+  applyBatch(b) {
+    this.setNow(b.now_ns);
+    for (const t of b.tasks || []) this.upsertTask(t);
+    this.addWarnings(b.warnings);
+    for (const k of ["intervals", "wakes", "workers", "markers"]) {
+      const items = b[k];
+      if (!items || !items.length) continue;
+      const arr = this.live[k];
+      for (const it of items) arr.push(it);
+      if (arr.length > LIVE_MAX) arr.splice(0, arr.length - LIVE_MAX / 2);
+    }
+    this.version++;
+  }
+
+  applyStats(s) {
+    this.setNow(s.now_ns);
+    for (const w of s.workers || []) this.workers.set(w.thread, w);
+    this.version++;
+  }
+
+  /** Takes a window reply; live items it already covers are dropped. */
+  setWindow(reply) {
+    this.win = reply;
+    const until = reply.until_ns;
+    const keep = (end) => end > until;
+    this.live.intervals = this.live.intervals.filter((i) => keep(i.end_ns));
+    this.live.workers = this.live.workers.filter((w) => keep(w.end_ns));
+    this.live.wakes = this.live.wakes.filter((w) => keep(w.polled_ns ?? w.at_ns));
+    this.live.markers = this.live.markers.filter((m) => keep(m.at_ns + 1));
+    this.version++;
+  }
+
+  /** Worker threads, by index. */
+  workerList() {
+    const threads = new Map();
+    for (const w of this.workers.values()) threads.set(w.thread, { thread: w.thread, index: w.index, name: w.name });
+    const seen = (spans) => {
+      for (const s of spans || []) if (!threads.has(s.thread)) threads.set(s.thread, { thread: s.thread, index: s.thread, name: "" });
+    };
+    if (this.win && this.win.detail === "full") seen(this.win.workers);
+    else if (this.win) seen(this.win.workers);
+    seen(this.live.workers);
+    return [...threads.values()].sort((a, b) => a.index - b.index);
+  }
+
+  /** Intervals (full detail) from the window and live updates. */
+  allIntervals() {
+    const base = this.win && this.win.detail === "full" ? this.win.intervals : [];
+    return this.live.intervals.length ? base.concat(this.live.intervals) : base;
+  }
+
+  allWorkerSpans() {
+    const base = this.win && this.win.detail === "full" ? this.win.workers : [];
+    return this.live.workers.length ? base.concat(this.live.workers) : base;
+  }
+
+  allWakes() {
+    const base = this.win && this.win.detail === "full" ? this.win.wakes : [];
+    return this.live.wakes.length ? base.concat(this.live.wakes) : base;
+  }
+
+  allMarkers() {
+    const base = this.win && this.win.detail === "full" ? this.win.markers : [];
+    return this.live.markers.length ? base.concat(this.live.markers) : base;
+  }
+
+  /** Data ends here; later, tasks are in the state their summary says. */
+  dataUntil() {
+    let until = this.win ? this.win.until_ns : 0;
+    for (const i of this.live.intervals) if (i.end_ns > until) until = i.end_ns;
+    return until;
+  }
+
+  /** What every task was doing at `t`: {running: [{task, thread}], scheduled: [...], idle: [...]}. */
+  stateAt(t) {
+    const phase = new Map();
+    for (const i of this.allIntervals()) {
+      if (i.start_ns <= t && t < i.end_ns) phase.set(i.task, i);
+    }
+    const until = this.dataUntil();
+    if (t >= until) {
+      for (const task of this.tasks.values()) {
+        if (task.state !== "done" && task.state_since_ns <= t && !phase.has(task.id)) {
+          phase.set(task.id, { task: task.id, phase: task.state, start_ns: task.state_since_ns, thread: task.thread });
+        }
+      }
+    }
+    const out = { running: [], scheduled: [], idle: [] };
+    for (const i of phase.values()) {
+      if (out[i.phase]) out[i.phase].push(i);
+    }
+    out.scheduled.sort((a, b) => a.start_ns - b.start_ns);
+    return out;
+  }
+}

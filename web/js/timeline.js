@@ -1,0 +1,766 @@
+// The timeline: lanes per worker and per task on a canvas, wake arrows, markers,
+// a time axis; zoom, pan, zoom-to-selection, follow-live.
+
+import { fmtDur, fmtTick, ticks, taskColor, SOURCE_COLORS, sourceKind } from "./format.js";
+
+const LABEL_W = 190;
+const AXIS_H = 24;
+const ROW_H = 22;
+const MIN_SPAN = 1_000; // 1 µs
+const MAX_INTERVALS = 20_000;
+
+export class Timeline extends EventTarget {
+  constructor({ canvas, scroller, spacer, tooltip, range }) {
+    super();
+    this.canvas = canvas;
+    this.scroller = scroller;
+    this.spacer = spacer;
+    this.tooltip = tooltip;
+    this.rangeEl = range;
+    this.ctx = canvas.getContext("2d");
+    this.model = null;
+    this.view = { start: 0, end: 3e9 };
+    this.follow = true;
+    this.frozen = false;
+    this.advancing = true; // whether the session's present moves on its own
+    this.selected = null; // { task, interval? }
+    this.collapsed = new Set();
+    this.lanes = [];
+    this.fetching = false;
+    this.fetchTimer = 0;
+    this.dirty = true;
+    this.drawnVersion = -1;
+    this.frameTimes = [];
+    this.colors = {};
+    this.readColors();
+    matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+      this.readColors();
+      this.dirty = true;
+    });
+    new ResizeObserver(() => this.resize()).observe(scroller);
+    scroller.addEventListener("scroll", () => (this.dirty = true));
+    this.bindInput();
+    this.resize();
+    const loop = (t) => {
+      this.frame(t);
+      requestAnimationFrame(loop);
+    };
+    requestAnimationFrame(loop);
+  }
+
+  readColors() {
+    const cs = getComputedStyle(document.documentElement);
+    for (const k of ["bg", "fg", "muted", "line", "lane", "lane-alt", "idle", "parked", "accent", "warn"]) {
+      this.colors[k] = cs.getPropertyValue(`--${k}`).trim();
+    }
+  }
+
+  setModel(model) {
+    this.model = model;
+    this.selected = null;
+    this.follow = true;
+    this.fitAll();
+    this.dirty = true;
+    this.requestWindow(0);
+  }
+
+  resize() {
+    const dpr = window.devicePixelRatio || 1;
+    const w = this.scroller.clientWidth;
+    const h = this.scroller.clientHeight;
+    this.width = w;
+    this.height = h;
+    this.canvas.width = Math.round(w * dpr);
+    this.canvas.height = Math.round(h * dpr);
+    this.canvas.style.width = `${w}px`;
+    this.canvas.style.height = `${h}px`;
+    this.ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    this.dirty = true;
+    this.requestWindow(50);
+  }
+
+  // ---- time <-> pixels
+  get plotW() {
+    return Math.max(this.width - LABEL_W, 10);
+  }
+  x(t) {
+    return LABEL_W + ((t - this.view.start) / (this.view.end - this.view.start)) * this.plotW;
+  }
+  t(x) {
+    return this.view.start + ((x - LABEL_W) / this.plotW) * (this.view.end - this.view.start);
+  }
+
+  now() {
+    return this.model ? this.model.estimatedNow(this.advancing && !this.frozen) : 0;
+  }
+
+  setView(start, end, { keepFollow = false } = {}) {
+    let span = Math.max(end - start, MIN_SPAN);
+    if (start < 0) {
+      end -= start;
+      start = 0;
+    }
+    this.view = { start, end: start + span };
+    if (!keepFollow) this.setFollow(false);
+    this.dirty = true;
+    this.requestWindow(60);
+    this.dispatchEvent(new CustomEvent("view", { detail: this.view }));
+  }
+
+  setFollow(on) {
+    if (this.follow === on) return;
+    this.follow = on;
+    this.dispatchEvent(new CustomEvent("follow", { detail: on }));
+    this.dirty = true;
+  }
+
+  fitAll() {
+    const end = Math.max(this.now(), 1_000_000);
+    this.setView(0, end * 1.02, { keepFollow: true });
+  }
+
+  zoom(factor, atX) {
+    const at = atX == null ? (this.view.start + this.view.end) / 2 : this.t(atX);
+    const start = at - (at - this.view.start) * factor;
+    const end = at + (this.view.end - at) * factor;
+    // Zooming keeps following only if the present stays in view.
+    const keep = this.follow && end >= this.now();
+    this.setView(start, end, { keepFollow: keep });
+  }
+
+  pan(dt) {
+    this.setView(this.view.start + dt, this.view.end + dt);
+  }
+
+  /** Centres `t` (keeping the zoom), or zooms to show `span` around it. */
+  jumpTo(t, span) {
+    const s = span || this.view.end - this.view.start;
+    this.setView(t - s / 2, t + s / 2);
+  }
+
+  select(task, interval = null) {
+    this.selected = task == null ? null : { task, interval };
+    this.dirty = true;
+    // Bring its lane into view.
+    const i = this.lanes.findIndex((l) => l.kind === "task" && l.id === task);
+    if (i >= 0) {
+      const y = i * ROW_H;
+      const top = this.scroller.scrollTop;
+      const visible = this.height - AXIS_H;
+      if (y < top || y > top + visible - ROW_H) this.scroller.scrollTop = Math.max(0, y - visible / 3);
+    }
+    this.dispatchEvent(new CustomEvent("select", { detail: this.selected }));
+  }
+
+  // ---- data
+  requestWindow(delay) {
+    clearTimeout(this.fetchTimer);
+    this.fetchTimer = setTimeout(() => this.fetchWindow(), delay);
+  }
+
+  async fetchWindow() {
+    const m = this.model;
+    if (!m || !this.conn || this.fetching) {
+      if (this.fetching) this.requestWindow(50);
+      return;
+    }
+    const span = this.view.end - this.view.start;
+    const start = Math.max(0, this.view.start - span);
+    const end = this.view.end + span;
+    const buckets = Math.max(50, Math.round((this.plotW * 3) / 2));
+    this.fetching = true;
+    try {
+      const reply = await this.conn.window(m.id, start, end, MAX_INTERVALS, buckets);
+      if (this.model === m) {
+        m.setWindow(reply);
+        this.dirty = true;
+      }
+    } catch {
+      // Connection trouble: the banner says so; try again when it is back.
+    } finally {
+      this.fetching = false;
+    }
+  }
+
+  /** Whether the window in hand covers the view well enough. */
+  windowStale() {
+    const w = this.model && this.model.win;
+    if (!w) return true;
+    const span = this.view.end - this.view.start;
+    if (this.view.start < w.start_ns || this.view.end > w.end_ns) return true;
+    if (w.detail === "aggregate" && w.bucket_ns * 4 > span / this.plotW * 6) return true; // zoomed in past its buckets
+    return false;
+  }
+
+  // ---- layout
+  layout() {
+    const m = this.model;
+    const lanes = [];
+    if (!m) return lanes;
+    const workers = m.workerList();
+    if (workers.length) {
+      lanes.push({ kind: "section", label: "Workers" });
+      for (const w of workers) lanes.push({ kind: "worker", thread: w.thread, label: `worker ${w.index}` });
+    }
+    lanes.push({ kind: "section", label: "Tasks" });
+    const groups = new Map();
+    const tasks = [...m.tasks.values()].sort((a, b) => a.spawned_ns - b.spawned_ns || a.id - b.id);
+    for (const t of tasks) {
+      const key = t.given_name ? `name:${t.given_name}` : `loc:${t.location}`;
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(t);
+    }
+    for (const [key, members] of groups) {
+      if (members.length === 1) {
+        const t = members[0];
+        lanes.push({ kind: "task", id: t.id, label: `${t.name} #${t.id}` });
+        continue;
+      }
+      const collapsed = this.collapsed.has(key);
+      const label = `${members[0].name} ×${members.length}`;
+      lanes.push({ kind: "group", key, label, collapsed, members: members.map((t) => t.id) });
+      if (!collapsed) for (const t of members) lanes.push({ kind: "task", id: t.id, label: `  ${t.name} #${t.id}`, group: key });
+    }
+    return lanes;
+  }
+
+  laneAtY(y) {
+    const i = Math.floor((y - AXIS_H + this.scroller.scrollTop) / ROW_H);
+    return i >= 0 && i < this.lanes.length ? { index: i, lane: this.lanes[i] } : null;
+  }
+
+  laneY(index) {
+    return AXIS_H + index * ROW_H - this.scroller.scrollTop;
+  }
+
+  // ---- drawing
+  frame(ts) {
+    const m = this.model;
+    if (m && this.follow && !this.frozen) {
+      const span = this.view.end - this.view.start;
+      const end = this.now() + span * 0.02;
+      if (Math.abs(end - this.view.end) > span / (this.plotW * 2)) {
+        this.view = { start: end - span, end };
+        this.dirty = true;
+        if (this.windowStale()) this.requestWindow(100);
+      }
+    }
+    if (m && m.version !== this.drawnVersion && !this.frozen) this.dirty = true;
+    if (!this.dirty) return;
+    const t0 = performance.now();
+    this.draw();
+    this.dirty = false;
+    if (m) this.drawnVersion = m.version;
+    this.frameTimes.push(performance.now() - t0);
+    if (this.frameTimes.length > 240) this.frameTimes.shift();
+    if (this.windowStale()) this.requestWindow(80);
+  }
+
+  draw() {
+    const { ctx, colors: c } = this;
+    const W = this.width;
+    const H = this.height;
+    this.lanes = this.layout();
+    this.spacer.style.height = `${AXIS_H + this.lanes.length * ROW_H + 8}px`;
+    ctx.fillStyle = c.bg;
+    ctx.fillRect(0, 0, W, H);
+    // Lanes' backgrounds and labels.
+    const first = Math.max(0, Math.floor(this.scroller.scrollTop / ROW_H));
+    const last = Math.min(this.lanes.length, first + Math.ceil(H / ROW_H) + 1);
+    ctx.font = "12px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    for (let i = first; i < last; i++) {
+      const lane = this.lanes[i];
+      const y = this.laneY(i);
+      const sel = this.selected && lane.kind === "task" && lane.id === this.selected.task;
+      ctx.fillStyle = sel ? hexAlpha(c.accent, 0.16) : i % 2 ? c["lane-alt"] : c.lane;
+      ctx.fillRect(0, y, W, ROW_H);
+      if (lane.kind === "section") {
+        ctx.fillStyle = c.muted;
+        ctx.font = "600 11px system-ui, sans-serif";
+        ctx.fillText(lane.label.toUpperCase(), 8, y + ROW_H / 2);
+        ctx.font = "12px system-ui, sans-serif";
+        continue;
+      }
+      ctx.fillStyle = lane.kind === "task" ? taskColor(lane.id) : c.muted;
+      if (lane.kind === "task") ctx.fillRect(4, y + 6, 4, ROW_H - 12);
+      ctx.fillStyle = c.fg;
+      const prefix = lane.kind === "group" ? (lane.collapsed ? "▸ " : "▾ ") : "";
+      ctx.fillText(clip(ctx, prefix + lane.label, LABEL_W - 16), 12, y + ROW_H / 2);
+    }
+    // Plot area.
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(LABEL_W, AXIS_H, W - LABEL_W, H - AXIS_H);
+    ctx.clip();
+    this.drawGrid(first, last);
+    if (this.model) this.drawData(first, last);
+    if (this.selecting) {
+      const [a, b] = [this.selecting.x0, this.selecting.x1].sort((p, q) => p - q);
+      ctx.fillStyle = hexAlpha(c.accent, 0.18);
+      ctx.fillRect(a, AXIS_H, b - a, H - AXIS_H);
+    }
+    ctx.restore();
+    this.drawAxis();
+    ctx.strokeStyle = c.line;
+    ctx.beginPath();
+    ctx.moveTo(LABEL_W + 0.5, 0);
+    ctx.lineTo(LABEL_W + 0.5, H);
+    ctx.stroke();
+    this.rangeEl.textContent = `${fmtDur(this.view.start)} – ${fmtDur(this.view.end)}  (span ${fmtDur(this.view.end - this.view.start)})${
+      this.model && this.model.win && this.model.win.detail === "aggregate" ? " · zoomed out: summarised" : ""
+    }${this.follow ? " · following" : ""}`;
+  }
+
+  drawGrid() {
+    const { ctx, colors: c } = this;
+    const { step, ticks: ts } = ticks(this.view.start, this.view.end, Math.max(2, this.plotW / 110));
+    this.tickStep = step;
+    ctx.strokeStyle = c.line;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (const t of ts) {
+      const x = Math.round(this.x(t)) + 0.5;
+      ctx.moveTo(x, AXIS_H);
+      ctx.lineTo(x, this.height);
+    }
+    ctx.stroke();
+    this.axisTicks = ts;
+  }
+
+  drawAxis() {
+    const { ctx, colors: c } = this;
+    ctx.fillStyle = c.bg;
+    ctx.fillRect(0, 0, this.width, AXIS_H);
+    ctx.strokeStyle = c.line;
+    ctx.beginPath();
+    ctx.moveTo(0, AXIS_H - 0.5);
+    ctx.lineTo(this.width, AXIS_H - 0.5);
+    ctx.stroke();
+    ctx.fillStyle = c.muted;
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.textBaseline = "middle";
+    for (const t of this.axisTicks || []) {
+      const x = this.x(t);
+      if (x < LABEL_W + 2) continue;
+      ctx.fillText(fmtTick(t, this.tickStep), x + 3, AXIS_H / 2);
+    }
+    // The present.
+    if (this.model) {
+      const nx = this.x(this.now());
+      if (nx > LABEL_W && nx < this.width) {
+        ctx.strokeStyle = c.warn;
+        ctx.beginPath();
+        ctx.moveTo(nx + 0.5, 0);
+        ctx.lineTo(nx + 0.5, this.height);
+        ctx.stroke();
+      }
+    }
+  }
+
+  laneIndexes() {
+    const task = new Map();
+    const worker = new Map();
+    const group = new Map();
+    this.lanes.forEach((l, i) => {
+      if (l.kind === "task") task.set(l.id, i);
+      if (l.kind === "worker") worker.set(l.thread, i);
+      if (l.kind === "group" && l.collapsed) for (const id of l.members) group.set(id, i);
+    });
+    return { task, worker, group };
+  }
+
+  drawData(first, last) {
+    const { ctx, colors: c, model: m } = this;
+    const idx = this.laneIndexes();
+    const laneOf = (task) => idx.task.get(task) ?? idx.group.get(task);
+    const visible = (i) => i != null && i >= first && i < last;
+    const vs = this.view.start;
+    const ve = this.view.end;
+    const px = (ve - vs) / this.plotW; // ns per pixel
+    const win = m.win;
+    if (win && win.detail === "aggregate") this.drawAggregate(win, idx, first, last);
+    // Intervals.
+    for (const iv of m.allIntervals()) {
+      if (iv.end_ns < vs || iv.start_ns > ve) continue;
+      const li = laneOf(iv.task);
+      if (!visible(li)) continue;
+      this.drawInterval(iv, this.laneY(li), px);
+    }
+    // What is still going on, after the data in hand.
+    const until = m.dataUntil();
+    const now = this.now();
+    for (const t of m.tasks.values()) {
+      if (t.state === "done") continue;
+      const li = laneOf(t.id);
+      if (!visible(li)) continue;
+      const start = Math.max(t.state_since_ns, until);
+      if (start >= now || now < vs || start > ve) continue;
+      this.drawInterval({ task: t.id, phase: t.state, start_ns: start, end_ns: now }, this.laneY(li), px, true);
+    }
+    // Worker lanes.
+    for (const s of m.allWorkerSpans()) {
+      if (s.end_ns < vs || s.start_ns > ve) continue;
+      const li = idx.worker.get(s.thread);
+      if (!visible(li)) continue;
+      const y = this.laneY(li);
+      const x0 = this.x(s.start_ns);
+      const w = Math.max(this.x(s.end_ns) - x0, 1);
+      if (s.task == null) {
+        ctx.fillStyle = c.parked;
+        ctx.fillRect(x0, y + 7, w, ROW_H - 14);
+      } else {
+        ctx.fillStyle = taskColor(s.task);
+        ctx.fillRect(x0, y + 3, w, ROW_H - 6);
+      }
+    }
+    // Markers.
+    for (const mk of m.allMarkers()) {
+      if (mk.at_ns < vs || mk.at_ns > ve) continue;
+      const li = laneOf(mk.task);
+      if (!visible(li)) continue;
+      this.drawMarker(mk, this.x(mk.at_ns), this.laneY(li) + ROW_H / 2);
+    }
+    // Wake arrows: from the waker to the woken task's next poll.
+    const wakes = m.allWakes();
+    let drawn = 0;
+    for (const w of wakes) {
+      const end = w.polled_ns ?? w.at_ns;
+      if (end < vs || w.at_ns > ve) continue;
+      const to = laneOf(w.task);
+      if (to == null) continue;
+      const kind = sourceKind(w.by, w.task);
+      let from;
+      if (w.by.startsWith("task:")) from = laneOf(Number(w.by.slice(5)));
+      if (from == null) from = idx.worker.get(w.thread);
+      const y1 = from == null ? AXIS_H + 2 : this.laneY(from) + ROW_H / 2;
+      const y2 = this.laneY(to) + ROW_H / 2;
+      if ((y1 < AXIS_H && y2 < AXIS_H) || (y1 > this.height && y2 > this.height)) continue;
+      if (++drawn > 3000) break;
+      this.drawArrow(this.x(w.at_ns), y1, this.x(end), y2, SOURCE_COLORS[kind] || SOURCE_COLORS.external, w.polled_ns == null);
+    }
+  }
+
+  drawInterval(iv, y, px, open = false) {
+    const { ctx, colors: c } = this;
+    const x0 = this.x(iv.start_ns);
+    const x1 = this.x(iv.end_ns);
+    const w = Math.max(x1 - x0, iv.phase === "running" ? 2 : 1);
+    if (iv.phase === "running") {
+      ctx.fillStyle = taskColor(iv.task);
+      ctx.fillRect(x0, y + 3, w, ROW_H - 6);
+      if (iv.ready && w >= 3) {
+        // Ready: a dark cap at the end.
+        ctx.fillStyle = c.fg;
+        ctx.fillRect(x1 - 2, y + 3, 2, ROW_H - 6);
+      }
+      if (this.selected && this.selected.interval && this.selected.interval.start_ns === iv.start_ns && this.selected.task === iv.task) {
+        ctx.strokeStyle = c.fg;
+        ctx.lineWidth = 2;
+        ctx.strokeRect(x0 - 1, y + 2, w + 2, ROW_H - 4);
+        ctx.lineWidth = 1;
+      }
+    } else if (iv.phase === "scheduled") {
+      ctx.fillStyle = taskColor(iv.task, 78);
+      ctx.fillRect(x0, y + 7, w, ROW_H - 14);
+    } else if (iv.phase === "idle") {
+      ctx.fillStyle = c.idle;
+      ctx.fillRect(x0, y + ROW_H / 2 - 1, w, 2);
+    }
+    if (open && iv.phase === "running") {
+      ctx.fillStyle = hexAlpha(c.bg, 0.35);
+      ctx.fillRect(x0, y + 3, w, ROW_H - 6);
+    }
+    void px;
+  }
+
+  drawAggregate(win, idx, first, last) {
+    const { ctx, colors: c } = this;
+    const bucket = win.bucket_ns;
+    const drawBars = (values, y, color, top, height) => {
+      ctx.fillStyle = color;
+      for (let b = 0; b < values.length; b++) {
+        const v = values[b];
+        if (!v) continue;
+        const s = win.start_ns + b * bucket;
+        const x0 = this.x(s);
+        const x1 = this.x(s + bucket);
+        if (x1 < LABEL_W || x0 > this.width) continue;
+        const h = Math.max(1, Math.min(1, v) * height);
+        ctx.fillRect(x0, y + top + (height - h), Math.max(x1 - x0, 1), h);
+      }
+    };
+    for (const t of win.tasks) {
+      const li = idx.task.get(t.task) ?? idx.group.get(t.task);
+      if (li == null || li < first || li >= last) continue;
+      const y = this.laneY(li);
+      drawBars(t.scheduled, y, taskColor(t.task, 80), 3, ROW_H - 6);
+      drawBars(t.running, y, taskColor(t.task), 3, ROW_H - 6);
+    }
+    for (const w of win.workers) {
+      const li = idx.worker.get(w.thread);
+      if (li == null || li < first || li >= last) continue;
+      const y = this.laneY(li);
+      drawBars(w.parked, y, c.parked, 3, ROW_H - 6);
+      drawBars(w.busy, y, c.accent, 3, ROW_H - 6);
+    }
+  }
+
+  drawMarker(mk, x, y) {
+    const { ctx } = this;
+    ctx.save();
+    switch (mk.kind) {
+      case "timer_armed":
+        ctx.strokeStyle = SOURCE_COLORS.timer;
+        ctx.beginPath();
+        ctx.arc(x, y, 3.5, 0, Math.PI * 2);
+        ctx.stroke();
+        break;
+      case "timer_fired":
+        ctx.fillStyle = SOURCE_COLORS.timer;
+        ctx.beginPath();
+        ctx.arc(x, y, 3.5, 0, Math.PI * 2);
+        ctx.fill();
+        break;
+      case "spawn":
+        ctx.fillStyle = this.colors.fg;
+        ctx.beginPath();
+        ctx.moveTo(x, y - 5);
+        ctx.lineTo(x + 5, y);
+        ctx.lineTo(x, y + 5);
+        ctx.fill();
+        break;
+      case "terminate":
+        ctx.fillStyle = this.colors.fg;
+        ctx.fillRect(x - 1, y - 6, 2, 12);
+        break;
+    }
+    ctx.restore();
+  }
+
+  drawArrow(x1, y1, x2, y2, color, dashed) {
+    const { ctx } = this;
+    ctx.save();
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
+    ctx.lineWidth = 1.3;
+    if (dashed) ctx.setLineDash([3, 3]);
+    const dx = Math.max(Math.abs(x2 - x1) / 2, 12);
+    ctx.beginPath();
+    ctx.moveTo(x1, y1);
+    ctx.bezierCurveTo(x1 + dx, y1, x2 - dx, y2, x2, y2);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.beginPath();
+    ctx.moveTo(x2, y2);
+    ctx.lineTo(x2 - 6, y2 - 3.5);
+    ctx.lineTo(x2 - 6, y2 + 3.5);
+    ctx.fill();
+    ctx.beginPath();
+    ctx.arc(x1, y1, 2, 0, Math.PI * 2);
+    ctx.fill();
+    ctx.restore();
+  }
+
+  // ---- hit testing
+  hit(x, y) {
+    const l = this.laneAtY(y);
+    if (!l || !this.model) return null;
+    const { lane } = l;
+    if (x < LABEL_W) return { lane };
+    const t = this.t(x);
+    const slop = 3 * ((this.view.end - this.view.start) / this.plotW);
+    if (lane.kind === "task") {
+      let best = null;
+      for (const iv of this.model.allIntervals()) {
+        if (iv.task !== lane.id || iv.start_ns - slop > t || iv.end_ns + slop < t) continue;
+        if (!best || (iv.phase === "running" && best.phase !== "running")) best = iv;
+      }
+      if (!best) {
+        const task = this.model.tasks.get(lane.id);
+        if (task && task.state !== "done" && t >= Math.max(task.state_since_ns, this.model.dataUntil())) {
+          best = { task: task.id, phase: task.state, start_ns: task.state_since_ns, end_ns: this.now(), open: true };
+        }
+      }
+      return { lane, t, interval: best };
+    }
+    if (lane.kind === "worker") {
+      for (const s of this.model.allWorkerSpans()) {
+        if (s.thread === lane.thread && s.start_ns - slop <= t && t <= s.end_ns + slop) return { lane, t, span: s };
+      }
+    }
+    return { lane, t };
+  }
+
+  describe(h) {
+    if (!h) return "";
+    const m = this.model;
+    const name = (id) => (m.tasks.get(id) || { name: `task ${id}` }).name;
+    if (h.interval) {
+      const iv = h.interval;
+      const lines = [`${name(iv.task)} #${iv.task}`, `${iv.phase}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${fmtDur(iv.start_ns)}`];
+      if (iv.phase === "running" && iv.ready != null) lines.push(iv.ready ? "returned Ready" : "returned Pending");
+      if (iv.woken_by) lines.push(`woken by ${describeSource(iv.woken_by, m)}`);
+      return lines.join("\n");
+    }
+    if (h.span) {
+      const s = h.span;
+      return s.task == null
+        ? `${h.lane.label}: parked for ${fmtDur(s.end_ns - s.start_ns)}`
+        : `${h.lane.label} polled ${name(s.task)} #${s.task}\nfor ${fmtDur(s.end_ns - s.start_ns)} from ${fmtDur(s.start_ns)}`;
+    }
+    if (h.lane && h.lane.kind === "group") return `${h.lane.label}: click to ${h.lane.collapsed ? "expand" : "collapse"}`;
+    return "";
+  }
+
+  // ---- input
+  bindInput() {
+    const cv = this.canvas;
+    const pos = (e) => {
+      const r = cv.getBoundingClientRect();
+      return { x: e.clientX - r.left, y: e.clientY - r.top };
+    };
+    cv.addEventListener(
+      "wheel",
+      (e) => {
+        const { x, y } = pos(e);
+        if (x < LABEL_W && !e.ctrlKey) return; // over the labels: scroll the lanes
+        e.preventDefault();
+        if (e.shiftKey) {
+          this.pan(((e.deltaY || e.deltaX) / this.plotW) * (this.view.end - this.view.start));
+          return;
+        }
+        if (Math.abs(e.deltaX) > Math.abs(e.deltaY) && !e.ctrlKey) {
+          this.pan((e.deltaX / this.plotW) * (this.view.end - this.view.start));
+          return;
+        }
+        // Wheel and pinch (ctrl+wheel) zoom at the cursor.
+        const factor = Math.exp((e.deltaY * (e.ctrlKey ? 2 : 1)) / 500);
+        this.zoom(factor, Math.max(x, LABEL_W));
+        void y;
+      },
+      { passive: false },
+    );
+    let drag = null;
+    cv.addEventListener("pointerdown", (e) => {
+      const { x, y } = pos(e);
+      cv.focus();
+      if (x < LABEL_W) return;
+      cv.setPointerCapture(e.pointerId);
+      drag = { x0: x, y0: y, start: this.view.start, end: this.view.end, moved: false, select: e.shiftKey, scroll: this.scroller.scrollTop };
+      if (drag.select) this.selecting = { x0: x, x1: x };
+    });
+    cv.addEventListener("pointermove", (e) => {
+      const { x, y } = pos(e);
+      if (drag) {
+        const dx = x - drag.x0;
+        if (Math.abs(dx) > 3 || Math.abs(y - drag.y0) > 3) drag.moved = true;
+        if (drag.select) {
+          this.selecting.x1 = x;
+          this.dirty = true;
+        } else if (drag.moved) {
+          cv.classList.add("dragging");
+          const dt = (dx / this.plotW) * (drag.end - drag.start);
+          this.setView(drag.start - dt, drag.end - dt);
+          this.scroller.scrollTop = drag.scroll - (y - drag.y0);
+        }
+        this.tooltip.hidden = true;
+        return;
+      }
+      const text = this.describe(this.hit(x, y));
+      if (text) {
+        this.tooltip.textContent = text;
+        this.tooltip.hidden = false;
+        const pane = this.scroller.parentElement.getBoundingClientRect();
+        const r = cv.getBoundingClientRect();
+        this.tooltip.style.left = `${Math.min(r.left - pane.left + x + 14, pane.width - 300)}px`;
+        this.tooltip.style.top = `${r.top - pane.top + y + 14}px`;
+      } else this.tooltip.hidden = true;
+    });
+    cv.addEventListener("pointerleave", () => (this.tooltip.hidden = true));
+    const end = (e) => {
+      if (!drag) return;
+      const { x, y } = pos(e);
+      cv.classList.remove("dragging");
+      if (drag.select) {
+        const [a, b] = [drag.x0, x].sort((p, q) => p - q);
+        this.selecting = null;
+        if (b - a > 4) this.setView(this.t(a), this.t(b));
+        else this.dirty = true;
+      } else if (!drag.moved) this.click(x, y);
+      drag = null;
+    };
+    cv.addEventListener("pointerup", end);
+    cv.addEventListener("pointercancel", end);
+    cv.addEventListener("click", (e) => {
+      const { x, y } = pos(e);
+      if (x < LABEL_W) this.click(x, y);
+    });
+    cv.addEventListener("keydown", (e) => {
+      const span = this.view.end - this.view.start;
+      const handled = {
+        "+": () => this.zoom(0.7),
+        "=": () => this.zoom(0.7),
+        "-": () => this.zoom(1 / 0.7),
+        "_": () => this.zoom(1 / 0.7),
+        ArrowLeft: () => this.pan(-span * 0.15),
+        ArrowRight: () => this.pan(span * 0.15),
+        ArrowUp: () => (this.scroller.scrollTop -= ROW_H * 3),
+        ArrowDown: () => (this.scroller.scrollTop += ROW_H * 3),
+        "0": () => this.fitAll(),
+        f: () => this.setFollow(!this.follow),
+      }[e.key];
+      if (handled) {
+        e.preventDefault();
+        handled();
+      }
+    });
+  }
+
+  click(x, y) {
+    const h = this.hit(x, y);
+    if (!h) return;
+    if (h.lane.kind === "group") {
+      if (this.collapsed.has(h.lane.key)) this.collapsed.delete(h.lane.key);
+      else this.collapsed.add(h.lane.key);
+      this.dirty = true;
+      return;
+    }
+    if (h.lane.kind === "task") this.select(h.lane.id, h.interval && h.interval.phase === "running" ? h.interval : null);
+    else if (h.span && h.span.task != null) this.select(h.span.task);
+  }
+
+  /** Frame draw times (ms) of recent frames, for the benchmark. */
+  stats() {
+    return this.frameTimes.slice();
+  }
+}
+
+export function describeSource(by, model) {
+  if (by && by.startsWith("task:")) {
+    const id = Number(by.slice(5));
+    const t = model && model.tasks.get(id);
+    return `${t ? t.name : "task"} #${id}`;
+  }
+  return { timer: "the timer", io: "the I/O driver", blocking: "a blocking thread", external: "a thread outside the runtime" }[by] || by;
+}
+
+function clip(ctx, text, width) {
+  if (ctx.measureText(text).width <= width) return text;
+  let lo = 0;
+  let hi = text.length;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (ctx.measureText(text.slice(0, mid) + "…").width <= width) lo = mid;
+    else hi = mid - 1;
+  }
+  return text.slice(0, lo) + "…";
+}
+
+function hexAlpha(color, a) {
+  if (color.startsWith("#") && color.length === 7) {
+    const n = parseInt(color.slice(1), 16);
+    return `rgba(${n >> 16}, ${(n >> 8) & 255}, ${n & 255}, ${a})`;
+  }
+  return color;
+}
