@@ -107,3 +107,80 @@ fn the_timeline_in_headless_chromium() {
     assert!(status.success(), "browser tests failed (their output is above)");
     assert!(artifacts.join("hello-timeline.png").exists(), "the screenshot artifact is written");
 }
+
+/// The timeline benchmark (not part of the suite: run it with
+/// `cargo test -p demos --release --test browser -- --ignored timeline_benchmark --nocapture`).
+#[test]
+#[ignore]
+fn timeline_benchmark() {
+    use looptrace_collector::hub::Source;
+    use looptrace_wire::{encode_header, Event, EventKind, Flavor, Header, TaskKind, ThreadRole, WakeOp, WakeSource};
+    let web = repo().join("web");
+    ensure_npm_packages(&web);
+    let hub = Hub::new(HubConfig { memory_budget: 2 << 30, ..HubConfig::default() });
+    let header = Header { process_name: "synthetic".into(), pid: 1, flavor: Flavor::MultiThread, workers: 2, clock_origin_unix_ns: 0 };
+    let mut frame = Vec::new();
+    encode_header(&header, &mut frame);
+    let id = hub.open(header, &frame, Source::Live);
+    // 200 tasks polled 5000 times each over 10 s on two workers: 1M poll slices.
+    let ev = |ts: u64, thread: u32, kind: EventKind| Event { ts_ns: ts, thread, kind };
+    let mut batch = vec![
+        ev(0, 0, EventKind::Thread { role: ThreadRole::Worker(0), name: "w0".into() }),
+        ev(0, 1, EventKind::Thread { role: ThreadRole::Worker(1), name: "w1".into() }),
+    ];
+    for t in 1..=200u64 {
+        batch.push(ev(t, 0, EventKind::Spawn { task: t, kind: TaskKind::Task, name: Some(format!("worker-task-{t}")), location: "bench.rs:1:1".into(), parent: None, size_bytes: None }));
+    }
+    let polls = 1_000_000u64;
+    let step = 10_000_000_000 / (polls / 2); // two workers
+    let mut total = 0;
+    for i in 0..polls {
+        let thread = (i % 2) as u32;
+        let task = 1 + (i % 200);
+        let ts = 1_000 + (i / 2) * step;
+        batch.push(ev(ts, thread, EventKind::PollStart { task }));
+        batch.push(ev(ts + step / 2, thread, EventKind::Waker { task: 1 + (task % 200), op: WakeOp::WakeByRef, by: WakeSource::Task(task) }));
+        batch.push(ev(ts + step * 3 / 4, thread, EventKind::PollEnd { task, ready: false }));
+        if batch.len() >= 30_000 {
+            total += batch.len();
+            hub.ingest(id, std::mem::take(&mut batch), None);
+        }
+    }
+    total += batch.len();
+    hub.ingest(id, batch, None);
+    println!("synthetic session: {total} events, 1M poll slices");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = hub.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        rt.block_on(async move {
+            let state = AppState { hub: served, config: Arc::new(ServerConfig::default()), replay: None };
+            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state).await.unwrap();
+        });
+    });
+    // Live probes: a task named after the wall time it reaches the collector.
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe_stop = stop.clone();
+    let probes = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let mut n = 0u64;
+        while !probe_stop.load(Ordering::Relaxed) {
+            n += 1;
+            let ts = 10_100_000_000 + started.elapsed().as_nanos() as u64;
+            let task = 100_000 + n;
+            let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+            hub.ingest(id, vec![
+                ev(ts, 0, EventKind::Spawn { task, kind: TaskKind::Task, name: Some(format!("probe-{sent}")), location: "probe.rs:1:1".into(), parent: None, size_bytes: None }),
+                ev(ts + 1000, 0, EventKind::PollStart { task }),
+                ev(ts + 50_000, 0, EventKind::PollEnd { task, ready: true }),
+            ], None);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let status = Command::new("node").arg("bench/timeline.mjs").current_dir(&web).env("LOOPTRACE_BENCH_URL", format!("http://{addr}/")).status().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    probes.join().unwrap();
+    assert!(status.success());
+}

@@ -57,6 +57,8 @@ export class SessionModel {
 
   applyBatch(b) {
     this.setNow(b.now_ns);
+    // A batch too big to carry its intervals leaves a gap only a window query fills.
+    if (b.events_skipped) this.liveGap = true;
     for (const t of b.tasks || []) this.upsertTask(t);
     this.addWarnings(b.warnings);
     for (const k of ["intervals", "wakes", "workers", "markers"]) {
@@ -78,6 +80,7 @@ export class SessionModel {
   /** Takes a window reply; live items it already covers are dropped. */
   setWindow(reply) {
     this.win = reply;
+    this.liveGap = false;
     const until = reply.until_ns;
     const keep = (end) => end > until;
     this.live.intervals = this.live.intervals.filter((i) => keep(i.end_ns));

@@ -187,7 +187,9 @@ export class Timeline extends EventTarget {
     const w = this.model && this.model.win;
     if (!w) return true;
     const span = this.view.end - this.view.start;
-    if (this.view.start < w.start_ns || this.view.end > w.end_ns) return true;
+    if (this.view.start < w.start_ns) return true;
+    // Following: live updates extend the window, unless they came without detail.
+    if (this.view.end > w.end_ns && !(this.follow && !this.model.liveGap)) return true;
     if (w.detail === "aggregate" && w.bucket_ns * 4 > span / this.plotW * 6) return true; // zoomed in past its buckets
     return false;
   }
@@ -443,6 +445,8 @@ export class Timeline extends EventTarget {
 
   drawInterval(iv, y, px, open = false) {
     const { ctx, colors: c } = this;
+    // The benchmark's probe: when each task was first drawn.
+    if (this.drawSeen && !this.drawSeen.has(iv.task)) this.drawSeen.set(iv.task, performance.timeOrigin + performance.now());
     const x0 = this.x(iv.start_ns);
     const x1 = this.x(iv.end_ns);
     const w = Math.max(x1 - x0, iv.phase === "running" ? 2 : 1);

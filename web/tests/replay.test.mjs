@@ -90,3 +90,30 @@ test("replay controls pause and change speed", async () => {
   await until(page, () => document.getElementById("play").textContent === "Pause");
   assert.deepEqual(problems, []);
 });
+
+test("a dropped connection shows a banner and reconnects by itself", async () => {
+  const { page, problems } = await openPage(browser, url);
+  await until(page, () => window.__looptrace.conn.connected);
+  await page.evaluate(() => window.__looptrace.conn.ws.close());
+  await until(page, () => !document.getElementById("banner").hidden);
+  assert.match(await page.textContent("#banner"), /Lost the connection to the collector; reconnecting/);
+  await until(page, () => document.getElementById("banner").hidden && window.__looptrace.conn.connected, null, 5000);
+  assert.deepEqual(problems, []);
+});
+
+test("light and dark themes follow the system setting", async () => {
+  const bg = async (scheme) => {
+    const page = await browser.newPage();
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.goto(url);
+    const c = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    await page.close();
+    return c;
+  };
+  const light = await bg("light");
+  const dark = await bg("dark");
+  assert.equal(light, "rgb(255, 255, 255)");
+  assert.notEqual(dark, light);
+  const [r, g, b] = dark.match(/\d+/g).map(Number);
+  assert.ok(r + g + b < 150, `dark background ${dark}`);
+});

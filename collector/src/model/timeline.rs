@@ -370,6 +370,16 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
         let b = (((a.at_ns.saturating_sub(w.start_ns)) / bucket_ns) as usize).min(buckets - 1);
         wakes[b] += 1;
     }
+    // Three decimals are plenty for a share of a bucket, and keep replies small.
+    let round = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = (*x * 1000.0).round() / 1000.0);
+    for t in tasks.values_mut() {
+        round(&mut t.running);
+        round(&mut t.scheduled);
+    }
+    for w in workers.values_mut() {
+        round(&mut w.busy);
+        round(&mut w.parked);
+    }
     let mut tasks: Vec<_> = tasks.into_values().collect();
     tasks.sort_unstable_by_key(|t| t.task);
     let mut workers: Vec<_> = workers.into_values().collect();
