@@ -320,6 +320,26 @@ impl Hub {
         Some(if w.intervals.len() <= max_intervals { WindowReply::Full(w) } else { WindowReply::Aggregate(aggregate(&w, buckets)) })
     }
 
+    /// A task's last `n` polls, each with who woke it (from the last `lookback_ns`
+    /// of the session before its latest poll).
+    pub fn recent_polls(&self, id: SessionId, task: u64, n: usize, lookback_ns: u64) -> Option<Vec<Value>> {
+        let last = self.with_session(id, |s| s.model.tasks.get(&task).map(|t| t.last_poll_ns.unwrap_or(s.model.now_ns)))??;
+        let end = last.saturating_add(1);
+        let reply = self.window(id, end.saturating_sub(lookback_ns), end, usize::MAX, 1)?;
+        let WindowReply::Full(w) = reply else { return Some(Vec::new()) };
+        let mine: Vec<_> = w.intervals.iter().filter(|i| i.task == task).collect();
+        let mut polls = Vec::new();
+        for (k, i) in mine.iter().enumerate() {
+            if i.phase != crate::model::task::Phase::Running {
+                continue;
+            }
+            let woken_by = k.checked_sub(1).and_then(|p| mine.get(p)).and_then(|p| p.woken_by.clone());
+            polls.push(json!({"start_ns": i.start_ns, "duration_ns": i.end_ns - i.start_ns, "ready": i.ready, "thread": i.thread, "woken_by": woken_by}));
+        }
+        let skip = polls.len().saturating_sub(n);
+        Some(polls.split_off(skip))
+    }
+
     pub(crate) fn record_lag(&self, skipped: u64) {
         self.counters.viewer_lagged.fetch_add(skipped, Ordering::Relaxed);
     }

@@ -139,6 +139,19 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
     assert_eq!(polls, 50);
     let running = agg["tasks"][0]["running"][1].as_f64().unwrap();
     assert!((running - 0.1).abs() < 1e-6, "10 polls of 100 ns in a 10 µs bucket: {running}");
+
+    // A snapshot of the session, and one task in detail with its recent polls.
+    send_json(&mut viewer, json!({"op": "snapshot", "session": session})).await;
+    let snap = next_of(&mut viewer, "snapshot", Duration::from_secs(2)).await.unwrap();
+    assert_eq!(snap["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(snap["stats"]["events"], 101);
+    send_json(&mut viewer, json!({"op": "task", "session": session, "task": 7})).await;
+    let task = next_of(&mut viewer, "task", Duration::from_secs(2)).await.unwrap();
+    assert_eq!(task["name"], "watched");
+    let recent = task["recent_polls"].as_array().unwrap();
+    assert_eq!(recent.len(), 20, "the last 20 polls");
+    assert_eq!(recent[19]["start_ns"], 51_000);
+    assert!(task["poll_histogram"].as_array().is_some_and(|h| !h.is_empty()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

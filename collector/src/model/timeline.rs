@@ -301,13 +301,15 @@ pub struct Aggregate {
     pub wakes: Vec<u32>,
 }
 
-/// Per bucket: the share of it a task spent running and scheduled, and its polls.
+/// Per bucket: the share of it a task spent running and scheduled, its polls and
+/// the wakes it received.
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskBuckets {
     pub task: TaskId,
     pub running: Vec<f32>,
     pub scheduled: Vec<f32>,
     pub polls: Vec<u32>,
+    pub wakes: Vec<u32>,
 }
 
 /// Per bucket: the share of it a worker spent polling, and parked.
@@ -344,6 +346,7 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
             running: vec![0.0; buckets],
             scheduled: vec![0.0; buckets],
             polls: vec![0; buckets],
+            wakes: vec![0; buckets],
         });
         match i.phase {
             Phase::Running => {
@@ -369,6 +372,9 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
     for a in &w.wakes {
         let b = (((a.at_ns.saturating_sub(w.start_ns)) / bucket_ns) as usize).min(buckets - 1);
         wakes[b] += 1;
+        if let Some(t) = tasks.get_mut(&a.task) {
+            t.wakes[b] += 1;
+        }
     }
     // Three decimals are plenty for a share of a bucket, and keep replies small.
     let round = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = (*x * 1000.0).round() / 1000.0);
