@@ -320,6 +320,30 @@ impl Hub {
         Some(if w.intervals.len() <= max_intervals { WindowReply::Full(w) } else { WindowReply::Aggregate(aggregate(&w, buckets)) })
     }
 
+    /// Everything known about a session now: tasks, warnings and stats.
+    pub fn snapshot(&self, id: SessionId) -> Option<Value> {
+        self.with_session(id, |s| {
+            let mut tasks: Vec<_> = s.model.tasks.values().collect();
+            tasks.sort_by_key(|t| t.id);
+            json!({
+                "type": "snapshot",
+                "session": id,
+                "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns, &s.model)).collect::<Vec<_>>(),
+                "warnings": s.model.warnings,
+                "stats": session_stats(s),
+            })
+        })
+    }
+
+    /// One task in detail, with its last 20 polls and who woke each.
+    pub fn task_json(&self, id: SessionId, task: u64) -> Option<Value> {
+        let mut d = self.with_session(id, |s| s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))).flatten()?;
+        d["type"] = json!("task");
+        d["session"] = json!(id);
+        d["recent_polls"] = json!(self.recent_polls(id, task, 20, 10_000_000_000).unwrap_or_default());
+        Some(d)
+    }
+
     /// A task's last `n` polls, each with who woke it (from the last `lookback_ns`
     /// of the session before its latest poll).
     pub fn recent_polls(&self, id: SessionId, task: u64, n: usize, lookback_ns: u64) -> Option<Vec<Value>> {

@@ -98,17 +98,4 @@ impl LiveLog {
     }
 }
 
-/// `1.234567 s`
-pub fn fmt_ts(ns: u64) -> String {
-    format!("{}.{:06} s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
-}
-
-/// A duration with a sensible unit.
-pub fn fmt_dur(ns: u64) -> String {
-    match ns {
-        0..=9_999 => format!("{ns} ns"),
-        10_000..=9_999_999 => format!("{:.1} µs", ns as f64 / 1e3),
-        10_000_000..=9_999_999_999 => format!("{:.1} ms", ns as f64 / 1e6),
-        _ => format!("{:.2} s", ns as f64 / 1e9),
-    }
-}
+pub use looptrace_wire::units::{fmt_duration as fmt_dur, fmt_moment as fmt_ts};

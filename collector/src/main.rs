@@ -73,6 +73,18 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The dashboard in the terminal, for a collector (live or replay).
+    #[cfg(feature = "tui")]
+    Tui {
+        /// The collector's address.
+        #[arg(default_value = "127.0.0.1:7878")]
+        addr: String,
+        /// No colours (also when NO_COLOR is set).
+        #[arg(long)]
+        no_color: bool,
+        #[arg(long)]
+        token: Option<String>,
+    },
     /// Print a recording as a readable log of what the loop did.
     Log {
         file: PathBuf,
@@ -158,6 +170,13 @@ fn main() -> Result<()> {
         }
         #[cfg(feature = "attach")]
         Command::Attach { target, addr, common } => serve(&addr, None, &common, Feed::Attach(target))?,
+        #[cfg(feature = "tui")]
+        Command::Tui { addr, no_color, token } => looptrace_tui::run(looptrace_tui::Options {
+            addr,
+            theme: looptrace_tui::Theme::from_env(no_color),
+            token,
+            stop: None,
+        })?,
         Command::Log { file, verbose } => {
             let session = open(&file)?;
             let mut log = LiveLog::new();

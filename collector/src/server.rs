@@ -265,32 +265,16 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                             None => json!({"type": "error", "id": id, "message": format!("no session {session}")}),
                         }
                     }
-                    Ok(ViewRequest::Snapshot { session }) => hub
-                        .with_session(session, |s| {
-                            let mut tasks: Vec<_> = s.model.tasks.values().collect();
-                            tasks.sort_by_key(|t| t.id);
-                            json!({
-                                "type": "snapshot",
-                                "session": session,
-                                "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns, &s.model)).collect::<Vec<_>>(),
-                                "warnings": s.model.warnings,
-                                "stats": session_stats(s),
-                            })
-                        })
-                        .unwrap_or_else(|| json!({"type": "error", "message": format!("no session {session}")})),
+                    Ok(ViewRequest::Snapshot { session }) => {
+                        hub.snapshot(session).unwrap_or_else(|| json!({"type": "error", "message": format!("no session {session}")}))
+                    }
                     Ok(ViewRequest::Task { session, task }) => {
-                        let detail = hub.with_session(session, |s| s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))).flatten();
-                        match detail {
-                            Some(mut d) => {
-                                let hub = hub.clone();
-                                let recent = tokio::task::spawn_blocking(move || hub.recent_polls(session, task, 20, 10_000_000_000)).await.ok().flatten();
-                                d["type"] = json!("task");
-                                d["session"] = json!(session);
-                                d["recent_polls"] = json!(recent.unwrap_or_default());
-                                d
-                            }
-                            None => json!({"type": "error", "message": format!("no task {task} in session {session}")}),
-                        }
+                        let hub = hub.clone();
+                        tokio::task::spawn_blocking(move || hub.task_json(session, task))
+                            .await
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| json!({"type": "error", "message": format!("no task {task} in session {session}")}))
                     }
                     Ok(ViewRequest::Replay { action, speed }) => match &state.replay {
                         Some(r) => match r.apply(&action, speed) {

@@ -4,11 +4,20 @@
 
 pub mod hello;
 
+static SILENT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Stops [`say`] printing (the terminal dashboard owns the screen).
+pub fn silence() {
+    SILENT.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Prints a line to stdout; a closed stdout (`demos hello | head`) is not an error
 /// worth a panic in a task.
 pub fn say(line: std::fmt::Arguments<'_>) {
     use std::io::Write;
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
+    if !SILENT.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
 }
 
 /// `println!` that tolerates a closed stdout.

@@ -7,6 +7,9 @@ use looptrace_collector::embedded::{Embedded, Update};
 use looptrace_collector::hub::HubConfig;
 use looptrace_collector::LiveLog;
 use demos::say;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -32,6 +35,12 @@ struct Cli {
     /// Print no live log.
     #[arg(long)]
     quiet: bool,
+    /// Print the plain live log even on a terminal, instead of the dashboard.
+    #[arg(long)]
+    no_tui: bool,
+    /// No colours in the terminal dashboard (also when NO_COLOR is set).
+    #[arg(long)]
+    no_color: bool,
     /// Where the timeline is served (default 127.0.0.1:7878, or any free port if
     /// that one is taken; port 0: any free port).
     #[arg(long)]
@@ -97,12 +106,40 @@ fn main() -> Result<()> {
     if let Some(path) = &cli.record {
         builder = builder.record(path);
     }
-    let rt = builder.build().context("starting the traced runtime")?;
-    let started = std::time::Instant::now();
-    rt.block_on((demo.run)());
-    let took = started.elapsed();
-    let report = rt.shutdown();
+    let use_tui = !cli.no_tui && !cli.quiet && std::io::stdout().is_terminal();
+    if use_tui {
+        // The dashboard owns the screen: the demo's own prints and the plain log stay quiet.
+        demos::silence();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let finished = done.clone();
+    let run = demo.run;
+    let runner = std::thread::Builder::new().name("demo".into()).spawn(move || -> Result<(looptrace::Report, std::time::Duration)> {
+        let rt = builder.build().context("starting the traced runtime")?;
+        let started = std::time::Instant::now();
+        rt.block_on(run());
+        let took = started.elapsed();
+        let report = rt.shutdown();
+        finished.store(true, Ordering::Relaxed);
+        Ok((report, took))
+    })?;
+    if use_tui {
+        looptrace_tui::run(looptrace_tui::Options {
+            addr: url.clone(),
+            theme: looptrace_tui::Theme::from_env(cli.no_color),
+            token: None,
+            stop: cli.exit.then(|| done.clone()),
+        })?;
+        if !done.load(Ordering::Relaxed) {
+            // Quit before the demo ended: nothing more to wait for.
+            std::process::exit(0);
+        }
+    }
+    let (report, took) = runner.join().map_err(|_| anyhow!("the demo thread panicked"))??;
     let _ = printer.join();
+    if use_tui {
+        return Ok(());
+    }
     say!(
         "\ndemo done in {:.2} s: {} events captured, {} dropped",
         took.as_secs_f64(),

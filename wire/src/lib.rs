@@ -5,6 +5,7 @@
 //!   wire between a traced app and a collector.
 //! * [`recording`]: the crash-safe recording file, a header and checksummed chunks of
 //!   codec frames.
+//! * [`units`]: durations and moments written for people.
 //! * [`sink`]: the trait through which frames reach an in-process consumer.
 //!
 //! Producers (the `looptrace` runtime crate) and consumers (the collector, its
@@ -14,6 +15,7 @@ pub mod codec;
 pub mod event;
 pub mod recording;
 pub mod sink;
+pub mod units;
 
 pub use codec::{decode_frame, encode_events, encode_header, DecodeError, Frame, WIRE_VERSION};
 pub use event::{

@@ -1,0 +1,125 @@
+//! The timeline in the terminal: a row per worker and per task, time left to
+//! right, one column per bucket of the collector's aggregated window.
+//!
+//! Cells: `█` mostly running, `▌` running part of the time, `░` scheduled
+//! (woken, waiting), `─` idle, `•` a wake; workers: `█` busy, `·` parked.
+
+use super::{clip, dur, moment, split_rect};
+use crate::app::App;
+use crate::theme::Theme;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::Frame;
+
+const LABEL: u16 = 18;
+
+/// Columns of the plot for a body of `area`'s width (what to ask the collector for).
+pub fn plot_width(area_width: u16) -> u16 {
+    area_width.saturating_sub(LABEL + 1).max(1)
+}
+
+fn cell_char(running: f32, scheduled: f32, wakes: u32, alive: bool) -> (char, u8) {
+    if running >= 0.5 {
+        ('█', 0)
+    } else if running > 0.0 {
+        ('▌', 0)
+    } else if scheduled > 0.0 {
+        ('░', 1)
+    } else if wakes > 0 {
+        ('•', 2)
+    } else if alive {
+        ('─', 3)
+    } else {
+        (' ', 3)
+    }
+}
+
+pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let (start, end) = app.range();
+    let title = format!(
+        " {} – {} (span {}){} · +/- zoom · ←/→ pan · f follow · 0 fit ",
+        moment(start),
+        moment(end),
+        dur(end - start),
+        if app.follow { " · following" } else { "" }
+    );
+    let block = Block::default().borders(Borders::TOP).title(title);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let width = plot_width(inner.width) as usize;
+    let mut lines: Vec<Line> = Vec::new();
+    // Axis: a tick label every 20 columns.
+    let mut axis = " ".repeat(LABEL as usize + 1);
+    let mut col = 0;
+    while col < width {
+        let t = start + (end - start) * col as u64 / width.max(1) as u64;
+        let label = format!("|{}", moment(t));
+        axis.push_str(&clip(&label, 20.min(width - col)));
+        axis.push_str(&" ".repeat(20usize.saturating_sub(label.chars().count()).min(width.saturating_sub(col + label.chars().count()))));
+        col += 20;
+    }
+    lines.push(Line::styled(axis, theme.muted()));
+    let tl = app.state.timeline.clone();
+    // Workers.
+    for w in &app.state.workers {
+        let mut spans = vec![Span::styled(format!("{:<w$} ", clip(&format!("worker {}", w.index), LABEL as usize), w = LABEL as usize), theme.worker())];
+        let buckets = tl.as_ref().and_then(|t| t.workers.iter().find(|b| b.thread == w.thread));
+        let mut row = String::with_capacity(width);
+        for c in 0..width {
+            let (busy, parked) = buckets.map_or((0.0, 0.0), |b| (b.busy.get(c).copied().unwrap_or(0.0), b.parked.get(c).copied().unwrap_or(0.0)));
+            row.push(if busy >= 0.5 { '█' } else if busy > 0.0 { '▌' } else if parked > 0.0 { '·' } else { ' ' });
+        }
+        spans.push(Span::styled(row, theme.worker()));
+        lines.push(Line::from(spans));
+    }
+    // Tasks, in the table's order; the selected one highlighted.
+    let rows: Vec<_> = app.rows().into_iter().cloned().collect();
+    let room = (inner.height as usize).saturating_sub(lines.len()).max(1);
+    if app.selected >= app.scroll + room {
+        app.scroll = app.selected + 1 - room;
+    }
+    if app.selected < app.scroll {
+        app.scroll = app.selected;
+    }
+    for (i, t) in rows.iter().enumerate().skip(app.scroll).take(room) {
+        let label = format!("{:<w$} ", clip(&format!("{} #{}", t.name, t.id), LABEL as usize), w = LABEL as usize);
+        let mut spans = vec![Span::styled(label, if i == app.selected { theme.selected() } else { theme.title() })];
+        let b = tl.as_ref().and_then(|tl| tl.tasks.iter().find(|b| b.task == t.id));
+        let bucket = tl.as_ref().map_or(1, |tl| tl.bucket_ns.max(1));
+        let first = tl.as_ref().map_or(start, |tl| tl.start_ns);
+        let mut run = String::new();
+        let mut run_kind = 255u8;
+        let push = |spans: &mut Vec<Span<'static>>, run: &mut String, kind: u8| {
+            if !run.is_empty() {
+                let style = match kind {
+                    0 => theme.running(),
+                    1 => theme.scheduled(),
+                    2 => theme.wake(),
+                    _ => theme.idle(),
+                };
+                spans.push(Span::styled(std::mem::take(run), style));
+            }
+        };
+        for c in 0..width {
+            let t0 = first + c as u64 * bucket;
+            let alive = t.spawned_ns <= t0 + bucket && t.ended_ns.is_none_or(|e| e >= t0);
+            let (r, s, w) = b.map_or((0.0, 0.0, 0), |b| {
+                (b.running.get(c).copied().unwrap_or(0.0), b.scheduled.get(c).copied().unwrap_or(0.0), b.wakes.get(c).copied().unwrap_or(0))
+            });
+            let (ch, kind) = cell_char(r, s, w, alive);
+            if kind != run_kind {
+                push(&mut spans, &mut run, run_kind);
+                run_kind = kind;
+            }
+            run.push(ch);
+        }
+        push(&mut spans, &mut run, run_kind);
+        lines.push(Line::from(spans));
+    }
+    if rows.is_empty() {
+        lines.push(Line::styled("  no tasks yet", theme.muted()));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+    let _ = split_rect;
+}

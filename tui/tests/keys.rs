@@ -1,0 +1,137 @@
+//! What keys do to the app's state (no terminal needed).
+
+use looptrace_tui::app::{Action, App, Column, View};
+use looptrace_tui::state::{Replay, Task, Warning};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn app() -> App {
+    let mut app = App::default();
+    app.state.session = Some(1);
+    app.state.now_ns = 10_000_000_000;
+    for (id, name) in [(1, "alpha"), (2, "beta"), (3, "gamma")] {
+        app.state.tasks.insert(id, Task { id, name: name.into(), polls: 10 - id, ..Task::default() });
+    }
+    app
+}
+
+#[test]
+fn tab_cycles_views_and_numbers_pick_one() {
+    let mut a = app();
+    let seen: Vec<View> = (0..5)
+        .map(|_| {
+            a.on_key(key(KeyCode::Tab));
+            a.view
+        })
+        .collect();
+    assert_eq!(seen, [View::Timeline, View::Detail, View::Warnings, View::Workers, View::Tasks]);
+    a.on_key(key(KeyCode::BackTab));
+    assert_eq!(a.view, View::Workers);
+    assert_eq!(a.on_key(key(KeyCode::Char('2'))), vec![Action::Window]);
+    assert_eq!(a.view, View::Timeline);
+}
+
+#[test]
+fn typing_filters_and_escape_clears() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Char('/')));
+    for c in "amm".chars() {
+        a.on_key(key(KeyCode::Char(c)));
+    }
+    assert_eq!(a.rows().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["gamma"]);
+    // While typing, 'q' is text, not quit.
+    assert!(a.on_key(key(KeyCode::Char('q'))).is_empty());
+    assert_eq!(a.filter, "ammq");
+    a.on_key(key(KeyCode::Esc));
+    assert_eq!(a.filter, "");
+    assert_eq!(a.rows().len(), 3);
+}
+
+#[test]
+fn sorting_keys_pick_the_column_and_direction() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Char('s')));
+    assert_eq!(a.sort, Column::Name);
+    a.on_key(key(KeyCode::Char('s')));
+    a.on_key(key(KeyCode::Char('s')));
+    assert_eq!(a.sort, Column::Polls);
+    assert_eq!(a.rows().iter().map(|t| t.id).collect::<Vec<_>>(), [3, 2, 1]);
+    a.on_key(key(KeyCode::Char('r')));
+    assert_eq!(a.rows().iter().map(|t| t.id).collect::<Vec<_>>(), [1, 2, 3]);
+    a.on_key(key(KeyCode::Char('S')));
+    assert_eq!(a.sort, Column::State);
+}
+
+#[test]
+fn moving_and_opening_a_task() {
+    let mut a = app();
+    a.on_key(key(KeyCode::Char('j')));
+    a.on_key(key(KeyCode::Down));
+    a.on_key(key(KeyCode::Down));
+    assert_eq!(a.selected, 2, "clamped to the last row");
+    a.on_key(key(KeyCode::Char('k')));
+    assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Task(2)]);
+    assert_eq!(a.view, View::Detail);
+    a.on_key(key(KeyCode::Esc));
+    assert_eq!(a.view, View::Tasks);
+}
+
+#[test]
+fn timeline_zoom_pan_and_follow() {
+    let mut a = app();
+    a.view = View::Timeline;
+    let span = a.span_ns;
+    assert_eq!(a.range().1, 10_000_000_000, "following: the right edge is now");
+    a.on_key(key(KeyCode::Char('+')));
+    assert_eq!(a.span_ns, span / 2);
+    a.on_key(key(KeyCode::Char('-')));
+    a.on_key(key(KeyCode::Char('-')));
+    assert_eq!(a.span_ns, span * 2);
+    assert!(a.follow);
+    // The whole 10 s is in view: nothing before 0 to pan to.
+    a.on_key(key(KeyCode::Left));
+    assert_eq!(a.range(), (0, 10_000_000_000));
+    a.on_key(key(KeyCode::Char('f')));
+    a.on_key(key(KeyCode::Char('+')));
+    assert_eq!(a.span_ns, span);
+    assert_eq!(a.on_key(key(KeyCode::Left)), vec![Action::Window]);
+    assert!(!a.follow, "panning stops following");
+    assert_eq!(a.range().1, 10_000_000_000 - span / 4);
+    a.on_key(key(KeyCode::Char('l')));
+    assert_eq!(a.range().1, 10_000_000_000);
+    a.on_key(key(KeyCode::Char('f')));
+    assert!(a.follow);
+}
+
+#[test]
+fn a_warning_jumps_to_its_moment_and_task() {
+    let mut a = app();
+    a.state.warnings.push(Warning { id: 0, kind: "blocking_poll".into(), task: Some(3), at_ns: 4_000_000_000, ..Warning::default() });
+    a.view = View::Warnings;
+    assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Window]);
+    assert_eq!(a.view, View::Timeline);
+    let (start, end) = a.range();
+    assert!(start <= 4_000_000_000 && 4_000_000_000 <= end);
+    assert_eq!(a.selected_task(), Some(3));
+}
+
+#[test]
+fn replay_keys_help_and_quit() {
+    let mut a = app();
+    assert!(a.on_key(key(KeyCode::Char('p'))).is_empty(), "not a replay: nothing to pause");
+    a.state.replay = Some(Replay { paused: false, speed: 1.0 });
+    assert_eq!(a.on_key(key(KeyCode::Char('p'))), vec![Action::Replay("pause", None)]);
+    assert_eq!(a.on_key(key(KeyCode::Char(']'))), vec![Action::Replay("speed", Some(2.0))]);
+    assert_eq!(a.on_key(key(KeyCode::Char('['))), vec![Action::Replay("speed", Some(0.5))]);
+    a.state.replay = Some(Replay { paused: true, speed: 0.5 });
+    assert_eq!(a.on_key(key(KeyCode::Char(' '))), vec![Action::Replay("play", None)]);
+    a.on_key(key(KeyCode::Char('?')));
+    assert!(a.help);
+    assert!(a.on_key(key(KeyCode::Char('q'))).is_empty(), "a key closes the help first");
+    assert!(!a.help);
+    assert_eq!(a.on_key(key(KeyCode::Char('q'))), vec![Action::Quit]);
+    assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Action::Quit]);
+}

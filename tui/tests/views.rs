@@ -1,0 +1,160 @@
+//! Each view rendered with ratatui's TestBackend from a known model: the hello
+//! demo's recording, as the collector serves it.
+
+use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
+use looptrace_tui::{view, App, State, Theme, View};
+use looptrace_wire::{encode_header, Recording};
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use serde_json::json;
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hello.ltrace");
+
+/// The state the TUI reaches talking to a collector that holds the hello run.
+fn hello_state(columns: usize) -> State {
+    let rec = Recording::open(FIXTURE).expect("fixture reads");
+    let hub = Hub::new(HubConfig::default());
+    let mut frame = Vec::new();
+    encode_header(&rec.header, &mut frame);
+    let id = hub.open(rec.header.clone(), &frame, Source::Replay);
+    hub.ingest(id, rec.events.clone(), None);
+    let mut state = State::default();
+    state.connected = true;
+    let chosen = state.apply(&json!({"type": "sessions", "sessions": hub.sessions()}));
+    assert_eq!(chosen, Some(id));
+    state.apply(&hub.snapshot(id).unwrap());
+    let end = rec.events.iter().map(|e| e.ts_ns).max().unwrap();
+    let WindowReply::Aggregate(agg) = hub.window(id, 0, end, 0, columns).unwrap() else { panic!("aggregate asked") };
+    let mut w = serde_json::to_value(&agg).unwrap();
+    w["type"] = json!("window");
+    w["session"] = json!(id);
+    w["detail"] = json!("aggregate");
+    state.apply(&w);
+    let bob = state.tasks.values().find(|t| t.name == "Bob").unwrap().id;
+    state.apply(&hub.task_json(id, bob).unwrap());
+    state
+}
+
+fn render(app: &mut App, theme: &Theme, w: u16, h: u16) -> Vec<String> {
+    let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
+    term.draw(|f| view::render(app, theme, f)).unwrap();
+    let buf = term.backend().buffer().clone();
+    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect()
+}
+
+fn row<'a>(lines: &'a [String], needle: &str) -> &'a str {
+    lines.iter().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in\n{}", lines.join("\n")))
+}
+
+#[test]
+fn the_task_table_lists_the_hello_tasks_with_their_polls() {
+    let mut app = App::new(hello_state(60));
+    let lines = render(&mut app, &Theme { color: true }, 120, 20);
+    for name in ["Alice", "Bob", "Charlie"] {
+        let r = row(&lines, &format!(" {name} "));
+        let cells: Vec<&str> = r.split_whitespace().collect();
+        assert_eq!(cells[2], "done", "{r}");
+        assert_eq!(cells[3], "2", "{name} polled twice: {r}");
+    }
+    // By id: Alice, Bob, Charlie (spawn order).
+    let order: Vec<usize> = ["Alice", "Bob", "Charlie"].iter().map(|n| lines.iter().position(|l| l.contains(n)).unwrap()).collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+    assert!(row(&lines, "demos hello").contains("3 tasks"));
+}
+
+#[test]
+fn sorting_and_filtering_change_the_rows() {
+    let mut app = App::new(hello_state(60));
+    app.sort = looptrace_tui::app::Column::Name;
+    app.descending = true;
+    let lines = render(&mut app, &Theme { color: true }, 120, 20);
+    let pos = |n: &str| lines.iter().position(|l| l.contains(n)).unwrap();
+    assert!(pos("Charlie") < pos("Bob") && pos("Bob") < pos("Alice"));
+    // Idle time sorts Bob (1 s), Alice (2 s), Charlie (3 s).
+    app.sort = looptrace_tui::app::Column::Idle;
+    app.descending = false;
+    let lines = render(&mut app, &Theme { color: true }, 120, 20);
+    let pos = |n: &str| lines.iter().position(|l| l.contains(n)).unwrap();
+    assert!(pos("Bob") < pos("Alice") && pos("Alice") < pos("Charlie"));
+    app.filter = "li".into();
+    let lines = render(&mut app, &Theme { color: true }, 120, 20);
+    assert!(lines.iter().any(|l| l.contains("Alice")) && lines.iter().any(|l| l.contains("Charlie")));
+    assert!(!lines.iter().any(|l| l.contains(" Bob ")), "Bob filtered out");
+    assert!(row(&lines, "filter: li").contains("filter"));
+}
+
+#[test]
+fn the_timeline_shows_each_task_running_when_its_timer_fired() {
+    let width = 120u16;
+    let columns = view::timeline_columns(width) as usize;
+    let mut app = App::new(hello_state(columns));
+    app.view = View::Timeline;
+    app.follow = false;
+    let tl = app.state.timeline.clone().unwrap();
+    app.end_ns = tl.end_ns;
+    app.span_ns = tl.end_ns - tl.start_ns;
+    let lines = render(&mut app, &Theme { color: true }, width, 24);
+    assert!(row(&lines, "worker 0").contains('·'), "parked time on the worker lane");
+    for (name, secs) in [("Bob", 1.0), ("Alice", 2.0), ("Charlie", 3.0)] {
+        let r: Vec<char> = row(&lines, &format!("{name} #")).chars().collect();
+        let col = 19 + ((secs * 1e9 - tl.start_ns as f64) / tl.bucket_ns as f64) as usize;
+        let around: String = r[col.saturating_sub(1)..(col + 2).min(r.len())].iter().collect();
+        assert!(around.contains('▌') || around.contains('█'), "{name} runs at {secs} s: {around:?} in {:?}", r.iter().collect::<String>());
+        // Idle in between.
+        assert_eq!(r[19 + columns / 6], '─', "{name} idle early on");
+    }
+}
+
+#[test]
+fn the_task_view_shows_stats_wakes_and_recent_polls() {
+    let mut app = App::new(hello_state(60));
+    let bob = app.rows().iter().position(|t| t.name == "Bob").unwrap();
+    app.selected = bob;
+    app.view = View::Detail;
+    let lines = render(&mut app, &Theme { color: true }, 120, 34);
+    assert!(row(&lines, "Bob #").contains("Esc back"));
+    assert!(row(&lines, "spawned at").contains("demos/src/hello.rs"));
+    assert!(row(&lines, "polls").contains('2'));
+    assert!(row(&lines, "by timer").trim_end().ends_with('1'));
+    assert!(row(&lines, "poll time").contains("poll time"));
+    let ready = row(&lines, "Ready");
+    assert!(ready.contains("timer"), "the last poll was woken by the timer: {ready}");
+    assert!(lines.iter().any(|l| l.contains("Pending")), "the first poll returned Pending");
+}
+
+#[test]
+fn warnings_workers_help_and_a_tiny_terminal() {
+    let mut app = App::new(hello_state(60));
+    app.view = View::Warnings;
+    let lines = render(&mut app, &Theme { color: true }, 100, 20);
+    assert!(row(&lines, "no warnings").contains("no warnings"));
+    app.view = View::Workers;
+    let lines = render(&mut app, &Theme { color: true }, 100, 20);
+    assert!(row(&lines, "worker 0").contains("polls"));
+    app.help = true;
+    let lines = render(&mut app, &Theme { color: true }, 100, 24);
+    assert!(row(&lines, "keys").contains("keys"));
+    assert!(row(&lines, "q, Ctrl-C").contains("quit"));
+    let lines = render(&mut app, &Theme { color: true }, 40, 8);
+    assert!(row(&lines, "too small").contains("40×8"));
+}
+
+#[test]
+fn no_color_means_no_colours() {
+    let mut app = App::new(hello_state(60));
+    app.view = View::Timeline;
+    let mut term = Terminal::new(TestBackend::new(100, 20)).unwrap();
+    term.draw(|f| view::render(&mut app, &Theme { color: false }, f)).unwrap();
+    let buf = term.backend().buffer();
+    assert!(buf.content().iter().all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset));
+    term.draw(|f| view::render(&mut app, &Theme { color: true }, f)).unwrap();
+    assert!(term.backend().buffer().content().iter().any(|c| c.fg != ratatui::style::Color::Reset));
+}
+
+#[test]
+fn a_dropped_connection_shows_a_banner() {
+    let mut app = App::new(hello_state(60));
+    app.state.connected = false;
+    let lines = render(&mut app, &Theme { color: true }, 100, 20);
+    assert!(lines[1].contains("Lost the connection to the collector; reconnecting"), "{}", lines[1]);
+}
