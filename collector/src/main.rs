@@ -176,6 +176,7 @@ fn main() -> Result<()> {
             theme: looptrace_tui::Theme::from_env(no_color),
             token,
             stop: None,
+            note: None,
         })?,
         Command::Log { file, verbose } => {
             let session = open(&file)?;

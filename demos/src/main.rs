@@ -129,6 +129,7 @@ fn main() -> Result<()> {
             theme: looptrace_tui::Theme::from_env(cli.no_color),
             token: None,
             stop: cli.exit.then(|| done.clone()),
+            note: Some(format!("browser: {url}")),
         })?;
         if !done.load(Ordering::Relaxed) {
             // Quit before the demo ended: nothing more to wait for.

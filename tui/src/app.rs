@@ -124,6 +124,8 @@ pub struct App {
     pub end_ns: u64,
     /// First task row shown in the timeline.
     pub scroll: usize,
+    /// Shown at the top right.
+    pub note: Option<String>,
 }
 
 impl Default for App {
@@ -148,6 +150,7 @@ impl App {
             span_ns: 5_000_000_000,
             end_ns: 0,
             scroll: 0,
+            note: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct Options {
     pub token: Option<String>,
     /// Quit by itself once this is set (the demo is over, with `--exit`).
     pub stop: Option<Arc<AtomicBool>>,
+    /// A line shown at the top right (the demo puts the browser timeline's address there).
+    pub note: Option<String>,
 }
 
 /// The viewer socket's URL for a collector address.
@@ -141,6 +143,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> R
         }
     })?;
     let mut app = App::default();
+    app.note = opts.note.clone();
     let theme = opts.theme;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut ticks = 0u64;

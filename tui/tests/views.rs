@@ -49,7 +49,9 @@ fn row<'a>(lines: &'a [String], needle: &str) -> &'a str {
 #[test]
 fn the_task_table_lists_the_hello_tasks_with_their_polls() {
     let mut app = App::new(hello_state(60));
+    app.note = Some("browser: http://127.0.0.1:7878/".into());
     let lines = render(&mut app, &Theme { color: true }, 120, 20);
+    assert!(lines[0].trim_end().ends_with("browser: http://127.0.0.1:7878/"), "{}", lines[0]);
     for name in ["Alice", "Bob", "Charlie"] {
         let r = row(&lines, &format!(" {name} "));
         let cells: Vec<&str> = r.split_whitespace().collect();

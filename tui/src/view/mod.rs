@@ -39,6 +39,11 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame) {
     let titles: Vec<Line> = View::ALL.iter().enumerate().map(|(i, v)| Line::from(format!("{} {}", i + 1, v.title()))).collect();
     let selected = View::ALL.iter().position(|v| *v == app.view).unwrap_or(0);
     frame.render_widget(Tabs::new(titles).select(selected).highlight_style(theme.selected()).divider("│"), top);
+    if let Some(note) = &app.note {
+        let w = (note.chars().count() as u16 + 1).min(top.width / 2);
+        let r = Rect { x: top.x + top.width - w, width: w, ..top };
+        frame.render_widget(Paragraph::new(clip(note, w as usize)).style(theme.muted()), r);
+    }
     if !app.state.connected {
         frame.render_widget(Paragraph::new(" Lost the connection to the collector; reconnecting…").style(theme.error()), banner);
     }
