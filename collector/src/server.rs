@@ -4,7 +4,8 @@
 use crate::hub::{session_stats, task_detail, task_summary, Hub, SessionId, Source, Update};
 use crate::replay::ReplayControl;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
+use axum::middleware::{self, Next};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -42,11 +43,10 @@ pub struct AppState {
     pub replay: Option<Arc<ReplayControl>>,
 }
 
-/// The router: `/ingest`, `/ws/view` and `/api/...`.
+/// The router: `/ingest`, `/ws/view` and `/api/...` (behind the token, if one is
+/// set), and the browser timeline's files.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", get(crate::web::index))
-        .route("/{*path}", get(crate::web::file))
+    let guarded = Router::new()
         .route("/ingest", get(ingest))
         .route("/ws/view", get(view))
         .route("/api/health", get(|| async { Json(json!({"ok": true})) }))
@@ -56,7 +56,21 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/warnings", get(warnings))
         .route("/api/sessions/{id}/stats", get(stats))
         .route("/api/sessions/{id}/window", get(window))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/", get(crate::web::index))
+        .route("/{*path}", get(crate::web::file))
+        .merge(guarded)
         .with_state(state)
+}
+
+/// Refuses requests without the token, when one is required.
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let query = Query::<HashMap<String, String>>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    if !authorized(&state, req.headers(), &query) {
+        return reject(&state, "missing or wrong token");
+    }
+    next.run(req).await
 }
 
 /// Serves the collector on `listener` until the process ends.
@@ -91,15 +105,7 @@ fn reject(state: &AppState, message: &str) -> Response {
     error(StatusCode::UNAUTHORIZED, message)
 }
 
-async fn ingest(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if !authorized(&state, &headers, &query) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn ingest(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = state.config.max_frame_bytes;
     ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| ingest_socket(state, socket))
 }
@@ -175,15 +181,7 @@ fn close_code(e: &DecodeError) -> u16 {
     }
 }
 
-async fn view(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<HashMap<String, String>>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    if !authorized(&state, &headers, &query) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn view(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
     if !origin_allowed(&headers) {
         return reject(&state, "origin not allowed");
     }
@@ -324,10 +322,7 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
     }
 }
 
-async fn sessions(State(state): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&state, &headers, &q) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn sessions(State(state): State<AppState>) -> Response {
     Json(json!({"sessions": state.hub.sessions(), "counters": counters(&state.hub)})).into_response()
 }
 
@@ -344,10 +339,7 @@ fn counters(hub: &Hub) -> Value {
     })
 }
 
-async fn tasks(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&state, &headers, &q) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn tasks(State(state): State<AppState>, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
     let state_filter = q.get("state").cloned();
     let name_filter = q.get("name").map(|n| n.to_lowercase());
     let list = state.hub.with_session(id, |s| {
@@ -365,10 +357,7 @@ async fn tasks(State(state): State<AppState>, headers: HeaderMap, Path(id): Path
     }
 }
 
-async fn task(State(state): State<AppState>, headers: HeaderMap, Path((id, task)): Path<(SessionId, u64)>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&state, &headers, &q) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn task(State(state): State<AppState>, Path((id, task)): Path<(SessionId, u64)>) -> Response {
     match state.hub.with_session(id, |s| s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))) {
         Some(Some(t)) => Json(t).into_response(),
         Some(None) => error(StatusCode::NOT_FOUND, format!("no task {task} in session {id}")),
@@ -376,30 +365,21 @@ async fn task(State(state): State<AppState>, headers: HeaderMap, Path((id, task)
     }
 }
 
-async fn warnings(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&state, &headers, &q) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn warnings(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
     match state.hub.with_session(id, |s| json!({"session": id, "warnings": s.model.warnings})) {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
     }
 }
 
-async fn stats(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&state, &headers, &q) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn stats(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
     match state.hub.with_session(id, session_stats) {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
     }
 }
 
-async fn window(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&state, &headers, &q) {
-        return reject(&state, "missing or wrong token");
-    }
+async fn window(State(state): State<AppState>, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
     let num = |k: &str, d: u64| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
     let (start, end) = (num("start_ns", 0), num("end_ns", u64::MAX));
     let (max_intervals, buckets) = (num("max_intervals", 20_000) as usize, num("buckets", 1000) as usize);
