@@ -48,8 +48,39 @@ fn mode() -> Mode {
     }
 }
 
+/// console-subscriber, as deployed (`console_subscriber::spawn()`/`init()`),
+/// gives its server thread a scoped no-op dispatcher, which puts every thread of the
+/// process on tracing's scoped-dispatch path. A helper thread holds such a guard
+/// exactly while the console configuration runs, so console is measured as users
+/// run it and the other configurations as they run without it.
+static SCOPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<bool>>> = std::sync::OnceLock::new();
+
+fn scoped_no_op(on: bool) {
+    let tx = SCOPER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<bool>();
+        let (ack_tx, ack_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let mut guard = None;
+            for on in rx {
+                guard = if on { Some(tracing::dispatcher::set_default(&Dispatch::none())) } else { None };
+                let _ = ack_tx.send(());
+            }
+            drop(guard);
+        });
+        ACK.set(std::sync::Mutex::new(ack_rx)).ok();
+        std::sync::Mutex::new(tx)
+    });
+    tx.lock().unwrap().send(on).unwrap();
+    ACK.get().unwrap().lock().unwrap().recv().unwrap();
+}
+static ACK: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Receiver<()>>> = std::sync::OnceLock::new();
+
 fn set_mode(m: Mode) {
+    let was = mode();
     MODE.store(m as u8, Ordering::SeqCst);
+    if (m == Mode::Console) != (was == Mode::Console) {
+        scoped_no_op(m == Mode::Console);
+    }
     tracing_core::callsite::rebuild_interest_cache();
 }
 
@@ -310,8 +341,8 @@ fn main() {
     let console = {
         use tracing_subscriber::prelude::*;
         let (layer, server) = console_subscriber::ConsoleLayer::builder().server_addr(([127, 0, 0, 1], port)).build();
-        // Serve it ourselves: `spawn()` would give its thread a scoped no-op
-        // dispatcher, which takes every configuration off tracing's global fast path.
+        // Serve it ourselves (see `scoped_no_op` for the scoped dispatcher `spawn()`
+        // would install for good).
         std::thread::Builder::new()
             .name("console-server".into())
             .spawn(move || {
