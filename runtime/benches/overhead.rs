@@ -7,6 +7,8 @@
 //!
 //! * `plain`: tokio, no hooks, no subscriber;
 //! * `hooks`: looptrace's poll path only (spawn/poll/terminate/park hooks, timestamped);
+//! * `spans`: the poll path plus tokio's task spans (entered and exited on every
+//!   poll), without waker events;
 //! * `full`: looptrace capturing everything (hooks plus waker and span events);
 //! * `console`: `console_subscriber` active instead.
 //!
@@ -34,8 +36,11 @@ enum Mode {
     Hooks = 1,
     Full = 2,
     Console = 3,
+    /// Hooks and tokio's task spans (entered on every poll), but no waker events:
+    /// what `full` adds on top of this is the waker operations alone.
+    Spans = 4,
 }
-const MODES: [Mode; 4] = [Mode::Plain, Mode::Hooks, Mode::Full, Mode::Console];
+const MODES: [Mode; 5] = [Mode::Plain, Mode::Hooks, Mode::Spans, Mode::Full, Mode::Console];
 
 static MODE: AtomicU8 = AtomicU8::new(0);
 
@@ -44,6 +49,7 @@ fn mode() -> Mode {
         1 => Mode::Hooks,
         2 => Mode::Full,
         3 => Mode::Console,
+        4 => Mode::Spans,
         _ => Mode::Plain,
     }
 }
@@ -99,6 +105,8 @@ impl Subscriber for Switch {
     fn register_callsite(&self, m: &'static Metadata<'static>) -> Interest {
         match mode() {
             Mode::Full => self.looptrace.register_callsite(m),
+            Mode::Spans if m.target() == "tokio::task::waker" => Interest::never(),
+            Mode::Spans => self.looptrace.register_callsite(m),
             Mode::Console => self.console.register_callsite(m),
             _ => Interest::never(),
         }
@@ -106,6 +114,7 @@ impl Subscriber for Switch {
     fn enabled(&self, m: &Metadata<'_>) -> bool {
         match mode() {
             Mode::Full => self.looptrace.enabled(m),
+            Mode::Spans => m.target() != "tokio::task::waker" && self.looptrace.enabled(m),
             Mode::Console => self.console.enabled(m),
             _ => false,
         }
@@ -131,21 +140,21 @@ impl Subscriber for Switch {
     }
     fn event(&self, e: &Event<'_>) {
         match mode() {
-            Mode::Full => self.looptrace.event(e),
+            Mode::Full | Mode::Spans => self.looptrace.event(e),
             Mode::Console => self.console.event(e),
             _ => {}
         }
     }
     fn enter(&self, s: &Id) {
         match mode() {
-            Mode::Full => self.looptrace.enter(s),
+            Mode::Full | Mode::Spans => self.looptrace.enter(s),
             Mode::Console => self.console.enter(s),
             _ => {}
         }
     }
     fn exit(&self, s: &Id) {
         match mode() {
-            Mode::Full => self.looptrace.exit(s),
+            Mode::Full | Mode::Spans => self.looptrace.exit(s),
             Mode::Console => self.console.exit(s),
             _ => {}
         }
@@ -287,7 +296,7 @@ fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
             let p = polls(&rt) - before;
             Sample { ns_per_poll: took.as_nanos() as f64 / p as f64, events_per_poll: 0.0, wakers_per_poll: 0.0, dropped: 0 }
         }
-        Mode::Hooks | Mode::Full => {
+        Mode::Hooks | Mode::Spans | Mode::Full => {
             let b = if multi {
                 looptrace::Builder::new_multi_thread().worker_threads(workers)
             } else {
@@ -375,11 +384,11 @@ fn main() {
             if workload_filter.as_deref().is_some_and(|f| f != w.name()) {
                 continue;
             }
-            let mut by_mode: Vec<Vec<Sample>> = (0..4).map(|_| Vec::new()).collect();
+            let mut by_mode: Vec<Vec<Sample>> = (0..MODES.len()).map(|_| Vec::new()).collect();
             for round in 0..rounds {
-                for k in 0..4 {
+                for k in 0..MODES.len() {
                     // Rotate the order each round so no configuration always runs first.
-                    let m = MODES[(k + round) % 4];
+                    let m = MODES[(k + round) % MODES.len()];
                     if only.is_some_and(|o| o != m) || (skip_console && m == Mode::Console) {
                         continue;
                     }
@@ -387,13 +396,15 @@ fn main() {
                 }
             }
             let med = |m: Mode| median(by_mode[m as usize].iter().map(|s| s.ns_per_poll).collect());
-            let (plain, hooks, full, console) = (med(Mode::Plain), med(Mode::Hooks), med(Mode::Full), med(Mode::Console));
+            let (plain, hooks, spans, full, console) = (med(Mode::Plain), med(Mode::Hooks), med(Mode::Spans), med(Mode::Full), med(Mode::Console));
             let full_s = &by_mode[Mode::Full as usize];
             let wakers = median(full_s.iter().map(|s| s.wakers_per_poll).collect());
             let events = median(full_s.iter().map(|s| s.events_per_poll).collect());
             let dropped: u64 = by_mode.iter().flatten().map(|s| s.dropped).sum();
             let poll_path = hooks - plain;
+            let span_path = spans - hooks;
             let wake_path = full - hooks;
+            let waker_ops = full - spans;
             let added = full - plain;
             let console_added = console - plain;
             println!(
@@ -409,13 +420,15 @@ fn main() {
                 console_added
             );
             println!(
-                "{:<25} poll path +{:.1} ns/poll; wake path +{:.1} ns/poll over {:.2} waker ops/poll = {:.1} ns/op; \
+                "{:<25} poll path +{:.1} ns/poll; wake path +{:.1} ns/poll (task spans +{:.1}, waker ops +{:.1} over {:.2} ops/poll = {:.1} ns/op); \
                  {:.2} events/poll; console/looptrace added cost = {:.1}x; dropped {}",
                 "",
                 poll_path,
                 wake_path,
+                span_path,
+                waker_ops,
                 wakers,
-                if wakers > 0.0 { wake_path / wakers } else { 0.0 },
+                if wakers > 0.0 { waker_ops / wakers } else { 0.0 },
                 events,
                 console_added / added.max(0.1),
                 dropped
