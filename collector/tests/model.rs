@@ -182,3 +182,11 @@ fn windows_from_checkpoints_match_windows_from_the_start() {
         assert!(!direct.intervals.is_empty());
     }
 }
+
+#[test]
+fn io_readiness_is_a_marker() {
+    let evs = vec![spawn(0, 1), start(10, 1), end(20, 1, false), wake(500, 1, WakeOp::Wake, WakeSource::Io), start(600, 1), end(650, 1, true)];
+    let w = window(&evs, 0, 1000);
+    let io: Vec<_> = w.markers.iter().filter(|m| m.kind == "io_ready").map(|m| (m.task, m.at_ns)).collect();
+    assert_eq!(io, vec![(1, 500)]);
+}

@@ -526,6 +526,15 @@ export class Timeline extends EventTarget {
         ctx.arc(x, y, 3.5, 0, Math.PI * 2);
         ctx.fill();
         break;
+      case "io_ready":
+        ctx.fillStyle = SOURCE_COLORS.io;
+        ctx.beginPath();
+        ctx.moveTo(x, y - 4.5);
+        ctx.lineTo(x + 4.5, y);
+        ctx.lineTo(x, y + 4.5);
+        ctx.lineTo(x - 4.5, y);
+        ctx.fill();
+        break;
       case "spawn":
         ctx.fillStyle = this.colors.fg;
         ctx.beginPath();

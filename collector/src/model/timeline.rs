@@ -44,7 +44,8 @@ pub struct WorkerSpan {
     pub task: Option<TaskId>,
 }
 
-/// A point event on a task: `spawn`, `terminate`, `timer_armed`, `timer_fired`.
+/// A point event on a task: `spawn`, `terminate`, `timer_armed`, `timer_fired`,
+/// `io_ready`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Marker {
     pub task: TaskId,
@@ -174,6 +175,10 @@ impl Tracker {
                 let label = by.label();
                 if in_window {
                     t.arrows.push(WakeArrow { task: *task, at_ns: ts, by: label.clone(), thread: e.thread, polled_ns: None });
+                    if *by == WakeSource::Io {
+                        // tokio reports I/O readiness only as the wake it causes.
+                        out.markers.push(Marker { task: *task, at_ns: ts, kind: "io_ready" });
+                    }
                 }
                 match t.phase {
                     Some(Phase::Running) => {
