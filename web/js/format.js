@@ -31,12 +31,13 @@ export function ticks(start, end, count) {
   return { step, ticks: out };
 }
 
-/** A label for a tick, precise enough for its step. */
+/** A moment written to the precision `step` (ns) calls for: `1.00134 s`, `250 ms`. */
 export function fmtTick(t, step) {
-  if (step >= 60e9) return fmtDur(t);
-  if (step >= 1e9) return `${(t / 1e9).toFixed(step % 1e9 ? 1 : 0)} s`;
-  if (step >= 1e6) return `${(t / 1e6).toFixed(Math.max(0, 3 - Math.round(Math.log10(step / 1e3))))} ms`;
-  if (step >= 1e3) return `${(t / 1e3).toFixed(Math.max(0, 3 - Math.round(Math.log10(step))))} µs`;
+  const digits = (unit) => Math.max(0, Math.ceil(-Math.log10(step / unit) - 1e-9));
+  if (t >= 60e9 && step >= 1e9) return fmtDur(t);
+  if (t >= 1e9 || step >= 1e9) return `${(t / 1e9).toFixed(digits(1e9))} s`;
+  if (t >= 1e6 || step >= 1e6) return `${(t / 1e6).toFixed(digits(1e6))} ms`;
+  if (t >= 1e3 || step >= 1e3) return `${(t / 1e3).toFixed(digits(1e3))} µs`;
   return `${t} ns`;
 }
 

@@ -309,7 +309,8 @@ export class Timeline extends EventTarget {
     ctx.moveTo(LABEL_W + 0.5, 0);
     ctx.lineTo(LABEL_W + 0.5, H);
     ctx.stroke();
-    this.rangeEl.textContent = `${fmtDur(this.view.start)} – ${fmtDur(this.view.end)}  (span ${fmtDur(this.view.end - this.view.start)})${
+    const precision = (this.view.end - this.view.start) / 100;
+    this.rangeEl.textContent = `${fmtTick(Math.round(this.view.start), precision)} – ${fmtTick(Math.round(this.view.end), precision)}  (span ${fmtDur(this.view.end - this.view.start)})${
       this.model && this.model.win && this.model.win.detail === "aggregate" ? " · zoomed out: summarised" : ""
     }${this.follow ? " · following" : ""}`;
   }
