@@ -190,3 +190,12 @@ fn io_readiness_is_a_marker() {
     let io: Vec<_> = w.markers.iter().filter(|m| m.kind == "io_ready").map(|m| (m.task, m.at_ns)).collect();
     assert_eq!(io, vec![(1, 500)]);
 }
+
+#[test]
+fn a_tiny_poll_still_shows_in_a_wide_bucket() {
+    // A 10 µs poll in one of four 30 ms buckets.
+    let evs = vec![spawn(0, 1), start(40_000_000, 1), end(40_010_000, 1, false)];
+    let a = aggregate(&window(&evs, 0, 120_000_000), 4);
+    assert_eq!(a.tasks[0].running, vec![0.0, 0.001, 0.0, 0.0]);
+    assert_eq!(a.tasks[0].polls, vec![0, 1, 0, 0]);
+}

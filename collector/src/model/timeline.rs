@@ -381,8 +381,11 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
             t.wakes[b] += 1;
         }
     }
-    // Three decimals are plenty for a share of a bucket, and keep replies small.
-    let round = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = (*x * 1000.0).round() / 1000.0);
+    // Three decimals are plenty for a share of a bucket, and keep replies small; a
+    // share too small for them still shows (a 10 µs poll in a 30 ms bucket is a poll).
+    let round = |v: &mut Vec<f32>| {
+        v.iter_mut().for_each(|x| *x = if *x > 0.0 { ((*x * 1000.0).round() / 1000.0).max(0.001) } else { 0.0 })
+    };
     for t in tasks.values_mut() {
         round(&mut t.running);
         round(&mut t.scheduled);
