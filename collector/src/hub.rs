@@ -405,7 +405,7 @@ pub fn session_summary(s: &SessionState) -> Value {
     })
 }
 
-fn percentile(h: &hdrhistogram::Histogram<u64>, q: f64) -> u64 {
+fn percentile(h: &hdrhistogram::Histogram<u32>, q: f64) -> u64 {
     if h.is_empty() {
         0
     } else {
@@ -450,7 +450,7 @@ pub fn task_summary(t: &Task, now: u64, model: &Model) -> Value {
 }
 
 /// Log-spaced buckets of a histogram: `[upper bound ns, count]`.
-pub fn histogram_buckets(h: &hdrhistogram::Histogram<u64>) -> Vec<(u64, u64)> {
+pub fn histogram_buckets(h: &hdrhistogram::Histogram<u32>) -> Vec<(u64, u64)> {
     if h.is_empty() {
         return Vec::new();
     }

@@ -199,3 +199,19 @@ fn a_tiny_poll_still_shows_in_a_wide_bucket() {
     assert_eq!(a.tasks[0].running, vec![0.0, 0.001, 0.0, 0.0]);
     assert_eq!(a.tasks[0].polls, vec![0, 1, 0, 0]);
 }
+
+#[test]
+fn per_task_histograms_stay_small() {
+    let mut m = Model::new(header(), Thresholds::default());
+    m.apply(&spawn(0, 1));
+    let t = &m.tasks[&1];
+    // Two histograms per task: they are what a task costs the collector most.
+    let bytes = (t.poll_hist.distinct_values() + t.sched_hist.distinct_values()) * 4;
+    assert!(bytes <= 6 * 1024, "{bytes} bytes of histograms per task");
+    // Durations beyond the range count at its top, rather than being lost.
+    let mut m = Model::new(header(), Thresholds::default());
+    for e in [spawn(0, 1), start(10, 1), end(10 + 200_000_000_000, 1, false)] {
+        m.apply(&e);
+    }
+    assert_eq!(m.tasks[&1].poll_hist.len(), 1);
+}

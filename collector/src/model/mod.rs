@@ -162,7 +162,7 @@ impl Model {
                 t.polls += 1;
                 let mut found = None;
                 if was == Phase::Scheduled {
-                    let _ = t.sched_hist.record(waited.max(1));
+                    t.sched_hist.saturating_record(waited.clamp(1, task::HISTOGRAM_MAX_NS));
                     if t.woken_by.is_some() {
                         found = SchedulingLatency::check(&thresholds, t, waited);
                     }
@@ -267,7 +267,7 @@ impl Model {
             Phase::Idle
         };
         let poll = t.enter(next, ts);
-        let _ = t.poll_hist.record(poll.max(1));
+        t.poll_hist.saturating_record(poll.clamp(1, task::HISTOGRAM_MAX_NS));
         t.longest_poll_ns = t.longest_poll_ns.max(poll);
         t.last_poll_ns = Some(ts);
         let blocking = BlockingPoll::check(&thresholds, t, poll);

@@ -92,14 +92,17 @@ pub struct Task {
     /// Woken while being polled: scheduled again once the poll ends.
     pub(crate) woken_in_poll: Option<WakeSource>,
     /// Poll durations (ns).
-    pub poll_hist: Histogram<u64>,
+    pub poll_hist: Histogram<u32>,
     /// Wake-to-poll latencies (ns).
-    pub sched_hist: Histogram<u64>,
+    pub sched_hist: Histogram<u32>,
 }
 
-fn histogram() -> Histogram<u64> {
-    // 1 ns .. 1 hour, 2 significant digits: a few KiB per task.
-    Histogram::new_with_bounds(1, 3_600_000_000_000, 2).expect("static histogram bounds are valid")
+/// Longest duration a histogram tells apart (longer ones count as this).
+pub const HISTOGRAM_MAX_NS: u64 = 100_000_000_000;
+
+fn histogram() -> Histogram<u32> {
+    // 1 ns .. 100 s to about 10%: some 2 KiB per histogram, two per task.
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 1).expect("static histogram bounds are valid")
 }
 
 impl Task {
