@@ -1,7 +1,7 @@
 // The panels around the timeline: task table, details, warnings, the event-loop
 // picture, the legend.
 
-import { fmtDur, taskColor, SOURCE_COLORS, escapeHtml, sourceKind } from "./format.js";
+import { fmtDur, taskColor, SOURCE_COLORS, escapeHtml } from "./format.js";
 import { describeSource } from "./timeline.js";
 
 export class TaskTable {
@@ -219,5 +219,4 @@ export function renderLegend(el) {
     `<span>○ timer armed · ● timer fired · <span style="color:${SOURCE_COLORS.io}">◆</span> I/O ready · ▸ spawned · | ended</span>`,
     `<span class="muted">wheel/± zoom · drag/←→ pan · shift-drag zoom to range · 0 fit all · F follow</span>`,
   ].join("");
-  void sourceKind;
 }

@@ -97,8 +97,7 @@ export class SessionModel {
     const seen = (spans) => {
       for (const s of spans || []) if (!threads.has(s.thread)) threads.set(s.thread, { thread: s.thread, index: s.thread, name: "" });
     };
-    if (this.win && this.win.detail === "full") seen(this.win.workers);
-    else if (this.win) seen(this.win.workers);
+    if (this.win) seen(this.win.workers);
     seen(this.live.workers);
     return [...threads.values()].sort((a, b) => a.index - b.index);
   }

@@ -380,7 +380,6 @@ export class Timeline extends EventTarget {
     const visible = (i) => i != null && i >= first && i < last;
     const vs = this.view.start;
     const ve = this.view.end;
-    const px = (ve - vs) / this.plotW; // ns per pixel
     const win = m.win;
     if (win && win.detail === "aggregate") this.drawAggregate(win, idx, first, last);
     // Intervals.
@@ -388,7 +387,7 @@ export class Timeline extends EventTarget {
       if (iv.end_ns < vs || iv.start_ns > ve) continue;
       const li = laneOf(iv.task);
       if (!visible(li)) continue;
-      this.drawInterval(iv, this.laneY(li), px);
+      this.drawInterval(iv, this.laneY(li));
     }
     // What is still going on, after the data in hand.
     const until = m.dataUntil();
@@ -399,7 +398,7 @@ export class Timeline extends EventTarget {
       if (!visible(li)) continue;
       const start = Math.max(t.state_since_ns, until);
       if (start >= now || now < vs || start > ve) continue;
-      this.drawInterval({ task: t.id, phase: t.state, start_ns: start, end_ns: now }, this.laneY(li), px, true);
+      this.drawInterval({ task: t.id, phase: t.state, start_ns: start, end_ns: now }, this.laneY(li), true);
     }
     // Worker lanes.
     for (const s of m.allWorkerSpans()) {
@@ -444,7 +443,7 @@ export class Timeline extends EventTarget {
     }
   }
 
-  drawInterval(iv, y, px, open = false) {
+  drawInterval(iv, y, open = false) {
     const { ctx, colors: c } = this;
     // The benchmark's probe: when each task was first drawn.
     if (this.drawSeen && !this.drawSeen.has(iv.task)) this.drawSeen.set(iv.task, performance.timeOrigin + performance.now());
@@ -476,7 +475,6 @@ export class Timeline extends EventTarget {
       ctx.fillStyle = hexAlpha(c.bg, 0.35);
       ctx.fillRect(x0, y + 3, w, ROW_H - 6);
     }
-    void px;
   }
 
   drawAggregate(win, idx, first, last) {
@@ -637,7 +635,7 @@ export class Timeline extends EventTarget {
     cv.addEventListener(
       "wheel",
       (e) => {
-        const { x, y } = pos(e);
+        const { x } = pos(e);
         if (x < LABEL_W && !e.ctrlKey) return; // over the labels: scroll the lanes
         e.preventDefault();
         if (e.shiftKey) {
@@ -651,7 +649,6 @@ export class Timeline extends EventTarget {
         // Wheel and pinch (ctrl+wheel) zoom at the cursor.
         const factor = Math.exp((e.deltaY * (e.ctrlKey ? 2 : 1)) / 500);
         this.zoom(factor, Math.max(x, LABEL_W));
-        void y;
       },
       { passive: false },
     );

@@ -99,8 +99,3 @@ pub(crate) fn clip(s: &str, width: usize) -> String {
         out
     }
 }
-
-pub(crate) fn split_rect(area: Rect, left: u16) -> (Rect, Rect) {
-    let [a, b] = Layout::horizontal([Constraint::Length(left), Constraint::Min(1)]).areas(area);
-    (a, b)
-}

@@ -4,7 +4,7 @@
 //! Cells: `█` mostly running, `▌` running part of the time, `░` scheduled
 //! (woken, waiting), `─` idle, `•` a wake; workers: `█` busy, `·` parked.
 
-use super::{clip, dur, moment, split_rect};
+use super::{clip, dur, moment};
 use crate::app::App;
 use crate::theme::Theme;
 use ratatui::layout::Rect;
@@ -121,5 +121,4 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         lines.push(Line::styled("  no tasks yet", theme.muted()));
     }
     frame.render_widget(Paragraph::new(lines), inner);
-    let _ = split_rect;
 }
