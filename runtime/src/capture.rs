@@ -2,7 +2,7 @@
 //! subscriber (or layer) calls for spans and waker events. Each handler is one
 //! thread-local access, one clock read and one ring push.
 
-use crate::buffer::{active, record, Raw, Slot, SpanInfo, SpawnRaw, WakeCtx, LOCAL};
+use crate::buffer::{active, record, Local, Raw, Slot, SpanInfo, SpawnRaw, WakeCtx, LOCAL};
 use crate::clock;
 use looptrace_wire::{Outcome, WakeOp};
 use std::hash::{Hash, Hasher};
@@ -50,15 +50,22 @@ pub(crate) fn install_hooks(b: &mut tokio::runtime::Builder) {
         .on_task_terminate(on_terminate);
 }
 
-fn on_spawn(meta: &TaskMeta<'_>) {
+/// Runs `f` with this thread's state, the session's generation and the time, if a
+/// session is capturing: the shape of every hook.
+#[inline(always)]
+fn timed(f: impl FnOnce(&Local, u64, u64)) {
     let gen = active();
     if gen == 0 {
         return;
     }
     let tsc = clock::raw();
+    LOCAL.with(|l| f(l, gen, tsc));
+}
+
+fn on_spawn(meta: &TaskMeta<'_>) {
     let task = task_id(meta.id());
     let location = meta.spawned_at();
-    LOCAL.with(|l| {
+    timed(|l, gen, tsc| {
         let raw = Raw::Spawn(Box::new(SpawnRaw { task, location, parent: l.current.get() }));
         l.push(gen, Slot { tsc, raw })
     });
@@ -67,19 +74,14 @@ fn on_spawn(meta: &TaskMeta<'_>) {
 /// A park or unpark; the first event of a worker also reports its index.
 #[inline]
 fn worker_event(raw: Raw) {
-    let gen = active();
-    if gen == 0 {
-        return;
-    }
-    let tsc = clock::raw();
-    LOCAL.with(|l| {
+    timed(|l, gen, tsc| {
         note_worker(l, gen, tsc);
         l.push(gen, Slot { tsc, raw });
     });
 }
 
 #[inline]
-fn note_worker(l: &crate::buffer::Local, gen: u64, tsc: u64) {
+fn note_worker(l: &Local, gen: u64, tsc: u64) {
     if l.worker_gen.get() != gen {
         l.worker_gen.set(gen);
         if let Some(i) = tokio::runtime::worker_index() {
@@ -90,13 +92,8 @@ fn note_worker(l: &crate::buffer::Local, gen: u64, tsc: u64) {
 
 #[inline]
 fn on_poll_start(meta: &TaskMeta<'_>) {
-    let gen = active();
-    if gen == 0 {
-        return;
-    }
     let task = task_id(meta.id());
-    let tsc = clock::raw();
-    LOCAL.with(|l| {
+    timed(|l, gen, tsc| {
         note_worker(l, gen, tsc);
         l.current.set(task);
         l.enters.set(0);
@@ -108,26 +105,16 @@ fn on_poll_start(meta: &TaskMeta<'_>) {
 
 #[inline]
 fn on_poll_end(meta: &TaskMeta<'_>) {
-    let gen = active();
-    if gen == 0 {
-        return;
-    }
     let task = task_id(meta.id());
-    let tsc = clock::raw();
-    LOCAL.with(|l| {
+    timed(|l, gen, tsc| {
         l.current.set(0);
         l.push(gen, Slot { tsc, raw: Raw::PollEnd { task, ready: l.terminated.get() } });
     });
 }
 
 fn on_terminate(meta: &TaskMeta<'_>) {
-    let gen = active();
-    if gen == 0 {
-        return;
-    }
     let task = task_id(meta.id());
-    let tsc = clock::raw();
-    LOCAL.with(|l| {
+    timed(|l, gen, tsc| {
         let outcome = if l.current.get() != task {
             // Not inside its own poll: dropped at shutdown, or a blocking task.
             if l.blocking_done.get() == task || l.blocking.get() == task {
@@ -291,7 +278,7 @@ pub(crate) fn on_sleep_polled(ready: bool) {
     });
 }
 
-fn record_in(l: &crate::buffer::Local, raw: Raw) {
+fn record_in(l: &Local, raw: Raw) {
     let gen = active();
     if gen != 0 {
         l.push(gen, Slot { tsc: clock::raw(), raw });
