@@ -33,10 +33,13 @@ pub(crate) fn note_layer() {
 /// Why a traced runtime could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// tokio could not build the runtime (threads, I/O driver).
     #[error("failed to build the tokio runtime: {0}")]
     Runtime(#[source] std::io::Error),
+    /// The shipping thread could not be started.
     #[error("failed to start looptrace's shipping thread: {0}")]
     Shipper(#[source] std::io::Error),
+    /// One capture session per process: another runtime is being captured.
     #[error("another looptrace runtime is already capturing in this process")]
     AlreadyCapturing,
 }

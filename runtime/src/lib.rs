@@ -27,6 +27,8 @@
 //! Apps that already install a tracing subscriber (tokio-console's
 //! `console_subscriber`, logging) add [`layer()`] to it so wakes are captured too.
 
+#![warn(missing_docs)]
+
 mod buffer;
 mod builder;
 mod callsite;

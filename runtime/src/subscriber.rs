@@ -22,6 +22,8 @@ pub struct LooptraceSubscriber {
 }
 
 impl LooptraceSubscriber {
+    /// The subscriber; install it with `tracing::dispatcher::set_global_default`
+    /// (which [`crate::Builder::build`] does when the app has none).
     pub fn new() -> Self {
         Self::default()
     }
