@@ -135,3 +135,18 @@ fn replay_keys_help_and_quit() {
     assert_eq!(a.on_key(key(KeyCode::Char('q'))), vec![Action::Quit]);
     assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Action::Quit]);
 }
+
+#[test]
+fn the_mouse_wheel_scrolls_and_ctrl_wheel_zooms_the_timeline() {
+    use ratatui::crossterm::event::{MouseEvent, MouseEventKind};
+    let mouse = |kind, modifiers| MouseEvent { kind, column: 10, row: 5, modifiers };
+    let mut a = app();
+    a.on_mouse(mouse(MouseEventKind::ScrollDown, KeyModifiers::NONE));
+    assert_eq!(a.selected, 2, "three rows down, clamped");
+    a.on_mouse(mouse(MouseEventKind::ScrollUp, KeyModifiers::NONE));
+    assert_eq!(a.selected, 0);
+    a.view = View::Timeline;
+    let span = a.span_ns;
+    assert_eq!(a.on_mouse(mouse(MouseEventKind::ScrollUp, KeyModifiers::CONTROL)), vec![Action::Window]);
+    assert_eq!(a.span_ns, span / 2);
+}

@@ -95,3 +95,61 @@ test("clicking a warning moves the view to its moment and selects its task", asy
   await until(page, () => document.querySelector("#details h3")?.textContent.includes("blocker"));
   assert.deepEqual(problems, []);
 });
+
+test("wheel zooms at the cursor, shift-drag zooms to a range, hover explains, groups collapse", async () => {
+  const { page, problems } = await openPage(browser, url);
+  await until(page, () => window.__looptrace.current && window.__looptrace.current.tasks.size > 3, null, 10000);
+  const view = () => page.evaluate(() => ({ ...window.__looptrace.timeline.view }));
+  const box = await page.locator("#timeline").boundingBox();
+  // Stop following so the view only moves when we move it.
+  await page.click("#follow");
+  const v0 = await view();
+  await page.mouse.move(box.x + 190 + (box.width - 190) / 2, box.y + 150);
+  await page.mouse.wheel(0, -300);
+  const v1 = await view();
+  assert.ok(v1.end - v1.start < (v0.end - v0.start) * 0.7, "the wheel zoomed in");
+  const mid0 = (v0.start + v0.end) / 2;
+  const mid1 = (v1.start + v1.end) / 2;
+  assert.ok(Math.abs(mid1 - mid0) < (v0.end - v0.start) * 0.01, "around the cursor (here the middle)");
+  // Shift-drag over a quarter of the plot: the view becomes that quarter.
+  const plot = box.width - 190;
+  const x0 = box.x + 190 + plot * 0.25;
+  const x1 = box.x + 190 + plot * 0.5;
+  await page.keyboard.down("Shift");
+  await page.mouse.move(x0, box.y + 150);
+  await page.mouse.down();
+  await page.mouse.move(x1, box.y + 150, { steps: 4 });
+  await page.mouse.up();
+  await page.keyboard.up("Shift");
+  const v2 = await view();
+  const span1 = v1.end - v1.start;
+  assert.ok(Math.abs(v2.start - (v1.start + span1 * 0.25)) < span1 * 0.02, `zoomed to the range: ${JSON.stringify(v2)}`);
+  assert.ok(Math.abs(v2.end - v2.start - span1 * 0.25) < span1 * 0.02);
+  // Hover over a task lane label-side slice area shows a tooltip.
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.waitForTimeout(300);
+  const target = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const i = tl.lanes.findIndex((l) => l.kind === "worker");
+    const spans = tl.model.allWorkerSpans().filter((s) => s.task != null);
+    const s = spans[Math.floor(spans.length / 2)];
+    return { y: tl.laneY(i) + 11, x: tl.x((s.start_ns + s.end_ns) / 2) };
+  });
+  await page.mouse.move(box.x + target.x, box.y + target.y);
+  await until(page, () => !document.getElementById("tooltip").hidden);
+  assert.match(await page.textContent("#tooltip"), /worker \d+( polled|: parked)/);
+  // The "blocker" tasks share a name: one group, collapsible.
+  await until(page, () => window.__looptrace.timeline.lanes.some((l) => l.kind === "group"), null, 10000);
+  const before = await page.evaluate(() => window.__looptrace.timeline.lanes.length);
+  const group = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const i = tl.lanes.findIndex((l) => l.kind === "group");
+    tl.scroller.scrollTop = 0;
+    return { y: 24 + i * 22 + 11, members: tl.lanes[i].members.length };
+  });
+  await page.mouse.click(box.x + 40, box.y + group.y);
+  await until(page, (n) => window.__looptrace.timeline.lanes.length <= n, before - 1);
+  const collapsed = await page.evaluate(() => window.__looptrace.timeline.lanes.find((l) => l.kind === "group").collapsed);
+  assert.equal(collapsed, true);
+  assert.deepEqual(problems, []);
+});
