@@ -244,7 +244,7 @@ impl Hub {
         s.store.checkpoint(&s.tracker);
         let changes = s.model.take_changes();
         let now = s.model.now_ns;
-        let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now, &s.model)).collect();
+        let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now)).collect();
         let warnings: Vec<&Warning> = changes.warnings.iter().filter_map(|&i| s.model.warnings.get(i)).collect();
         let mut msg = json!({
             "type": "batch",
@@ -328,7 +328,7 @@ impl Hub {
             json!({
                 "type": "snapshot",
                 "session": id,
-                "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns, &s.model)).collect::<Vec<_>>(),
+                "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns)).collect::<Vec<_>>(),
                 "warnings": s.model.warnings,
                 "stats": session_stats(s),
             })
@@ -414,9 +414,8 @@ fn percentile(h: &hdrhistogram::Histogram<u32>, q: f64) -> u64 {
 }
 
 /// The JSON of a task in task lists and live updates.
-pub fn task_summary(t: &Task, now: u64, model: &Model) -> Value {
+pub fn task_summary(t: &Task, now: u64) -> Value {
     let (busy, scheduled, idle) = t.totals_at(now);
-    let warnings = model.warnings.iter().filter(|w| w.task == Some(t.id)).count();
     json!({
         "id": t.id,
         "name": t.name,
@@ -444,7 +443,7 @@ pub fn task_summary(t: &Task, now: u64, model: &Model) -> Value {
         "size_bytes": t.size_bytes,
         "live_wakers": t.live_wakers,
         "thread": t.last_thread,
-        "warnings": warnings,
+        "warnings": t.warnings,
         "lifetime_ns": t.ended_ns.unwrap_or(now).saturating_sub(t.spawned_ns),
     })
 }
@@ -459,7 +458,7 @@ pub fn histogram_buckets(h: &hdrhistogram::Histogram<u32>) -> Vec<(u64, u64)> {
 
 /// The JSON of one task in `/api/sessions/{id}/tasks/{task}`.
 pub fn task_detail(t: &Task, model: &Model) -> Value {
-    let mut v = task_summary(t, model.now_ns, model);
+    let mut v = task_summary(t, model.now_ns);
     v["poll_histogram"] = json!(histogram_buckets(&t.poll_hist));
     v["scheduled_histogram"] = json!(histogram_buckets(&t.sched_hist));
     v["warning_list"] = json!(model.warnings.iter().filter(|w| w.task == Some(t.id)).collect::<Vec<_>>());

@@ -348,7 +348,7 @@ async fn tasks(State(state): State<AppState>, Path(id): Path<SessionId>, Query(q
         ts.into_iter()
             .filter(|t| state_filter.as_deref().is_none_or(|f| t.phase.as_str() == f))
             .filter(|t| name_filter.as_deref().is_none_or(|f| t.name.to_lowercase().contains(f)))
-            .map(|t| task_summary(t, s.model.now_ns, &s.model))
+            .map(|t| task_summary(t, s.model.now_ns))
             .collect::<Vec<_>>()
     });
     match list {

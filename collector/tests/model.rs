@@ -145,6 +145,11 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
     assert!(kinds.contains(&(WarningKind::LostWaker, Some(1), 20 + 20 * ms)), "{kinds:?}");
     assert!(kinds.contains(&(WarningKind::SchedulingLatency, Some(2), 90 * ms)), "{kinds:?}");
     assert_eq!(kinds.len(), 3, "{kinds:?}");
+    // Each task counts its own warnings, as task lists show them.
+    assert_eq!(m.tasks[&1].warnings, 2);
+    assert_eq!(m.tasks[&2].warnings, 1);
+    let summary = looptrace_collector::hub::task_summary(&m.tasks[&1], m.now_ns);
+    assert_eq!(summary["warnings"], 2);
 }
 
 #[test]

@@ -102,7 +102,10 @@ impl Model {
             return;
         }
         let id = self.warnings.len();
-        let task_name = task.and_then(|t| self.tasks.get(&t)).map(|t| t.name.clone());
+        let task_name = task.and_then(|t| self.tasks.get_mut(&t)).map(|t| {
+            t.warnings += 1;
+            t.name.clone()
+        });
         self.warnings.push(Warning { id, kind, task, task_name, at_ns: ts, last_ns: ts, count: 1, value, message });
         self.warning_index.insert((kind, task), id);
         self.new_warnings.push(id);

@@ -89,6 +89,8 @@ pub struct Task {
     pub woken_by: Option<WakeSource>,
     /// Wakers alive (clones not yet dropped or consumed).
     pub live_wakers: i64,
+    /// Warnings raised about this task (kept here: task lists show it for every task).
+    pub warnings: u32,
     /// Woken while being polled: scheduled again once the poll ends.
     pub(crate) woken_in_poll: Option<WakeSource>,
     /// Poll durations (ns).
@@ -130,6 +132,7 @@ impl Task {
             last_thread: None,
             woken_by: None,
             live_wakers: 0,
+            warnings: 0,
             woken_in_poll: None,
             poll_hist: histogram(),
             sched_hist: histogram(),
