@@ -1,15 +1,14 @@
 //! The collector inside a traced process.
 //!
 //! [`Embedded`] is the [`FrameSink`] handed to the runtime; it decodes frames on the
-//! runtime's shipping thread (never on the traced runtime) and passes them on to
-//! whoever holds an [`EmbeddedHandle`]: the session so far, and live updates.
+//! runtime's shipping thread (never on the traced runtime), feeds them to the
+//! collector's hub, whose viewer API it serves on a thread of its own, and passes
+//! them on to whoever subscribed through the [`EmbeddedHandle`] (the demos' live log).
 
 use crate::hub::{Hub, HubConfig, SessionId, Source};
 use crate::server::{serve, AppState, ServerConfig};
-use crate::session::Session;
-use std::net::SocketAddr;
 use looptrace_wire::{decode_frame, Event, Frame, FrameSink, Header};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::SocketAddr;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,16 +23,13 @@ pub enum Update {
     Closed,
 }
 
-#[derive(Default)]
 struct Shared {
-    session: Mutex<Option<Session>>,
     subscribers: Mutex<Vec<Sender<Update>>>,
-    bad_frames: AtomicU64,
-    keep_history: bool,
-    /// The collector's hub and the traced process's session in it, when serving.
-    hub: Option<Arc<Hub>>,
-    hub_session: Mutex<Option<SessionId>>,
-    addr: Option<SocketAddr>,
+    /// The collector's hub, and the traced process's session in it once it started.
+    hub: Arc<Hub>,
+    session: Mutex<Option<SessionId>>,
+    /// Where the viewer API is served.
+    addr: SocketAddr,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -51,24 +47,13 @@ pub struct Embedded {
     shared: Arc<Shared>,
 }
 
-/// The viewing end: the session so far and live updates.
+/// The viewing end: where the viewer API is, the hub, and live updates.
 #[derive(Clone)]
 pub struct EmbeddedHandle {
     shared: Arc<Shared>,
 }
 
 impl Embedded {
-    /// A new embedded collector that keeps the whole session in memory.
-    pub fn new() -> (Embedded, EmbeddedHandle) {
-        Embedded::with_history(true)
-    }
-
-    /// With `keep_history: false` events only go to subscribers.
-    pub fn with_history(keep_history: bool) -> (Embedded, EmbeddedHandle) {
-        let shared = Arc::new(Shared { keep_history, ..Shared::default() });
-        (Embedded { shared: shared.clone() }, EmbeddedHandle { shared })
-    }
-
     /// The full collector in this process: a hub and the viewer API served on
     /// `addr` (port 0 picks one; [`EmbeddedHandle::addr`] says which), on a thread
     /// and runtime of its own, outside the traced runtime.
@@ -94,7 +79,7 @@ impl Embedded {
                 }
             });
         })?;
-        let shared = Arc::new(Shared { keep_history: false, hub: Some(hub), addr: Some(local), ..Shared::default() });
+        let shared = Arc::new(Shared { subscribers: Mutex::new(Vec::new()), hub, session: Mutex::new(None), addr: local });
         Ok((Embedded { shared: shared.clone() }, EmbeddedHandle { shared }))
     }
 }
@@ -103,33 +88,25 @@ impl FrameSink for Embedded {
     fn frame(&mut self, frame: &[u8]) {
         match decode_frame(frame) {
             Ok(Frame::Header(h)) => {
-                if let Some(hub) = &self.shared.hub {
-                    *lock(&self.shared.hub_session) = Some(hub.open(h.clone(), frame, Source::Embedded));
-                }
-                *lock(&self.shared.session) = Some(Session::new(h.clone()));
+                *lock(&self.shared.session) = Some(self.shared.hub.open(h.clone(), frame, Source::Embedded));
                 self.shared.broadcast(Update::Header(h));
             }
             Ok(Frame::Events(events)) => {
-                if let (Some(hub), Some(id)) = (&self.shared.hub, *lock(&self.shared.hub_session)) {
-                    hub.ingest(id, events.clone(), Some(frame));
-                }
-                if self.shared.keep_history {
-                    if let Some(s) = lock(&self.shared.session).as_mut() {
-                        s.extend(events.iter().cloned());
-                    }
+                if let Some(id) = *lock(&self.shared.session) {
+                    self.shared.hub.ingest(id, events.clone(), Some(frame));
                 }
                 self.shared.broadcast(Update::Events(events));
             }
             Err(e) => {
-                self.shared.bad_frames.fetch_add(1, Ordering::Relaxed);
+                self.shared.hub.bad_frame(*lock(&self.shared.session));
                 eprintln!("looptrace collector: dropped a malformed frame: {e}");
             }
         }
     }
 
     fn close(&mut self) {
-        if let (Some(hub), Some(id)) = (&self.shared.hub, *lock(&self.shared.hub_session)) {
-            hub.close(id);
+        if let Some(id) = *lock(&self.shared.session) {
+            self.shared.hub.close(id);
         }
         self.shared.broadcast(Update::Closed);
     }
@@ -143,23 +120,13 @@ impl EmbeddedHandle {
         rx
     }
 
-    /// A copy of the session so far (None before the runtime started).
-    pub fn session(&self) -> Option<Session> {
-        lock(&self.shared.session).clone()
-    }
-
-    /// Where the viewer API is served, if it is.
-    pub fn addr(&self) -> Option<SocketAddr> {
+    /// Where the viewer API is served.
+    pub fn addr(&self) -> SocketAddr {
         self.shared.addr
     }
 
-    /// The hub, if serving.
-    pub fn hub(&self) -> Option<&Arc<Hub>> {
-        self.shared.hub.as_ref()
-    }
-
-    /// Frames that failed to decode.
-    pub fn bad_frames(&self) -> u64 {
-        self.shared.bad_frames.load(Ordering::Relaxed)
+    /// The hub the traced process's session is in.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.shared.hub
     }
 }

@@ -75,7 +75,7 @@ fn each_warning_is_raised_by_the_program_that_provokes_it() {
         lost.abort();
     });
     rt.shutdown();
-    let hub = handle.hub().unwrap();
+    let hub = handle.hub();
     let id = hub.session_ids()[0];
     let warnings = hub.with_session(id, |s| s.model.warnings.clone()).unwrap();
     let got: BTreeSet<(WarningKind, Option<String>)> = warnings.iter().map(|w| (w.kind, w.task_name.clone())).collect();

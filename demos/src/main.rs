@@ -75,7 +75,7 @@ fn main() -> Result<()> {
             .or_else(|_| Embedded::serve(([127, 0, 0, 1], 0).into(), HubConfig::default())),
     }
     .context("starting the embedded collector")?;
-    let url = handle.addr().map(|a| format!("http://{a}/")).unwrap_or_default();
+    let url = format!("http://{}/", handle.addr());
     say!("timeline: {url}  (open it in a browser)\n");
     let updates = handle.subscribe();
     let verbose = cli.verbose;

@@ -9,7 +9,7 @@ fn hello_raises_no_warning() {
     let rt = looptrace::Builder::new_multi_thread().worker_threads(2).from_env(false).sink(sink).build().unwrap();
     rt.block_on(demos::hello::run());
     rt.shutdown();
-    let hub = handle.hub().unwrap();
+    let hub = handle.hub();
     let id = hub.session_ids()[0];
     let (warnings, tasks) = hub.with_session(id, |s| (s.model.warnings.clone(), s.model.tasks.len())).unwrap();
     assert_eq!(tasks, 3);

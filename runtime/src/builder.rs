@@ -255,7 +255,7 @@ impl Builder {
 fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
     let addr = std::env::var(ENV_VIEW).ok().and_then(|a| a.parse().ok()).unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
     match looptrace_collector::Embedded::serve(addr, Default::default()) {
-        Ok((sink, handle)) => Some((Box::new(sink), handle.addr()?)),
+        Ok((sink, handle)) => Some((Box::new(sink), handle.addr())),
         Err(e) => {
             eprintln!("looptrace: cannot start the embedded collector on {addr}: {e}");
             None
