@@ -102,25 +102,33 @@ export class SessionModel {
     return [...threads.values()].sort((a, b) => a.index - b.index);
   }
 
-  /** Intervals (full detail) from the window and live updates. */
+  /**
+   * Full-detail items of one kind (`intervals`, `workers`, `wakes`, `markers`): the
+   * window's and the live updates'. Merged once per change, not once per use.
+   */
+  merged(kind) {
+    const cached = this.mergedCache && this.mergedCache[kind];
+    if (cached && cached.version === this.version) return cached.items;
+    const base = this.win && this.win.detail === "full" ? this.win[kind] : [];
+    const items = this.live[kind].length ? base.concat(this.live[kind]) : base;
+    this.mergedCache = { ...this.mergedCache, [kind]: { version: this.version, items } };
+    return items;
+  }
+
   allIntervals() {
-    const base = this.win && this.win.detail === "full" ? this.win.intervals : [];
-    return this.live.intervals.length ? base.concat(this.live.intervals) : base;
+    return this.merged("intervals");
   }
 
   allWorkerSpans() {
-    const base = this.win && this.win.detail === "full" ? this.win.workers : [];
-    return this.live.workers.length ? base.concat(this.live.workers) : base;
+    return this.merged("workers");
   }
 
   allWakes() {
-    const base = this.win && this.win.detail === "full" ? this.win.wakes : [];
-    return this.live.wakes.length ? base.concat(this.live.wakes) : base;
+    return this.merged("wakes");
   }
 
   allMarkers() {
-    const base = this.win && this.win.detail === "full" ? this.win.markers : [];
-    return this.live.markers.length ? base.concat(this.live.markers) : base;
+    return this.merged("markers");
   }
 
   /** Data ends here; later, tasks are in the state their summary says. */
