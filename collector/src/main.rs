@@ -177,6 +177,7 @@ fn main() -> Result<()> {
             token,
             stop: None,
             note: None,
+            lesson: None,
         })?,
         Command::Log { file, verbose } => {
             let session = open(&file)?;

@@ -153,6 +153,38 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
 }
 
 #[test]
+fn a_waker_lost_before_any_waker_event_is_flagged_once_wakers_show_up() {
+    let mut m = Model::new(header(), Thresholds::default());
+    for e in [
+        ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "main".into() }),
+        spawn(10, 1),
+        spawn(10, 2),
+        spawn(10, 3),
+        // t1 returns Pending with no waker, before the session has shown any waker event.
+        start(20, 1),
+        end(30, 1, false),
+        // t3 goes idle early the same way.
+        start(40, 3),
+        end(50, 3, false),
+        // t2 keeps its waker: the first waker event.
+        start(60, 2),
+        wake(65, 2, WakeOp::Clone, WakeSource::Task(2)),
+        end(70, 2, false),
+    ] {
+        m.apply(&e);
+    }
+    let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task, w.at_ns)).collect();
+    // Both early idlers had no waker when the first waker event came; each is flagged at the time it went idle.
+    assert_eq!(kinds, vec![(WarningKind::LostWaker, Some(1), 30), (WarningKind::LostWaker, Some(3), 50)]);
+    // A session without waker events at all raises none.
+    let mut quiet = Model::new(header(), Thresholds::default());
+    for e in [spawn(10, 1), start(20, 1), end(30, 1, false)] {
+        quiet.apply(&e);
+    }
+    assert!(quiet.warnings.is_empty());
+}
+
+#[test]
 fn windows_from_checkpoints_match_windows_from_the_start() {
     use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
     let hub = Hub::new(HubConfig::default());

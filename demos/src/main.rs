@@ -1,32 +1,38 @@
 //! `demos NAME`: runs a teaching demo on a looptrace-captured runtime with an
-//! embedded collector, printing a live log of what the event loop does.
+//! embedded collector: the terminal dashboard (or a live log), the browser
+//! timeline's address, what to watch for before, and what happened after.
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, ValueEnum};
-use looptrace_collector::embedded::{Embedded, Update};
+use demos::{say, Demo, Trace};
+use looptrace_collector::embedded::{Embedded, EmbeddedHandle, Update};
 use looptrace_collector::hub::HubConfig;
 use looptrace_collector::LiveLog;
-use demos::say;
+use looptrace_tui::Lesson;
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "demos", about = "Watch tokio schedule tasks, live")]
+#[command(name = "demos", about = "Watch tokio schedule tasks, live", after_help = "`demos list` shows the demos.")]
 struct Cli {
     /// Which demo to run (`list` to see them all).
-    demo: String,
-    /// Also write a recording of the run to FILE.
+    demo: Option<String>,
+    /// Also write a recording of the run to FILE (replay it with `looptrace replay FILE`).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
+    /// How fast the demo's own sleeps and work go: 0.5 is half speed (slow motion
+    /// for a class), 4 is four times faster.
+    #[arg(long, default_value_t = 1.0, value_parser = positive)]
+    speed: f64,
     /// End the process as soon as the demo is done.
     #[arg(long)]
     exit: bool,
-    /// Scheduler to run the demo on.
-    #[arg(long, value_enum, default_value_t = Flavor::CurrentThread)]
-    flavor: Flavor,
-    /// Worker threads for `--flavor multi-thread`.
+    /// Scheduler to run the demo on (default: the one the demo is about).
+    #[arg(long, value_enum)]
+    flavor: Option<Flavor>,
+    /// Worker threads on the multi-thread scheduler.
     #[arg(long, default_value_t = 2)]
     workers: usize,
     /// Also log waker clones and drops.
@@ -47,27 +53,78 @@ struct Cli {
     serve: Option<std::net::SocketAddr>,
 }
 
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Flavor {
     CurrentThread,
     MultiThread,
 }
 
+/// `text` broken into lines of at most `width` characters, at spaces.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(indent);
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push_str(indent);
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn list(catalog: &[Demo]) {
+    say!("Demos (run one with `cargo run --release -p demos -- NAME`):\n");
+    let width = catalog.iter().map(|d| d.name.len()).max().unwrap_or(0);
+    for d in catalog {
+        say!("  {:<width$}  {}", d.name, d.summary);
+    }
+}
+
+/// What happened, from the trace the embedded collector holds.
+fn explain(demo_explain: fn(&Trace) -> Vec<String>, handle: &EmbeddedHandle) -> Vec<String> {
+    let hub = handle.hub();
+    let Some(id) = hub.session_ids().into_iter().max() else {
+        return vec!["No trace was captured.".into()];
+    };
+    hub.with_session(id, |s| demo_explain(&Trace::new(&s.model))).unwrap_or_default()
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let catalog = demos::catalog();
-    if cli.demo == "list" {
-        for d in &catalog {
-            say!("{:<12} {}", d.name, d.summary);
+    let name = match cli.demo.as_deref() {
+        None | Some("list") => {
+            list(&catalog);
+            return Ok(());
         }
-        return Ok(());
-    }
-    let demo = catalog
-        .iter()
-        .find(|d| d.name == cli.demo)
-        .ok_or_else(|| anyhow!("no demo named {:?}; `demos list` shows them", cli.demo))?;
-
-    say!("looptrace demo: {}\n{}\nWatch for: {}\n", demo.name, demo.summary, demo.watch_for);
+        Some(n) => n,
+    };
+    let Some(demo) = catalog.iter().find(|d| d.name == name) else {
+        let names: Vec<_> = catalog.iter().map(|d| d.name).collect();
+        return Err(anyhow!("no demo named {name:?}; the demos are: {}", names.join(", ")));
+    };
+    demos::pace::set_speed(cli.speed);
+    let pace = if cli.speed == 1.0 { String::new() } else { format!(" Running at {}x speed: every delay is scaled.", cli.speed) };
+    let intro = format!("{}{pace}\n\nWatch for: {}", demo.summary, demo.watch_for);
+    say!("looptrace demo: {}\n\n{}", demo.name, intro.lines().map(|l| wrap(l, 78, "")).collect::<String>());
 
     let (sink, handle) = match cli.serve {
         Some(addr) => Embedded::serve(addr, HubConfig::default()),
@@ -78,8 +135,7 @@ fn main() -> Result<()> {
     let url = format!("http://{}/", handle.addr());
     say!("timeline: {url}  (open it in a browser)\n");
     let updates = handle.subscribe();
-    let verbose = cli.verbose;
-    let quiet = cli.quiet;
+    let (verbose, quiet) = (cli.verbose, cli.quiet);
     let printer = std::thread::Builder::new().name("looptrace-log".into()).spawn(move || {
         let mut log = LiveLog::new();
         log.verbose = verbose;
@@ -98,11 +154,15 @@ fn main() -> Result<()> {
         }
     })?;
 
-    let mut builder = match cli.flavor {
+    let flavor = cli.flavor.unwrap_or(match demo.flavor {
+        demos::Flavor::CurrentThread => Flavor::CurrentThread,
+        demos::Flavor::MultiThread => Flavor::MultiThread,
+    });
+    let mut builder = match flavor {
         Flavor::CurrentThread => looptrace::Builder::new_current_thread(),
-        Flavor::MultiThread => looptrace::Builder::new_multi_thread().worker_threads(cli.workers),
+        Flavor::MultiThread => looptrace::Builder::new_multi_thread().worker_threads(cli.workers.max(1)),
     };
-    builder = builder.process_name(format!("demos {}", demo.name)).sink(sink);
+    builder = builder.process_name(format!("demos {}", demo.name)).from_env(false).sink(sink);
     if let Some(path) = &cli.record {
         builder = builder.record(path);
     }
@@ -111,18 +171,23 @@ fn main() -> Result<()> {
         // The dashboard owns the screen: the demo's own prints and the plain log stay quiet.
         demos::silence();
     }
+    let lesson = Arc::new(Lesson::new(format!("{}: what to watch for", demo.name), intro));
     let done = Arc::new(AtomicBool::new(false));
-    let finished = done.clone();
-    let run = demo.run;
-    let runner = std::thread::Builder::new().name("demo".into()).spawn(move || -> Result<(looptrace::Report, std::time::Duration)> {
-        let rt = builder.build().context("starting the traced runtime")?;
-        let started = std::time::Instant::now();
-        rt.block_on(run());
-        let took = started.elapsed();
-        let report = rt.shutdown();
-        finished.store(true, Ordering::Relaxed);
-        Ok((report, took))
-    })?;
+    let (run, demo_explain) = (demo.run, demo.explain);
+    let runner = {
+        let (done, lesson, handle) = (done.clone(), lesson.clone(), handle.clone());
+        std::thread::Builder::new().name("demo".into()).spawn(move || -> Result<(looptrace::Report, std::time::Duration, Vec<String>)> {
+            let rt = builder.build().context("starting the traced runtime")?;
+            let started = std::time::Instant::now();
+            rt.block_on(run());
+            let took = started.elapsed();
+            let report = rt.shutdown();
+            let happened = explain(demo_explain, &handle);
+            lesson.set("what happened", happened.join("\n"));
+            done.store(true, Ordering::Relaxed);
+            Ok((report, took, happened))
+        })?
+    };
     if use_tui {
         looptrace_tui::run(looptrace_tui::Options {
             addr: url.clone(),
@@ -130,27 +195,32 @@ fn main() -> Result<()> {
             token: None,
             stop: cli.exit.then(|| done.clone()),
             note: Some(format!("browser: {url}")),
+            lesson: Some(lesson),
         })?;
         if !done.load(Ordering::Relaxed) {
             // Quit before the demo ended: nothing more to wait for.
             std::process::exit(0);
         }
     }
-    let (report, took) = runner.join().map_err(|_| anyhow!("the demo thread panicked"))??;
+    let (report, took, happened) = runner.join().map_err(|_| anyhow!("the demo thread panicked"))??;
     let _ = printer.join();
     if use_tui {
-        return Ok(());
+        // The dashboard is gone from the screen: leave the summary in the terminal.
+        demos::unsilence();
     }
     say!(
-        "\ndemo done in {:.2} s: {} events captured, {} dropped",
+        "\ndemo done in {:.2} s: {} events captured, {} dropped\n\nWhat happened:",
         took.as_secs_f64(),
         report.events,
         report.dropped_buffer_full + report.dropped_unsent
     );
-    if let Some(path) = &cli.record {
-        say!("recording: {} (try `looptrace export {} --format chrome`)", path.display(), path.display());
+    for line in &happened {
+        say!("{}", wrap(line, 76, "  ").trim_end());
     }
-    if !cli.exit {
+    if let Some(path) = &cli.record {
+        say!("\nrecording: {} (replay: `looptrace replay {}`)", path.display(), path.display());
+    }
+    if !cli.exit && !use_tui {
         say!("\nThe timeline stays at {url} — press Ctrl-C to quit.");
         loop {
             std::thread::park();

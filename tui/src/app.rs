@@ -126,6 +126,10 @@ pub struct App {
     pub scroll: usize,
     /// Shown at the top right.
     pub note: Option<String>,
+    /// The lesson panel's title and text (a demo's), if any.
+    pub lesson: Option<(String, String)>,
+    /// Whether the lesson panel is open.
+    pub lesson_open: bool,
 }
 
 impl Default for App {
@@ -151,6 +155,8 @@ impl App {
             end_ns: 0,
             scroll: 0,
             note: None,
+            lesson: None,
+            lesson_open: false,
         }
     }
 
@@ -234,6 +240,10 @@ impl App {
             self.help = false;
             return vec![];
         }
+        if self.lesson_open {
+            self.lesson_open = false;
+            return vec![];
+        }
         if self.filtering {
             match key.code {
                 KeyCode::Esc => {
@@ -254,6 +264,7 @@ impl App {
         match key.code {
             KeyCode::Char('q') => actions.push(Action::Quit),
             KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('i') if self.lesson.is_some() => self.lesson_open = true,
             KeyCode::Tab => self.switch(1, &mut actions),
             KeyCode::BackTab => self.switch(-1, &mut actions),
             KeyCode::Char(c @ '1'..='5') => {

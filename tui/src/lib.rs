@@ -7,11 +7,13 @@
 //! It runs on its own (untraced) runtime and thread.
 
 pub mod app;
+pub mod lesson;
 pub mod state;
 pub mod theme;
 pub mod view;
 
 pub use app::{Action, App, View};
+pub use lesson::Lesson;
 pub use state::State;
 pub use theme::Theme;
 
@@ -43,6 +45,8 @@ pub struct Options {
     pub stop: Option<Arc<AtomicBool>>,
     /// A line shown at the top right (the demo puts the browser timeline's address there).
     pub note: Option<String>,
+    /// A text shown in a panel at start and whenever it changes (`i` reopens it).
+    pub lesson: Option<Arc<Lesson>>,
 }
 
 /// The viewer socket's URL for a collector address.
@@ -144,6 +148,7 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> R
     })?;
     let mut app = App::default();
     app.note = opts.note.clone();
+    let mut lesson_seen = 0;
     let theme = opts.theme;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut ticks = 0u64;
@@ -173,6 +178,14 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> R
             },
             _ = tick.tick() => {
                 ticks += 1;
+                if let Some(lesson) = &opts.lesson {
+                    let (version, title, text) = lesson.read();
+                    if version != lesson_seen {
+                        lesson_seen = version;
+                        app.lesson = Some((title, text));
+                        app.lesson_open = true;
+                    }
+                }
                 if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Ok(());
                 }

@@ -24,6 +24,10 @@ const LIVE_SAMPLES: usize = 64;
 /// How often (in trace time) the periodic checks run, at most.
 const TICK_NS: u64 = 1_000_000_000;
 
+/// Idle tasks remembered while no waker event has been seen (a session without
+/// waker events never has them checked, so the list stops growing here).
+const EARLY_IDLE_MAX: usize = 4096;
+
 /// One session's derived state.
 pub struct Model {
     pub header: Header,
@@ -41,6 +45,9 @@ pub struct Model {
     /// Data too coarse to follow wakers (tokio-console): no lost-waker checks.
     pub coarse: bool,
     saw_wakers: bool,
+    /// Tasks that went idle before any waker event was seen, and when: checked for
+    /// a lost waker once the session shows it carries waker events at all.
+    idle_unchecked: Vec<(TaskId, u64)>,
     warning_index: HashMap<(WarningKind, Option<TaskId>), usize>,
     finished: VecDeque<TaskId>,
     live: u64,
@@ -75,6 +82,7 @@ impl Model {
             dropped: 0,
             coarse: false,
             saw_wakers: false,
+            idle_unchecked: Vec::new(),
             warning_index: HashMap::new(),
             finished: VecDeque::new(),
             live: 0,
@@ -185,7 +193,10 @@ impl Model {
             EventKind::PollEnd { task, ready } => self.poll_end(*task, *ready, e.thread, ts),
             EventKind::BlockingEnd { task } => self.poll_end(*task, true, e.thread, ts),
             EventKind::Waker { task, op, by } => {
-                self.saw_wakers = true;
+                if !self.saw_wakers {
+                    self.saw_wakers = true;
+                    self.check_early_idle();
+                }
                 let Some(t) = self.tasks.get_mut(task) else { return };
                 t.live_wakers += match op {
                     WakeOp::Clone => 1,
@@ -256,6 +267,15 @@ impl Model {
         }
     }
 
+    /// The lost-waker check for tasks that went idle before the first waker event:
+    /// those still idle since then, with no waker alive, lost theirs.
+    fn check_early_idle(&mut self) {
+        for (task, at) in std::mem::take(&mut self.idle_unchecked) {
+            let found = self.tasks.get(&task).filter(|t| t.since_ns == at).and_then(LostWaker::check);
+            self.warn(found, Some(task), at);
+        }
+    }
+
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: u32, ts: u64) {
         let thresholds = self.thresholds;
         let check_wakers = self.saw_wakers && !self.coarse;
@@ -276,6 +296,9 @@ impl Model {
         let blocking = BlockingPoll::check(&thresholds, t, poll);
         let never = NeverYields::check(&thresholds, t, poll);
         let lost = if check_wakers && next == Phase::Idle { LostWaker::check(t) } else { None };
+        if !self.saw_wakers && !self.coarse && next == Phase::Idle && self.idle_unchecked.len() < EARLY_IDLE_MAX {
+            self.idle_unchecked.push((task, ts));
+        }
         if let Some(w) = self.workers.get_mut(&thread) {
             w.busy_ns += ts.saturating_sub(w.since_ns);
             w.running = None;

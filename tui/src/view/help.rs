@@ -19,6 +19,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("p or space, [ ]", "replay: pause / play, slower / faster"),
     ("n / N", "next / previous session"),
     ("mouse wheel", "scroll"),
+    ("i", "the demo's lesson: what to watch for, what happened"),
     ("?", "this help (any key closes it)"),
     ("q, Ctrl-C", "quit"),
 ];

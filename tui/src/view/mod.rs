@@ -3,6 +3,7 @@
 
 mod detail;
 mod help;
+mod lesson;
 mod tasks;
 mod timeline;
 mod warnings;
@@ -57,6 +58,10 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame) {
     frame.render_widget(Paragraph::new(status_line(app, theme)), status);
     if app.help {
         help::render(theme, frame, body);
+    } else if app.lesson_open {
+        if let Some((title, text)) = &app.lesson {
+            lesson::render(theme, frame, body, title, text);
+        }
     }
 }
 
@@ -79,6 +84,9 @@ fn status_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
     }
     if app.filtering || !app.filter.is_empty() {
         spans.push(Span::styled(format!("· filter: {}{} ", app.filter, if app.filtering { "▏" } else { "" }), theme.scheduled()));
+    }
+    if app.lesson.is_some() {
+        spans.push(Span::styled("· i lesson ", theme.muted()));
     }
     spans.push(Span::styled("· ? help · q quit", theme.muted()));
     Line::from(spans)
