@@ -160,3 +160,35 @@ fn a_dropped_connection_shows_a_banner() {
     let lines = render(&mut app, &Theme { color: true }, 100, 20);
     assert!(lines[1].contains("Lost the connection to the collector; reconnecting"), "{}", lines[1]);
 }
+
+#[test]
+fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut app = App::new(hello_state(60));
+    let lesson = looptrace_tui::Lesson::new("hello: what to watch for", "Each task is polled once and returns Pending while its timer runs; the timer wakes Bob at 1 s.\nThe run takes about 3 s, not 6.");
+    let (version, title, text) = lesson.read();
+    app.lesson = Some((title, text));
+    app.lesson_open = true;
+    let theme = Theme { color: true };
+    let lines = render(&mut app, &theme, 70, 20);
+    let screen = lines.join("\n");
+    assert!(row(&lines, "hello: what to watch for").contains('─'), "the title sits on the panel's border:\n{screen}");
+    // Wrapped inside the panel: every word is there, no line overflows its border.
+    for word in ["Pending", "timer", "Bob", "about", "not"] {
+        assert!(screen.contains(word), "{word} in\n{screen}");
+    }
+    assert!(screen.contains("any key closes this"));
+    let wide = render(&mut app, &theme, 140, 20);
+    assert!(row(&wide, "? help").contains("i lesson"), "the status line says how to reopen it");
+    // Any key closes it; `i` opens it again.
+    assert!(app.on_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE)).is_empty());
+    assert!(!app.lesson_open);
+    assert!(!render(&mut app, &theme, 70, 20).join("\n").contains("what to watch for"));
+    app.on_key(KeyEvent::new(KeyCode::Char('i'), KeyModifiers::NONE));
+    assert!(app.lesson_open);
+    // A new text bumps the version: the UI reopens the panel for it.
+    lesson.set("what happened", "Bob finished first, after 1.0 s.");
+    let (v2, title, text) = lesson.read();
+    assert!(v2 > version);
+    assert_eq!((title.as_str(), text.as_str()), ("what happened", "Bob finished first, after 1.0 s."));
+}
