@@ -185,6 +185,26 @@ fn a_waker_lost_before_any_waker_event_is_flagged_once_wakers_show_up() {
 }
 
 #[test]
+fn a_long_spawn_blocking_closure_is_not_a_blocking_poll() {
+    let mut m = Model::new(header(), Thresholds::default());
+    let s = 1_000_000_000;
+    for e in [
+        ev(0, EventKind::Spawn { task: 1, kind: TaskKind::Blocking, name: None, location: "b.rs:1:1".into(), parent: None, size_bytes: None }),
+        ev(10, EventKind::BlockingStart { task: 1 }),
+        ev(2 * s, EventKind::BlockingEnd { task: 1 }),
+        // The same on a task would be flagged twice.
+        spawn(3 * s, 2),
+        start(3 * s, 2),
+        end(5 * s, 2, true),
+    ] {
+        m.apply(&e);
+    }
+    let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task)).collect();
+    assert_eq!(kinds, vec![(WarningKind::BlockingPoll, Some(2)), (WarningKind::NeverYields, Some(2))]);
+    assert_eq!(m.tasks[&1].longest_poll_ns, 2 * s - 10, "its run still counts as busy time");
+}
+
+#[test]
 fn windows_from_checkpoints_match_windows_from_the_start() {
     use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
     let hub = Hub::new(HubConfig::default());

@@ -1,5 +1,6 @@
 //! Drives the browser timeline in real headless Chromium (Playwright, `web/tests`):
-//! a replay of the hello demo's recording and a live session.
+//! a replay of the hello demo's recording, a live session, and the teaching
+//! demos' recordings (screenshots of each for docs/teaching.md).
 //!
 //! Needs Node.js and Debian's `chromium` (`.ci/run` installs it); the npm packages
 //! are installed into `web/` when missing.
@@ -47,6 +48,52 @@ fn serve_replay(file: &Path) -> SocketAddr {
     addr
 }
 
+/// Demos shown in the browser test and screenshotted for the lesson plan.
+const SCREENSHOT_DEMOS: [&str; 6] = ["sequential-vs-concurrent", "blocking", "cpu-yield", "producer-consumer", "work-stealing", "lost-waker"];
+
+/// Records each demo at its real speed (all at once), loads every recording into
+/// one hub as a session of its own, and serves it: the page picks one with
+/// `?session=N`. Returns the address and each demo's session.
+fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u64>) {
+    use looptrace_collector::hub::Source;
+    let runs: Vec<_> = SCREENSHOT_DEMOS
+        .iter()
+        .map(|name| {
+            let path = dir.join(format!("{name}.ltrace"));
+            let child = Command::new(env!("CARGO_BIN_EXE_demos"))
+                .args([name, "--exit", "--quiet", "--no-tui", "--serve", "127.0.0.1:0", "--record"])
+                .arg(&path)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            (name, path, child)
+        })
+        .collect();
+    let hub = Hub::new(HubConfig::default());
+    let mut ids = std::collections::BTreeMap::new();
+    for (name, path, mut child) in runs {
+        assert!(child.wait().unwrap().success(), "{name} ran");
+        let rec = looptrace_wire::Recording::open(&path).unwrap();
+        let mut frame = Vec::new();
+        looptrace_wire::encode_header(&rec.header, &mut frame);
+        let id = hub.open(rec.header.clone(), &frame, Source::Replay);
+        hub.ingest(id, rec.events, None);
+        hub.close(id);
+        ids.insert(name.to_string(), id);
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let state = AppState { hub, config: Arc::new(ServerConfig::default()), replay: None };
+            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state).await.unwrap();
+        });
+    });
+    (addr, ids)
+}
+
 /// A live program: a new task every 250 ms, and one that blocks its worker.
 fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let (sink, handle) = Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig::default()).unwrap();
@@ -89,6 +136,8 @@ fn the_timeline_in_headless_chromium() {
     let out = Command::new(env!("CARGO_BIN_EXE_demos")).args(["hello", "--exit", "--quiet", "--record"]).arg(&rec).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let replay_addr = serve_replay(&rec);
+    let (demos_addr, demo_sessions) = serve_demos(dir.path());
+    let demo_sessions = serde_json::to_string(&demo_sessions).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (live_addr, live) = live_program(stop.clone());
 
@@ -98,6 +147,8 @@ fn the_timeline_in_headless_chromium() {
         .current_dir(&web)
         .env("LOOPTRACE_REPLAY_URL", format!("http://{replay_addr}/"))
         .env("LOOPTRACE_LIVE_URL", format!("http://{live_addr}/"))
+        .env("LOOPTRACE_DEMOS_URL", format!("http://{demos_addr}/"))
+        .env("LOOPTRACE_DEMO_SESSIONS", demo_sessions)
         .env("LOOPTRACE_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .status()
@@ -106,6 +157,9 @@ fn the_timeline_in_headless_chromium() {
     live.join().unwrap();
     assert!(status.success(), "browser tests failed (their output is above)");
     assert!(artifacts.join("hello-timeline.png").exists(), "the screenshot artifact is written");
+    for name in SCREENSHOT_DEMOS {
+        assert!(artifacts.join(format!("demo-{name}.png")).exists(), "the {name} screenshot is written");
+    }
 }
 
 /// The timeline benchmark (not part of the suite: run it with

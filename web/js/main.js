@@ -89,12 +89,15 @@ function renderSessions(list) {
 }
 
 async function loadSession(m) {
-  const [tasks, warns] = await Promise.all([
+  const [tasks, warns, stats] = await Promise.all([
     fetch(withToken(`/api/sessions/${m.id}/tasks`)).then((r) => r.json()),
     fetch(withToken(`/api/sessions/${m.id}/warnings`)).then((r) => r.json()),
+    fetch(withToken(`/api/sessions/${m.id}/stats`)).then((r) => r.json()),
   ]);
   for (const t of tasks.tasks || []) m.upsertTask(t);
   m.addWarnings(warns.warnings);
+  // Which threads are workers (the rest that run something are the blocking pool's).
+  m.applyStats(stats);
   m.version++;
 }
 
@@ -135,8 +138,9 @@ conn.addEventListener("message", (e) => {
       renderSessions(msg.sessions);
       if ("replay" in msg) showReplay(msg.replay);
       if (!current && msg.sessions.length) {
-        // The newest live session, else the newest.
-        const pick = [...msg.sessions].reverse().find((s) => s.live) || msg.sessions[msg.sessions.length - 1];
+        // The one the address asks for (?session=N), else the newest live session, else the newest.
+        const asked = msg.sessions.find((s) => String(s.id) === params.get("session"));
+        const pick = asked || [...msg.sessions].reverse().find((s) => s.live) || msg.sessions[msg.sessions.length - 1];
         choose(pick.id);
       } else if (current) {
         timeline.advancing = current.info.live && !(replay && replay.paused);

@@ -195,7 +195,7 @@ export class LoopView {
     const workers = model.workerList();
     const running = new Map(s.running.map((i) => [i.thread, i.task]));
     const workerHtml = workers.length
-      ? workers.map((w) => `<span class="worker-box">worker ${w.index}: ${running.has(w.thread) ? chip(running.get(w.thread)) : '<span class="muted">parked / idle</span>'}</span>`).join(" ")
+      ? workers.map((w) => `<span class="worker-box">${escapeHtml(w.label)}: ${running.has(w.thread) ? chip(running.get(w.thread)) : '<span class="muted">parked / idle</span>'}</span>`).join(" ")
       : s.running.map((i) => chip(i.task)).join(" ") || '<span class="muted">nothing</span>';
     const html = `<div class="row"><span class="label">running</span>${workerHtml}</div>
 <div class="row"><span class="label">run queue →</span>${s.scheduled.map((i) => chip(i.task)).join(" ") || '<span class="muted">empty</span>'}</div>

@@ -90,12 +90,14 @@ export class SessionModel {
     this.version++;
   }
 
-  /** Worker threads, by index. */
+  /** Worker threads by index, then other threads that ran something (the blocking pool's). */
   workerList() {
     const threads = new Map();
-    for (const w of this.workers.values()) threads.set(w.thread, { thread: w.thread, index: w.index, name: w.name });
+    for (const w of this.workers.values()) threads.set(w.thread, { thread: w.thread, index: w.index, name: w.name, label: `worker ${w.index}` });
     const seen = (spans) => {
-      for (const s of spans || []) if (!threads.has(s.thread)) threads.set(s.thread, { thread: s.thread, index: s.thread, name: "" });
+      for (const s of spans || []) {
+        if (!threads.has(s.thread)) threads.set(s.thread, { thread: s.thread, index: 1e6 + s.thread, name: "", label: `blocking thread ${s.thread}` });
+      }
     };
     if (this.win) seen(this.win.workers);
     seen(this.live.workers);

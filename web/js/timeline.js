@@ -202,7 +202,7 @@ export class Timeline extends EventTarget {
     const workers = m.workerList();
     if (workers.length) {
       lanes.push({ kind: "section", label: "Workers" });
-      for (const w of workers) lanes.push({ kind: "worker", thread: w.thread, label: `worker ${w.index}` });
+      for (const w of workers) lanes.push({ kind: "worker", thread: w.thread, label: w.label });
     }
     lanes.push({ kind: "section", label: "Tasks" });
     const groups = new Map();

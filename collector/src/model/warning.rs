@@ -5,6 +5,7 @@
 //! on the first one.
 
 use super::task::{Phase, Task};
+use looptrace_wire::TaskKind;
 use serde::Serialize;
 
 /// Thresholds of the detectors. Defaults in [`Thresholds::default`].
@@ -78,11 +79,12 @@ fn ms(ns: u64) -> String {
     format!("{:.1} ms", ns as f64 / 1e6)
 }
 
-/// A poll that blocked the loop.
+/// A poll that blocked the loop. (A `spawn_blocking` closure runs on a thread
+/// meant for blocking: it blocks no loop however long it takes.)
 pub struct BlockingPoll;
 impl BlockingPoll {
     pub fn check(t: &Thresholds, task: &Task, poll_ns: u64) -> Option<(WarningKind, u64, String)> {
-        (poll_ns >= t.blocking_poll_ns).then(|| {
+        (poll_ns >= t.blocking_poll_ns && task.kind != TaskKind::Blocking).then(|| {
             (
                 WarningKind::BlockingPoll,
                 poll_ns,
@@ -120,11 +122,12 @@ impl LostWaker {
     }
 }
 
-/// A poll that has not returned for a long time.
+/// A poll that has not returned for a long time (`spawn_blocking` closures are
+/// expected to run to their end).
 pub struct NeverYields;
 impl NeverYields {
     pub fn check(t: &Thresholds, task: &Task, running_ns: u64) -> Option<(WarningKind, u64, String)> {
-        (running_ns >= t.never_yields_ns).then(|| {
+        (running_ns >= t.never_yields_ns && task.kind != TaskKind::Blocking).then(|| {
             (
                 WarningKind::NeverYields,
                 running_ns,

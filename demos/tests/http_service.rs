@@ -1,0 +1,88 @@
+//! The attach example: an axum service with `#[looptrace::main]`, driven over
+//! HTTP, stopped with Ctrl-C (SIGINT); its recording shows its connections woken
+//! by I/O, a timer, the blocking pool, and the handler that blocks its worker.
+//! With `--console` it runs beside tokio-console and still captures wakes.
+
+use demos::trace::{model_of, Trace};
+use looptrace_collector::model::warning::WarningKind;
+use looptrace_wire::{EventKind, Recording, WakeOp, WakeSource};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+fn get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("the service accepts");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn exercise(console: bool) -> Recording {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("service.ltrace");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-service"));
+    cmd.arg("127.0.0.1:0").env("LOOPTRACE_RECORD", &path).env_remove("LOOPTRACE_ADDR").stdout(Stdio::piped()).stderr(Stdio::piped());
+    if console {
+        cmd.arg("--console").env("TOKIO_CONSOLE_BIND", "127.0.0.1:0");
+    }
+    let mut child = cmd.spawn().expect("the service starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("first line: {line:?}")).to_string();
+
+    assert!(get(&addr, "/").contains("hello from a traced service"));
+    let clients: Vec<_> = ["/slow", "/slow", "/compute", "/", "/"]
+        .into_iter()
+        .map(|p| {
+            let a = addr.clone();
+            std::thread::spawn(move || get(&a, p))
+        })
+        .collect();
+    for c in clients {
+        assert!(c.join().unwrap().starts_with("HTTP/1.1 200"));
+    }
+    assert!(get(&addr, "/blocking").contains("blocked a worker"));
+
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(exit.success(), "graceful stop on Ctrl-C: {exit:?} {rest}");
+    assert!(rest.contains("stopped after"), "{rest}");
+    let rec = Recording::open(&path).unwrap();
+    assert!(rec.damage.is_none(), "{:?}", rec.damage);
+    rec
+}
+
+fn check(rec: &Recording) {
+    let wakes: Vec<WakeSource> = rec
+        .events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Waker { op: WakeOp::Wake | WakeOp::WakeByRef, by, .. } => Some(by),
+            _ => None,
+        })
+        .collect();
+    assert!(wakes.contains(&WakeSource::Io), "requests arrive as I/O wakes");
+    assert!(wakes.contains(&WakeSource::Timer), "/slow is woken by its timer");
+    assert!(wakes.contains(&WakeSource::Blocking), "/compute is woken by the blocking pool");
+    assert!(rec.events.iter().any(|e| matches!(e.kind, EventKind::BlockingStart { .. })));
+    let model = model_of(rec.header.clone(), &rec.events);
+    let t = Trace::new(&model);
+    // A task per connection (7 requests) plus the server's.
+    assert!(model.tasks.len() >= 7, "{} tasks", model.tasks.len());
+    assert!(t.warnings(WarningKind::BlockingPoll) >= 1, "/blocking is caught: {:?}", model.warnings);
+}
+
+#[test]
+fn the_service_is_traced_with_one_line() {
+    check(&exercise(false));
+}
+
+#[test]
+fn the_service_is_traced_beside_tokio_console() {
+    check(&exercise(true));
+}

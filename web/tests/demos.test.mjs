@@ -1,0 +1,107 @@
+// The teaching demos' recordings, one session each: what each demo teaches is
+// visible in the page, and a screenshot of each timeline for docs/teaching.md.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { launch, openPage, until, tableRows } from "./browser.mjs";
+
+const base = process.env.LOOPTRACE_DEMOS_URL;
+const sessions = JSON.parse(process.env.LOOPTRACE_DEMO_SESSIONS || "{}");
+const artifacts = process.env.LOOPTRACE_ARTIFACTS || "artifacts";
+let browser;
+
+before(async () => {
+  assert.ok(base, "LOOPTRACE_DEMOS_URL names a collector holding the demos' recordings");
+  browser = await launch();
+  mkdirSync(artifacts, { recursive: true });
+});
+after(() => browser && browser.close());
+
+/** Opens a demo's session (`?session=N`), waits for its tasks, fits the whole run. */
+async function openDemo(name, tasks) {
+  const id = sessions[name];
+  assert.ok(id !== undefined, `a session for ${name}`);
+  const { page, problems } = await openPage(browser, `${base}?session=${id}`);
+  await until(page, (n) => document.querySelectorAll("#tasks tbody tr").length >= n, tasks, 15000);
+  assert.equal(await page.inputValue("#session"), String(id), "the page shows the session the address asked for");
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.waitForTimeout(500);
+  return { page, problems };
+}
+
+/** Selects a task in the table; its wakes by source, as the details show them. */
+async function select(page, name) {
+  await page.locator("#tasks tbody tr", { hasText: name }).first().click();
+  await until(page, (n) => document.querySelector("#details h3")?.textContent.includes(n), name);
+  return page.textContent('#details [data-testid="wakes"]');
+}
+
+async function finish(page, problems, name) {
+  await page.screenshot({ path: `${artifacts}/demo-${name}.png` });
+  assert.deepEqual(problems, []);
+  await page.close();
+}
+
+/** The count shown for wakes of `kind` in a task's details. */
+const count = (details, kind) => Number((details.match(new RegExp(`\\b${kind} (\\d+)`)) || [])[1] || 0);
+
+const row = (rows, name) => rows.find((r) => r.name === name) || assert.fail(`no row ${name} in ${JSON.stringify(rows)}`);
+
+test("sequential-vs-concurrent: one lane polled four times beside three overlapping lanes", async () => {
+  const { page, problems } = await openDemo("sequential-vs-concurrent", 5);
+  const rows = await tableRows(page);
+  assert.equal(row(rows, "sequential").polls, 4);
+  for (const n of ["Alice (concurrent)", "Bob (concurrent)", "Charlie (concurrent)"]) assert.equal(row(rows, n).polls, 2);
+  await finish(page, problems, "sequential-vs-concurrent");
+});
+
+test("blocking: the blocking poll is a warning, and the heartbeat waited", async () => {
+  const { page, problems } = await openDemo("blocking", 5);
+  await until(page, () => [...document.querySelectorAll("#warnings button")].some((b) => /blocking poll/.test(b.textContent) && b.textContent.includes("std::thread::sleep")));
+  const wakes = await select(page, "heartbeat 1");
+  assert.ok(count(wakes, "external") >= 5, `heartbeat 1 is woken from outside the runtime: ${wakes}`);
+  await select(page, "std::thread::sleep");
+  // The one worker, and the blocking pool's thread that ran the fix's closure.
+  const lanes = await page.evaluate(() => window.__looptrace.timeline.lanes.filter((l) => l.kind === "worker").map((l) => l.label));
+  assert.equal(lanes[0], "worker 0");
+  assert.ok(lanes.length === 2 && lanes[1].startsWith("blocking thread"), JSON.stringify(lanes));
+  await finish(page, problems, "blocking");
+});
+
+test("cpu-yield: greedy tasks poll once, polite ones take turns", async () => {
+  const { page, problems } = await openDemo("cpu-yield", 4);
+  const rows = await tableRows(page);
+  assert.equal(row(rows, "greedy A").polls, 1);
+  assert.equal(row(rows, "greedy B").polls, 1);
+  assert.ok(row(rows, "polite A").polls > 10);
+  const wakes = await select(page, "polite A");
+  assert.ok(count(wakes, "self") >= 10, `yield_now is a self-wake: ${wakes}`);
+  await finish(page, problems, "cpu-yield");
+});
+
+test("producer-consumer: the consumer wakes the producer", async () => {
+  const { page, problems } = await openDemo("producer-consumer", 2);
+  const wakes = await select(page, "producer");
+  assert.ok(count(wakes, "task") >= 5, `woken by another task several times: ${wakes}`);
+  await finish(page, problems, "producer-consumer");
+});
+
+test("work-stealing: lanes for both workers, both busy", async () => {
+  const { page, problems } = await openDemo("work-stealing", 9);
+  const workers = await page.evaluate(() => window.__looptrace.timeline.lanes.filter((l) => l.kind === "worker").map((l) => l.label));
+  assert.deepEqual(workers, ["worker 0", "worker 1"]);
+  await finish(page, problems, "work-stealing");
+});
+
+test("lost-waker: the warning names the forgetful task", async () => {
+  const { page, problems } = await openDemo("lost-waker", 2);
+  await until(page, () => [...document.querySelectorAll("#warnings button")].some((b) => /lost waker/.test(b.textContent) && b.textContent.includes("forgetful")));
+  const rows = await tableRows(page);
+  assert.equal(row(rows, "forgetful").polls, 1);
+  await page.locator("#warnings button", { hasText: "lost waker" }).first().click();
+  await until(page, () => document.querySelector("#details h3")?.textContent.includes("forgetful"));
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.waitForTimeout(300);
+  await finish(page, problems, "lost-waker");
+});
