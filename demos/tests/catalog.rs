@@ -289,3 +289,21 @@ fn the_lost_waker_is_caught() {
     assert_eq!(r.wakes_of(ok.id), vec![WakeSource::External]);
     assert_eq!(ok.outcome, Some(Outcome::Completed));
 }
+
+#[test]
+fn the_readme_and_the_lesson_plan_cover_every_demo() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let lesson = std::fs::read_to_string(root.join("docs/teaching.md")).unwrap();
+    for d in demos::catalog() {
+        assert!(readme.contains(&format!("| `{}` |", d.name)), "README's demo table lists {}", d.name);
+        assert!(lesson.contains(&format!("`{}`", d.name)), "docs/teaching.md mentions {}", d.name);
+    }
+    // Every picture the lesson plan shows is there.
+    for part in lesson.split("](").skip(1) {
+        let target = &part[..part.find(')').unwrap()];
+        if target.ends_with(".png") {
+            assert!(root.join("docs").join(target).exists(), "docs/{target} exists");
+        }
+    }
+}
