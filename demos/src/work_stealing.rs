@@ -5,11 +5,12 @@ use crate::trace::Trace;
 
 /// Jobs, chunks per job, and seconds (demo time) of CPU work per chunk.
 pub const JOBS: usize = 8;
-pub const CHUNKS: usize = 5;
-pub const CHUNK_SECS: f64 = 0.02;
+/// (Chunks stay under the 10 ms blocking-poll threshold at normal speed.)
+pub const CHUNKS: usize = 25;
+pub const CHUNK_SECS: f64 = 0.008;
 
-/// `spawner` starts eight `job N` tasks from one worker; each crunches five
-/// chunks, yielding between them. They all land on the spawner's worker's queue;
+/// `spawner` starts eight `job N` tasks from one worker; each crunches 25
+/// chunks of 8 ms, yielding between them. They all land on the spawner's worker's queue;
 /// the other workers wake up and steal from it.
 pub async fn run() {
     let spawner = crate::spawn("spawner", async {
