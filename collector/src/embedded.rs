@@ -5,7 +5,7 @@
 //! collector's hub, whose viewer API it serves on a thread of its own, and passes
 //! them on to whoever subscribed through the [`EmbeddedHandle`] (the demos' live log).
 
-use crate::hub::{Hub, HubConfig, SessionId, Source};
+use crate::hub::{Hub, HubConfig, Note, SessionId, Source};
 use crate::server::{serve, AppState, ServerConfig};
 use looptrace_wire::{decode_frame, Event, Frame, FrameSink, Header};
 use std::net::SocketAddr;
@@ -28,6 +28,8 @@ struct Shared {
     /// The collector's hub, and the traced process's session in it once it started.
     hub: Arc<Hub>,
     session: Mutex<Option<SessionId>>,
+    /// The note for the session, kept for when it opens.
+    note: Mutex<Option<Note>>,
     /// Where the viewer API is served.
     addr: SocketAddr,
 }
@@ -79,7 +81,7 @@ impl Embedded {
                 }
             });
         })?;
-        let shared = Arc::new(Shared { subscribers: Mutex::new(Vec::new()), hub, session: Mutex::new(None), addr: local });
+        let shared = Arc::new(Shared { subscribers: Mutex::new(Vec::new()), hub, session: Mutex::new(None), note: Mutex::new(None), addr: local });
         Ok((Embedded { shared: shared.clone() }, EmbeddedHandle { shared }))
     }
 }
@@ -88,7 +90,14 @@ impl FrameSink for Embedded {
     fn frame(&mut self, frame: &[u8]) {
         match decode_frame(frame) {
             Ok(Frame::Header(h)) => {
-                *lock(&self.shared.session) = Some(self.shared.hub.open(h.clone(), frame, Source::Embedded));
+                let id = self.shared.hub.open(h.clone(), frame, Source::Embedded);
+                // Under the note's lock, so a note set meanwhile is not missed.
+                let note = lock(&self.shared.note);
+                *lock(&self.shared.session) = Some(id);
+                if let Some(n) = note.clone() {
+                    self.shared.hub.set_note(id, n);
+                }
+                drop(note);
                 self.shared.broadcast(Update::Header(h));
             }
             Ok(Frame::Events(events)) => {
@@ -123,6 +132,18 @@ impl EmbeddedHandle {
     /// Where the viewer API is served.
     pub fn addr(&self) -> SocketAddr {
         self.shared.addr
+    }
+
+    /// Sets the note viewers show beside the traced process's session (the browser
+    /// timeline shows it in a panel); set before the runtime starts, it applies
+    /// once the session opens.
+    pub fn set_note(&self, title: impl Into<String>, text: impl Into<String>) {
+        let note = Note { title: title.into(), text: text.into() };
+        let mut kept = lock(&self.shared.note);
+        *kept = Some(note.clone());
+        if let Some(id) = *lock(&self.shared.session) {
+            self.shared.hub.set_note(id, note);
+        }
     }
 
     /// The hub the traced process's session is in.

@@ -88,9 +88,18 @@ pub struct SessionState {
     pub disconnected_unix_ns: Option<u64>,
     pub bad_frames: u64,
     pub recording: Option<PathBuf>,
+    /// A text the traced program wants viewers to read (a demo's lesson).
+    pub note: Option<Note>,
     recorder: Option<RecordingWriter<File>>,
     /// Follows the live stream to send closed intervals with each batch.
     tracker: Tracker,
+}
+
+/// A text shown beside a session's timeline: a title and paragraphs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Note {
+    pub title: String,
+    pub text: String,
 }
 
 /// A live update for viewers.
@@ -173,6 +182,7 @@ impl Hub {
                 disconnected_unix_ns: None,
                 bad_frames: 0,
                 recording,
+                note: None,
                 recorder,
                 tracker: Tracker::new(0, u64::MAX),
             },
@@ -180,6 +190,14 @@ impl Hub {
         drop(inner);
         let _ = self.updates.send(Update::Sessions);
         id
+    }
+
+    /// Sets the note viewers show beside a session (replacing any before).
+    pub fn set_note(&self, id: SessionId, note: Note) {
+        if let Some(s) = self.lock().sessions.get_mut(&id) {
+            s.note = Some(note);
+        }
+        let _ = self.updates.send(Update::Sessions);
     }
 
     /// Marks a session disconnected (its data stays).
@@ -402,6 +420,7 @@ pub fn session_summary(s: &SessionState) -> Value {
         "live_tasks": s.model.live_tasks(),
         "warnings": s.model.warnings.len(),
         "recording": s.recording,
+        "note": s.note,
     })
 }
 

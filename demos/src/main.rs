@@ -171,11 +171,13 @@ fn main() -> Result<()> {
         // The dashboard owns the screen: the demo's own prints and the plain log stay quiet.
         demos::silence();
     }
-    let lesson = Arc::new(Lesson::new(format!("{}: what to watch for", demo.name), intro));
+    let lesson = Arc::new(Lesson::new(format!("{}: what to watch for", demo.name), intro.clone()));
+    // The browser timeline shows the same lesson beside the demo's session.
+    handle.set_note(format!("{}: what to watch for", demo.name), intro.clone());
     let done = Arc::new(AtomicBool::new(false));
     let (run, demo_explain) = (demo.run, demo.explain);
     let runner = {
-        let (done, lesson, handle) = (done.clone(), lesson.clone(), handle.clone());
+        let (done, lesson, handle, name) = (done.clone(), lesson.clone(), handle.clone(), demo.name);
         std::thread::Builder::new().name("demo".into()).spawn(move || -> Result<(looptrace::Report, std::time::Duration, Vec<String>)> {
             let rt = builder.build().context("starting the traced runtime")?;
             let started = std::time::Instant::now();
@@ -184,6 +186,7 @@ fn main() -> Result<()> {
             let report = rt.shutdown();
             let happened = explain(demo_explain, &handle);
             lesson.set("what happened", happened.join("\n"));
+            handle.set_note(format!("{name}: what happened"), format!("{}\n{intro}", happened.join("\n")));
             done.store(true, Ordering::Relaxed);
             Ok((report, took, happened))
         })?

@@ -104,12 +104,17 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
 fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let (sink, handle) = Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig::default()).unwrap();
     let addr = handle.addr();
+    // A note set before the session opens, then replaced every 2 s.
+    handle.set_note("about this program", "It spawns a task every 250 ms.\nOne in eight blocks its worker.");
     let t = std::thread::spawn(move || {
         let rt = looptrace::Builder::new_multi_thread().worker_threads(2).from_env(false).process_name("live test").sink(sink).build().unwrap();
         rt.block_on(async move {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
+                if n % 8 == 0 {
+                    handle.set_note("so far", format!("{n} tasks spawned."));
+                }
                 tokio::task::Builder::new()
                     .name(&format!("tick-{n}"))
                     .spawn(async {
@@ -125,7 +130,6 @@ fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<(
             }
         });
         rt.shutdown();
-        drop(handle);
     });
     (addr, t)
 }

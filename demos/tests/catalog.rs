@@ -307,3 +307,49 @@ fn the_readme_and_the_lesson_plan_cover_every_demo() {
         }
     }
 }
+
+/// `GET path` on a local HTTP server, the body.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn the_browser_timeline_carries_the_lesson_before_and_after() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demos"))
+        .args(["hello", "--quiet", "--no-tui", "--serve", "127.0.0.1:0", "--speed", "4"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("the timeline's address is printed").unwrap();
+        if let Some(rest) = line.strip_prefix("timeline: http://") {
+            break rest.split('/').next().unwrap().to_string();
+        }
+    };
+    let mut titles = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline && titles.last().map(String::as_str) != Some("hello: what happened") {
+        let body = http_get(&addr, "/api/sessions");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(t) = v["sessions"][0]["note"]["title"].as_str() {
+            if titles.last().map(String::as_str) != Some(t) {
+                titles.push(t.to_string());
+            }
+            if t == "hello: what happened" {
+                let text = v["sessions"][0]["note"]["text"].as_str().unwrap();
+                assert!(text.contains("Bob finished first") && text.contains("Watch for:"), "{text}");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(titles, ["hello: what to watch for", "hello: what happened"]);
+}

@@ -77,6 +77,20 @@ function showReplay(r) {
   timeline.advancing = !!current && current.info.live && !(r && r.paused);
 }
 
+/** The session's note (a demo's lesson): shown, and opened again whenever it changes. */
+function showNote(note) {
+  const card = $("note-card");
+  card.hidden = !note;
+  if (!note) return;
+  const key = `${note.title}\n${note.text}`;
+  if (card.dataset.key === key) return;
+  card.dataset.key = key;
+  $("note-title").textContent = note.title;
+  const box = $("note");
+  box.replaceChildren(...note.text.split("\n").filter((l) => l.trim()).map((l) => Object.assign(document.createElement("p"), { textContent: l })));
+  $("note-box").open = true;
+}
+
 function renderSessions(list) {
   const sel = $("session");
   const prev = sel.value;
@@ -106,6 +120,7 @@ async function choose(id) {
   if (!m) return;
   current = m;
   $("session").value = String(id);
+  showNote(m.info.note);
   $("capture").textContent = m.info.capture && m.info.capture !== "native" ? m.info.capture : "";
   conn.subscribe(id);
   table.model = m;
@@ -145,6 +160,7 @@ conn.addEventListener("message", (e) => {
       } else if (current) {
         timeline.advancing = current.info.live && !(replay && replay.paused);
       }
+      showNote(current && current.info.note);
       break;
     }
     case "batch": {

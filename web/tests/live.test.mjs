@@ -153,3 +153,21 @@ test("wheel zooms at the cursor, shift-drag zooms to a range, hover explains, gr
   assert.equal(collapsed, true);
   assert.deepEqual(problems, []);
 });
+
+test("the program's note is shown beside the timeline and follows its changes", async () => {
+  const { page, problems } = await openPage(browser, url);
+  await until(page, () => !document.getElementById("note-card").hidden, null, 10000);
+  const first = await page.textContent("#note");
+  assert.ok(first.length > 0);
+  const title = await page.textContent("#note-title");
+  assert.ok(["about this program", "so far"].includes(title), title);
+  // Folding it away, then a new text arrives: it opens again with the new text.
+  await page.click("#note-box summary");
+  assert.equal(await page.evaluate(() => document.getElementById("note-box").open), false);
+  await until(page, (t) => document.getElementById("note").textContent !== t, first, 5000);
+  assert.equal(await page.textContent("#note-title"), "so far");
+  assert.match(await page.textContent("#note"), /^\d+ tasks spawned\.$/);
+  assert.equal(await page.evaluate(() => document.getElementById("note-box").open), true);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
