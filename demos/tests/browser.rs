@@ -113,7 +113,7 @@ fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<(
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 if n % 8 == 0 {
-                    handle.set_note("so far", format!("{n} tasks spawned."));
+                    handle.set_note("so far", format!("{n} tasks spawned.\nEach is a `tokio::spawn`."));
                 }
                 tokio::task::Builder::new()
                     .name(&format!("tick-{n}"))

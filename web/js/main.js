@@ -87,7 +87,17 @@ function showNote(note) {
   card.dataset.key = key;
   $("note-title").textContent = note.title;
   const box = $("note");
-  box.replaceChildren(...note.text.split("\n").filter((l) => l.trim()).map((l) => Object.assign(document.createElement("p"), { textContent: l })));
+  // Paragraphs per line; `backticked` words as code.
+  box.replaceChildren(
+    ...note.text
+      .split("\n")
+      .filter((l) => l.trim())
+      .map((l) => {
+        const p = document.createElement("p");
+        l.split("`").forEach((part, i) => p.append(i % 2 ? Object.assign(document.createElement("code"), { textContent: part }) : part));
+        return p;
+      }),
+  );
   $("note-box").open = true;
 }
 

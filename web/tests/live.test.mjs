@@ -166,7 +166,10 @@ test("the program's note is shown beside the timeline and follows its changes", 
   assert.equal(await page.evaluate(() => document.getElementById("note-box").open), false);
   await until(page, (t) => document.getElementById("note").textContent !== t, first, 5000);
   assert.equal(await page.textContent("#note-title"), "so far");
-  assert.match(await page.textContent("#note"), /^\d+ tasks spawned\.$/);
+  assert.match(await page.textContent("#note p"), /^\d+ tasks spawned\.$/);
+  // Paragraph per line, `backticks` as code.
+  assert.equal(await page.evaluate(() => document.querySelectorAll("#note code").length), 1);
+  assert.equal(await page.textContent("#note code"), "tokio::spawn");
   assert.equal(await page.evaluate(() => document.getElementById("note-box").open), true);
   assert.deepEqual(problems, []);
   await page.close();
