@@ -44,7 +44,9 @@ fn router() -> Router {
 
 #[looptrace::main]
 async fn serve(addr: String) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
     println!("listening on http://{}", listener.local_addr()?);
     let started = Instant::now();
     axum::serve(listener, router())
@@ -56,7 +58,7 @@ async fn serve(addr: String) -> std::io::Result<()> {
     Ok(())
 }
 
-fn main() -> std::io::Result<()> {
+fn main() {
     let mut addr = "127.0.0.1:3000".to_string();
     let mut console = false;
     for arg in std::env::args().skip(1) {
@@ -75,5 +77,8 @@ fn main() -> std::io::Result<()> {
         use tracing_subscriber::prelude::*;
         tracing_subscriber::registry().with(console_subscriber::spawn()).with(looptrace::layer()).init();
     }
-    serve(addr)
+    if let Err(e) = serve(addr) {
+        eprintln!("http-service: {e}");
+        std::process::exit(1);
+    }
 }
