@@ -26,7 +26,7 @@ fn wait_for(session: &str, needle: &str) -> String {
 
 #[test]
 fn the_tui_draws_takes_keys_and_restores_the_terminal() {
-    let (addr, _hub) = start(HubConfig::default(), ServerConfig::default());
+    let (addr, hub) = start(HubConfig::default(), ServerConfig::default());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut app = rt.block_on(async {
         let mut app = connect(addr, "/ingest").await;
@@ -45,6 +45,12 @@ fn the_tui_draws_takes_keys_and_restores_the_terminal() {
     rt.block_on(send_bin(&mut app, events_frame(&[spawn_ev(200, 3, "third-task")])));
     let screen = wait_for(&session, "third-task");
     assert!(screen.contains("third-task"), "{screen}");
+    // The session's note opens as the lesson panel; any key closes it.
+    let id = hub.session_ids()[0];
+    hub.set_note(id, looptrace_collector::hub::Note { title: "about this app".into(), text: "It spawns three tasks.".into() });
+    let screen = wait_for(&session, "about this app");
+    assert!(screen.contains("It spawns three tasks."), "{screen}");
+    tmux(&["send-keys", "-t", &session, "Escape"]);
     // Keys: the timeline view, then the help overlay.
     tmux(&["send-keys", "-t", &session, "2"]);
     let screen = wait_for(&session, "follow");

@@ -185,6 +185,13 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> R
                         app.lesson = Some((title, text));
                         app.lesson_open = true;
                     }
+                } else if let Some(note) = app.state.current().and_then(|s| s.note.as_ref()) {
+                    // A note the traced program put beside its session: shown like a lesson, again when it changes.
+                    let note = Some((note.title.clone(), note.text.clone()));
+                    if note != app.lesson {
+                        app.lesson = note;
+                        app.lesson_open = true;
+                    }
                 }
                 if opts.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
                     return Ok(());

@@ -17,6 +17,16 @@ pub struct SessionInfo {
     pub source: String,
     pub capture: String,
     pub now_ns: u64,
+    /// A text the traced program put beside its session (a demo's lesson).
+    pub note: Option<Note>,
+}
+
+/// A session's note: a title and lines of text.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Note {
+    pub title: String,
+    pub text: String,
 }
 
 /// Wakes of a task by source.
