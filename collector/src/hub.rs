@@ -9,7 +9,7 @@ use crate::model::task::Task;
 use crate::model::timeline::{aggregate, window, window_from, Aggregate, Tracker, Window};
 use crate::model::{Model, Thresholds, Warning};
 use crate::store::Store;
-use looptrace_wire::{decode_frame, DecodeError, Event, Frame, Header, RecordingWriter};
+use looptrace_wire::{decode_frame, DecodeError, Event, EventKind, Frame, Header, RecordingWriter};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -264,6 +264,14 @@ impl Hub {
         let now = s.model.now_ns;
         let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now)).collect();
         let warnings: Vec<&Warning> = changes.warnings.iter().filter_map(|&i| s.model.warnings.get(i)).collect();
+        // Marks are few and drawn at every zoom: always sent, even in a batch too big for its events.
+        let marks: Vec<Value> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Mark { label } => Some(json!({"at_ns": e.ts_ns, "thread": e.thread, "label": label})),
+                _ => None,
+            })
+            .collect();
         let mut msg = json!({
             "type": "batch",
             "session": id,
@@ -271,6 +279,7 @@ impl Hub {
             "event_count": events.len(),
             "tasks": tasks,
             "warnings": warnings,
+            "marks": marks,
         });
         if events.len() <= self.config.max_live_events {
             msg["events"] = Value::Array(events.iter().map(crate::export::jsonl::event_json).collect());
@@ -348,6 +357,7 @@ impl Hub {
                 "session": id,
                 "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns)).collect::<Vec<_>>(),
                 "warnings": s.model.warnings,
+                "marks": s.model.marks,
                 "stats": session_stats(s),
             })
         })

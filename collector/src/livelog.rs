@@ -93,6 +93,7 @@ impl LiveLog {
             }
             EventKind::TimerFired { task } => format!("timer    {}'s timer fires", self.name(*task)),
             EventKind::Dropped { count } => format!("dropped  {count} events lost on {} (buffer full)", self.thread(e.thread)),
+            EventKind::Mark { label } => format!("mark     {label}"),
         };
         Some(format!("{:>10}  {what}", fmt_ts(e.ts_ns)))
     }

@@ -54,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/tasks", get(tasks))
         .route("/api/sessions/{id}/tasks/{task}", get(task))
         .route("/api/sessions/{id}/warnings", get(warnings))
+        .route("/api/sessions/{id}/marks", get(marks))
         .route("/api/sessions/{id}/stats", get(stats))
         .route("/api/sessions/{id}/window", get(window))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
@@ -367,6 +368,13 @@ async fn task(State(state): State<AppState>, Path((id, task)): Path<(SessionId, 
 
 async fn warnings(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
     match state.hub.with_session(id, |s| json!({"session": id, "warnings": s.model.warnings})) {
+        Some(v) => Json(v).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
+    }
+}
+
+async fn marks(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
+    match state.hub.with_session(id, |s| json!({"session": id, "marks": s.model.marks})) {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
     }

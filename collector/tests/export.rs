@@ -14,6 +14,7 @@ fn record(dir: &Path) -> PathBuf {
     let path = dir.join("program.ltrace");
     let rt = looptrace::Builder::new_multi_thread().worker_threads(2).from_env(false).record(&path).build().unwrap();
     rt.block_on(async {
+        looptrace::mark("sending");
         let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
         let receiver = tokio::task::Builder::new().name("receiver").spawn(async move { while rx.recv().await.is_some() {} }).unwrap();
         let sender = tokio::task::Builder::new()
@@ -96,6 +97,8 @@ fn chrome_export_follows_the_trace_event_format() {
     assert!(poll_slices["sender"] >= 11, "{poll_slices:?}");
     assert!(poll_slices["receiver"] >= 6, "{poll_slices:?}");
     assert!(parked > 0, "parked time visible");
+    // The program's mark: an instant across the whole trace.
+    assert!(events.iter().any(|e| e["ph"] == "i" && e["s"] == "g" && e["name"] == "sending" && e["cat"] == "mark"), "the mark is exported");
 }
 
 #[test]
@@ -107,7 +110,7 @@ fn jsonl_export_follows_its_contract() {
     let text = String::from_utf8(o.stdout).unwrap();
     let kinds = [
         "header", "thread", "spawn", "poll_start", "poll_end", "wake", "waker_clone", "waker_drop", "terminate", "park",
-        "unpark", "blocking_start", "blocking_end", "timer_armed", "timer_fired", "dropped",
+        "unpark", "blocking_start", "blocking_end", "timer_armed", "timer_fired", "dropped", "mark",
     ];
     let mut seen = HashSet::new();
     let mut names = HashMap::new();
@@ -137,9 +140,10 @@ fn jsonl_export_follows_its_contract() {
             _ => {}
         }
     }
-    for k in ["header", "spawn", "poll_start", "poll_end", "wake", "waker_clone", "terminate", "park", "unpark", "timer_armed"] {
+    for k in ["header", "spawn", "poll_start", "poll_end", "wake", "waker_clone", "terminate", "park", "unpark", "timer_armed", "mark"] {
         assert!(seen.contains(k), "no {k} line");
     }
+    assert!(text.lines().any(|l| l.contains(r#""kind":"mark""#) && l.contains(r#""label":"sending""#)), "mark lines carry their label");
     let id = |n: &str| *names.iter().find(|(_, v)| *v == n).unwrap().0;
     let (rx, tx) = (id("receiver"), id("sender"));
     assert!(wake_by.contains(&(rx, format!("task:{tx}"))), "receiver woken by the sender");
@@ -182,6 +186,7 @@ fn log_and_info_describe_the_recording() {
     assert!(log.contains("receiver woken by sender"), "{log}");
     assert!(log.contains("sender woken by the timer"), "{log}");
     assert!(log.contains("sender woke itself"), "{log}");
+    assert!(log.contains("mark     sending"), "{log}");
     let o = looptrace(&["info", file.to_str().unwrap()]);
     let info = String::from_utf8_lossy(&o.stdout);
     assert!(info.contains("multi_thread, 2 worker(s)"), "{info}");

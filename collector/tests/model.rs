@@ -205,6 +205,18 @@ fn a_long_spawn_blocking_closure_is_not_a_blocking_poll() {
 }
 
 #[test]
+fn marks_are_kept_newest_last_up_to_a_bound() {
+    use looptrace_collector::model::MARKS_MAX;
+    let mut m = Model::new(header(), Thresholds::default());
+    for i in 0..MARKS_MAX as u64 + 5 {
+        m.apply(&ev(i, EventKind::Mark { label: format!("m{i}") }));
+    }
+    assert_eq!(m.marks.len(), MARKS_MAX);
+    assert_eq!(m.marks.front().unwrap().label, "m5", "the oldest go first");
+    assert_eq!(m.marks.back().unwrap().at_ns, MARKS_MAX as u64 + 4);
+}
+
+#[test]
 fn windows_from_checkpoints_match_windows_from_the_start() {
     use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
     let hub = Hub::new(HubConfig::default());

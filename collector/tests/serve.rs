@@ -107,6 +107,7 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
     for i in 0..50 {
         events.extend(poll_evs(2_000 + i * 1_000, 7));
     }
+    events.push(looptrace_wire::Event { ts_ns: 52_000, thread: 0, kind: looptrace_wire::EventKind::Mark { label: "done polling".into() } });
     let sent = Instant::now();
     send_bin(&mut app, events_frame(&events)).await;
     let batch = next_of(&mut viewer, "batch", Duration::from_secs(2)).await.expect("a live batch");
@@ -114,7 +115,8 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
     assert!(latency < Duration::from_millis(100), "update took {latency:?}");
     assert_eq!(batch["tasks"][0]["name"], "watched");
     assert_eq!(batch["tasks"][0]["polls"], 50);
-    assert_eq!(batch["events"].as_array().unwrap().len(), 101);
+    assert_eq!(batch["events"].as_array().unwrap().len(), 102);
+    assert_eq!(batch["marks"], json!([{"at_ns": 52_000, "thread": 0, "label": "done polling"}]));
     // The intervals the batch closed: scheduled, then running/idle for each poll
     // (the last idle one is still open).
     let live: Vec<_> = batch["intervals"].as_array().unwrap().iter().map(|i| i["phase"].as_str().unwrap().to_string()).collect();
@@ -144,7 +146,11 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
     send_json(&mut viewer, json!({"op": "snapshot", "session": session})).await;
     let snap = next_of(&mut viewer, "snapshot", Duration::from_secs(2)).await.unwrap();
     assert_eq!(snap["tasks"].as_array().unwrap().len(), 1);
-    assert_eq!(snap["stats"]["events"], 101);
+    assert_eq!(snap["stats"]["events"], 102);
+    assert_eq!(snap["marks"][0]["label"], "done polling");
+    let (status, marks) = get(addr, &format!("/api/sessions/{session}/marks"));
+    assert_eq!(status, 200);
+    assert_eq!(marks["marks"][0]["at_ns"], 52_000);
     send_json(&mut viewer, json!({"op": "task", "session": session, "task": 7})).await;
     let task = next_of(&mut viewer, "task", Duration::from_secs(2)).await.unwrap();
     assert_eq!(task["name"], "watched");

@@ -35,6 +35,8 @@ pub(crate) enum Raw {
     SleepArmed { sleep: u64, task: u64, ms: u32 },
     /// `task` polled a `Sleep`.
     SleepPolled { sleep: u64, task: u64, ready: bool },
+    /// The program labelled this moment (boxed: rare, and slots stay small).
+    Mark(Box<String>),
 }
 
 #[derive(Debug)]

@@ -36,6 +36,7 @@ mod capture;
 mod clock;
 mod destination;
 mod layer;
+mod mark;
 mod resolve;
 mod ship;
 mod subscriber;
@@ -44,6 +45,7 @@ pub use builder::{Builder, Error, Report, Runtime, ENV_ADDR, ENV_RECORD, ENV_VIE
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};
 pub use looptrace_macros::main;
+pub use mark::mark;
 pub use looptrace_wire as wire;
 pub use subscriber::LooptraceSubscriber;
 

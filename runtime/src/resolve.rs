@@ -196,6 +196,7 @@ impl Resolver {
                 }
                 self.emit(out, ts_ns, thread, EventKind::TimerArmed { task, deadline_ns });
             }
+            Raw::Mark(label) => self.emit(out, ts_ns, thread, EventKind::Mark { label: *label }),
             Raw::SleepPolled { sleep, task, ready } => {
                 if ready {
                     if let Some(s) = self.sleeps.remove(&sleep) {

@@ -286,3 +286,39 @@ fn spawn_blocking_from_a_task_names_its_parent() {
     assert_eq!(t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. })).len(), 1);
     assert!(t.wakes_of(caller).contains(&WakeSource::Blocking), "{:?}", t.story(caller));
 }
+
+#[test]
+fn marks_carry_their_label_time_and_thread() {
+    let _s = serial();
+    // Nothing captured: a no-op.
+    looptrace::mark("before any session");
+    let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
+        looptrace::mark("start");
+        named("marker", async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            looptrace::mark(String::from("in a task"));
+        })
+        .await
+        .unwrap();
+        std::thread::spawn(|| looptrace::mark("from a plain thread")).join().unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    });
+    let marks: Vec<(u64, u32, &str)> = t
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Mark { label } => Some((e.ts_ns, e.thread, label.as_str())),
+            _ => None,
+        })
+        .collect();
+    let labels: Vec<_> = marks.iter().map(|m| m.2).collect();
+    assert_eq!(labels, ["start", "in a task", "from a plain thread"]);
+    assert!(marks[0].0 < marks[1].0 && marks[1].0 < marks[2].0);
+    // The task's mark is inside its second poll, on the worker that ran it.
+    let id = t.task("marker");
+    let polls = t.ts_of(id, |k| matches!(k, EventKind::PollStart { .. }));
+    assert!(marks[1].0 >= polls[1], "{marks:?} {polls:?}");
+    let roles = t.roles();
+    assert!(matches!(roles[&marks[1].1], ThreadRole::Worker(_)));
+    assert_eq!(roles[&marks[2].1], ThreadRole::External);
+}

@@ -88,6 +88,7 @@ fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::TimerArmed { .. } => 12,
         EventKind::TimerFired { .. } => 13,
         EventKind::Dropped { .. } => 14,
+        EventKind::Mark { .. } => 15,
     };
     out.push(tag);
     let delta = e.ts_ns.wrapping_sub(*prev) as i64;
@@ -156,6 +157,7 @@ fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
             put_var(out, *deadline_ns);
         }
         EventKind::Dropped { count } => put_var(out, *count),
+        EventKind::Mark { label } => put_str(out, label),
     }
 }
 
@@ -277,6 +279,7 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
         12 => EventKind::TimerArmed { task: r.var()?, deadline_ns: r.var()? },
         13 => EventKind::TimerFired { task: r.var()? },
         14 => EventKind::Dropped { count: r.var()? },
+        15 => EventKind::Mark { label: r.string()? },
         tag => return Err(DecodeError::Tag { what: "event", tag, at }),
     };
     Ok(Event { ts_ns, thread, kind })

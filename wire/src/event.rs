@@ -166,6 +166,9 @@ pub enum EventKind {
     TimerFired { task: TaskId },
     /// `count` events of this thread were lost because its buffer was full.
     Dropped { count: u64 },
+    /// A moment the traced program labelled (`looptrace::mark`): the start of a
+    /// phase, a request burst, "part 2: the fix".
+    Mark { label: String },
 }
 
 impl EventKind {
@@ -181,7 +184,7 @@ impl EventKind {
             | EventKind::BlockingEnd { task }
             | EventKind::TimerArmed { task, .. }
             | EventKind::TimerFired { task } => Some(task),
-            EventKind::Thread { .. } | EventKind::Park | EventKind::Unpark | EventKind::Dropped { .. } => {
+            EventKind::Thread { .. } | EventKind::Park | EventKind::Unpark | EventKind::Dropped { .. } | EventKind::Mark { .. } => {
                 None
             }
         }
@@ -205,6 +208,7 @@ impl EventKind {
             EventKind::TimerArmed { .. } => "timer_armed",
             EventKind::TimerFired { .. } => "timer_fired",
             EventKind::Dropped { .. } => "dropped",
+            EventKind::Mark { .. } => "mark",
         }
     }
 }

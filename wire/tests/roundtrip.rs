@@ -36,6 +36,7 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
         (any::<u64>(), any::<u64>()).prop_map(|(task, deadline_ns)| EventKind::TimerArmed { task, deadline_ns }),
         any::<u64>().prop_map(|task| EventKind::TimerFired { task }),
         any::<u64>().prop_map(|count| EventKind::Dropped { count }),
+        ".{0,24}".prop_map(|label| EventKind::Mark { label }),
     ]
 }
 

@@ -39,6 +39,11 @@ impl Builder {
             "ph": "i", "s": "t", "pid": pid, "tid": tid, "name": name, "cat": cat, "ts": us(ts), "args": args,
         }));
     }
+
+    /// An instant across the whole trace (Perfetto draws it over every track).
+    fn global_instant(&mut self, pid: u64, tid: u64, name: &str, cat: &str, ts: u64) {
+        self.out.push(json!({"ph": "i", "s": "g", "pid": pid, "tid": tid, "name": name, "cat": cat, "ts": us(ts), "args": {}}));
+    }
 }
 
 /// Writes `session` as Chrome Trace Event JSON.
@@ -161,6 +166,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             EventKind::Dropped { count } => {
                 b.instant(THREADS_PID, thread_tid, "events dropped", "looptrace", e.ts_ns, json!({"count": count}));
             }
+            EventKind::Mark { label } => b.global_instant(THREADS_PID, thread_tid, label, "mark", e.ts_ns),
         }
     }
     // Close what the recording left open.

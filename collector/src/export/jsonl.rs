@@ -90,6 +90,9 @@ pub fn event_json(e: &looptrace_wire::Event) -> Value {
             EventKind::Dropped { count } => {
                 m.insert("count".into(), (*count).into());
             }
+            EventKind::Mark { label } => {
+                m.insert("label".into(), label.as_str().into());
+            }
             _ => {}
         }
         Value::Object(m)

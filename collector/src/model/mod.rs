@@ -24,6 +24,17 @@ const LIVE_SAMPLES: usize = 64;
 /// How often (in trace time) the periodic checks run, at most.
 const TICK_NS: u64 = 1_000_000_000;
 
+/// Labelled moments kept per session (the newest; older ones are dropped first).
+pub const MARKS_MAX: usize = 10_000;
+
+/// A moment the traced program labelled (`looptrace::mark`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mark {
+    pub at_ns: u64,
+    pub thread: u32,
+    pub label: String,
+}
+
 /// Idle tasks remembered while no waker event has been seen (a session without
 /// waker events never has them checked, so the list stops growing here).
 const EARLY_IDLE_MAX: usize = 4096;
@@ -36,6 +47,8 @@ pub struct Model {
     pub workers: BTreeMap<u32, Worker>,
     pub threads: HashMap<u32, (ThreadRole, String)>,
     pub warnings: Vec<Warning>,
+    /// Labelled moments, oldest first (at most [`MARKS_MAX`]).
+    pub marks: VecDeque<Mark>,
     pub thresholds: Thresholds,
     /// Latest event time seen.
     pub now_ns: u64,
@@ -76,6 +89,7 @@ impl Model {
             workers: BTreeMap::new(),
             threads: HashMap::new(),
             warnings: Vec::new(),
+            marks: VecDeque::new(),
             thresholds,
             now_ns: 0,
             events: 0,
@@ -259,6 +273,12 @@ impl Model {
             }
             EventKind::TimerArmed { .. } | EventKind::TimerFired { .. } => {}
             EventKind::Dropped { count } => self.dropped += count,
+            EventKind::Mark { label } => {
+                if self.marks.len() == MARKS_MAX {
+                    self.marks.pop_front();
+                }
+                self.marks.push_back(Mark { at_ns: ts, thread: e.thread, label: label.clone() });
+            }
         }
         // Often enough for the leak detector to sample its window several times.
         let every = TICK_NS.min(self.thresholds.task_leak_window_ns / 5).max(1);

@@ -1,0 +1,31 @@
+//! Labelled moments: the program says where something begins.
+
+use crate::buffer::{self, Raw};
+
+/// Marks this moment in the trace with `label`: the start of a phase, a request
+/// burst, "part 2: the fix". Viewers draw it across the timeline; exports carry it
+/// (a global instant in Chrome/Perfetto, a `mark` line in JSONL).
+///
+/// Cheap enough for rare events (it allocates the label), from any thread; while
+/// nothing is being captured it does nothing.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let path = std::env::temp_dir().join("looptrace-mark-example.ltrace");
+/// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+/// rt.block_on(async {
+///     looptrace::mark("warm-up");
+///     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+///     looptrace::mark("measured run");
+/// });
+/// rt.shutdown();
+/// let rec = looptrace::wire::Recording::open(&path)?;
+/// let marks = rec.events.iter().filter(|e| matches!(e.kind, looptrace::wire::EventKind::Mark { .. })).count();
+/// assert_eq!(marks, 2);
+/// # Ok(()) }
+/// ```
+pub fn mark(label: impl Into<String>) {
+    if buffer::active() != 0 {
+        buffer::record(Raw::Mark(Box::new(label.into())));
+    }
+}
