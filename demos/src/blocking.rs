@@ -9,7 +9,7 @@ use crate::Heartbeat;
 /// the fix: the same wait as `tokio::time::sleep` and inside `spawn_blocking`,
 /// while `heartbeat 2` runs.
 pub async fn run() {
-    crate::say!("-- part 1: std::thread::sleep inside a task");
+    crate::part("part 1: std::thread::sleep inside a task");
     let beat = Heartbeat::start("heartbeat 1", 0.1);
     sleep(0.3).await;
     crate::spawn("std::thread::sleep", async {
@@ -22,7 +22,7 @@ pub async fn run() {
     sleep(0.3).await;
     beat.stop().await;
 
-    crate::say!("-- part 2: the fix");
+    crate::part("part 2: the fix");
     let beat = Heartbeat::start("heartbeat 2", 0.1);
     sleep(0.3).await;
     let awaiting = crate::spawn("tokio::time::sleep", async {

@@ -3,14 +3,15 @@
 use crate::pace::crunch;
 use crate::trace::{secs, Trace};
 
-/// Chunks of work per task, and seconds (demo time) per chunk.
-pub const CHUNKS: usize = 10;
-pub const CHUNK_SECS: f64 = 0.05;
+/// Chunks of work per task, and seconds (demo time) per chunk: each chunk stays
+/// under the 10 ms blocking-poll threshold, so only the greedy tasks warn.
+pub const CHUNKS: usize = 50;
+pub const CHUNK_SECS: f64 = 0.008;
 
 async fn work(name: &'static str, yielding: bool) {
     for i in 0..CHUNKS {
         crunch(CHUNK_SECS);
-        if i == CHUNKS - 1 || yielding {
+        if i == CHUNKS - 1 || (yielding && (i + 1) % 10 == 0) {
             crate::say!("{name}: chunk {} of {CHUNKS} done", i + 1);
         }
         if yielding {
@@ -19,13 +20,13 @@ async fn work(name: &'static str, yielding: bool) {
     }
 }
 
-/// Part one: `greedy A` and `greedy B` each crunch ten chunks without yielding.
+/// Part one: `greedy A` and `greedy B` each crunch fifty 8 ms chunks without yielding.
 /// Part two: `polite A` and `polite B` do the same with `yield_now()` after each chunk.
 pub async fn run() {
-    crate::say!("-- part 1: no yield");
+    crate::part("part 1: no yield");
     let greedy = vec![crate::spawn("greedy A", work("greedy A", false)), crate::spawn("greedy B", work("greedy B", false))];
     crate::join_all(greedy).await;
-    crate::say!("-- part 2: yield_now() after every chunk");
+    crate::part("part 2: yield_now() after every chunk");
     let polite = vec![crate::spawn("polite A", work("polite A", true)), crate::spawn("polite B", work("polite B", true))];
     crate::join_all(polite).await;
 }

@@ -52,6 +52,12 @@ macro_rules! say {
     ($($t:tt)*) => { $crate::say(format_args!($($t)*)) };
 }
 
+/// Starts a part of a demo: printed, and marked on the timeline (`looptrace::mark`).
+pub fn part(label: &str) {
+    say!("-- {label}");
+    looptrace::mark(label);
+}
+
 /// Spawns a task with a name, which is what the timeline shows for it.
 pub fn spawn<F>(name: &str, future: F) -> JoinHandle<F::Output>
 where
@@ -171,7 +177,8 @@ pub fn catalog() -> Vec<Demo> {
             summary: "std::thread::sleep inside a task freezes the worker; then the fix with tokio::time::sleep and spawn_blocking.",
             watch_for: "In part 1, `std::thread::sleep` shows one 1 s poll (a blocking-poll warning) and `heartbeat 1` \
                         sits scheduled (woken, waiting) for that whole second: nobody else can run. In part 2 the same \
-                        wait is an await or a blocking-pool thread, and `heartbeat 2` is polled the moment it is woken.",
+                        wait is an await or a blocking-pool thread, and `heartbeat 2` is polled the moment it is woken. \
+                        A dashed line marks where each part starts.",
             flavor: CurrentThread,
             run: || Box::pin(blocking::run()),
             explain: blocking::explain,
@@ -181,7 +188,8 @@ pub fn catalog() -> Vec<Demo> {
             summary: "CPU-heavy tasks without and with yield_now(): one hogs the worker, or they take turns.",
             watch_for: "`greedy A` runs in one long poll while `greedy B` waits scheduled, then B does the same. \
                         `polite A` and `polite B` alternate chunk by chunk: many short polls, each woken by itself \
-                        (yield_now), and neither waits long. Both pairs need the same total time.",
+                        (yield_now), and neither waits long. Both pairs need the same total time. A dashed line marks \
+                        where each part starts.",
             flavor: CurrentThread,
             run: || Box::pin(cpu_yield::run()),
             explain: cpu_yield::explain,
@@ -212,7 +220,7 @@ pub fn catalog() -> Vec<Demo> {
             watch_for: "With the tokio mutex, waiters are idle and the unlocking task wakes the next (task-to-task \
                         arrows); the workers stay free and `heartbeat 1` is polled at once. With the std mutex, \
                         waiting for the lock blocks a whole worker: long polls, blocking-poll warnings, and \
-                        `heartbeat 2` left scheduled.",
+                        `heartbeat 2` left scheduled. A dashed line marks where each part starts.",
             flavor: MultiThread,
             run: || Box::pin(mutex::run()),
             explain: mutex::explain,

@@ -18,7 +18,7 @@ pub const HOLD_SECS: f64 = 0.1;
 /// its whole worker thread. A heartbeat woken from outside shows whether the
 /// workers are free.
 pub async fn run() {
-    crate::say!("-- part 1: tokio::sync::Mutex, held across .await");
+    crate::part("part 1: tokio::sync::Mutex, held across .await");
     let beat = Heartbeat::start("heartbeat 1", 0.05);
     let lock = Arc::new(tokio::sync::Mutex::new(0u32));
     let tasks = (1..=LOCKERS)
@@ -37,7 +37,7 @@ pub async fn run() {
     beat.stop().await;
     crate::say!("tokio lock: {} turns", *lock.lock().await);
 
-    crate::say!("-- part 2: std::sync::Mutex, held across blocking work");
+    crate::part("part 2: std::sync::Mutex, held across blocking work");
     let beat = Heartbeat::start("heartbeat 2", 0.05);
     let lock = Arc::new(std::sync::Mutex::new(0u32));
     let tasks = (1..=LOCKERS)

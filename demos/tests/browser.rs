@@ -114,6 +114,7 @@ fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<(
                 n += 1;
                 if n % 8 == 0 {
                     handle.set_note("so far", format!("{n} tasks spawned.\nEach is a `tokio::spawn`."));
+                    looptrace::mark(format!("{n} tasks"));
                 }
                 tokio::task::Builder::new()
                     .name(&format!("tick-{n}"))

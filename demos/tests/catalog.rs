@@ -45,6 +45,17 @@ impl Run {
             .collect()
     }
 
+    /// The marks (`looptrace::mark`) in the recording: time and label.
+    fn marks(&self) -> Vec<(u64, String)> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Mark { label } => Some((e.ts_ns, label.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Worker threads that polled `task`.
     fn threads_of(&self, task: TaskId) -> std::collections::BTreeSet<u32> {
         self.events.iter().filter(|e| matches!(e.kind, EventKind::PollStart { task: t } if t == task)).map(|e| e.thread).collect()
@@ -142,6 +153,11 @@ fn blocking_stalls_the_other_task_and_the_fix_does_not() {
     assert!(t.longest_wait(hb1) >= blocked * 0.7, "heartbeat 1 waited {:.3} s of the {blocked} s block", t.longest_wait(hb1));
     assert!(t.warned(hb1, WarningKind::SchedulingLatency) >= 1);
     assert!(t.longest_wait(hb2) < 0.05, "heartbeat 2 waited {:.3} s", t.longest_wait(hb2));
+    // Each part is marked on the timeline, part 2 after part 1's tasks are done.
+    let marks = r.marks();
+    let labels: Vec<_> = marks.iter().map(|m| m.1.as_str()).collect();
+    assert_eq!(labels, ["part 1: std::thread::sleep inside a task", "part 2: the fix"]);
+    assert!(marks[0].0 <= hb1.spawned_ns && hb1.ended_ns.unwrap() <= marks[1].0 && marks[1].0 <= hb2.spawned_ns);
     for fixed in ["tokio::time::sleep", "spawn_blocking", "sleep on the blocking pool", "heartbeat 2"] {
         assert_eq!(r.task(fixed).warnings, 0, "{fixed}: {:?}", r.model.warnings);
         assert!(t.lifetime(r.task(fixed)) >= blocked * 0.95);
@@ -159,6 +175,9 @@ fn cpu_work_interleaves_only_when_it_yields() {
     assert_eq!(r.task("greedy A").polls, 1);
     assert_eq!(r.task("greedy B").polls, 1);
     assert_eq!(switches("greedy A", "greedy B"), 1, "A runs to its end, then B");
+    let marks = r.marks();
+    assert_eq!(marks.len(), 2);
+    assert!(r.task("greedy B").ended_ns.unwrap() <= marks[1].0 && marks[1].0 <= r.task("polite A").spawned_ns, "{marks:?}");
     assert!(r.task("polite A").polls > demos::cpu_yield::CHUNKS as u64);
     let s = switches("polite A", "polite B");
     assert!(s >= demos::cpu_yield::CHUNKS, "polite tasks take turns: {s} switches");

@@ -108,6 +108,33 @@ fn the_timeline_shows_each_task_running_when_its_timer_fired() {
 }
 
 #[test]
+fn marks_are_flagged_on_the_timeline_with_their_labels() {
+    let width = 120u16;
+    let columns = view::timeline_columns(width) as usize;
+    let mut app = App::new(hello_state(columns));
+    app.view = View::Timeline;
+    app.follow = false;
+    let tl = app.state.timeline.clone().unwrap();
+    app.end_ns = tl.end_ns;
+    app.span_ns = tl.end_ns - tl.start_ns;
+    // As a live batch brings them.
+    app.state.apply(&json!({"type": "batch", "session": app.state.session, "now_ns": tl.end_ns, "tasks": [],
+        "marks": [{"at_ns": 1_000_000_000u64, "thread": 0, "label": "Bob's turn"}, {"at_ns": 2_000_000_000u64, "thread": 0, "label": "Alice's turn"}]}));
+    assert_eq!(app.state.marks.len(), 2);
+    let lines = render(&mut app, &Theme { color: true }, width, 24);
+    let r: Vec<char> = row(&lines, "▼Bob's turn").chars().collect();
+    let col = |secs: f64| 19 + ((secs * 1e9 - tl.start_ns as f64) / (tl.end_ns - tl.start_ns) as f64 * columns as f64) as usize;
+    assert_eq!(r[col(1.0)], '▼', "{:?}", r.iter().collect::<String>());
+    assert_eq!(r[col(2.0)], '▼');
+    assert!(r.iter().collect::<String>().contains("▼Alice's turn"));
+    // Out of view: no flag row.
+    app.end_ns = 900_000_000;
+    app.span_ns = 500_000_000;
+    let lines = render(&mut app, &Theme { color: true }, width, 24);
+    assert!(!lines.iter().any(|l| l.contains('▼')));
+}
+
+#[test]
 fn the_task_view_shows_stats_wakes_and_recent_polls() {
     let mut app = App::new(hello_state(60));
     let bob = app.rows().iter().position(|t| t.name == "Bob").unwrap();

@@ -113,11 +113,13 @@ function renderSessions(list) {
 }
 
 async function loadSession(m) {
-  const [tasks, warns, stats] = await Promise.all([
+  const [tasks, warns, stats, marks] = await Promise.all([
     fetch(withToken(`/api/sessions/${m.id}/tasks`)).then((r) => r.json()),
     fetch(withToken(`/api/sessions/${m.id}/warnings`)).then((r) => r.json()),
     fetch(withToken(`/api/sessions/${m.id}/stats`)).then((r) => r.json()),
+    fetch(withToken(`/api/sessions/${m.id}/marks`)).then((r) => r.json()),
   ]);
+  m.addMarks(marks.marks);
   for (const t of tasks.tasks || []) m.upsertTask(t);
   m.addWarnings(warns.warnings);
   // Which threads are workers (the rest that run something are the blocking pool's).

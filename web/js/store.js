@@ -4,6 +4,8 @@
 
 /** Live items kept at most; older ones are dropped (window queries cover them). */
 const LIVE_MAX = 200_000;
+/** Marks kept at most (as the collector does). */
+const MARKS_MAX = 10_000;
 
 export class SessionModel {
   constructor(info) {
@@ -17,6 +19,8 @@ export class SessionModel {
     this.nowWall = performance.now();
     this.win = null; // the last window reply
     this.live = { intervals: [], wakes: [], workers: [], markers: [] };
+    this.marks = []; // moments the program labelled, in time order
+    this.markKeys = new Set();
     this.version = 0; // bumped on every change, so views know when to redraw
   }
 
@@ -55,8 +59,27 @@ export class SessionModel {
     }
   }
 
+  /** Adds marks (from a batch or the session's list), each once, in time order. */
+  addMarks(list) {
+    let added = false;
+    for (const m of list || []) {
+      const key = `${m.at_ns}/${m.thread}/${m.label}`;
+      if (this.markKeys.has(key)) continue;
+      this.markKeys.add(key);
+      this.marks.push(m);
+      added = true;
+    }
+    if (!added) return;
+    this.marks.sort((a, b) => a.at_ns - b.at_ns);
+    if (this.marks.length > MARKS_MAX) {
+      for (const m of this.marks.splice(0, this.marks.length - MARKS_MAX)) this.markKeys.delete(`${m.at_ns}/${m.thread}/${m.label}`);
+    }
+    this.version++;
+  }
+
   applyBatch(b) {
     this.setNow(b.now_ns);
+    this.addMarks(b.marks);
     // A batch too big to carry its intervals leaves a gap only a window query fills.
     if (b.events_skipped) this.liveGap = true;
     for (const t of b.tasks || []) this.upsertTask(t);

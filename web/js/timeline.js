@@ -297,6 +297,7 @@ export class Timeline extends EventTarget {
     ctx.clip();
     this.drawGrid(first, last);
     if (this.model) this.drawData(first, last);
+    if (this.model) this.drawMarks();
     if (this.selecting) {
       const [a, b] = [this.selecting.x0, this.selecting.x1].sort((p, q) => p - q);
       ctx.fillStyle = hexAlpha(c.accent, 0.18);
@@ -313,6 +314,30 @@ export class Timeline extends EventTarget {
     this.rangeEl.textContent = `${fmtTick(Math.round(this.view.start), precision)} – ${fmtTick(Math.round(this.view.end), precision)}  (span ${fmtDur(this.view.end - this.view.start)})${
       this.model && this.model.win && this.model.win.detail === "aggregate" ? " · zoomed out: summarised" : ""
     }${this.follow ? " · following" : ""}`;
+  }
+
+  /** Marks in view: those the program labelled (`looptrace::mark`). */
+  visibleMarks() {
+    if (!this.model) return [];
+    const { start, end } = this.view;
+    return this.model.marks.filter((m) => m.at_ns >= start && m.at_ns <= end);
+  }
+
+  /** A dashed line across every lane at each mark. */
+  drawMarks() {
+    const { ctx, colors: c } = this;
+    ctx.strokeStyle = c.accent;
+    ctx.lineWidth = 1.5;
+    ctx.setLineDash([6, 4]);
+    ctx.beginPath();
+    for (const m of this.visibleMarks()) {
+      const x = Math.round(this.x(m.at_ns)) + 0.5;
+      ctx.moveTo(x, AXIS_H);
+      ctx.lineTo(x, this.height);
+    }
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.lineWidth = 1;
   }
 
   drawGrid() {
@@ -347,6 +372,27 @@ export class Timeline extends EventTarget {
       const x = this.x(t);
       if (x < LABEL_W + 2) continue;
       ctx.fillText(fmtTick(t, this.tickStep), x + 3, AXIS_H / 2);
+    }
+    // Marks: a flag on the axis with the label (hover shows it whole).
+    ctx.font = "600 11px system-ui, sans-serif";
+    let freeFrom = LABEL_W;
+    for (const m of this.visibleMarks()) {
+      const x = this.x(m.at_ns);
+      ctx.fillStyle = c.accent;
+      ctx.beginPath();
+      ctx.moveTo(x - 5, AXIS_H - 8);
+      ctx.lineTo(x + 5, AXIS_H - 8);
+      ctx.lineTo(x, AXIS_H - 1);
+      ctx.closePath();
+      ctx.fill();
+      if (x + 6 < freeFrom) continue; // labels never overlap: the earlier one wins
+      const text = clip(ctx, m.label, Math.max(40, Math.min(220, this.width - x - 10)));
+      const w = ctx.measureText(text).width;
+      ctx.fillStyle = c.bg;
+      ctx.fillRect(x + 6, 1, w + 6, AXIS_H - 10);
+      ctx.fillStyle = c.accent;
+      ctx.fillText(text, x + 9, (AXIS_H - 8) / 2 + 1);
+      freeFrom = x + w + 16;
     }
     // The present.
     if (this.model) {
@@ -576,6 +622,10 @@ export class Timeline extends EventTarget {
 
   // ---- hit testing
   hit(x, y) {
+    if (y < AXIS_H && x >= LABEL_W && this.model) {
+      const mark = this.visibleMarks().find((m) => Math.abs(this.x(m.at_ns) - x) <= 6);
+      return mark ? { mark } : null;
+    }
     const l = this.laneAtY(y);
     if (!l || !this.model) return null;
     const { lane } = l;
@@ -606,6 +656,7 @@ export class Timeline extends EventTarget {
 
   describe(h) {
     if (!h) return "";
+    if (h.mark) return `${h.mark.label}\nmarked at ${fmtDur(h.mark.at_ns)}`;
     const m = this.model;
     const name = (id) => (m.tasks.get(id) || { name: `task ${id}` }).name;
     if (h.interval) {
@@ -730,7 +781,7 @@ export class Timeline extends EventTarget {
 
   click(x, y) {
     const h = this.hit(x, y);
-    if (!h) return;
+    if (!h || !h.lane) return;
     if (h.lane.kind === "group") {
       if (this.collapsed.has(h.lane.key)) this.collapsed.delete(h.lane.key);
       else this.collapsed.add(h.lane.key);

@@ -61,6 +61,8 @@ test("blocking: the blocking poll is a warning, and the heartbeat waited", async
   await until(page, () => [...document.querySelectorAll("#warnings button")].some((b) => /blocking poll/.test(b.textContent) && b.textContent.includes("std::thread::sleep")));
   const wakes = await select(page, "heartbeat 1");
   assert.ok(count(wakes, "external") >= 5, `heartbeat 1 is woken from outside the runtime: ${wakes}`);
+  const marks = await page.evaluate(() => window.__looptrace.current.marks.map((m) => m.label));
+  assert.deepEqual(marks, ["part 1: std::thread::sleep inside a task", "part 2: the fix"]);
   await select(page, "std::thread::sleep");
   // The one worker, and the blocking pool's thread that ran the fix's closure.
   const lanes = await page.evaluate(() => window.__looptrace.timeline.lanes.filter((l) => l.kind === "worker").map((l) => l.label));

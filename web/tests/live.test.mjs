@@ -161,16 +161,61 @@ test("the program's note is shown beside the timeline and follows its changes", 
   assert.ok(first.length > 0);
   const title = await page.textContent("#note-title");
   assert.ok(["about this program", "so far"].includes(title), title);
-  // Folding it away, then a new text arrives: it opens again with the new text.
-  await page.click("#note-box summary");
-  assert.equal(await page.evaluate(() => document.getElementById("note-box").open), false);
-  await until(page, (t) => document.getElementById("note").textContent !== t, first, 5000);
+  // Folding it away (clicking its title), then a new text arrives: it opens again
+  // with the new text. Fold and read in one go: the text changes every 2 s.
+  const folded = await page.evaluate(() => {
+    document.querySelector("#note-box summary").click();
+    return { open: document.getElementById("note-box").open, text: document.getElementById("note").textContent };
+  });
+  assert.equal(folded.open, false);
+  await until(page, (t) => document.getElementById("note").textContent !== t, folded.text, 5000);
   assert.equal(await page.textContent("#note-title"), "so far");
   assert.match(await page.textContent("#note p"), /^\d+ tasks spawned\.$/);
   // Paragraph per line, `backticks` as code.
   assert.equal(await page.evaluate(() => document.querySelectorAll("#note code").length), 1);
   assert.equal(await page.textContent("#note code"), "tokio::spawn");
   assert.equal(await page.evaluate(() => document.getElementById("note-box").open), true);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("marks are drawn across the timeline and explained on hover", async () => {
+  const { page, problems } = await openPage(browser, url);
+  await until(page, () => window.__looptrace.current && window.__looptrace.current.marks.length > 0, null, 10000);
+  const mark = await page.evaluate(() => {
+    const lt = window.__looptrace;
+    const m = lt.current.marks[lt.current.marks.length - 1];
+    lt.timeline.setFollow(false);
+    lt.timeline.setView(m.at_ns - 1e9, m.at_ns + 1e9);
+    return m;
+  });
+  assert.match(mark.label, /^\d+ tasks$/);
+  await page.waitForTimeout(300);
+  // A dashed line down the plot: the same column drawn with and without the marks differs.
+  const probe = await page.evaluate((m) => {
+    const lt = window.__looptrace;
+    const tl = lt.timeline;
+    const dpr = window.devicePixelRatio || 1;
+    const ctx = tl.canvas.getContext("2d");
+    const x = Math.round(tl.x(m.at_ns) * dpr);
+    const read = () => ctx.getImageData(x, Math.round(40 * dpr), 1, Math.round(60 * dpr)).data.join();
+    tl.draw();
+    const withMarks = read();
+    const saved = lt.current.marks;
+    lt.current.marks = [];
+    tl.draw();
+    const without = read();
+    lt.current.marks = saved;
+    tl.draw();
+    return { x: tl.x(m.at_ns), drawn: withMarks !== without };
+  }, mark);
+  assert.ok(probe.drawn, "the mark's line is drawn");
+  // Hovering its flag on the axis names it.
+  const box = await page.locator("#timeline").boundingBox();
+  await page.mouse.move(box.x + probe.x, box.y + 16);
+  await until(page, () => !document.getElementById("tooltip").hidden);
+  const tip = await page.textContent("#tooltip");
+  assert.match(tip, new RegExp(`^${mark.label}\\nmarked at`));
   assert.deepEqual(problems, []);
   await page.close();
 });

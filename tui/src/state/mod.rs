@@ -21,6 +21,14 @@ pub struct SessionInfo {
     pub note: Option<Note>,
 }
 
+/// A moment the traced program labelled.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Mark {
+    pub at_ns: u64,
+    pub label: String,
+}
+
 /// A session's note: a title and lines of text.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
@@ -163,6 +171,8 @@ pub struct State {
     pub session: Option<u64>,
     pub tasks: BTreeMap<u64, Task>,
     pub warnings: Vec<Warning>,
+    /// Moments the program labelled (`looptrace::mark`), in time order.
+    pub marks: Vec<Mark>,
     pub workers: Vec<Worker>,
     pub now_ns: u64,
     pub replay: Option<Replay>,
@@ -206,6 +216,7 @@ impl State {
                     }
                 }
                 self.warnings = serde_json::from_value(msg["warnings"].clone()).unwrap_or_default();
+                self.marks = serde_json::from_value(msg["marks"].clone()).unwrap_or_default();
                 self.apply_stats(&msg["stats"]);
             }
             "batch" if msg["session"].as_u64() == self.session => {
@@ -214,6 +225,9 @@ impl State {
                     if let Ok(t) = serde_json::from_value::<Task>(t.clone()) {
                         self.tasks.insert(t.id, t);
                     }
+                }
+                if let Ok(marks) = serde_json::from_value::<Vec<Mark>>(msg["marks"].clone()) {
+                    self.marks.extend(marks);
                 }
                 for w in msg["warnings"].as_array().into_iter().flatten() {
                     if let Ok(w) = serde_json::from_value::<Warning>(w.clone()) {
@@ -251,6 +265,7 @@ impl State {
             self.session = Some(id);
             self.tasks.clear();
             self.warnings.clear();
+            self.marks.clear();
             self.workers.clear();
             self.timeline = None;
             self.detail = None;

@@ -2,7 +2,8 @@
 //! right, one column per bucket of the collector's aggregated window.
 //!
 //! Cells: `█` mostly running, `▌` running part of the time, `░` scheduled
-//! (woken, waiting), `─` idle, `•` a wake; workers: `█` busy, `·` parked.
+//! (woken, waiting), `─` idle, `•` a wake; workers: `█` busy, `·` parked; above
+//! the lanes, `▼` and its label where the program marked a moment.
 
 use super::{clip, dur, moment};
 use crate::app::App;
@@ -60,6 +61,32 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         col += 20;
     }
     lines.push(Line::styled(axis, theme.muted()));
+    // Marks: `▼` at their column, labelled where there is room.
+    let marks: Vec<(usize, &str)> = app
+        .state
+        .marks
+        .iter()
+        .filter(|m| m.at_ns >= start && m.at_ns <= end && end > start)
+        .map(|m| (((m.at_ns - start) as u128 * width as u128 / (end - start) as u128) as usize, m.label.as_str()))
+        .collect();
+    if !marks.is_empty() {
+        let mut row: Vec<char> = vec![' '; width];
+        for (i, (col, label)) in marks.iter().enumerate() {
+            let col = (*col).min(width.saturating_sub(1));
+            row[col] = '▼';
+            // The label runs to the next mark at most.
+            let limit = marks.get(i + 1).map(|n| n.0).unwrap_or(width).min(width);
+            for (j, ch) in label.chars().enumerate() {
+                let at = col + 1 + j;
+                if at + 1 >= limit {
+                    break;
+                }
+                row[at] = ch;
+            }
+        }
+        let text: String = row.into_iter().collect();
+        lines.push(Line::from(vec![Span::raw(" ".repeat(LABEL as usize + 1)), Span::styled(text, theme.title())]));
+    }
     let tl = app.state.timeline.clone();
     // Workers.
     for w in &app.state.workers {
