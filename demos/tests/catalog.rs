@@ -189,7 +189,8 @@ fn cpu_work_interleaves_only_when_it_yields() {
     let chunk = demos::cpu_yield::CHUNK_SECS / 2.0;
     let (greedy, polite) = (t.longest_wait(r.task("greedy B")), t.longest_wait(r.task("polite B")));
     assert!(greedy >= 0.9 * chunk * demos::cpu_yield::CHUNKS as f64, "greedy B waited {greedy:.3} s");
-    assert!(polite <= 2.0 * chunk, "polite B waited {polite:.3} s");
+    // (A margin for the OS: a chunk is a few ms, and CI machines preempt.)
+    assert!(polite * 5.0 <= greedy, "polite B waited {polite:.3} s, greedy B {greedy:.3} s");
 }
 
 #[test]
