@@ -185,7 +185,7 @@ fn main() -> Result<()> {
             let took = started.elapsed();
             let report = rt.shutdown();
             let happened = explain(demo_explain, &handle);
-            lesson.set("what happened", happened.join("\n"));
+            lesson.set(format!("{name}: what happened"), happened.join("\n"));
             handle.set_note(format!("{name}: what happened"), format!("{}\n{intro}", happened.join("\n")));
             done.store(true, Ordering::Relaxed);
             Ok((report, took, happened))

@@ -38,8 +38,8 @@ fn a_demo_on_a_terminal_runs_in_the_dashboard_with_its_lesson() {
     assert!(screen.contains("sequential") && screen.contains("Alice (concurrent)"), "{screen}");
     assert!(!screen.contains("what to watch for"), "{screen}");
     // When the demo ends (3 s at 2x), the panel opens again with what happened.
-    let screen = wait_for(&session, "what happened");
-    assert!(screen.contains("what happened") && screen.contains("sequential took 3.0 s"), "{screen}");
+    let screen = wait_for(&session, "sequential-vs-concurrent: what happened");
+    assert!(screen.contains("sequential-vs-concurrent: what happened") && screen.contains("sequential took 3.0 s"), "{screen}");
     tmux(&["send-keys", "-t", &session, "Escape"]);
     tmux(&["send-keys", "-t", &session, "q"]);
     let screen = wait_for(&session, "DEMO-EXITED");

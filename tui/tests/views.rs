@@ -205,6 +205,12 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
         assert!(screen.contains(word), "{word} in\n{screen}");
     }
     assert!(screen.contains("any key closes this"));
+    // Sized to its text: the hint is the last row inside the border, and paragraphs are
+    // separated by one blank row.
+    let hint = lines.iter().position(|l| l.contains("any key closes this")).unwrap();
+    assert!(lines[hint + 1].contains('└'), "{screen}");
+    let first = lines.iter().position(|l| l.contains("Each task is polled")).unwrap();
+    assert!(lines[first - 1].contains("┌"), "{screen}");
     let wide = render(&mut app, &theme, 140, 20);
     assert!(row(&wide, "? help").contains("i lesson"), "the status line says how to reopen it");
     // Any key closes it; `i` opens it again.
