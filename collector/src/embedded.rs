@@ -106,6 +106,13 @@ impl FrameSink for Embedded {
                 }
                 self.shared.broadcast(Update::Events(events));
             }
+            Ok(Frame::Note(note)) => {
+                let mut kept = lock(&self.shared.note);
+                *kept = Some(note.clone());
+                if let Some(id) = *lock(&self.shared.session) {
+                    self.shared.hub.set_note(id, note);
+                }
+            }
             Err(e) => {
                 self.shared.hub.bad_frame(*lock(&self.shared.session));
                 eprintln!("looptrace collector: dropped a malformed frame: {e}");

@@ -95,12 +95,7 @@ pub struct SessionState {
     tracker: Tracker,
 }
 
-/// A text shown beside a session's timeline: a title and paragraphs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Note {
-    pub title: String,
-    pub text: String,
-}
+pub use looptrace_wire::Note;
 
 /// A live update for viewers.
 #[derive(Debug, Clone)]
@@ -195,6 +190,13 @@ impl Hub {
     /// Sets the note viewers show beside a session (replacing any before).
     pub fn set_note(&self, id: SessionId, note: Note) {
         if let Some(s) = self.lock().sessions.get_mut(&id) {
+            // Recorded too, so a replay shows it.
+            if let Some(w) = s.recorder.as_mut() {
+                if let Err(e) = w.write_note(&note) {
+                    eprintln!("looptrace: recording of session {id} stopped: {e}");
+                    s.recorder = None;
+                }
+            }
             s.note = Some(note);
         }
         let _ = self.updates.send(Update::Sessions);
@@ -229,6 +231,10 @@ impl Hub {
             }
             // A restated header (the app reconnected): nothing new.
             Ok(Frame::Header(_)) => Ok(0),
+            Ok(Frame::Note(note)) => {
+                self.set_note(id, note);
+                Ok(0)
+            }
             Err(e) => {
                 self.bad_frame(Some(id));
                 Err(e)

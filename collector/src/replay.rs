@@ -55,9 +55,23 @@ pub async fn replay(hub: Arc<Hub>, mut rec: Recording, ctl: Arc<ReplayControl>) 
     let mut header_frame = Vec::new();
     encode_header(&rec.header, &mut header_frame);
     let id = hub.open(rec.header.clone(), &header_frame, Source::Replay);
+    // The recording's first note (a demo's "what to watch for") from the start, its
+    // last ("what happened") once everything has been replayed.
+    let notes = std::mem::take(&mut rec.notes);
+    if let Some(n) = notes.first() {
+        hub.set_note(id, n.clone());
+    }
+    let finish = |hub: &Hub| {
+        if notes.len() > 1 {
+            if let Some(n) = notes.last() {
+                hub.set_note(id, n.clone());
+            }
+        }
+        hub.close(id);
+    };
     rec.events.sort_by_key(|e| e.ts_ns);
     let Some(first) = rec.events.first().map(|e| e.ts_ns) else {
-        hub.close(id);
+        finish(&hub);
         return;
     };
     // Trace time reached so far, advanced by wall time times the speed.
@@ -95,5 +109,5 @@ pub async fn replay(hub: Arc<Hub>, mut rec: Recording, ctl: Arc<ReplayControl>) 
             _ = ctl.changed.notified() => {}
         }
     }
-    hub.close(id);
+    finish(&hub);
 }

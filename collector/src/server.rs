@@ -143,7 +143,7 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
         match session {
             None => match decode_frame(&bytes) {
                 Ok(Frame::Header(h)) => session = Some(hub.open(h, &bytes, Source::Live)),
-                Ok(Frame::Events(_)) => {
+                Ok(Frame::Events(_) | Frame::Note(_)) => {
                     hub.bad_frame(None);
                     close_with(socket, 1008, "the first frame must be a header".into()).await;
                     return;

@@ -122,3 +122,33 @@ fn replay_keeps_order_and_relative_timing_at_any_speed() {
         }
     }
 }
+
+#[test]
+fn a_replay_shows_the_first_note_then_the_last_when_it_is_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, _) = synthetic(dir.path());
+    append_note(&file, &Note { title: "watch for".into(), text: "ten polls".into() }).unwrap();
+    append_note(&file, &Note { title: "what happened".into(), text: "ten polls, 1 s".into() }).unwrap();
+    let (mut child, addr) = launch(&["replay", file.to_str().unwrap(), "--speed", "4", "--paused"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let titles = rt.block_on(async {
+        let mut viewer = connect(addr, "/ws/view").await;
+        // Paused at the start: the first note.
+        let hello = next_of(&mut viewer, "sessions", Duration::from_secs(2)).await.unwrap();
+        let mut titles: Vec<String> = vec![hello["sessions"][0]["note"]["title"].as_str().unwrap_or("none").to_string()];
+        send_json(&mut viewer, json!({"op": "replay", "action": "play"})).await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && titles.last().map(String::as_str) != Some("what happened") {
+            let Some(s) = next_of(&mut viewer, "sessions", Duration::from_secs(2)).await else { break };
+            if let Some(t) = s["sessions"][0]["note"]["title"].as_str() {
+                if titles.last().map(String::as_str) != Some(t) {
+                    titles.push(t.to_string());
+                }
+            }
+        }
+        titles
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(titles, ["watch for", "what happened"]);
+}

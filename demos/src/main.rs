@@ -9,6 +9,7 @@ use looptrace_collector::embedded::{Embedded, EmbeddedHandle, Update};
 use looptrace_collector::hub::HubConfig;
 use looptrace_collector::LiveLog;
 use looptrace_tui::Lesson;
+use looptrace_wire::Note;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -178,6 +179,7 @@ fn main() -> Result<()> {
     let (run, demo_explain) = (demo.run, demo.explain);
     let runner = {
         let (done, lesson, handle, name) = (done.clone(), lesson.clone(), handle.clone(), demo.name);
+        let record = cli.record.clone();
         std::thread::Builder::new().name("demo".into()).spawn(move || -> Result<(looptrace::Report, std::time::Duration, Vec<String>)> {
             let rt = builder.build().context("starting the traced runtime")?;
             let started = std::time::Instant::now();
@@ -186,7 +188,18 @@ fn main() -> Result<()> {
             let report = rt.shutdown();
             let happened = explain(demo_explain, &handle);
             lesson.set(format!("{name}: what happened"), happened.join("\n"));
-            handle.set_note(format!("{name}: what happened"), format!("{}\n{intro}", happened.join("\n")));
+            let watch = Note { title: format!("{name}: what to watch for"), text: intro.clone() };
+            let after = Note { title: format!("{name}: what happened"), text: format!("{}\n{intro}", happened.join("\n")) };
+            handle.set_note(after.title.clone(), after.text.clone());
+            // The recording keeps the lesson too: a replay shows it before and after.
+            if let Some(path) = &record {
+                for note in [&watch, &after] {
+                    if let Err(e) = looptrace_wire::append_note(path, note) {
+                        eprintln!("demos: cannot add the lesson to {}: {e}", path.display());
+                        break;
+                    }
+                }
+            }
             done.store(true, Ordering::Relaxed);
             Ok((report, took, happened))
         })?

@@ -83,6 +83,10 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
         let mut frame = Vec::new();
         looptrace_wire::encode_header(&rec.header, &mut frame);
         let id = hub.open(rec.header.clone(), &frame, Source::Replay);
+        // The demo's lesson, as a finished replay shows it.
+        if let Some(note) = rec.notes.last() {
+            hub.set_note(id, note.clone());
+        }
         hub.ingest(id, rec.events, None);
         hub.close(id);
         ids.insert(name, id);

@@ -77,6 +77,9 @@ fn run(name: &str, speed: f64) -> Run {
     assert!(stdout.contains("What happened:"), "{name} says what happened after:\n{stdout}");
     let rec = Recording::open(&path).unwrap();
     assert!(rec.damage.is_none(), "{:?}", rec.damage);
+    // The lesson is in the recording, for replays: before, then after.
+    let titles: Vec<_> = rec.notes.iter().map(|n| n.title.as_str()).collect();
+    assert_eq!(titles, [format!("{name}: what to watch for"), format!("{name}: what happened")], "{name}");
     let dropped: u64 = rec.events.iter().filter_map(|e| if let EventKind::Dropped { count } = e.kind { Some(count) } else { None }).sum();
     assert_eq!(dropped, 0, "{name}: no event lost");
     let model = model_of(rec.header.clone(), &rec.events);

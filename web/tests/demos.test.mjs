@@ -61,6 +61,9 @@ test("blocking: the blocking poll is a warning, and the heartbeat waited", async
   await until(page, () => [...document.querySelectorAll("#warnings button")].some((b) => /blocking poll/.test(b.textContent) && b.textContent.includes("std::thread::sleep")));
   const wakes = await select(page, "heartbeat 1");
   assert.ok(count(wakes, "external") >= 5, `heartbeat 1 is woken from outside the runtime: ${wakes}`);
+  // The lesson the demo saved in its recording.
+  assert.equal(await page.textContent("#note-title"), "blocking: what happened");
+  assert.match(await page.textContent("#note"), /heartbeat 1 was woken on time but waited up to/);
   const marks = await page.evaluate(() => window.__looptrace.current.marks.map((m) => m.label));
   assert.deepEqual(marks, ["part 1: std::thread::sleep inside a task", "part 2: the fix"]);
   await select(page, "std::thread::sleep");

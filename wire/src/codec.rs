@@ -16,12 +16,15 @@ pub const WIRE_VERSION: u8 = 1;
 
 const FRAME_HEADER: u8 = 1;
 const FRAME_EVENTS: u8 = 2;
+const FRAME_NOTE: u8 = 3;
 
 /// A decoded frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     Header(Header),
     Events(Vec<Event>),
+    /// A text to show beside the session ([`Note`]).
+    Note(Note),
 }
 
 /// Why a frame could not be decoded.
@@ -59,6 +62,14 @@ pub fn encode_header(h: &Header, out: &mut Vec<u8>) {
     });
     put_var(out, h.workers as u64);
     put_var(out, h.clock_origin_unix_ns);
+}
+
+/// Encodes a note frame.
+pub fn encode_note(note: &Note, out: &mut Vec<u8>) {
+    out.push(WIRE_VERSION);
+    out.push(FRAME_NOTE);
+    put_str(out, &note.title);
+    put_str(out, &note.text);
 }
 
 /// Encodes an events frame holding `events`.
@@ -196,6 +207,7 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
             }
             Frame::Events(events)
         }
+        FRAME_NOTE => Frame::Note(Note { title: r.string()?, text: r.string()? }),
         t => return Err(DecodeError::FrameType(t)),
     };
     if r.remaining() != 0 {

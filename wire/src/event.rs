@@ -127,6 +127,15 @@ impl Outcome {
     }
 }
 
+/// A text a traced program puts beside its session: a demo's "what to watch for"
+/// and "what happened". The latest one is shown; recordings keep them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note {
+    pub title: String,
+    /// Paragraphs, one per line.
+    pub text: String,
+}
+
 /// The events themselves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {

@@ -7,9 +7,9 @@
 //! writer killed mid-run leaves a file that reads back up to its last complete
 //! chunk; the reader reports where and why it stopped.
 
-use crate::codec::{decode_frame, encode_events, encode_header, DecodeError, Frame};
-use crate::event::{Event, Header};
-use std::fs::File;
+use crate::codec::{decode_frame, encode_events, encode_header, encode_note, DecodeError, Frame};
+use crate::event::{Event, Header, Note};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
 use std::path::Path;
 use thiserror::Error;
@@ -37,6 +37,8 @@ pub enum RecordingError {
     Corrupt { offset: u64, reason: String },
     #[error("chunk at byte {offset} does not decode: {source}")]
     Decode { offset: u64, source: DecodeError },
+    #[error("cannot add to a damaged recording ({0})")]
+    Damaged(Box<RecordingError>),
 }
 
 /// Writes a recording chunk by chunk.
@@ -87,6 +89,13 @@ impl<W: Write> RecordingWriter<W> {
     pub fn write_events(&mut self, events: &[Event]) -> io::Result<()> {
         let mut frame = Vec::with_capacity(events.len() * 6 + 8);
         encode_events(events, &mut frame);
+        self.write_frame(&frame)
+    }
+
+    /// Appends a note as one chunk.
+    pub fn write_note(&mut self, note: &Note) -> io::Result<()> {
+        let mut frame = Vec::new();
+        encode_note(note, &mut frame);
         self.write_frame(&frame)
     }
 
@@ -182,11 +191,27 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
+/// Adds `note` at the end of the finished recording at `path` (a demo's "what
+/// happened", known only once its runtime has stopped). A recording whose tail is
+/// damaged is left alone: a chunk after the damage could not be read back.
+pub fn append_note(path: impl AsRef<Path>, note: &Note) -> Result<(), RecordingError> {
+    let path = path.as_ref();
+    if let Some(damage) = Recording::open(path)?.damage {
+        return Err(RecordingError::Damaged(Box::new(damage)));
+    }
+    let file = OpenOptions::new().append(true).open(path)?;
+    let mut w = RecordingWriter { out: file, scratch: Vec::new() };
+    w.write_note(note)?;
+    Ok(())
+}
+
 /// A whole recording in memory.
 #[derive(Debug)]
 pub struct Recording {
     pub header: Header,
     pub events: Vec<Event>,
+    /// The notes the program put beside its session, in order.
+    pub notes: Vec<Note>,
     /// Set when the file did not end cleanly: everything before it is in `events`.
     pub damage: Option<RecordingError>,
 }
@@ -203,19 +228,21 @@ impl Recording {
         let mut frames = RecordingReader::new(input)?;
         let header = match frames.next() {
             Some(Ok(Frame::Header(h))) => h,
-            Some(Ok(Frame::Events(_))) | None => return Err(RecordingError::NoHeader),
+            Some(Ok(Frame::Events(_) | Frame::Note(_))) | None => return Err(RecordingError::NoHeader),
             Some(Err(e)) => return Err(e),
         };
         let mut events = Vec::new();
+        let mut notes = Vec::new();
         let mut damage = None;
         for frame in frames {
             match frame {
                 Ok(Frame::Events(mut batch)) => events.append(&mut batch),
+                Ok(Frame::Note(n)) => notes.push(n),
                 // A process may restate its header (after a reconnect); keep the first.
                 Ok(Frame::Header(_)) => {}
                 Err(e) => damage = Some(e),
             }
         }
-        Ok(Recording { header, events, damage })
+        Ok(Recording { header, events, notes, damage })
     }
 }

@@ -71,6 +71,17 @@ proptest! {
     }
 
     #[test]
+    fn note_round_trips_and_every_truncation_is_an_error(title in ".{0,30}", text in ".{0,200}") {
+        let note = Note { title, text };
+        let mut buf = Vec::new();
+        encode_note(&note, &mut buf);
+        prop_assert_eq!(decode_frame(&buf), Ok(Frame::Note(note)));
+        for cut in 0..buf.len() {
+            prop_assert!(decode_frame(&buf[..cut]).is_err(), "cut at {} decoded", cut);
+        }
+    }
+
+    #[test]
     fn every_truncation_is_an_error(events in proptest::collection::vec(arb_event(), 1..16)) {
         let mut buf = Vec::new();
         encode_events(&events, &mut buf);
@@ -156,4 +167,31 @@ fn recording_round_trips_and_detects_corruption() {
     let mut v2 = file.clone();
     v2[8] = 9;
     assert!(matches!(Recording::from_reader(&v2[..]), Err(RecordingError::Version(9))));
+}
+
+#[test]
+fn notes_are_kept_in_recordings_and_appended_only_to_whole_ones() {
+    let dir = std::env::temp_dir().join(format!("looptrace-notes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("noted.ltrace");
+    let first = Note { title: "watch for".into(), text: "the timer".into() };
+    let last = Note { title: "what happened".into(), text: "Bob first\nthen Alice".into() };
+    let mut w = RecordingWriter::create(&path, &header()).unwrap();
+    w.write_note(&first).unwrap();
+    w.write_events(&[Event { ts_ns: 5, thread: 0, kind: EventKind::PollStart { task: 1 } }]).unwrap();
+    drop(w);
+    looptrace_wire::append_note(&path, &last).unwrap();
+    let rec = Recording::open(&path).unwrap();
+    assert!(rec.damage.is_none());
+    assert_eq!(rec.notes, vec![first.clone(), last.clone()]);
+    assert_eq!(rec.events.len(), 1);
+    // A torn tail: appending after it would be unreadable, so it is refused.
+    let len = std::fs::metadata(&path).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len - 3).unwrap();
+    let err = looptrace_wire::append_note(&path, &first).unwrap_err();
+    assert!(matches!(err, RecordingError::Damaged(_)), "{err}");
+    assert!(err.to_string().starts_with("cannot add to a damaged recording"), "{err}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 3, "nothing written");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

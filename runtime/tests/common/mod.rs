@@ -39,6 +39,7 @@ pub fn run<F: Future>(builder: looptrace::Builder, f: impl FnOnce() -> F) -> (Tr
         match decode_frame(&f).expect("frame decodes") {
             Frame::Header(h) => header = Some(h),
             Frame::Events(mut e) => events.append(&mut e),
+            Frame::Note(_) => {}
         }
     }
     (Trace { header: header.expect("header frame"), events, report }, out)
