@@ -28,24 +28,30 @@ fn ensure_npm_packages(web: &Path) {
     assert!(status.success(), "npm ci in web/ failed");
 }
 
-/// Serves a replay of `file` at 10x on a thread of its own.
-fn serve_replay(file: &Path) -> SocketAddr {
-    let rec = looptrace_wire::Recording::open(file).unwrap();
+/// Serves `hub`'s viewer API on a thread and runtime of its own; `replaying`, a
+/// recording and its control, is fed into the hub there.
+fn serve_hub(hub: Arc<Hub>, replaying: Option<(looptrace_wire::Recording, Arc<ReplayControl>)>) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async move {
-            let hub = Hub::new(HubConfig::default());
-            let ctl = ReplayControl::new(10.0, false);
-            tokio::spawn(replay(hub.clone(), rec, ctl.clone()));
-            let state = AppState { hub, config: Arc::new(ServerConfig::default()), replay: Some(ctl) };
-            let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            serve(l, state).await.unwrap();
+            let replay = replaying.map(|(rec, ctl)| {
+                tokio::spawn(replay(hub.clone(), rec, ctl.clone()));
+                ctl
+            });
+            let state = AppState { hub, config: Arc::new(ServerConfig::default()), replay };
+            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state).await.unwrap();
         });
     });
     addr
+}
+
+/// Serves a replay of `file` at 10x.
+fn serve_replay(file: &Path) -> SocketAddr {
+    let rec = looptrace_wire::Recording::open(file).unwrap();
+    serve_hub(Hub::new(HubConfig::default()), Some((rec, ReplayControl::new(10.0, false))))
 }
 
 /// Demos shown in the browser test and screenshotted for the lesson plan.
@@ -91,17 +97,7 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
         hub.close(id);
         ids.insert(name, id);
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let state = AppState { hub, config: Arc::new(ServerConfig::default()), replay: None };
-            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state).await.unwrap();
-        });
-    });
-    (addr, ids)
+    (serve_hub(hub, None), ids)
 }
 
 /// A live program: a new task every 250 ms, and one that blocks its worker.
@@ -218,17 +214,7 @@ fn timeline_benchmark() {
     total += batch.len();
     hub.ingest(id, batch, None);
     println!("synthetic session: {total} events, 1M poll slices");
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let served = hub.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-        rt.block_on(async move {
-            let state = AppState { hub: served, config: Arc::new(ServerConfig::default()), replay: None };
-            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state).await.unwrap();
-        });
-    });
+    let addr = serve_hub(hub.clone(), None);
     // Live probes: a task named after the wall time it reaches the collector.
     let stop = Arc::new(AtomicBool::new(false));
     let probe_stop = stop.clone();

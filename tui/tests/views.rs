@@ -85,9 +85,9 @@ fn sorting_and_filtering_change_the_rows() {
     assert!(row(&lines, "filter: li").contains("filter"));
 }
 
-#[test]
-fn the_timeline_shows_each_task_running_when_its_timer_fired() {
-    let width = 120u16;
+/// The timeline view over the whole hello run, `width` columns wide: the app, the
+/// aggregated window it shows, and the plot's columns.
+fn timeline_app(width: u16) -> (App, looptrace_tui::state::Timeline, usize) {
     let columns = view::timeline_columns(width) as usize;
     let mut app = App::new(hello_state(columns));
     app.view = View::Timeline;
@@ -95,6 +95,13 @@ fn the_timeline_shows_each_task_running_when_its_timer_fired() {
     let tl = app.state.timeline.clone().unwrap();
     app.end_ns = tl.end_ns;
     app.span_ns = tl.end_ns - tl.start_ns;
+    (app, tl, columns)
+}
+
+#[test]
+fn the_timeline_shows_each_task_running_when_its_timer_fired() {
+    let width = 120u16;
+    let (mut app, tl, columns) = timeline_app(width);
     let lines = render(&mut app, &Theme { color: true }, width, 24);
     assert!(row(&lines, "worker 0").contains('·'), "parked time on the worker lane");
     for (name, secs) in [("Bob", 1.0), ("Alice", 2.0), ("Charlie", 3.0)] {
@@ -110,13 +117,7 @@ fn the_timeline_shows_each_task_running_when_its_timer_fired() {
 #[test]
 fn marks_are_flagged_on_the_timeline_with_their_labels() {
     let width = 120u16;
-    let columns = view::timeline_columns(width) as usize;
-    let mut app = App::new(hello_state(columns));
-    app.view = View::Timeline;
-    app.follow = false;
-    let tl = app.state.timeline.clone().unwrap();
-    app.end_ns = tl.end_ns;
-    app.span_ns = tl.end_ns - tl.start_ns;
+    let (mut app, tl, columns) = timeline_app(width);
     // As a live batch brings them.
     app.state.apply(&json!({"type": "batch", "session": app.state.session, "now_ns": tl.end_ns, "tasks": [],
         "marks": [{"at_ns": 1_000_000_000u64, "thread": 0, "label": "Bob's turn"}, {"at_ns": 2_000_000_000u64, "thread": 0, "label": "Alice's turn"}]}));
