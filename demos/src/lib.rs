@@ -27,12 +27,12 @@ pub use trace::Trace;
 
 static SILENT: AtomicBool = AtomicBool::new(false);
 
-/// Stops [`say`] printing (the terminal dashboard owns the screen).
+/// Stops [`say()`] printing (the terminal dashboard owns the screen).
 pub fn silence() {
     SILENT.store(true, Ordering::Relaxed);
 }
 
-/// Lets [`say`] print again (the terminal dashboard has closed).
+/// Lets [`say()`] print again (the terminal dashboard has closed).
 pub fn unsilence() {
     SILENT.store(false, Ordering::Relaxed);
 }
