@@ -29,3 +29,24 @@ fn a_note_set_before_or_after_the_session_opens_is_in_the_session_list() {
     bare_sink.frame(&plain);
     assert!(bare.hub().sessions()[0]["note"].is_null());
 }
+
+#[test]
+fn a_traced_program_sends_its_own_note() {
+    let (sink, handle) = Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("noted.ltrace");
+    let rt = looptrace::Builder::new_current_thread().from_env(false).sink(sink).record(&path).build().unwrap();
+    rt.block_on(async {
+        looptrace::note("first", "one");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        looptrace::note("second", "two\nthree");
+    });
+    rt.shutdown();
+    // The embedded collector shows the latest; the recording keeps both, in order.
+    let sessions = handle.hub().sessions();
+    assert_eq!(sessions[0]["note"]["title"], "second");
+    assert_eq!(sessions[0]["note"]["text"], "two\nthree");
+    let rec = looptrace_wire::Recording::open(&path).unwrap();
+    let titles: Vec<_> = rec.notes.iter().map(|n| n.title.as_str()).collect();
+    assert_eq!(titles, ["first", "second"]);
+}

@@ -37,6 +37,8 @@ pub(crate) enum Raw {
     SleepPolled { sleep: u64, task: u64, ready: bool },
     /// The program labelled this moment (boxed: rare, and slots stay small).
     Mark(Box<String>),
+    /// A note to show beside the session (sent as a frame of its own).
+    Note(Box<looptrace_wire::Note>),
 }
 
 #[derive(Debug)]

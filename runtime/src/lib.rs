@@ -45,7 +45,7 @@ pub use builder::{Builder, Error, Report, Runtime, ENV_ADDR, ENV_RECORD, ENV_VIE
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};
 pub use looptrace_macros::main;
-pub use mark::mark;
+pub use mark::{mark, note};
 pub use looptrace_wire as wire;
 pub use subscriber::LooptraceSubscriber;
 

@@ -1,4 +1,5 @@
-//! Labelled moments: the program says where something begins.
+//! What the program says about itself: labelled moments ([`mark`]) and a note to
+//! show beside its session ([`note`]).
 
 use crate::buffer::{self, Raw};
 
@@ -27,5 +28,30 @@ use crate::buffer::{self, Raw};
 pub fn mark(label: impl Into<String>) {
     if buffer::active() != 0 {
         buffer::record(Raw::Mark(Box::new(label.into())));
+    }
+}
+
+/// Puts a note beside this session: a title and a text (paragraphs, one per line)
+/// that viewers show in a panel and recordings keep; a later note replaces it in
+/// view (`looptrace replay` shows a recording's first note, then its last at the
+/// end). The demos use it for "what to watch for" and "what happened".
+///
+/// Like [`mark`], it does nothing while nothing is being captured.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let path = std::env::temp_dir().join("looptrace-note-example.ltrace");
+/// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+/// rt.block_on(async {
+///     looptrace::note("load test", "200 clients for 10 s.\nWatch the accept loop.");
+/// });
+/// rt.shutdown();
+/// let rec = looptrace::wire::Recording::open(&path)?;
+/// assert_eq!(rec.notes[0].title, "load test");
+/// # Ok(()) }
+/// ```
+pub fn note(title: impl Into<String>, text: impl Into<String>) {
+    if buffer::active() != 0 {
+        buffer::record(Raw::Note(Box::new(looptrace_wire::Note { title: title.into(), text: text.into() })));
     }
 }

@@ -197,6 +197,8 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, EventKind::TimerArmed { task, deadline_ns });
             }
             Raw::Mark(label) => self.emit(out, ts_ns, thread, EventKind::Mark { label: *label }),
+            // Not an event: the shipper sends notes as frames of their own.
+            Raw::Note(_) => {}
             Raw::SleepPolled { sleep, task, ready } => {
                 if ready {
                     if let Some(s) = self.sleeps.remove(&sleep) {

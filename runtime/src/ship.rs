@@ -6,7 +6,7 @@ use crate::buffer::{self, Raw};
 use crate::clock::{self, Origin};
 use crate::destination::Dest;
 use crate::resolve::Resolver;
-use looptrace_wire::{encode_events, encode_header, Event, EventKind, Header};
+use looptrace_wire::{encode_events, encode_header, encode_note, Event, EventKind, Header, Note};
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -71,6 +71,7 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
     let mut pending: Vec<(u64, u32, Raw)> = Vec::new();
     let mut out: Vec<Event> = Vec::new();
     let mut drops: Vec<(u32, u64)> = Vec::new();
+    let mut notes: Vec<Note> = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Acquire);
         let now_ns = origin.ns(clock::raw());
@@ -99,7 +100,10 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
         let cutoff = if stopping { u64::MAX } else { now_ns.saturating_sub(HOLD_NS) };
         let ready = pending.partition_point(|p| p.0 <= cutoff);
         for (ts, thread, raw) in pending.drain(..ready) {
-            resolver.resolve(ts, thread, raw, &mut out);
+            match raw {
+                Raw::Note(note) => notes.push(*note),
+                raw => resolver.resolve(ts, thread, raw, &mut out),
+            }
         }
         for (thread, count) in drops.drain(..) {
             counters.dropped_full.fetch_add(count, Ordering::Relaxed);
@@ -110,6 +114,14 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
             encode_events(batch, &mut frame);
             for d in &mut dests {
                 d.events(&frame, batch.len() as u64);
+            }
+        }
+        // Notes after the events that came before them.
+        for note in notes.drain(..) {
+            frame.clear();
+            encode_note(&note, &mut frame);
+            for d in &mut dests {
+                d.events(&frame, 0);
             }
         }
         counters.events.fetch_add(out.len() as u64, Ordering::Relaxed);
