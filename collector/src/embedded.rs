@@ -42,6 +42,17 @@ impl Shared {
     fn broadcast(&self, u: Update) {
         lock(&self.subscribers).retain(|s| s.send(u.clone()).is_ok());
     }
+
+    /// Keeps `note` for the session, and gives it to the hub if the session is open.
+    fn set_note(&self, note: Note) {
+        // The session is read under the note's lock (as the header sets it), so a
+        // note set while the session opens is not missed.
+        let mut kept = lock(&self.note);
+        *kept = Some(note.clone());
+        if let Some(id) = *lock(&self.session) {
+            self.hub.set_note(id, note);
+        }
+    }
 }
 
 /// The sink end: give it to `looptrace::Builder::sink`.
@@ -106,13 +117,7 @@ impl FrameSink for Embedded {
                 }
                 self.shared.broadcast(Update::Events(events));
             }
-            Ok(Frame::Note(note)) => {
-                let mut kept = lock(&self.shared.note);
-                *kept = Some(note.clone());
-                if let Some(id) = *lock(&self.shared.session) {
-                    self.shared.hub.set_note(id, note);
-                }
-            }
+            Ok(Frame::Note(note)) => self.shared.set_note(note),
             Err(e) => {
                 self.shared.hub.bad_frame(*lock(&self.shared.session));
                 eprintln!("looptrace collector: dropped a malformed frame: {e}");
@@ -145,12 +150,7 @@ impl EmbeddedHandle {
     /// timeline shows it in a panel); set before the runtime starts, it applies
     /// once the session opens.
     pub fn set_note(&self, title: impl Into<String>, text: impl Into<String>) {
-        let note = Note { title: title.into(), text: text.into() };
-        let mut kept = lock(&self.shared.note);
-        *kept = Some(note.clone());
-        if let Some(id) = *lock(&self.shared.session) {
-            self.shared.hub.set_note(id, note);
-        }
+        self.shared.set_note(Note { title: title.into(), text: text.into() });
     }
 
     /// The hub the traced process's session is in.
