@@ -9,7 +9,7 @@ use crate::model::task::Task;
 use crate::model::timeline::{aggregate, window, window_from, Aggregate, Tracker, Window};
 use crate::model::{Model, Thresholds, Warning};
 use crate::store::Store;
-use looptrace_wire::{decode_frame, DecodeError, Event, EventKind, Frame, Header, RecordingWriter};
+use looptrace_wire::{decode_frame, DecodeError, Event, Frame, Header, RecordingWriter};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -271,13 +271,7 @@ impl Hub {
         let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now)).collect();
         let warnings: Vec<&Warning> = changes.warnings.iter().filter_map(|&i| s.model.warnings.get(i)).collect();
         // Marks are few and drawn at every zoom: always sent, even in a batch too big for its events.
-        let marks: Vec<Value> = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Mark { label } => Some(json!({"at_ns": e.ts_ns, "thread": e.thread, "label": label})),
-                _ => None,
-            })
-            .collect();
+        let marks: Vec<_> = s.model.marks.iter().skip(s.model.marks.len() - changes.marks).collect();
         let mut msg = json!({
             "type": "batch",
             "session": id,

@@ -72,6 +72,7 @@ pub struct Model {
     flagged_polls: BTreeSet<(TaskId, u64)>,
     changed: BTreeSet<TaskId>,
     new_warnings: Vec<usize>,
+    new_marks: usize,
 }
 
 /// What changed since the last [`Model::take_changes`].
@@ -79,6 +80,8 @@ pub struct Model {
 pub struct Changes {
     pub tasks: Vec<TaskId>,
     pub warnings: Vec<usize>,
+    /// Marks added: the last this many of [`Model::marks`].
+    pub marks: usize,
 }
 
 impl Model {
@@ -106,6 +109,7 @@ impl Model {
             flagged_polls: BTreeSet::new(),
             changed: BTreeSet::new(),
             new_warnings: Vec::new(),
+            new_marks: 0,
         }
     }
 
@@ -278,6 +282,7 @@ impl Model {
                     self.marks.pop_front();
                 }
                 self.marks.push_back(Mark { at_ns: ts, thread: e.thread, label: label.clone() });
+                self.new_marks = (self.new_marks + 1).min(MARKS_MAX);
             }
         }
         // Often enough for the leak detector to sample its window several times.
@@ -362,6 +367,10 @@ impl Model {
 
     /// Tasks and warnings changed since the last call.
     pub fn take_changes(&mut self) -> Changes {
-        Changes { tasks: std::mem::take(&mut self.changed).into_iter().collect(), warnings: std::mem::take(&mut self.new_warnings) }
+        Changes {
+            tasks: std::mem::take(&mut self.changed).into_iter().collect(),
+            warnings: std::mem::take(&mut self.new_warnings),
+            marks: std::mem::take(&mut self.new_marks),
+        }
     }
 }
