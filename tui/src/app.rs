@@ -127,7 +127,7 @@ pub struct App {
     /// Shown at the top right.
     pub note: Option<String>,
     /// The lesson panel's title and text (a demo's), if any.
-    pub lesson: Option<(String, String)>,
+    pub lesson: Option<crate::state::Note>,
     /// Whether the lesson panel is open.
     pub lesson_open: bool,
 }

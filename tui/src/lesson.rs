@@ -2,30 +2,31 @@
 //! later "what happened". It is shared with that program, which may replace it at
 //! any time; each new text opens the lesson panel again.
 
+use crate::state::Note;
 use std::sync::Mutex;
 
 /// A shared, replaceable text for the lesson panel.
 #[derive(Debug, Default)]
 pub struct Lesson {
-    text: Mutex<(u64, String, String)>,
+    /// A version bumped by each [`Lesson::set`], and the text.
+    note: Mutex<(u64, Note)>,
 }
 
 impl Lesson {
     /// A lesson titled `title` saying `text`.
     pub fn new(title: impl Into<String>, text: impl Into<String>) -> Lesson {
-        Lesson { text: Mutex::new((1, title.into(), text.into())) }
+        Lesson { note: Mutex::new((1, Note { title: title.into(), text: text.into() })) }
     }
 
     /// Replaces the title and text; the panel opens again to show them.
     pub fn set(&self, title: impl Into<String>, text: impl Into<String>) {
-        let mut t = self.text.lock().unwrap_or_else(|p| p.into_inner());
-        t.0 += 1;
-        t.1 = title.into();
-        t.2 = text.into();
+        let mut n = self.note.lock().unwrap_or_else(|p| p.into_inner());
+        n.0 += 1;
+        n.1 = Note { title: title.into(), text: text.into() };
     }
 
-    /// The version (bumped by each [`Lesson::set`]), title and text.
-    pub fn read(&self) -> (u64, String, String) {
-        self.text.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    /// The version (bumped by each [`Lesson::set`]) and the text.
+    pub fn read(&self) -> (u64, Note) {
+        self.note.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }

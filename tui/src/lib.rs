@@ -179,17 +179,16 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> R
             _ = tick.tick() => {
                 ticks += 1;
                 if let Some(lesson) = &opts.lesson {
-                    let (version, title, text) = lesson.read();
+                    let (version, note) = lesson.read();
                     if version != lesson_seen {
                         lesson_seen = version;
-                        app.lesson = Some((title, text));
+                        app.lesson = Some(note);
                         app.lesson_open = true;
                     }
-                } else if let Some(note) = app.state.current().and_then(|s| s.note.as_ref()) {
+                } else if let Some(note) = app.state.current().and_then(|s| s.note.clone()) {
                     // A note the traced program put beside its session: shown like a lesson, again when it changes.
-                    let note = Some((note.title.clone(), note.text.clone()));
-                    if note != app.lesson {
-                        app.lesson = note;
+                    if app.lesson.as_ref() != Some(&note) {
+                        app.lesson = Some(note);
                         app.lesson_open = true;
                     }
                 }

@@ -194,8 +194,8 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
     use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     let mut app = App::new(hello_state(60));
     let lesson = looptrace_tui::Lesson::new("hello: what to watch for", "Each task is polled once and returns Pending while its timer runs; the timer wakes Bob at 1 s.\nThe run takes about 3 s, not 6.");
-    let (version, title, text) = lesson.read();
-    app.lesson = Some((title, text));
+    let (version, note) = lesson.read();
+    app.lesson = Some(note);
     app.lesson_open = true;
     let theme = Theme { color: true };
     let lines = render(&mut app, &theme, 70, 20);
@@ -222,7 +222,7 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
     assert!(app.lesson_open);
     // A new text bumps the version: the UI reopens the panel for it.
     lesson.set("what happened", "Bob finished first, after 1.0 s.");
-    let (v2, title, text) = lesson.read();
+    let (v2, note) = lesson.read();
     assert!(v2 > version);
-    assert_eq!((title.as_str(), text.as_str()), ("what happened", "Bob finished first, after 1.0 s."));
+    assert_eq!((note.title.as_str(), note.text.as_str()), ("what happened", "Bob finished first, after 1.0 s."));
 }

@@ -130,6 +130,7 @@ impl Outcome {
 /// A text a traced program puts beside its session: a demo's "what to watch for"
 /// and "what happened". The latest one is shown; recordings keep them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Note {
     pub title: String,
     /// Paragraphs, one per line.

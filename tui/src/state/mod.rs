@@ -29,13 +29,7 @@ pub struct Mark {
     pub label: String,
 }
 
-/// A session's note: a title and lines of text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct Note {
-    pub title: String,
-    pub text: String,
-}
+pub use looptrace_wire::Note;
 
 /// Wakes of a task by source.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]

@@ -59,8 +59,8 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame) {
     if app.help {
         help::render(theme, frame, body);
     } else if app.lesson_open {
-        if let Some((title, text)) = &app.lesson {
-            lesson::render(theme, frame, body, title, text);
+        if let Some(note) = &app.lesson {
+            lesson::render(theme, frame, body, note);
         }
     }
 }
