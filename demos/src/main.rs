@@ -172,9 +172,10 @@ fn main() -> Result<()> {
         // The dashboard owns the screen: the demo's own prints and the plain log stay quiet.
         demos::silence();
     }
-    let lesson = Arc::new(Lesson::new(format!("{}: what to watch for", demo.name), intro.clone()));
+    let watch = Note { title: format!("{}: what to watch for", demo.name), text: intro.clone() };
+    let lesson = Arc::new(Lesson::new(watch.title.clone(), watch.text.clone()));
     // The browser timeline shows the same lesson beside the demo's session.
-    handle.set_note(format!("{}: what to watch for", demo.name), intro.clone());
+    handle.set_note(watch.title.clone(), watch.text.clone());
     let done = Arc::new(AtomicBool::new(false));
     let (run, demo_explain) = (demo.run, demo.explain);
     let runner = {
@@ -187,9 +188,10 @@ fn main() -> Result<()> {
             let took = started.elapsed();
             let report = rt.shutdown();
             let happened = explain(demo_explain, &handle);
-            lesson.set(format!("{name}: what happened"), happened.join("\n"));
-            let watch = Note { title: format!("{name}: what to watch for"), text: intro.clone() };
-            let after = Note { title: format!("{name}: what happened"), text: format!("{}\n{intro}", happened.join("\n")) };
+            let title = format!("{name}: what happened");
+            lesson.set(title.clone(), happened.join("\n"));
+            // Beside the timeline and in the recording, what to watch for stays below what happened.
+            let after = Note { title, text: format!("{}\n{intro}", happened.join("\n")) };
             handle.set_note(after.title.clone(), after.text.clone());
             // The recording keeps the lesson too: a replay shows it before and after.
             if let Some(path) = &record {

@@ -91,7 +91,7 @@ impl<'a> Trace<'a> {
         t.outcome == Some(Outcome::Cancelled)
     }
 
-    /// Worker threads that polled any of `tasks`, and how often a task moved between workers.
+    /// How many worker threads polled anything, and how often a task moved between workers.
     pub fn workers_used(&self) -> (usize, u64) {
         let used = self.model.workers.values().filter(|w| w.polls > 0).count();
         let moves = self.model.workers.values().map(|w| w.migrations).sum();

@@ -1,6 +1,8 @@
 //! Every demo, run by its binary (sped up) with a recording: the phenomenon it
 //! teaches is in the trace.
 
+mod common;
+use common::{body, http_get};
 use demos::trace::{model_of, Trace};
 use looptrace_collector::model::task::Task;
 use looptrace_collector::model::warning::WarningKind;
@@ -335,16 +337,6 @@ fn the_readme_and_the_lesson_plan_cover_every_demo() {
     }
 }
 
-/// `GET path` on a local HTTP server, the body.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
 #[test]
 fn the_browser_timeline_carries_the_lesson_before_and_after() {
     use std::io::BufRead;
@@ -363,8 +355,8 @@ fn the_browser_timeline_carries_the_lesson_before_and_after() {
     let mut titles = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline && titles.last().map(String::as_str) != Some("hello: what happened") {
-        let body = http_get(&addr, "/api/sessions");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let response = http_get(&addr, "/api/sessions");
+        let v: serde_json::Value = serde_json::from_str(body(&response)).unwrap();
         if let Some(t) = v["sessions"][0]["note"]["title"].as_str() {
             if titles.last().map(String::as_str) != Some(t) {
                 titles.push(t.to_string());

@@ -3,20 +3,13 @@
 //! by I/O, a timer, the blocking pool, and the handler that blocks its worker.
 //! With `--console` it runs beside tokio-console and still captures wakes.
 
+mod common;
+use common::http_get;
 use demos::trace::{model_of, Trace};
 use looptrace_collector::model::warning::WarningKind;
 use looptrace_wire::{EventKind, Recording, WakeOp, WakeSource};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
-
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).expect("the service accepts");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
 
 fn exercise(console: bool) -> Recording {
     let dir = tempfile::tempdir().unwrap();
@@ -32,18 +25,18 @@ fn exercise(console: bool) -> Recording {
     stdout.read_line(&mut line).unwrap();
     let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("first line: {line:?}")).to_string();
 
-    assert!(get(&addr, "/").contains("hello from a traced service"));
+    assert!(http_get(&addr, "/").contains("hello from a traced service"));
     let clients: Vec<_> = ["/slow", "/slow", "/compute", "/", "/"]
         .into_iter()
         .map(|p| {
             let a = addr.clone();
-            std::thread::spawn(move || get(&a, p))
+            std::thread::spawn(move || http_get(&a, p))
         })
         .collect();
     for c in clients {
         assert!(c.join().unwrap().starts_with("HTTP/1.1 200"));
     }
-    assert!(get(&addr, "/blocking").contains("blocked a worker"));
+    assert!(http_get(&addr, "/blocking").contains("blocked a worker"));
 
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
