@@ -6,6 +6,8 @@
 const LIVE_MAX = 200_000;
 /** Marks kept at most (as the collector does). */
 const MARKS_MAX = 10_000;
+/** What tells two marks apart: the same mark may come in a batch and in the session's list. */
+const markKey = (m) => `${m.at_ns}/${m.thread}/${m.label}`;
 
 export class SessionModel {
   constructor(info) {
@@ -63,7 +65,7 @@ export class SessionModel {
   addMarks(list) {
     let added = false;
     for (const m of list || []) {
-      const key = `${m.at_ns}/${m.thread}/${m.label}`;
+      const key = markKey(m);
       if (this.markKeys.has(key)) continue;
       this.markKeys.add(key);
       this.marks.push(m);
@@ -72,7 +74,7 @@ export class SessionModel {
     if (!added) return;
     this.marks.sort((a, b) => a.at_ns - b.at_ns);
     if (this.marks.length > MARKS_MAX) {
-      for (const m of this.marks.splice(0, this.marks.length - MARKS_MAX)) this.markKeys.delete(`${m.at_ns}/${m.thread}/${m.label}`);
+      for (const m of this.marks.splice(0, this.marks.length - MARKS_MAX)) this.markKeys.delete(markKey(m));
     }
     this.version++;
   }

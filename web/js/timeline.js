@@ -26,6 +26,7 @@ export class Timeline extends EventTarget {
     this.selected = null; // { task, interval? }
     this.collapsed = new Set();
     this.lanes = [];
+    this.shownMarks = []; // marks in view at the last draw
     this.fetching = false;
     this.fetchTimer = 0;
     this.dirty = true;
@@ -296,8 +297,12 @@ export class Timeline extends EventTarget {
     ctx.rect(LABEL_W, AXIS_H, W - LABEL_W, H - AXIS_H);
     ctx.clip();
     this.drawGrid(first, last);
-    if (this.model) this.drawData(first, last);
-    if (this.model) this.drawMarks();
+    // Marks in view, found once a frame: the lines, the axis flags and hovering use them.
+    this.shownMarks = this.visibleMarks();
+    if (this.model) {
+      this.drawData(first, last);
+      this.drawMarks();
+    }
     if (this.selecting) {
       const [a, b] = [this.selecting.x0, this.selecting.x1].sort((p, q) => p - q);
       ctx.fillStyle = hexAlpha(c.accent, 0.18);
@@ -330,7 +335,7 @@ export class Timeline extends EventTarget {
     ctx.lineWidth = 1.5;
     ctx.setLineDash([6, 4]);
     ctx.beginPath();
-    for (const m of this.visibleMarks()) {
+    for (const m of this.shownMarks) {
       const x = Math.round(this.x(m.at_ns)) + 0.5;
       ctx.moveTo(x, AXIS_H);
       ctx.lineTo(x, this.height);
@@ -376,7 +381,7 @@ export class Timeline extends EventTarget {
     // Marks: a flag on the axis with the label (hover shows it whole).
     ctx.font = "600 11px system-ui, sans-serif";
     let freeFrom = LABEL_W;
-    for (const m of this.visibleMarks()) {
+    for (const m of this.shownMarks) {
       const x = this.x(m.at_ns);
       ctx.fillStyle = c.accent;
       ctx.beginPath();
@@ -623,7 +628,7 @@ export class Timeline extends EventTarget {
   // ---- hit testing
   hit(x, y) {
     if (y < AXIS_H && x >= LABEL_W && this.model) {
-      const mark = this.visibleMarks().find((m) => Math.abs(this.x(m.at_ns) - x) <= 6);
+      const mark = this.shownMarks.find((m) => Math.abs(this.x(m.at_ns) - x) <= 6);
       return mark ? { mark } : null;
     }
     const l = this.laneAtY(y);
