@@ -10,10 +10,13 @@
 //! threads, parks or timers.
 
 use crate::hub::{Hub, SessionId, Source};
-use console_api::{field, Field, Location};
 use console_api::instrument::{instrument_client::InstrumentClient, InstrumentRequest, Update};
 use console_api::tasks::task::Kind as ConsoleKind;
-use looptrace_wire::{encode_header, Event, EventKind, Flavor, Header, Outcome, TaskKind, ThreadRole, WakeOp, WakeSource};
+use console_api::{field, Field, Location};
+use looptrace_wire::{
+    encode_header, Event, EventKind, Flavor, Header, Outcome, TaskKind, ThreadRole, WakeOp,
+    WakeSource,
+};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,7 +24,10 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum AttachError {
     #[error("cannot connect to the console server at {target}: {source}")]
-    Connect { target: String, source: tonic::transport::Error },
+    Connect {
+        target: String,
+        source: tonic::transport::Error,
+    },
     #[error("the console server refused to stream updates: {0}")]
     Watch(#[from] tonic::Status),
 }
@@ -31,8 +37,14 @@ pub enum AttachError {
 pub async fn attach(hub: Arc<Hub>, target: &str) -> Result<SessionId, AttachError> {
     let mut client = InstrumentClient::connect(target.to_string())
         .await
-        .map_err(|source| AttachError::Connect { target: target.to_string(), source })?;
-    let mut stream = client.watch_updates(InstrumentRequest {}).await?.into_inner();
+        .map_err(|source| AttachError::Connect {
+            target: target.to_string(),
+            source,
+        })?;
+    let mut stream = client
+        .watch_updates(InstrumentRequest {})
+        .await?
+        .into_inner();
     let mut convert = Converter::default();
     let mut session = None;
     loop {
@@ -76,11 +88,15 @@ pub async fn attach(hub: Arc<Hub>, target: &str) -> Result<SessionId, AttachErro
 }
 
 fn unix_ns(t: &prost_types::Timestamp) -> u64 {
-    (t.seconds.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(t.nanos.max(0) as u64)
+    (t.seconds.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.nanos.max(0) as u64)
 }
 
 fn dur_ns(d: &prost_types::Duration) -> u64 {
-    (d.seconds.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(d.nanos.max(0) as u64)
+    (d.seconds.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(d.nanos.max(0) as u64)
 }
 
 #[derive(Default, Clone, Copy)]
@@ -109,7 +125,12 @@ struct Converter {
 }
 
 fn location_string(l: &Location) -> String {
-    format!("{}:{}:{}", l.file.as_deref().unwrap_or("?"), l.line.unwrap_or(0), l.column.unwrap_or(0))
+    format!(
+        "{}:{}:{}",
+        l.file.as_deref().unwrap_or("?"),
+        l.line.unwrap_or(0),
+        l.column.unwrap_or(0)
+    )
 }
 
 impl Converter {
@@ -130,10 +151,20 @@ impl Converter {
     fn update(&mut self, u: Update) -> Vec<Event> {
         let now = self.ts(u.now.as_ref()).unwrap_or(self.last_ns);
         let mut out = Vec::new();
-        let ev = |ts: u64, kind: EventKind| Event { ts_ns: ts, thread: 0, kind };
+        let ev = |ts: u64, kind: EventKind| Event {
+            ts_ns: ts,
+            thread: 0,
+            kind,
+        };
         if !self.announced {
             self.announced = true;
-            out.push(ev(0, EventKind::Thread { role: ThreadRole::External, name: "tokio-console".into() }));
+            out.push(ev(
+                0,
+                EventKind::Thread {
+                    role: ThreadRole::External,
+                    name: "tokio-console".into(),
+                },
+            ));
         }
         if let Some(meta) = u.new_metadata {
             for m in meta.metadata {
@@ -145,19 +176,26 @@ impl Converter {
                 }
             }
         }
-        let Some(tasks) = u.task_update else { return out };
+        let Some(tasks) = u.task_update else {
+            return out;
+        };
         let created: HashMap<u64, u64> = tasks
             .stats_update
             .iter()
             .filter_map(|(id, s)| Some((*id, self.ts(s.created_at.as_ref())?)))
             .collect();
         for t in &tasks.new_tasks {
-            let Some(id) = t.id.as_ref().map(|i| i.id) else { continue };
+            let Some(id) = t.id.as_ref().map(|i| i.id) else {
+                continue;
+            };
             let mut name = None;
             let mut size = None;
             for f in &t.fields {
                 match (self.field_name(f).as_deref(), f.value.as_ref()) {
-                    (Some("task.name"), Some(field::Value::StrVal(s) | field::Value::DebugVal(s))) => {
+                    (
+                        Some("task.name"),
+                        Some(field::Value::StrVal(s) | field::Value::DebugVal(s)),
+                    ) => {
                         let s = s.trim_matches('"');
                         if !s.is_empty() {
                             name = Some(s.to_string());
@@ -170,19 +208,39 @@ impl Converter {
             let location = t
                 .location
                 .as_ref()
-                .or_else(|| t.metadata.as_ref().and_then(|m| self.meta_locations.get(&m.id)))
+                .or_else(|| {
+                    t.metadata
+                        .as_ref()
+                        .and_then(|m| self.meta_locations.get(&m.id))
+                })
                 .map(location_string)
                 .unwrap_or_default();
-            let kind = if t.kind == ConsoleKind::Blocking as i32 { TaskKind::Blocking } else { TaskKind::Task };
+            let kind = if t.kind == ConsoleKind::Blocking as i32 {
+                TaskKind::Blocking
+            } else {
+                TaskKind::Task
+            };
             let at = created.get(&id).copied().unwrap_or(now);
             self.seen.entry(id).or_default();
-            out.push(ev(at, EventKind::Spawn { task: id, kind, name, location, parent: None, size_bytes: size }));
+            out.push(ev(
+                at,
+                EventKind::Spawn {
+                    task: id,
+                    kind,
+                    name,
+                    location,
+                    parent: None,
+                    size_bytes: size,
+                },
+            ));
         }
         let mut ids: Vec<_> = tasks.stats_update.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             let s = &tasks.stats_update[&id];
-            let Some(prev) = self.seen.get(&id).copied() else { continue };
+            let Some(prev) = self.seen.get(&id).copied() else {
+                continue;
+            };
             if prev.ended {
                 continue;
             }
@@ -197,7 +255,13 @@ impl Converter {
             // A poll left open by the last update has ended.
             if let (Some(open), Some(e)) = (prev.open_poll, ended) {
                 if e >= open {
-                    evs.push(ev(e, EventKind::PollEnd { task: id, ready: false }));
+                    evs.push(ev(
+                        e,
+                        EventKind::PollEnd {
+                            task: id,
+                            ready: false,
+                        },
+                    ));
                     next.open_poll = None;
                 }
             }
@@ -211,37 +275,88 @@ impl Converter {
                     let from = self.last_ns.min(last_start);
                     let span = last_start - from;
                     let step = span / (earlier + 1);
-                    let each = (busy.saturating_sub(prev.busy_ns).saturating_sub(last_dur) / earlier).min(step);
+                    let each = (busy.saturating_sub(prev.busy_ns).saturating_sub(last_dur)
+                        / earlier)
+                        .min(step);
                     for k in 0..earlier {
                         let s0 = from + step * k;
                         evs.push(ev(s0, EventKind::PollStart { task: id }));
-                        evs.push(ev(s0 + each, EventKind::PollEnd { task: id, ready: false }));
+                        evs.push(ev(
+                            s0 + each,
+                            EventKind::PollEnd {
+                                task: id,
+                                ready: false,
+                            },
+                        ));
                     }
                 }
                 evs.push(ev(last_start, EventKind::PollStart { task: id }));
                 match last_end {
-                    Some(e) => evs.push(ev(e, EventKind::PollEnd { task: id, ready: dropped.is_some() })),
+                    Some(e) => evs.push(ev(
+                        e,
+                        EventKind::PollEnd {
+                            task: id,
+                            ready: dropped.is_some(),
+                        },
+                    )),
                     None => next.open_poll = Some(last_start),
                 }
             }
             // Wakes: self-wakes are known; the others' source is not.
             let last_wake = self.ts(s.last_wake.as_ref()).unwrap_or(now);
             let self_wakes = s.self_wakes.saturating_sub(prev.self_wakes);
-            let other = s.wakes.saturating_sub(prev.wakes).saturating_sub(self_wakes);
+            let other = s
+                .wakes
+                .saturating_sub(prev.wakes)
+                .saturating_sub(self_wakes);
             for _ in 0..self_wakes {
-                evs.push(ev(last_wake, EventKind::Waker { task: id, op: WakeOp::Wake, by: WakeSource::Task(id) }));
+                evs.push(ev(
+                    last_wake,
+                    EventKind::Waker {
+                        task: id,
+                        op: WakeOp::Wake,
+                        by: WakeSource::Task(id),
+                    },
+                ));
             }
             for _ in 0..other {
-                evs.push(ev(last_wake, EventKind::Waker { task: id, op: WakeOp::Wake, by: WakeSource::External }));
+                evs.push(ev(
+                    last_wake,
+                    EventKind::Waker {
+                        task: id,
+                        op: WakeOp::Wake,
+                        by: WakeSource::External,
+                    },
+                ));
             }
             for _ in 0..s.waker_clones.saturating_sub(prev.clones) {
-                evs.push(ev(now, EventKind::Waker { task: id, op: WakeOp::Clone, by: WakeSource::External }));
+                evs.push(ev(
+                    now,
+                    EventKind::Waker {
+                        task: id,
+                        op: WakeOp::Clone,
+                        by: WakeSource::External,
+                    },
+                ));
             }
             for _ in 0..s.waker_drops.saturating_sub(prev.drops) {
-                evs.push(ev(now, EventKind::Waker { task: id, op: WakeOp::Drop, by: WakeSource::External }));
+                evs.push(ev(
+                    now,
+                    EventKind::Waker {
+                        task: id,
+                        op: WakeOp::Drop,
+                        by: WakeSource::External,
+                    },
+                ));
             }
             if let Some(d) = dropped {
-                evs.push(ev(d, EventKind::Terminate { task: id, outcome: Outcome::Completed }));
+                evs.push(ev(
+                    d,
+                    EventKind::Terminate {
+                        task: id,
+                        outcome: Outcome::Completed,
+                    },
+                ));
                 next.ended = true;
             }
             evs.sort_by_key(|e| e.ts_ns);

@@ -70,30 +70,55 @@ impl Embedded {
     /// The full collector in this process: a hub and the viewer API served on
     /// `addr` (port 0 picks one; [`EmbeddedHandle::addr`] says which), on a thread
     /// and runtime of its own, outside the traced runtime.
-    pub fn serve(addr: SocketAddr, config: HubConfig) -> std::io::Result<(Embedded, EmbeddedHandle)> {
+    pub fn serve(
+        addr: SocketAddr,
+        config: HubConfig,
+    ) -> std::io::Result<(Embedded, EmbeddedHandle)> {
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let hub = Hub::new(config);
-        let state = AppState { hub: hub.clone(), config: Arc::new(ServerConfig::default()), replay: None };
-        std::thread::Builder::new().name("looptrace-collector".into()).spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => return eprintln!("looptrace collector: cannot start its runtime: {e}"),
-            };
-            rt.block_on(async move {
-                match tokio::net::TcpListener::from_std(listener) {
-                    Ok(l) => {
-                        if let Err(e) = serve(l, state).await {
-                            eprintln!("looptrace collector: server stopped: {e}");
-                        }
+        let state = AppState {
+            hub: hub.clone(),
+            config: Arc::new(ServerConfig::default()),
+            replay: None,
+        };
+        std::thread::Builder::new()
+            .name("looptrace-collector".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        return eprintln!("looptrace collector: cannot start its runtime: {e}")
                     }
-                    Err(e) => eprintln!("looptrace collector: cannot listen: {e}"),
-                }
-            });
-        })?;
-        let shared = Arc::new(Shared { subscribers: Mutex::new(Vec::new()), hub, session: Mutex::new(None), note: Mutex::new(None), addr: local });
-        Ok((Embedded { shared: shared.clone() }, EmbeddedHandle { shared }))
+                };
+                rt.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => {
+                            if let Err(e) = serve(l, state).await {
+                                eprintln!("looptrace collector: server stopped: {e}");
+                            }
+                        }
+                        Err(e) => eprintln!("looptrace collector: cannot listen: {e}"),
+                    }
+                });
+            })?;
+        let shared = Arc::new(Shared {
+            subscribers: Mutex::new(Vec::new()),
+            hub,
+            session: Mutex::new(None),
+            note: Mutex::new(None),
+            addr: local,
+        });
+        Ok((
+            Embedded {
+                shared: shared.clone(),
+            },
+            EmbeddedHandle { shared },
+        ))
     }
 }
 
@@ -150,7 +175,10 @@ impl EmbeddedHandle {
     /// timeline shows it in a panel); set before the runtime starts, it applies
     /// once the session opens.
     pub fn set_note(&self, title: impl Into<String>, text: impl Into<String>) {
-        self.shared.set_note(Note { title: title.into(), text: text.into() });
+        self.shared.set_note(Note {
+            title: title.into(),
+            text: text.into(),
+        });
     }
 
     /// The hub the traced process's session is in.

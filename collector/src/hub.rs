@@ -36,7 +36,12 @@ pub struct HubConfig {
 
 impl Default for HubConfig {
     fn default() -> Self {
-        HubConfig { memory_budget: 512 << 20, thresholds: Thresholds::default(), record_dir: None, max_live_events: 2000 }
+        HubConfig {
+            memory_budget: 512 << 20,
+            thresholds: Thresholds::default(),
+            record_dir: None,
+            max_live_events: 2000,
+        }
     }
 }
 
@@ -104,7 +109,10 @@ pub enum Update {
     Sessions,
     /// A batch of a session: changed tasks, new warnings, the events themselves
     /// when the batch is small.
-    Batch { session: SessionId, message: Arc<String> },
+    Batch {
+        session: SessionId,
+        message: Arc<String>,
+    },
 }
 
 struct Inner {
@@ -121,14 +129,21 @@ pub struct Hub {
 }
 
 fn unix_ns() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 impl Hub {
     pub fn new(config: HubConfig) -> Arc<Hub> {
         let (updates, _) = broadcast::channel(1024);
         Arc::new(Hub {
-            inner: Mutex::new(Inner { sessions: BTreeMap::new(), next_id: 1, next_seq: 0 }),
+            inner: Mutex::new(Inner {
+                sessions: BTreeMap::new(),
+                next_id: 1,
+                next_seq: 0,
+            }),
             config,
             counters: Counters::default(),
             updates,
@@ -151,7 +166,17 @@ impl Hub {
         inner.next_id += 1;
         let (recording, recorder) = match &self.config.record_dir {
             Some(dir) => {
-                let safe: String = header.process_name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+                let safe: String = header
+                    .process_name
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
                 let path = dir.join(format!("{safe}-{}-{id}.ltrace", header.pid));
                 match File::create(&path).and_then(|f| RecordingWriter::new_raw(f, header_frame)) {
                     Ok(w) => (Some(path), Some(w)),
@@ -245,10 +270,16 @@ impl Hub {
     /// Ingests decoded events of session `id` (recording `frame` if given).
     pub fn ingest(&self, id: SessionId, events: Vec<Event>, frame: Option<&[u8]>) {
         self.counters.frames.fetch_add(1, Ordering::Relaxed);
-        self.counters.events.fetch_add(events.len() as u64, Ordering::Relaxed);
+        self.counters
+            .events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
         let mut inner = self.lock();
-        let Inner { sessions, next_seq, .. } = &mut *inner;
-        let Some(s) = sessions.get_mut(&id) else { return };
+        let Inner {
+            sessions, next_seq, ..
+        } = &mut *inner;
+        let Some(s) = sessions.get_mut(&id) else {
+            return;
+        };
         if let Some(w) = s.recorder.as_mut() {
             let written = match frame {
                 Some(f) => w.write_frame(f),
@@ -268,10 +299,24 @@ impl Hub {
         s.store.checkpoint(&s.tracker);
         let changes = s.model.take_changes();
         let now = s.model.now_ns;
-        let tasks: Vec<Value> = changes.tasks.iter().filter_map(|t| s.model.tasks.get(t)).map(|t| task_summary(t, now)).collect();
-        let warnings: Vec<&Warning> = changes.warnings.iter().filter_map(|&i| s.model.warnings.get(i)).collect();
+        let tasks: Vec<Value> = changes
+            .tasks
+            .iter()
+            .filter_map(|t| s.model.tasks.get(t))
+            .map(|t| task_summary(t, now))
+            .collect();
+        let warnings: Vec<&Warning> = changes
+            .warnings
+            .iter()
+            .filter_map(|&i| s.model.warnings.get(i))
+            .collect();
         // Marks are few and drawn at every zoom: always sent, even in a batch too big for its events.
-        let marks: Vec<_> = s.model.marks.iter().skip(s.model.marks.len() - changes.marks).collect();
+        let marks: Vec<_> = s
+            .model
+            .marks
+            .iter()
+            .skip(s.model.marks.len() - changes.marks)
+            .collect();
         let mut msg = json!({
             "type": "batch",
             "session": id,
@@ -282,7 +327,12 @@ impl Hub {
             "marks": marks,
         });
         if events.len() <= self.config.max_live_events {
-            msg["events"] = Value::Array(events.iter().map(crate::export::jsonl::event_json).collect());
+            msg["events"] = Value::Array(
+                events
+                    .iter()
+                    .map(crate::export::jsonl::event_json)
+                    .collect(),
+            );
             // What the batch closed: intervals, worker spans, wake arrows, markers.
             msg["intervals"] = json!(closed.intervals);
             msg["workers"] = json!(closed.workers);
@@ -293,14 +343,19 @@ impl Hub {
         }
         self.enforce_budget(&mut inner);
         drop(inner);
-        let _ = self.updates.send(Update::Batch { session: id, message: Arc::new(msg.to_string()) });
+        let _ = self.updates.send(Update::Batch {
+            session: id,
+            message: Arc::new(msg.to_string()),
+        });
     }
 
     fn enforce_budget(&self, inner: &mut Inner) {
         let used: usize = inner.sessions.values().map(|s| s.store.memory()).sum();
         if used > self.config.memory_budget {
             // Compact what is still open first: it may be all it takes.
-            let Inner { sessions, next_seq, .. } = inner;
+            let Inner {
+                sessions, next_seq, ..
+            } = inner;
             for s in sessions.values_mut() {
                 s.store.seal_open(next_seq);
             }
@@ -310,13 +365,19 @@ impl Hub {
             if used <= self.config.memory_budget {
                 return;
             }
-            let oldest = inner.sessions.values_mut().filter(|s| s.store.oldest_seq().is_some()).min_by_key(|s| s.store.oldest_seq());
+            let oldest = inner
+                .sessions
+                .values_mut()
+                .filter(|s| s.store.oldest_seq().is_some())
+                .min_by_key(|s| s.store.oldest_seq());
             let Some(s) = oldest else { return };
             let before = s.store.evicted_events;
             if s.store.evict_oldest().is_none() {
                 return;
             }
-            self.counters.evicted_events.fetch_add(s.store.evicted_events - before, Ordering::Relaxed);
+            self.counters
+                .evicted_events
+                .fetch_add(s.store.evicted_events - before, Ordering::Relaxed);
         }
     }
 
@@ -337,14 +398,29 @@ impl Hub {
 
     /// A time window of a session: full detail if it has at most `max_intervals`
     /// intervals, else aggregated into `buckets`.
-    pub fn window(&self, id: SessionId, start_ns: u64, end_ns: u64, max_intervals: usize, buckets: usize) -> Option<WindowReply> {
-        let (tracker, snapshot) = self.lock().sessions.get(&id).map(|s| s.store.snapshot_window(start_ns, end_ns))?;
+    pub fn window(
+        &self,
+        id: SessionId,
+        start_ns: u64,
+        end_ns: u64,
+        max_intervals: usize,
+        buckets: usize,
+    ) -> Option<WindowReply> {
+        let (tracker, snapshot) = self
+            .lock()
+            .sessions
+            .get(&id)
+            .map(|s| s.store.snapshot_window(start_ns, end_ns))?;
         let events = snapshot.events();
         let w = match tracker {
             Some(t) => window_from(t.for_window(start_ns, end_ns), &events, start_ns, end_ns),
             None => window(&events, start_ns, end_ns),
         };
-        Some(if w.intervals.len() <= max_intervals { WindowReply::Full(w) } else { WindowReply::Aggregate(aggregate(&w, buckets)) })
+        Some(if w.intervals.len() <= max_intervals {
+            WindowReply::Full(w)
+        } else {
+            WindowReply::Aggregate(aggregate(&w, buckets))
+        })
     }
 
     /// Everything known about a session now: tasks, warnings and stats.
@@ -365,27 +441,49 @@ impl Hub {
 
     /// One task in detail, with its last 20 polls and who woke each.
     pub fn task_json(&self, id: SessionId, task: u64) -> Option<Value> {
-        let mut d = self.with_session(id, |s| s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))).flatten()?;
+        let mut d = self
+            .with_session(id, |s| {
+                s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
+            })
+            .flatten()?;
         d["type"] = json!("task");
         d["session"] = json!(id);
-        d["recent_polls"] = json!(self.recent_polls(id, task, 20, 10_000_000_000).unwrap_or_default());
+        d["recent_polls"] = json!(self
+            .recent_polls(id, task, 20, 10_000_000_000)
+            .unwrap_or_default());
         Some(d)
     }
 
     /// A task's last `n` polls, each with who woke it (from the last `lookback_ns`
     /// of the session before its latest poll).
-    pub fn recent_polls(&self, id: SessionId, task: u64, n: usize, lookback_ns: u64) -> Option<Vec<Value>> {
-        let last = self.with_session(id, |s| s.model.tasks.get(&task).map(|t| t.last_poll_ns.unwrap_or(s.model.now_ns)))??;
+    pub fn recent_polls(
+        &self,
+        id: SessionId,
+        task: u64,
+        n: usize,
+        lookback_ns: u64,
+    ) -> Option<Vec<Value>> {
+        let last = self.with_session(id, |s| {
+            s.model
+                .tasks
+                .get(&task)
+                .map(|t| t.last_poll_ns.unwrap_or(s.model.now_ns))
+        })??;
         let end = last.saturating_add(1);
         let reply = self.window(id, end.saturating_sub(lookback_ns), end, usize::MAX, 1)?;
-        let WindowReply::Full(w) = reply else { return Some(Vec::new()) };
+        let WindowReply::Full(w) = reply else {
+            return Some(Vec::new());
+        };
         let mine: Vec<_> = w.intervals.iter().filter(|i| i.task == task).collect();
         let mut polls = Vec::new();
         for (k, i) in mine.iter().enumerate() {
             if i.phase != crate::model::task::Phase::Running {
                 continue;
             }
-            let woken_by = k.checked_sub(1).and_then(|p| mine.get(p)).and_then(|p| p.woken_by.clone());
+            let woken_by = k
+                .checked_sub(1)
+                .and_then(|p| mine.get(p))
+                .and_then(|p| p.woken_by.clone());
             polls.push(json!({"start_ns": i.start_ns, "duration_ns": i.end_ns - i.start_ns, "ready": i.ready, "thread": i.thread, "woken_by": woken_by}));
         }
         let skip = polls.len().saturating_sub(n);
@@ -393,7 +491,9 @@ impl Hub {
     }
 
     pub(crate) fn record_lag(&self, skipped: u64) {
-        self.counters.viewer_lagged.fetch_add(skipped, Ordering::Relaxed);
+        self.counters
+            .viewer_lagged
+            .fetch_add(skipped, Ordering::Relaxed);
     }
 }
 
@@ -482,7 +582,10 @@ pub fn histogram_buckets(h: &hdrhistogram::Histogram<u32>) -> Vec<(u64, u64)> {
     if h.is_empty() {
         return Vec::new();
     }
-    h.iter_log(1000, 2.0).map(|v| (v.value_iterated_to(), v.count_since_last_iteration())).filter(|(_, c)| *c > 0).collect()
+    h.iter_log(1000, 2.0)
+        .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
+        .filter(|(_, c)| *c > 0)
+        .collect()
 }
 
 /// The JSON of one task in `/api/sessions/{id}/tasks/{task}`.
@@ -490,7 +593,11 @@ pub fn task_detail(t: &Task, model: &Model) -> Value {
     let mut v = task_summary(t, model.now_ns);
     v["poll_histogram"] = json!(histogram_buckets(&t.poll_hist));
     v["scheduled_histogram"] = json!(histogram_buckets(&t.sched_hist));
-    v["warning_list"] = json!(model.warnings.iter().filter(|w| w.task == Some(t.id)).collect::<Vec<_>>());
+    v["warning_list"] = json!(model
+        .warnings
+        .iter()
+        .filter(|w| w.task == Some(t.id))
+        .collect::<Vec<_>>());
     v
 }
 

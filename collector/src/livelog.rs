@@ -21,7 +21,10 @@ impl LiveLog {
     }
 
     fn name(&self, task: TaskId) -> String {
-        self.names.get(&task).cloned().unwrap_or_else(|| format!("task {task}"))
+        self.names
+            .get(&task)
+            .cloned()
+            .unwrap_or_else(|| format!("task {task}"))
     }
 
     fn thread(&self, thread: ThreadId) -> String {
@@ -49,10 +52,18 @@ impl LiveLog {
                 self.roles.insert(e.thread, *role);
                 return None;
             }
-            EventKind::Spawn { task, name, location, parent, .. } => {
+            EventKind::Spawn {
+                task,
+                name,
+                location,
+                parent,
+                ..
+            } => {
                 let n = display_name(name.as_deref(), location);
                 self.names.insert(*task, n.clone());
-                let from = parent.map(|p| format!(" by {}", self.name(p))).unwrap_or_default();
+                let from = parent
+                    .map(|p| format!(" by {}", self.name(p)))
+                    .unwrap_or_default();
                 format!("spawn    {n} (task {task}) at {location}{from}")
             }
             EventKind::PollStart { task } => {
@@ -60,11 +71,18 @@ impl LiveLog {
                 format!("poll     {} on {}", self.name(*task), self.thread(e.thread))
             }
             EventKind::PollEnd { task, ready } => {
-                let took = self.poll_started.remove(task).map(|s| fmt_dur(e.ts_ns.saturating_sub(s))).unwrap_or_default();
+                let took = self
+                    .poll_started
+                    .remove(task)
+                    .map(|s| fmt_dur(e.ts_ns.saturating_sub(s)))
+                    .unwrap_or_default();
                 if *ready {
                     format!("ready    {} returned Ready after {took}", self.name(*task))
                 } else {
-                    format!("pending  {} returned Pending after {took}, yielding to the loop", self.name(*task))
+                    format!(
+                        "pending  {} returned Pending after {took}, yielding to the loop",
+                        self.name(*task)
+                    )
                 }
             }
             EventKind::Waker { task, op, by } => match op {
@@ -75,8 +93,16 @@ impl LiveLog {
                         format!("wake     {} woken by {}", self.name(*task), self.by(*by))
                     }
                 }
-                WakeOp::Clone if self.verbose => format!("clone    waker of {} cloned by {}", self.name(*task), self.by(*by)),
-                WakeOp::Drop if self.verbose => format!("drop     waker of {} dropped by {}", self.name(*task), self.by(*by)),
+                WakeOp::Clone if self.verbose => format!(
+                    "clone    waker of {} cloned by {}",
+                    self.name(*task),
+                    self.by(*by)
+                ),
+                WakeOp::Drop if self.verbose => format!(
+                    "drop     waker of {} dropped by {}",
+                    self.name(*task),
+                    self.by(*by)
+                ),
                 _ => return None,
             },
             EventKind::Terminate { task, outcome } => match outcome {
@@ -86,13 +112,26 @@ impl LiveLog {
             },
             EventKind::Park => format!("park     {} sleeps: nothing to run", self.thread(e.thread)),
             EventKind::Unpark => format!("unpark   {} wakes up", self.thread(e.thread)),
-            EventKind::BlockingStart { task } => format!("blocking {} starts on {}", self.name(*task), self.thread(e.thread)),
+            EventKind::BlockingStart { task } => format!(
+                "blocking {} starts on {}",
+                self.name(*task),
+                self.thread(e.thread)
+            ),
             EventKind::BlockingEnd { task } => format!("blocking {} returns", self.name(*task)),
             EventKind::TimerArmed { task, deadline_ns } => {
-                format!("timer    {} sleeps until {}", self.name(*task), fmt_ts(*deadline_ns))
+                format!(
+                    "timer    {} sleeps until {}",
+                    self.name(*task),
+                    fmt_ts(*deadline_ns)
+                )
             }
-            EventKind::TimerFired { task } => format!("timer    {}'s timer fires", self.name(*task)),
-            EventKind::Dropped { count } => format!("dropped  {count} events lost on {} (buffer full)", self.thread(e.thread)),
+            EventKind::TimerFired { task } => {
+                format!("timer    {}'s timer fires", self.name(*task))
+            }
+            EventKind::Dropped { count } => format!(
+                "dropped  {count} events lost on {} (buffer full)",
+                self.thread(e.thread)
+            ),
             EventKind::Mark { label } => format!("mark     {label}"),
         };
         Some(format!("{:>10}  {what}", fmt_ts(e.ts_ns)))

@@ -3,20 +3,24 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use looptrace_collector::export::{write_chrome, write_jsonl};
+use looptrace_collector::hub::{Hub, HubConfig};
 use looptrace_collector::livelog::{fmt_dur, LiveLog};
+use looptrace_collector::model::Thresholds;
+use looptrace_collector::replay::ReplayControl;
+use looptrace_collector::server::{AppState, ServerConfig};
 use looptrace_collector::Session;
 use looptrace_wire::{EventKind, Recording};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use looptrace_collector::hub::{Hub, HubConfig};
-use looptrace_collector::model::Thresholds;
-use looptrace_collector::replay::ReplayControl;
-use looptrace_collector::server::{AppState, ServerConfig};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "looptrace", version, about = "See inside your tokio event loop")]
+#[command(
+    name = "looptrace",
+    version,
+    about = "See inside your tokio event loop"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -137,7 +141,11 @@ enum Format {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Export { file, format, output } => {
+        Command::Export {
+            file,
+            format,
+            output,
+        } => {
             let session = open(&file)?;
             let mut out: Box<dyn Write> = match &output {
                 Some(p) => Box::new(BufWriter::new(
@@ -152,26 +160,55 @@ fn main() -> Result<()> {
             out.flush()?;
         }
         Command::Info { file } => info(&open(&file)?),
-        Command::Serve { addr, record, common } => {
+        Command::Serve {
+            addr,
+            record,
+            common,
+        } => {
             if let Some(dir) = &record {
-                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("cannot create {}", dir.display()))?;
             }
             serve(&addr, record, &common, Feed::Live)?;
         }
-        Command::Replay { file, speed, paused, addr, common } => {
-            let rec = looptrace_wire::Recording::open(&file).with_context(|| format!("cannot read recording {}", file.display()))?;
+        Command::Replay {
+            file,
+            speed,
+            paused,
+            addr,
+            common,
+        } => {
+            let rec = looptrace_wire::Recording::open(&file)
+                .with_context(|| format!("cannot read recording {}", file.display()))?;
             if let Some(damage) = &rec.damage {
-                eprintln!("looptrace: {}: {damage}; replaying the {} events before it", file.display(), rec.events.len());
+                eprintln!(
+                    "looptrace: {}: {damage}; replaying the {} events before it",
+                    file.display(),
+                    rec.events.len()
+                );
             }
             if !(speed.is_finite() && speed > 0.0) {
                 bail!("--speed must be a positive number");
             }
-            serve(&addr, None, &common, Feed::Replay(rec, ReplayControl::new(speed, paused)))?;
+            serve(
+                &addr,
+                None,
+                &common,
+                Feed::Replay(rec, ReplayControl::new(speed, paused)),
+            )?;
         }
         #[cfg(feature = "attach")]
-        Command::Attach { target, addr, common } => serve(&addr, None, &common, Feed::Attach(target))?,
+        Command::Attach {
+            target,
+            addr,
+            common,
+        } => serve(&addr, None, &common, Feed::Attach(target))?,
         #[cfg(feature = "tui")]
-        Command::Tui { addr, no_color, token } => looptrace_tui::run(looptrace_tui::Options {
+        Command::Tui {
+            addr,
+            no_color,
+            token,
+        } => looptrace_tui::run(looptrace_tui::Options {
             addr,
             theme: looptrace_tui::Theme::from_env(no_color),
             token,
@@ -219,8 +256,16 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         never_yields_ns: c.never_yields_ms * 1_000_000,
         ..Thresholds::default()
     };
-    let hub = Hub::new(HubConfig { memory_budget: c.memory, thresholds, record_dir: record, ..HubConfig::default() });
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let hub = Hub::new(HubConfig {
+        memory_budget: c.memory,
+        thresholds,
+        record_dir: record,
+        ..HubConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(sock).await.with_context(|| format!("cannot listen on {sock}"))?;
         let local = listener.local_addr()?;
@@ -254,7 +299,8 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
 
 /// Reads a recording; a damaged tail is reported and the rest is used.
 fn open(path: &PathBuf) -> Result<Session> {
-    let rec = Recording::open(path).with_context(|| format!("cannot read recording {}", path.display()))?;
+    let rec = Recording::open(path)
+        .with_context(|| format!("cannot read recording {}", path.display()))?;
     if let Some(damage) = &rec.damage {
         eprintln!(
             "looptrace: {}: {damage}; using the {} events before it",
@@ -276,7 +322,10 @@ fn info(s: &Session) {
         match e.kind {
             EventKind::Spawn { .. } => tasks += 1,
             EventKind::PollStart { .. } => polls += 1,
-            EventKind::Waker { op: looptrace_wire::WakeOp::Wake | looptrace_wire::WakeOp::WakeByRef, .. } => wakes += 1,
+            EventKind::Waker {
+                op: looptrace_wire::WakeOp::Wake | looptrace_wire::WakeOp::WakeByRef,
+                ..
+            } => wakes += 1,
             EventKind::Dropped { count } => drops += count,
             _ => {}
         }

@@ -20,7 +20,10 @@ pub struct ReplayControl {
 
 impl ReplayControl {
     pub fn new(speed: f64, paused: bool) -> Arc<ReplayControl> {
-        Arc::new(ReplayControl { state: Mutex::new((paused, speed.clamp(MIN_SPEED, MAX_SPEED))), changed: Notify::new() })
+        Arc::new(ReplayControl {
+            state: Mutex::new((paused, speed.clamp(MIN_SPEED, MAX_SPEED))),
+            changed: Notify::new(),
+        })
     }
 
     fn get(&self) -> (bool, f64) {
@@ -39,7 +42,9 @@ impl ReplayControl {
             match (action, speed) {
                 ("pause", _) => s.0 = true,
                 ("play", _) => s.0 = false,
-                ("speed", Some(v)) if v.is_finite() && v > 0.0 => s.1 = v.clamp(MIN_SPEED, MAX_SPEED),
+                ("speed", Some(v)) if v.is_finite() && v > 0.0 => {
+                    s.1 = v.clamp(MIN_SPEED, MAX_SPEED)
+                }
                 ("speed", _) => return Err("speed needs a positive number".into()),
                 _ => return Err(format!("unknown replay action {action:?}")),
             }

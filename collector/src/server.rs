@@ -5,8 +5,8 @@ use crate::hub::{session_stats, task_detail, task_summary, Hub, SessionId, Sourc
 use crate::replay::ReplayControl;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, Request, State};
-use axum::middleware::{self, Next};
 use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -31,7 +31,11 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { token: None, max_frame_bytes: 16 << 20, max_bad_frames: 10 }
+        ServerConfig {
+            token: None,
+            max_frame_bytes: 16 << 20,
+            max_bad_frames: 10,
+        }
     }
 }
 
@@ -67,7 +71,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Refuses requests without the token, when one is required.
 async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let query = Query::<HashMap<String, String>>::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let query = Query::<HashMap<String, String>>::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
     if !authorized(&state, req.headers(), &query) {
         return reject(&state, "missing or wrong token");
     }
@@ -85,7 +91,9 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Checks the token, if one is required.
 fn authorized(state: &AppState, headers: &HeaderMap, query: &HashMap<String, String>) -> bool {
-    let Some(token) = &state.config.token else { return true };
+    let Some(token) = &state.config.token else {
+        return true;
+    };
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -95,24 +103,44 @@ fn authorized(state: &AppState, headers: &HeaderMap, query: &HashMap<String, Str
 
 /// A browser page may only open a viewer socket if it was served by this host.
 fn origin_allowed(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else { return true };
-    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin).trim_end_matches('/');
+    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin
+        .split_once("://")
+        .map(|(_, h)| h)
+        .unwrap_or(origin)
+        .trim_end_matches('/');
     !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
 fn reject(state: &AppState, message: &str) -> Response {
-    state.hub.counters.rejected_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    state
+        .hub
+        .counters
+        .rejected_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     error(StatusCode::UNAUTHORIZED, message)
 }
 
 async fn ingest(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = state.config.max_frame_bytes;
-    ws.max_message_size(max).max_frame_size(max).on_upgrade(move |socket| ingest_socket(state, socket))
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| ingest_socket(state, socket))
 }
 
 async fn close_with(mut socket: WebSocket, code: u16, reason: String) {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
 }
 
 async fn ingest_socket(state: AppState, mut socket: WebSocket) {
@@ -128,7 +156,12 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
                 hub.bad_frame(session);
                 bad += 1;
                 if bad > state.config.max_bad_frames {
-                    close_with(socket, 1003, "looptrace ingest takes binary frames only".into()).await;
+                    close_with(
+                        socket,
+                        1003,
+                        "looptrace ingest takes binary frames only".into(),
+                    )
+                    .await;
                     break;
                 }
                 continue;
@@ -163,7 +196,12 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
                 Err(e) => {
                     bad += 1;
                     if bad > state.config.max_bad_frames {
-                        close_with(socket, 1007, format!("too many malformed frames (last: {e})")).await;
+                        close_with(
+                            socket,
+                            1007,
+                            format!("too many malformed frames (last: {e})"),
+                        )
+                        .await;
                         break;
                     }
                 }
@@ -194,7 +232,9 @@ async fn view(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUp
 #[serde(tag = "op", rename_all = "snake_case")]
 enum ViewRequest {
     /// Live updates of one session, or of all (`session` absent).
-    Subscribe { session: Option<SessionId> },
+    Subscribe {
+        session: Option<SessionId>,
+    },
     Unsubscribe,
     /// A time window, full or aggregated.
     Window {
@@ -208,11 +248,19 @@ enum ViewRequest {
         buckets: usize,
     },
     /// Replay control: `pause`, `play`, or `speed` with `speed`.
-    Replay { action: String, speed: Option<f64> },
+    Replay {
+        action: String,
+        speed: Option<f64>,
+    },
     /// Everything known about a session now: tasks, warnings, stats.
-    Snapshot { session: SessionId },
+    Snapshot {
+        session: SessionId,
+    },
     /// One task in detail, with its recent polls and who woke each.
-    Task { session: SessionId, task: u64 },
+    Task {
+        session: SessionId,
+        task: u64,
+    },
 }
 
 fn default_max_intervals() -> usize {
@@ -228,7 +276,11 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
     // None: not subscribed; Some(None): all sessions.
     let mut subscribed: Option<Option<SessionId>> = None;
     let hello = json!({"type": "sessions", "sessions": hub.sessions(), "replay": state.replay.as_ref().map(|r| r.state())});
-    if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+    if socket
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
         return;
     }
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
@@ -324,7 +376,8 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
 }
 
 async fn sessions(State(state): State<AppState>) -> Response {
-    Json(json!({"sessions": state.hub.sessions(), "counters": counters(&state.hub)})).into_response()
+    Json(json!({"sessions": state.hub.sessions(), "counters": counters(&state.hub)}))
+        .into_response()
 }
 
 fn counters(hub: &Hub) -> Value {
@@ -340,15 +393,27 @@ fn counters(hub: &Hub) -> Value {
     })
 }
 
-async fn tasks(State(state): State<AppState>, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn tasks(
+    State(state): State<AppState>,
+    Path(id): Path<SessionId>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let state_filter = q.get("state").cloned();
     let name_filter = q.get("name").map(|n| n.to_lowercase());
     let list = state.hub.with_session(id, |s| {
         let mut ts: Vec<_> = s.model.tasks.values().collect();
         ts.sort_by_key(|t| t.id);
         ts.into_iter()
-            .filter(|t| state_filter.as_deref().is_none_or(|f| t.phase.as_str() == f))
-            .filter(|t| name_filter.as_deref().is_none_or(|f| t.name.to_lowercase().contains(f)))
+            .filter(|t| {
+                state_filter
+                    .as_deref()
+                    .is_none_or(|f| t.phase.as_str() == f)
+            })
+            .filter(|t| {
+                name_filter
+                    .as_deref()
+                    .is_none_or(|f| t.name.to_lowercase().contains(f))
+            })
             .map(|t| task_summary(t, s.model.now_ns))
             .collect::<Vec<_>>()
     });
@@ -359,22 +424,33 @@ async fn tasks(State(state): State<AppState>, Path(id): Path<SessionId>, Query(q
 }
 
 async fn task(State(state): State<AppState>, Path((id, task)): Path<(SessionId, u64)>) -> Response {
-    match state.hub.with_session(id, |s| s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))) {
+    match state.hub.with_session(id, |s| {
+        s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
+    }) {
         Some(Some(t)) => Json(t).into_response(),
-        Some(None) => error(StatusCode::NOT_FOUND, format!("no task {task} in session {id}")),
+        Some(None) => error(
+            StatusCode::NOT_FOUND,
+            format!("no task {task} in session {id}"),
+        ),
         None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
     }
 }
 
 async fn warnings(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
-    match state.hub.with_session(id, |s| json!({"session": id, "warnings": s.model.warnings})) {
+    match state
+        .hub
+        .with_session(id, |s| json!({"session": id, "warnings": s.model.warnings}))
+    {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
     }
 }
 
 async fn marks(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
-    match state.hub.with_session(id, |s| json!({"session": id, "marks": s.model.marks})) {
+    match state
+        .hub
+        .with_session(id, |s| json!({"session": id, "marks": s.model.marks}))
+    {
         Some(v) => Json(v).into_response(),
         None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
     }
@@ -387,12 +463,21 @@ async fn stats(State(state): State<AppState>, Path(id): Path<SessionId>) -> Resp
     }
 }
 
-async fn window(State(state): State<AppState>, Path(id): Path<SessionId>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn window(
+    State(state): State<AppState>,
+    Path(id): Path<SessionId>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let num = |k: &str, d: u64| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
     let (start, end) = (num("start_ns", 0), num("end_ns", u64::MAX));
-    let (max_intervals, buckets) = (num("max_intervals", 20_000) as usize, num("buckets", 1000) as usize);
+    let (max_intervals, buckets) = (
+        num("max_intervals", 20_000) as usize,
+        num("buckets", 1000) as usize,
+    );
     let hub = state.hub.clone();
-    match tokio::task::spawn_blocking(move || hub.window(id, start, end, max_intervals, buckets)).await {
+    match tokio::task::spawn_blocking(move || hub.window(id, start, end, max_intervals, buckets))
+        .await
+    {
         Ok(Some(w)) => Json(w).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {id}")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

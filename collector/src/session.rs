@@ -14,7 +14,12 @@ pub struct Session {
 
 impl Session {
     pub fn new(header: Header) -> Session {
-        Session { header, events: Vec::new(), names: HashMap::new(), threads: HashMap::new() }
+        Session {
+            header,
+            events: Vec::new(),
+            names: HashMap::new(),
+            threads: HashMap::new(),
+        }
     }
 
     /// Builds a session from a header and its events.
@@ -34,8 +39,14 @@ impl Session {
 
     pub(crate) fn learn(&mut self, e: &Event) {
         match &e.kind {
-            EventKind::Spawn { task, name, location, .. } => {
-                self.names.insert(*task, display_name(name.as_deref(), location));
+            EventKind::Spawn {
+                task,
+                name,
+                location,
+                ..
+            } => {
+                self.names
+                    .insert(*task, display_name(name.as_deref(), location));
             }
             EventKind::Thread { role, name } => {
                 self.threads.insert(e.thread, (*role, name.clone()));
@@ -46,7 +57,10 @@ impl Session {
 
     /// A task's name: its given name, else its spawn location.
     pub fn task_name(&self, task: TaskId) -> String {
-        self.names.get(&task).cloned().unwrap_or_else(|| format!("task {task}"))
+        self.names
+            .get(&task)
+            .cloned()
+            .unwrap_or_else(|| format!("task {task}"))
     }
 
     /// A thread's role, if it was announced.
@@ -61,7 +75,9 @@ impl Session {
 
     /// All threads announced, with their role and name.
     pub fn threads(&self) -> impl Iterator<Item = (ThreadId, ThreadRole, &str)> {
-        self.threads.iter().map(|(id, (role, name))| (*id, *role, name.as_str()))
+        self.threads
+            .iter()
+            .map(|(id, (role, name))| (*id, *role, name.as_str()))
     }
 }
 
@@ -72,7 +88,11 @@ pub fn display_name(name: Option<&str>, location: &str) -> String {
         None => {
             // `file:line:col` -> `file:line`
             match location.rsplit_once(':') {
-                Some((head, col)) if head.contains(':') && col.chars().all(|c| c.is_ascii_digit()) => head.to_string(),
+                Some((head, col))
+                    if head.contains(':') && col.chars().all(|c| c.is_ascii_digit()) =>
+                {
+                    head.to_string()
+                }
                 _ => location.to_string(),
             }
         }

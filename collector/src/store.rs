@@ -97,7 +97,14 @@ impl Store {
         encode_events(&events, &mut data);
         data.shrink_to_fit();
         *next_seq += 1;
-        let b = Block { first_ns, last_ns, count: events.len(), seq: *next_seq, first_index: self.sealed_events, data };
+        let b = Block {
+            first_ns,
+            last_ns,
+            count: events.len(),
+            seq: *next_seq,
+            first_index: self.sealed_events,
+            data,
+        };
         self.sealed_events += events.len() as u64;
         self.sealed_bytes += b.bytes();
         self.blocks.push_back(Arc::new(b));
@@ -145,35 +152,61 @@ impl Store {
 
     /// Index of the oldest retained event.
     fn first_index(&self) -> u64 {
-        self.blocks.front().map_or(self.sealed_events, |b| b.first_index)
+        self.blocks
+            .front()
+            .map_or(self.sealed_events, |b| b.first_index)
     }
 
     /// Records that `tracker` has followed every event pushed so far.
     pub fn checkpoint(&mut self, tracker: &Tracker) {
         let index = self.events;
-        if self.checkpoints.back().is_none_or(|(i, _)| index - i >= CHECKPOINT_EVERY) {
-            self.checkpoints.push_back((index, Arc::new(tracker.clone())));
+        if self
+            .checkpoints
+            .back()
+            .is_none_or(|(i, _)| index - i >= CHECKPOINT_EVERY)
+        {
+            self.checkpoints
+                .push_back((index, Arc::new(tracker.clone())));
         }
     }
 
     /// Time of the oldest retained event.
     pub fn first_ns(&self) -> Option<u64> {
-        self.blocks.front().map(|b| b.first_ns).or_else(|| self.open.iter().map(|e| e.ts_ns).min())
+        self.blocks
+            .front()
+            .map(|b| b.first_ns)
+            .or_else(|| self.open.iter().map(|e| e.ts_ns).min())
     }
 
     /// Blocks that may hold events before `end_ns`, and the open events.
     pub fn snapshot_until(&self, end_ns: u64) -> Snapshot {
         Snapshot {
-            blocks: self.blocks.iter().filter(|b| b.first_ns < end_ns).cloned().collect(),
+            blocks: self
+                .blocks
+                .iter()
+                .filter(|b| b.first_ns < end_ns)
+                .cloned()
+                .collect(),
             skip: 0,
-            open: self.open.iter().filter(|e| e.ts_ns < end_ns).cloned().collect(),
+            open: self
+                .open
+                .iter()
+                .filter(|e| e.ts_ns < end_ns)
+                .cloned()
+                .collect(),
         }
     }
 
     /// What a window `[start_ns, end_ns)` needs: the latest checkpoint from before
     /// `start_ns` (if any) and the events after it, up to `end_ns`.
     pub fn snapshot_window(&self, start_ns: u64, end_ns: u64) -> (Option<Arc<Tracker>>, Snapshot) {
-        let Some((index, tracker)) = self.checkpoints.iter().rev().find(|(_, t)| t.last_ns() <= start_ns).cloned() else {
+        let Some((index, tracker)) = self
+            .checkpoints
+            .iter()
+            .rev()
+            .find(|(_, t)| t.last_ns() <= start_ns)
+            .cloned()
+        else {
             return (None, self.snapshot_until(end_ns));
         };
         let blocks: Vec<_> = self
@@ -182,9 +215,17 @@ impl Store {
             .filter(|b| b.first_index + b.count as u64 > index && b.first_ns < end_ns)
             .cloned()
             .collect();
-        let skip = blocks.first().map_or(0, |b| index.saturating_sub(b.first_index) as usize);
+        let skip = blocks
+            .first()
+            .map_or(0, |b| index.saturating_sub(b.first_index) as usize);
         let open_skip = index.saturating_sub(self.sealed_events) as usize;
-        let open = self.open.iter().skip(open_skip).filter(|e| e.ts_ns < end_ns).cloned().collect();
+        let open = self
+            .open
+            .iter()
+            .skip(open_skip)
+            .filter(|e| e.ts_ns < end_ns)
+            .cloned()
+            .collect();
         (Some(tracker), Snapshot { blocks, skip, open })
     }
 }
@@ -192,10 +233,16 @@ impl Store {
 impl Snapshot {
     /// All events of the snapshot, in time order.
     pub fn events(self) -> Vec<Event> {
-        let mut out: Vec<Event> = Vec::with_capacity(self.blocks.iter().map(|b| b.count).sum::<usize>() + self.open.len());
+        let mut out: Vec<Event> = Vec::with_capacity(
+            self.blocks.iter().map(|b| b.count).sum::<usize>() + self.open.len(),
+        );
         for (i, b) in self.blocks.iter().enumerate() {
             let events = b.events();
-            let skip = if i == 0 { self.skip.min(events.len()) } else { 0 };
+            let skip = if i == 0 {
+                self.skip.min(events.len())
+            } else {
+                0
+            };
             out.extend(events.into_iter().skip(skip));
         }
         out.extend(self.open);
@@ -218,12 +265,23 @@ mod tests {
             .map(|i| Event {
                 ts_ns: 1_000 + i * 350,
                 thread: (i % 2) as u32,
-                kind: if i % 2 == 0 { EventKind::PollStart { task: 7 + i % 50 } } else { EventKind::PollEnd { task: 7 + i % 50, ready: false } },
+                kind: if i % 2 == 0 {
+                    EventKind::PollStart { task: 7 + i % 50 }
+                } else {
+                    EventKind::PollEnd {
+                        task: 7 + i % 50,
+                        ready: false,
+                    }
+                },
             })
             .collect();
         s.push(&events, &mut seq);
         assert_eq!(s.retained(), events.len() as u64);
-        assert!(s.bytes_per_event() <= 16.0, "{} bytes per event", s.bytes_per_event());
+        assert!(
+            s.bytes_per_event() <= 16.0,
+            "{} bytes per event",
+            s.bytes_per_event()
+        );
         let all = s.snapshot_until(u64::MAX).events();
         assert_eq!(all, events);
         let before = s.memory();

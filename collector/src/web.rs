@@ -7,20 +7,63 @@ use axum::response::{IntoResponse, Response};
 
 /// (path under `/`, content type, bytes)
 pub const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("index.html", "text/html; charset=utf-8", include_bytes!("../../web/index.html")),
-    ("style.css", "text/css; charset=utf-8", include_bytes!("../../web/style.css")),
-    ("favicon.svg", "image/svg+xml", include_bytes!("../../web/favicon.svg")),
-    ("js/main.js", "text/javascript; charset=utf-8", include_bytes!("../../web/js/main.js")),
-    ("js/conn.js", "text/javascript; charset=utf-8", include_bytes!("../../web/js/conn.js")),
-    ("js/store.js", "text/javascript; charset=utf-8", include_bytes!("../../web/js/store.js")),
-    ("js/timeline.js", "text/javascript; charset=utf-8", include_bytes!("../../web/js/timeline.js")),
-    ("js/panels.js", "text/javascript; charset=utf-8", include_bytes!("../../web/js/panels.js")),
-    ("js/format.js", "text/javascript; charset=utf-8", include_bytes!("../../web/js/format.js")),
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../web/index.html"),
+    ),
+    (
+        "style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../web/style.css"),
+    ),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("../../web/favicon.svg"),
+    ),
+    (
+        "js/main.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/js/main.js"),
+    ),
+    (
+        "js/conn.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/js/conn.js"),
+    ),
+    (
+        "js/store.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/js/store.js"),
+    ),
+    (
+        "js/timeline.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/js/timeline.js"),
+    ),
+    (
+        "js/panels.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/js/panels.js"),
+    ),
+    (
+        "js/format.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../web/js/format.js"),
+    ),
 ];
 
 fn asset(path: &str) -> Response {
     match ASSETS.iter().find(|(p, _, _)| *p == path) {
-        Some((_, ty, body)) => ([(header::CONTENT_TYPE, *ty), (header::CACHE_CONTROL, "no-cache")], *body).into_response(),
+        Some((_, ty, body)) => (
+            [
+                (header::CONTENT_TYPE, *ty),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
         None => (StatusCode::NOT_FOUND, "not found").into_response(),
     }
 }

@@ -7,14 +7,19 @@ use std::time::{Duration, Instant};
 /// Not a test on its own: the console-instrumented app the test below starts.
 #[test]
 fn console_app() {
-    let Ok(port) = std::env::var("LOOPTRACE_TEST_CONSOLE_PORT") else { return };
+    let Ok(port) = std::env::var("LOOPTRACE_TEST_CONSOLE_PORT") else {
+        return;
+    };
     use tracing_subscriber::prelude::*;
     let layer = console_subscriber::ConsoleLayer::builder()
         .server_addr(([127, 0, 0, 1], port.parse::<u16>().unwrap()))
         .publish_interval(Duration::from_millis(50))
         .spawn();
     tracing_subscriber::registry().with(layer).init();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let t = tokio::task::Builder::new()
             .name("ticker")
@@ -32,7 +37,11 @@ fn console_app() {
 
 #[test]
 fn a_console_app_becomes_a_coarse_session() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut app = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "console_app", "--test-threads=1"])
         .env("LOOPTRACE_TEST_CONSOLE_PORT", port.to_string())
@@ -58,8 +67,19 @@ fn a_console_app_becomes_a_coarse_session() {
     app.wait().unwrap();
     let (capture, ticker) = hub
         .with_session(attached, |s| {
-            let t = s.model.tasks.values().find(|t| t.name == "ticker").map(|t| (t.polls, t.wakes.total(), t.busy_ns, t.outcome));
-            (looptrace_collector::hub::session_summary(s)["capture"].as_str().unwrap_or_default().to_string(), t)
+            let t = s
+                .model
+                .tasks
+                .values()
+                .find(|t| t.name == "ticker")
+                .map(|t| (t.polls, t.wakes.total(), t.busy_ns, t.outcome));
+            (
+                looptrace_collector::hub::session_summary(s)["capture"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                t,
+            )
         })
         .unwrap();
     assert!(capture.starts_with("console (coarse"), "{capture}");

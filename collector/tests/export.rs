@@ -12,11 +12,19 @@ fn record(dir: &Path) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _turn = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     let path = dir.join("program.ltrace");
-    let rt = looptrace::Builder::new_multi_thread().worker_threads(2).from_env(false).record(&path).build().unwrap();
+    let rt = looptrace::Builder::new_multi_thread()
+        .worker_threads(2)
+        .from_env(false)
+        .record(&path)
+        .build()
+        .unwrap();
     rt.block_on(async {
         looptrace::mark("sending");
         let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
-        let receiver = tokio::task::Builder::new().name("receiver").spawn(async move { while rx.recv().await.is_some() {} }).unwrap();
+        let receiver = tokio::task::Builder::new()
+            .name("receiver")
+            .spawn(async move { while rx.recv().await.is_some() {} })
+            .unwrap();
         let sender = tokio::task::Builder::new()
             .name("sender")
             .spawn(async move {
@@ -27,7 +35,9 @@ fn record(dir: &Path) -> PathBuf {
                 }
             })
             .unwrap();
-        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(5))).await.unwrap();
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(5)))
+            .await
+            .unwrap();
         sender.await.unwrap();
         receiver.await.unwrap();
     });
@@ -36,7 +46,10 @@ fn record(dir: &Path) -> PathBuf {
 }
 
 fn looptrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_looptrace")).args(args).output().expect("looptrace runs")
+    Command::new(env!("CARGO_BIN_EXE_looptrace"))
+        .args(args)
+        .output()
+        .expect("looptrace runs")
 }
 
 #[test]
@@ -44,7 +57,14 @@ fn chrome_export_follows_the_trace_event_format() {
     let dir = tempfile::tempdir().unwrap();
     let file = record(dir.path());
     let out = dir.path().join("trace.json");
-    let o = looptrace(&["export", file.to_str().unwrap(), "--format", "chrome", "-o", out.to_str().unwrap()]);
+    let o = looptrace(&[
+        "export",
+        file.to_str().unwrap(),
+        "--format",
+        "chrome",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let doc: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let events = doc["traceEvents"].as_array().expect("traceEvents array");
@@ -69,10 +89,15 @@ fn chrome_export_follows_the_trace_event_format() {
                 }
             }
             "X" => {
-                assert!(e["ts"].is_number() && e["dur"].as_f64().unwrap() >= 0.0, "{e}");
+                assert!(
+                    e["ts"].is_number() && e["dur"].as_f64().unwrap() >= 0.0,
+                    "{e}"
+                );
                 assert!(e["tid"].is_u64() && e["name"].is_string(), "{e}");
                 if e["cat"] == "poll" && e["pid"] == 2 {
-                    *poll_slices.entry(e["name"].as_str().unwrap().to_string()).or_default() += 1;
+                    *poll_slices
+                        .entry(e["name"].as_str().unwrap().to_string())
+                        .or_default() += 1;
                 }
                 if e["name"] == "parked" {
                     parked += 1;
@@ -88,17 +113,33 @@ fn chrome_export_follows_the_trace_event_format() {
         }
     }
     assert_eq!(flow_starts, flow_ends, "every wake arrow has both ends");
-    assert!(flow_starts.len() >= 10, "wakes as flows: {}", flow_starts.len());
+    assert!(
+        flow_starts.len() >= 10,
+        "wakes as flows: {}",
+        flow_starts.len()
+    );
     assert!(task_tracks.values().any(|n| n.starts_with("receiver #")));
     assert!(task_tracks.values().any(|n| n.starts_with("sender #")));
-    assert!(thread_tracks.iter().any(|n| n.starts_with("worker 0")), "{thread_tracks:?}");
-    assert!(thread_tracks.iter().any(|n| n.starts_with("blocking")), "{thread_tracks:?}");
+    assert!(
+        thread_tracks.iter().any(|n| n.starts_with("worker 0")),
+        "{thread_tracks:?}"
+    );
+    assert!(
+        thread_tracks.iter().any(|n| n.starts_with("blocking")),
+        "{thread_tracks:?}"
+    );
     // sender: 1 + 5 timer wakes + 5 yields (+ channel waits) polls at least.
     assert!(poll_slices["sender"] >= 11, "{poll_slices:?}");
     assert!(poll_slices["receiver"] >= 6, "{poll_slices:?}");
     assert!(parked > 0, "parked time visible");
     // The program's mark: an instant across the whole trace.
-    assert!(events.iter().any(|e| e["ph"] == "i" && e["s"] == "g" && e["name"] == "sending" && e["cat"] == "mark"), "the mark is exported");
+    assert!(
+        events.iter().any(|e| e["ph"] == "i"
+            && e["s"] == "g"
+            && e["name"] == "sending"
+            && e["cat"] == "mark"),
+        "the mark is exported"
+    );
 }
 
 #[test]
@@ -109,8 +150,23 @@ fn jsonl_export_follows_its_contract() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8(o.stdout).unwrap();
     let kinds = [
-        "header", "thread", "spawn", "poll_start", "poll_end", "wake", "waker_clone", "waker_drop", "terminate", "park",
-        "unpark", "blocking_start", "blocking_end", "timer_armed", "timer_fired", "dropped", "mark",
+        "header",
+        "thread",
+        "spawn",
+        "poll_start",
+        "poll_end",
+        "wake",
+        "waker_clone",
+        "waker_drop",
+        "terminate",
+        "park",
+        "unpark",
+        "blocking_start",
+        "blocking_end",
+        "timer_armed",
+        "timer_fired",
+        "dropped",
+        "mark",
     ];
     let mut seen = HashSet::new();
     let mut names = HashMap::new();
@@ -126,29 +182,61 @@ fn jsonl_export_follows_its_contract() {
         }
         match kind {
             "spawn" => {
-                names.insert(v["task"].as_u64().unwrap(), v["name"].as_str().unwrap().to_string());
+                names.insert(
+                    v["task"].as_u64().unwrap(),
+                    v["name"].as_str().unwrap().to_string(),
+                );
             }
-            "poll_start" | "terminate" | "waker_clone" | "waker_drop" => assert!(v["task"].is_u64(), "{line}"),
+            "poll_start" | "terminate" | "waker_clone" | "waker_drop" => {
+                assert!(v["task"].is_u64(), "{line}")
+            }
             "poll_end" => assert!(v["ready"].is_boolean() && v["task"].is_u64(), "{line}"),
             "wake" => {
                 let by = v["by"].as_str().unwrap();
                 let ok = ["timer", "io", "blocking", "external"].contains(&by)
-                    || by.strip_prefix("task:").is_some_and(|n| n.parse::<u64>().is_ok());
+                    || by
+                        .strip_prefix("task:")
+                        .is_some_and(|n| n.parse::<u64>().is_ok());
                 assert!(ok, "{line}");
                 wake_by.push((v["task"].as_u64().unwrap(), by.to_string()));
             }
             _ => {}
         }
     }
-    for k in ["header", "spawn", "poll_start", "poll_end", "wake", "waker_clone", "terminate", "park", "unpark", "timer_armed", "mark"] {
+    for k in [
+        "header",
+        "spawn",
+        "poll_start",
+        "poll_end",
+        "wake",
+        "waker_clone",
+        "terminate",
+        "park",
+        "unpark",
+        "timer_armed",
+        "mark",
+    ] {
         assert!(seen.contains(k), "no {k} line");
     }
-    assert!(text.lines().any(|l| l.contains(r#""kind":"mark""#) && l.contains(r#""label":"sending""#)), "mark lines carry their label");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(r#""kind":"mark""#) && l.contains(r#""label":"sending""#)),
+        "mark lines carry their label"
+    );
     let id = |n: &str| *names.iter().find(|(_, v)| *v == n).unwrap().0;
     let (rx, tx) = (id("receiver"), id("sender"));
-    assert!(wake_by.contains(&(rx, format!("task:{tx}"))), "receiver woken by the sender");
-    assert!(wake_by.contains(&(tx, "timer".to_string())), "sender woken by its timer");
-    assert!(wake_by.contains(&(tx, format!("task:{tx}"))), "sender's yield is a self-wake");
+    assert!(
+        wake_by.contains(&(rx, format!("task:{tx}"))),
+        "receiver woken by the sender"
+    );
+    assert!(
+        wake_by.contains(&(tx, "timer".to_string())),
+        "sender woken by its timer"
+    );
+    assert!(
+        wake_by.contains(&(tx, format!("task:{tx}"))),
+        "sender's yield is a self-wake"
+    );
     // Unnamed tasks are named `file:line`.
     assert!(names.values().any(|n| n.contains(".rs:")), "{names:?}");
 }
@@ -165,8 +253,14 @@ fn a_truncated_recording_exports_what_it_holds() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("ends mid-chunk"), "{stderr}");
     let full = looptrace(&["export", file.to_str().unwrap(), "--format", "jsonl"]);
-    let (a, b) = (String::from_utf8_lossy(&o.stdout).lines().count(), String::from_utf8_lossy(&full.stdout).lines().count());
-    assert!(a > 1 && a < b, "{a} lines from the cut file, {b} from the whole");
+    let (a, b) = (
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        String::from_utf8_lossy(&full.stdout).lines().count(),
+    );
+    assert!(
+        a > 1 && a < b,
+        "{a} lines from the cut file, {b} from the whole"
+    );
 
     let junk = dir.path().join("junk.ltrace");
     std::fs::write(&junk, b"this is not a recording at all").unwrap();

@@ -7,15 +7,35 @@ use looptrace_collector::model::{Model, Thresholds, WarningKind};
 use looptrace_wire::*;
 
 fn header() -> Header {
-    Header { process_name: "t".into(), pid: 1, flavor: Flavor::CurrentThread, workers: 1, clock_origin_unix_ns: 0 }
+    Header {
+        process_name: "t".into(),
+        pid: 1,
+        flavor: Flavor::CurrentThread,
+        workers: 1,
+        clock_origin_unix_ns: 0,
+    }
 }
 
 fn ev(ts_ns: u64, kind: EventKind) -> Event {
-    Event { ts_ns, thread: 0, kind }
+    Event {
+        ts_ns,
+        thread: 0,
+        kind,
+    }
 }
 
 fn spawn(ts: u64, task: u64) -> Event {
-    ev(ts, EventKind::Spawn { task, kind: TaskKind::Task, name: Some(format!("t{task}")), location: "a.rs:1:1".into(), parent: None, size_bytes: Some(64) })
+    ev(
+        ts,
+        EventKind::Spawn {
+            task,
+            kind: TaskKind::Task,
+            name: Some(format!("t{task}")),
+            location: "a.rs:1:1".into(),
+            parent: None,
+            size_bytes: Some(64),
+        },
+    )
 }
 fn start(ts: u64, task: u64) -> Event {
     ev(ts, EventKind::PollStart { task })
@@ -32,7 +52,13 @@ fn wake(ts: u64, task: u64, op: WakeOp, by: WakeSource) -> Event {
 /// again 1700-1750 and Ready.
 fn sequence() -> Vec<Event> {
     vec![
-        ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "main".into() }),
+        ev(
+            0,
+            EventKind::Thread {
+                role: ThreadRole::Worker(0),
+                name: "main".into(),
+            },
+        ),
         spawn(100, 1),
         start(200, 1),
         wake(250, 1, WakeOp::Clone, WakeSource::Task(1)),
@@ -44,7 +70,13 @@ fn sequence() -> Vec<Event> {
         wake(1550, 1, WakeOp::WakeByRef, WakeSource::Task(1)),
         end(1600, 1, false),
         start(1700, 1),
-        ev(1740, EventKind::Terminate { task: 1, outcome: Outcome::Completed }),
+        ev(
+            1740,
+            EventKind::Terminate {
+                task: 1,
+                outcome: Outcome::Completed,
+            },
+        ),
         end(1750, 1, true),
     ]
 }
@@ -80,27 +112,66 @@ fn phases_and_statistics_are_exact() {
 #[test]
 fn window_intervals_have_exact_boundaries() {
     let w = window(&sequence(), 0, 2000);
-    let got: Vec<_> = w.intervals.iter().map(|i| (i.start_ns, i.end_ns, i.phase, i.woken_by.clone(), i.ready)).collect();
+    let got: Vec<_> = w
+        .intervals
+        .iter()
+        .map(|i| (i.start_ns, i.end_ns, i.phase, i.woken_by.clone(), i.ready))
+        .collect();
     assert_eq!(
         got,
         vec![
             (100, 200, Phase::Scheduled, None, None),
             (200, 300, Phase::Running, None, Some(false)),
             (300, 1000, Phase::Idle, None, None),
-            (1000, 1500, Phase::Scheduled, Some("timer".to_string()), None),
+            (
+                1000,
+                1500,
+                Phase::Scheduled,
+                Some("timer".to_string()),
+                None
+            ),
             (1500, 1600, Phase::Running, None, Some(false)),
-            (1600, 1700, Phase::Scheduled, Some("task:1".to_string()), None),
+            (
+                1600,
+                1700,
+                Phase::Scheduled,
+                Some("task:1".to_string()),
+                None
+            ),
             (1700, 1750, Phase::Running, None, Some(true)),
         ]
     );
-    let arrows: Vec<_> = w.wakes.iter().map(|a| (a.at_ns, a.by.as_str(), a.polled_ns)).collect();
-    assert_eq!(arrows, vec![(1000, "timer", Some(1500)), (1550, "task:1", Some(1700))]);
-    let parked: Vec<_> = w.workers.iter().filter(|s| s.task.is_none()).map(|s| (s.start_ns, s.end_ns)).collect();
+    let arrows: Vec<_> = w
+        .wakes
+        .iter()
+        .map(|a| (a.at_ns, a.by.as_str(), a.polled_ns))
+        .collect();
+    assert_eq!(
+        arrows,
+        vec![(1000, "timer", Some(1500)), (1550, "task:1", Some(1700))]
+    );
+    let parked: Vec<_> = w
+        .workers
+        .iter()
+        .filter(|s| s.task.is_none())
+        .map(|s| (s.start_ns, s.end_ns))
+        .collect();
     assert_eq!(parked, vec![(400, 1100)]);
     // A window in the middle clips.
     let mid = window(&sequence(), 250, 1200);
-    let got: Vec<_> = mid.intervals.iter().map(|i| (i.start_ns, i.end_ns, i.phase)).collect();
-    assert_eq!(got, vec![(250, 300, Phase::Running), (300, 1000, Phase::Idle), (1000, 1200, Phase::Scheduled)]);
+    let got: Vec<_> = mid
+        .intervals
+        .iter()
+        .map(|i| (i.start_ns, i.end_ns, i.phase))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (250, 300, Phase::Running),
+            (300, 1000, Phase::Idle),
+            (1000, 1200, Phase::Scheduled)
+        ]
+    );
 }
 
 #[test]
@@ -122,7 +193,13 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
     let mut m = Model::new(header(), Thresholds::default());
     let ms = 1_000_000;
     for e in [
-        ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "main".into() }),
+        ev(
+            0,
+            EventKind::Thread {
+                role: ThreadRole::Worker(0),
+                name: "main".into(),
+            },
+        ),
         wake(1, 99, WakeOp::Clone, WakeSource::External), // another task's waker: the session captures wakers
         spawn(10, 1),
         spawn(10, 2),
@@ -140,10 +217,23 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
     ] {
         m.apply(&e);
     }
-    let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task, w.at_ns)).collect();
-    assert!(kinds.contains(&(WarningKind::BlockingPoll, Some(1), 20)), "{kinds:?}");
-    assert!(kinds.contains(&(WarningKind::LostWaker, Some(1), 20 + 20 * ms)), "{kinds:?}");
-    assert!(kinds.contains(&(WarningKind::SchedulingLatency, Some(2), 90 * ms)), "{kinds:?}");
+    let kinds: Vec<_> = m
+        .warnings
+        .iter()
+        .map(|w| (w.kind, w.task, w.at_ns))
+        .collect();
+    assert!(
+        kinds.contains(&(WarningKind::BlockingPoll, Some(1), 20)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(WarningKind::LostWaker, Some(1), 20 + 20 * ms)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&(WarningKind::SchedulingLatency, Some(2), 90 * ms)),
+        "{kinds:?}"
+    );
     assert_eq!(kinds.len(), 3, "{kinds:?}");
     // Each task counts its own warnings, as task lists show them.
     assert_eq!(m.tasks[&1].warnings, 2);
@@ -156,7 +246,13 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
 fn a_waker_lost_before_any_waker_event_is_flagged_once_wakers_show_up() {
     let mut m = Model::new(header(), Thresholds::default());
     for e in [
-        ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "main".into() }),
+        ev(
+            0,
+            EventKind::Thread {
+                role: ThreadRole::Worker(0),
+                name: "main".into(),
+            },
+        ),
         spawn(10, 1),
         spawn(10, 2),
         spawn(10, 3),
@@ -173,9 +269,19 @@ fn a_waker_lost_before_any_waker_event_is_flagged_once_wakers_show_up() {
     ] {
         m.apply(&e);
     }
-    let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task, w.at_ns)).collect();
+    let kinds: Vec<_> = m
+        .warnings
+        .iter()
+        .map(|w| (w.kind, w.task, w.at_ns))
+        .collect();
     // Both early idlers had no waker when the first waker event came; each is flagged at the time it went idle.
-    assert_eq!(kinds, vec![(WarningKind::LostWaker, Some(1), 30), (WarningKind::LostWaker, Some(3), 50)]);
+    assert_eq!(
+        kinds,
+        vec![
+            (WarningKind::LostWaker, Some(1), 30),
+            (WarningKind::LostWaker, Some(3), 50)
+        ]
+    );
     // A session without waker events at all raises none.
     let mut quiet = Model::new(header(), Thresholds::default());
     for e in [spawn(10, 1), start(20, 1), end(30, 1, false)] {
@@ -189,7 +295,17 @@ fn a_long_spawn_blocking_closure_is_not_a_blocking_poll() {
     let mut m = Model::new(header(), Thresholds::default());
     let s = 1_000_000_000;
     for e in [
-        ev(0, EventKind::Spawn { task: 1, kind: TaskKind::Blocking, name: None, location: "b.rs:1:1".into(), parent: None, size_bytes: None }),
+        ev(
+            0,
+            EventKind::Spawn {
+                task: 1,
+                kind: TaskKind::Blocking,
+                name: None,
+                location: "b.rs:1:1".into(),
+                parent: None,
+                size_bytes: None,
+            },
+        ),
         ev(10, EventKind::BlockingStart { task: 1 }),
         ev(2 * s, EventKind::BlockingEnd { task: 1 }),
         // The same on a task would be flagged twice.
@@ -200,8 +316,18 @@ fn a_long_spawn_blocking_closure_is_not_a_blocking_poll() {
         m.apply(&e);
     }
     let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task)).collect();
-    assert_eq!(kinds, vec![(WarningKind::BlockingPoll, Some(2)), (WarningKind::NeverYields, Some(2))]);
-    assert_eq!(m.tasks[&1].longest_poll_ns, 2 * s - 10, "its run still counts as busy time");
+    assert_eq!(
+        kinds,
+        vec![
+            (WarningKind::BlockingPoll, Some(2)),
+            (WarningKind::NeverYields, Some(2))
+        ]
+    );
+    assert_eq!(
+        m.tasks[&1].longest_poll_ns,
+        2 * s - 10,
+        "its run still counts as busy time"
+    );
 }
 
 #[test]
@@ -209,7 +335,12 @@ fn marks_are_kept_newest_last_up_to_a_bound() {
     use looptrace_collector::model::MARKS_MAX;
     let mut m = Model::new(header(), Thresholds::default());
     for i in 0..MARKS_MAX as u64 + 5 {
-        m.apply(&ev(i, EventKind::Mark { label: format!("m{i}") }));
+        m.apply(&ev(
+            i,
+            EventKind::Mark {
+                label: format!("m{i}"),
+            },
+        ));
     }
     assert_eq!(m.marks.len(), MARKS_MAX);
     assert_eq!(m.marks.front().unwrap().label, "m5", "the oldest go first");
@@ -224,7 +355,13 @@ fn windows_from_checkpoints_match_windows_from_the_start() {
     encode_header(&header(), &mut frame);
     let id = hub.open(header(), &frame, Source::Live);
     // 4 tasks taking turns, each poll followed by a wake of the next: 300k events.
-    let mut all = vec![ev(0, EventKind::Thread { role: ThreadRole::Worker(0), name: "w".into() })];
+    let mut all = vec![ev(
+        0,
+        EventKind::Thread {
+            role: ThreadRole::Worker(0),
+            name: "w".into(),
+        },
+    )];
     for t in 1..=4 {
         all.push(spawn(t, t));
     }
@@ -232,7 +369,12 @@ fn windows_from_checkpoints_match_windows_from_the_start() {
     while all.len() < 300_000 {
         for t in 1..=4u64 {
             all.push(start(ts, t));
-            all.push(wake(ts + 10, t % 4 + 1, WakeOp::WakeByRef, WakeSource::Task(t)));
+            all.push(wake(
+                ts + 10,
+                t % 4 + 1,
+                WakeOp::WakeByRef,
+                WakeSource::Task(t),
+            ));
             all.push(end(ts + 20, t, false));
             ts += 30;
         }
@@ -254,9 +396,21 @@ fn windows_from_checkpoints_match_windows_from_the_start() {
 
 #[test]
 fn io_readiness_is_a_marker() {
-    let evs = vec![spawn(0, 1), start(10, 1), end(20, 1, false), wake(500, 1, WakeOp::Wake, WakeSource::Io), start(600, 1), end(650, 1, true)];
+    let evs = vec![
+        spawn(0, 1),
+        start(10, 1),
+        end(20, 1, false),
+        wake(500, 1, WakeOp::Wake, WakeSource::Io),
+        start(600, 1),
+        end(650, 1, true),
+    ];
     let w = window(&evs, 0, 1000);
-    let io: Vec<_> = w.markers.iter().filter(|m| m.kind == "io_ready").map(|m| (m.task, m.at_ns)).collect();
+    let io: Vec<_> = w
+        .markers
+        .iter()
+        .filter(|m| m.kind == "io_ready")
+        .map(|m| (m.task, m.at_ns))
+        .collect();
     assert_eq!(io, vec![(1, 500)]);
 }
 
@@ -279,7 +433,11 @@ fn per_task_histograms_stay_small() {
     assert!(bytes <= 6 * 1024, "{bytes} bytes of histograms per task");
     // Durations beyond the range count at its top, rather than being lost.
     let mut m = Model::new(header(), Thresholds::default());
-    for e in [spawn(0, 1), start(10, 1), end(10 + 200_000_000_000, 1, false)] {
+    for e in [
+        spawn(0, 1),
+        start(10, 1),
+        end(10 + 200_000_000_000, 1, false),
+    ] {
         m.apply(&e);
     }
     assert_eq!(m.tasks[&1].poll_hist.len(), 1);

@@ -19,8 +19,16 @@ fn launch(args: &[&str]) -> (Child, SocketAddr) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().rsplit("http://").next().unwrap().parse().unwrap_or_else(|_| panic!("address in {line:?}"));
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .rsplit("http://")
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap_or_else(|_| panic!("address in {line:?}"));
     (child, addr)
 }
 
@@ -51,11 +59,18 @@ fn a_recording_survives_kill_9_of_the_collector() {
     });
     collector.kill().unwrap(); // SIGKILL
     collector.wait().unwrap();
-    let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let rec = Recording::open(&files[0]).unwrap();
     assert_eq!(rec.header.process_name, "victim");
-    assert!(rec.damage.is_none(), "every chunk was complete: {:?}", rec.damage);
+    assert!(
+        rec.damage.is_none(),
+        "every chunk was complete: {:?}",
+        rec.damage
+    );
     assert_eq!(rec.events, sent);
 
     // A write torn by the kill reads back up to the last complete chunk.
@@ -80,21 +95,35 @@ fn synthetic(dir: &std::path::Path) -> (std::path::PathBuf, Vec<Event>) {
 }
 
 fn replay_at(speed: f64, file: &std::path::Path) -> Vec<(Duration, u64)> {
-    let (mut child, addr) = launch(&["replay", file.to_str().unwrap(), "--speed", &speed.to_string(), "--paused"]);
+    let (mut child, addr) = launch(&[
+        "replay",
+        file.to_str().unwrap(),
+        "--speed",
+        &speed.to_string(),
+        "--paused",
+    ]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let arrivals = rt.block_on(async {
         let mut viewer = connect(addr, "/ws/view").await;
-        let hello = next_of(&mut viewer, "sessions", Duration::from_secs(2)).await.unwrap();
+        let hello = next_of(&mut viewer, "sessions", Duration::from_secs(2))
+            .await
+            .unwrap();
         assert_eq!(hello["replay"]["paused"], true);
         send_json(&mut viewer, json!({"op": "subscribe"})).await;
-        next_of(&mut viewer, "subscribed", Duration::from_secs(2)).await.unwrap();
+        next_of(&mut viewer, "subscribed", Duration::from_secs(2))
+            .await
+            .unwrap();
         // Paused: nothing arrives.
-        assert!(next_of(&mut viewer, "batch", Duration::from_millis(300)).await.is_none());
+        assert!(next_of(&mut viewer, "batch", Duration::from_millis(300))
+            .await
+            .is_none());
         send_json(&mut viewer, json!({"op": "replay", "action": "play"})).await;
         let start = Instant::now();
         let mut arrivals = Vec::new();
         while arrivals.len() < 21 {
-            let Some(b) = next_of(&mut viewer, "batch", Duration::from_secs(10)).await else { break };
+            let Some(b) = next_of(&mut viewer, "batch", Duration::from_secs(10)).await else {
+                break;
+            };
             for e in b["events"].as_array().unwrap() {
                 arrivals.push((start.elapsed(), e["ts_ns"].as_u64().unwrap()));
             }
@@ -113,12 +142,26 @@ fn replay_keeps_order_and_relative_timing_at_any_speed() {
     for speed in [2.0, 0.5] {
         let arrivals = replay_at(speed, &file);
         let ts: Vec<u64> = arrivals.iter().map(|a| a.1).collect();
-        assert_eq!(ts, events.iter().map(|e| e.ts_ns).collect::<Vec<_>>(), "all events, in order");
+        assert_eq!(
+            ts,
+            events.iter().map(|e| e.ts_ns).collect::<Vec<_>>(),
+            "all events, in order"
+        );
         // Each poll start arrives about (its time / speed) after play.
-        for (at, ts) in arrivals.iter().filter(|(_, ts)| ts % 100_000_000 == 0 && *ts > 0) {
+        for (at, ts) in arrivals
+            .iter()
+            .filter(|(_, ts)| ts % 100_000_000 == 0 && *ts > 0)
+        {
             let expected = Duration::from_nanos((*ts as f64 / speed) as u64);
-            let diff = if *at > expected { *at - expected } else { expected - *at };
-            assert!(diff < Duration::from_millis(120), "speed {speed}: event at {ts} ns arrived at {at:?}, expected {expected:?}");
+            let diff = if *at > expected {
+                *at - expected
+            } else {
+                expected - *at
+            };
+            assert!(
+                diff < Duration::from_millis(120),
+                "speed {speed}: event at {ts} ns arrived at {at:?}, expected {expected:?}"
+            );
         }
     }
 }
@@ -127,19 +170,42 @@ fn replay_keeps_order_and_relative_timing_at_any_speed() {
 fn a_replay_shows_the_first_note_then_the_last_when_it_is_over() {
     let dir = tempfile::tempdir().unwrap();
     let (file, _) = synthetic(dir.path());
-    append_note(&file, &Note { title: "watch for".into(), text: "ten polls".into() }).unwrap();
-    append_note(&file, &Note { title: "what happened".into(), text: "ten polls, 1 s".into() }).unwrap();
+    append_note(
+        &file,
+        &Note {
+            title: "watch for".into(),
+            text: "ten polls".into(),
+        },
+    )
+    .unwrap();
+    append_note(
+        &file,
+        &Note {
+            title: "what happened".into(),
+            text: "ten polls, 1 s".into(),
+        },
+    )
+    .unwrap();
     let (mut child, addr) = launch(&["replay", file.to_str().unwrap(), "--speed", "4", "--paused"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let titles = rt.block_on(async {
         let mut viewer = connect(addr, "/ws/view").await;
         // Paused at the start: the first note.
-        let hello = next_of(&mut viewer, "sessions", Duration::from_secs(2)).await.unwrap();
-        let mut titles: Vec<String> = vec![hello["sessions"][0]["note"]["title"].as_str().unwrap_or("none").to_string()];
+        let hello = next_of(&mut viewer, "sessions", Duration::from_secs(2))
+            .await
+            .unwrap();
+        let mut titles: Vec<String> = vec![hello["sessions"][0]["note"]["title"]
+            .as_str()
+            .unwrap_or("none")
+            .to_string()];
         send_json(&mut viewer, json!({"op": "replay", "action": "play"})).await;
         let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline && titles.last().map(String::as_str) != Some("what happened") {
-            let Some(s) = next_of(&mut viewer, "sessions", Duration::from_secs(2)).await else { break };
+        while Instant::now() < deadline
+            && titles.last().map(String::as_str) != Some("what happened")
+        {
+            let Some(s) = next_of(&mut viewer, "sessions", Duration::from_secs(2)).await else {
+                break;
+            };
             if let Some(t) = s["sessions"][0]["note"]["title"].as_str() {
                 if titles.last().map(String::as_str) != Some(t) {
                     titles.push(t.to_string());

@@ -9,7 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs (apt-get install -y tmux, as .ci/run does)");
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux runs (apt-get install -y tmux, as .ci/run does)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -31,23 +34,53 @@ fn the_tui_draws_takes_keys_and_restores_the_terminal() {
     let mut app = rt.block_on(async {
         let mut app = connect(addr, "/ingest").await;
         send_bin(&mut app, header_frame("tmux-app")).await;
-        let mut evs = vec![spawn_ev(10, 1, "first-task"), spawn_ev(20, 2, "second-task")];
+        let mut evs = vec![
+            spawn_ev(10, 1, "first-task"),
+            spawn_ev(20, 2, "second-task"),
+        ];
         evs.extend(poll_evs(100, 1));
         send_bin(&mut app, events_frame(&evs)).await;
         app
     });
     let session = format!("looptrace-test-{}", std::process::id());
-    let cmd = format!("{} tui {addr} --no-color; echo TUI-EXITED; sleep 30", env!("CARGO_BIN_EXE_looptrace"));
-    tmux(&["new-session", "-d", "-s", &session, "-x", "110", "-y", "30", &cmd]);
+    let cmd = format!(
+        "{} tui {addr} --no-color; echo TUI-EXITED; sleep 30",
+        env!("CARGO_BIN_EXE_looptrace")
+    );
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "110",
+        "-y",
+        "30",
+        &cmd,
+    ]);
     let screen = wait_for(&session, "second-task");
-    assert!(screen.contains("1 Tasks") && screen.contains("first-task") && screen.contains("second-task"), "{screen}");
+    assert!(
+        screen.contains("1 Tasks")
+            && screen.contains("first-task")
+            && screen.contains("second-task"),
+        "{screen}"
+    );
     // Live: a new task shows up.
-    rt.block_on(send_bin(&mut app, events_frame(&[spawn_ev(200, 3, "third-task")])));
+    rt.block_on(send_bin(
+        &mut app,
+        events_frame(&[spawn_ev(200, 3, "third-task")]),
+    ));
     let screen = wait_for(&session, "third-task");
     assert!(screen.contains("third-task"), "{screen}");
     // The session's note opens as the lesson panel; any key closes it.
     let id = hub.session_ids()[0];
-    hub.set_note(id, looptrace_collector::hub::Note { title: "about this app".into(), text: "It spawns three tasks.".into() });
+    hub.set_note(
+        id,
+        looptrace_collector::hub::Note {
+            title: "about this app".into(),
+            text: "It spawns three tasks.".into(),
+        },
+    );
     let screen = wait_for(&session, "about this app");
     assert!(screen.contains("It spawns three tasks."), "{screen}");
     tmux(&["send-keys", "-t", &session, "Escape"]);
@@ -63,5 +96,8 @@ fn the_tui_draws_takes_keys_and_restores_the_terminal() {
     let screen = wait_for(&session, "TUI-EXITED");
     tmux(&["kill-session", "-t", &session]);
     assert!(screen.contains("TUI-EXITED"), "{screen}");
-    assert!(!screen.contains("1 Tasks"), "the alternate screen is gone: {screen}");
+    assert!(
+        !screen.contains("1 Tasks"),
+        "the alternate screen is gone: {screen}"
+    );
 }

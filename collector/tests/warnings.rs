@@ -19,13 +19,36 @@ where
 
 #[test]
 fn each_warning_is_raised_by_the_program_that_provokes_it() {
-    let thresholds = Thresholds { task_leak_live: 100, task_leak_window_ns: 500_000_000, ..Thresholds::default() };
-    let (sink, handle) = Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig { thresholds, ..HubConfig::default() }).unwrap();
-    let rt = looptrace::Builder::new_current_thread().from_env(false).sink(sink).build().unwrap();
+    let thresholds = Thresholds {
+        task_leak_live: 100,
+        task_leak_window_ns: 500_000_000,
+        ..Thresholds::default()
+    };
+    let (sink, handle) = Embedded::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        HubConfig {
+            thresholds,
+            ..HubConfig::default()
+        },
+    )
+    .unwrap();
+    let rt = looptrace::Builder::new_current_thread()
+        .from_env(false)
+        .sink(sink)
+        .build()
+        .unwrap();
     rt.block_on(async {
-        named("polite", async { tokio::time::sleep(Duration::from_millis(5)).await }).await.unwrap();
+        named("polite", async {
+            tokio::time::sleep(Duration::from_millis(5)).await
+        })
+        .await
+        .unwrap();
         // A poll that blocks the loop: a std sleep inside a task.
-        named("sleeper", async { std::thread::sleep(Duration::from_millis(30)) }).await.unwrap();
+        named("sleeper", async {
+            std::thread::sleep(Duration::from_millis(30))
+        })
+        .await
+        .unwrap();
         // A future that returns Pending without keeping its waker: nobody can wake it.
         let lost = named("forgetful", std::future::poll_fn(|_cx| Poll::<()>::Pending));
         // A busy loop that never returns Pending.
@@ -78,22 +101,42 @@ fn each_warning_is_raised_by_the_program_that_provokes_it() {
     let hub = handle.hub();
     let id = hub.session_ids()[0];
     let warnings = hub.with_session(id, |s| s.model.warnings.clone()).unwrap();
-    let got: BTreeSet<(WarningKind, Option<String>)> = warnings.iter().map(|w| (w.kind, w.task_name.clone())).collect();
+    let got: BTreeSet<(WarningKind, Option<String>)> = warnings
+        .iter()
+        .map(|w| (w.kind, w.task_name.clone()))
+        .collect();
     let has = |k: WarningKind, name: Option<&str>| got.contains(&(k, name.map(String::from)));
     assert!(has(WarningKind::BlockingPoll, Some("sleeper")), "{got:?}");
     assert!(has(WarningKind::LostWaker, Some("forgetful")), "{got:?}");
     assert!(has(WarningKind::NeverYields, Some("spinner")), "{got:?}");
-    assert!(has(WarningKind::SchedulingLatency, Some("victim")), "{got:?}");
+    assert!(
+        has(WarningKind::SchedulingLatency, Some("victim")),
+        "{got:?}"
+    );
     assert!(has(WarningKind::SelfWakeStorm, Some("restless")), "{got:?}");
     assert!(has(WarningKind::LargeFuture, Some("hefty")), "{got:?}");
     assert!(has(WarningKind::TaskLeak, None), "{got:?}");
     // The well-behaved tasks are not flagged.
     for name in ["polite", "forgetful"] {
-        let kinds: Vec<_> = got.iter().filter(|(_, n)| n.as_deref() == Some(name)).map(|(k, _)| *k).collect();
-        let expected: Vec<WarningKind> = if name == "forgetful" { vec![WarningKind::LostWaker] } else { vec![] };
+        let kinds: Vec<_> = got
+            .iter()
+            .filter(|(_, n)| n.as_deref() == Some(name))
+            .map(|(k, _)| *k)
+            .collect();
+        let expected: Vec<WarningKind> = if name == "forgetful" {
+            vec![WarningKind::LostWaker]
+        } else {
+            vec![]
+        };
         assert_eq!(kinds, expected, "{name}");
     }
     // Each warning says when, so a viewer can jump to it.
-    let sleeper = warnings.iter().find(|w| w.kind == WarningKind::BlockingPoll && w.task_name.as_deref() == Some("sleeper")).unwrap();
-    assert!(sleeper.value >= 30_000_000 && sleeper.at_ns > 0, "{sleeper:?}");
+    let sleeper = warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::BlockingPoll && w.task_name.as_deref() == Some("sleeper"))
+        .unwrap();
+    assert!(
+        sleeper.value >= 30_000_000 && sleeper.at_ns > 0,
+        "{sleeper:?}"
+    );
 }

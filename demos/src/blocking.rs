@@ -30,7 +30,9 @@ pub async fn run() {
         crate::say!("tokio::time::sleep: done, and the worker was free all along");
     });
     let offloaded = crate::spawn("spawn_blocking", async {
-        let offload = tokio::task::Builder::new().name("sleep on the blocking pool").spawn_blocking(|| block(1.0));
+        let offload = tokio::task::Builder::new()
+            .name("sleep on the blocking pool")
+            .spawn_blocking(|| block(1.0));
         match offload {
             Ok(handle) => match handle.await {
                 Ok(()) => crate::say!("spawn_blocking: done, on a thread of its own"),
@@ -45,10 +47,21 @@ pub async fn run() {
 }
 
 pub fn explain(t: &Trace) -> Vec<String> {
-    let (Some(blocker), Some(b1), Some(b2)) = (t.task("std::thread::sleep"), t.task("heartbeat 1"), t.task("heartbeat 2")) else {
+    let (Some(blocker), Some(b1), Some(b2)) = (
+        t.task("std::thread::sleep"),
+        t.task("heartbeat 1"),
+        t.task("heartbeat 2"),
+    ) else {
         return vec!["The trace does not hold the demo's tasks.".into()];
     };
-    let fixed: Vec<_> = ["tokio::time::sleep", "spawn_blocking", "sleep on the blocking pool"].iter().filter_map(|n| t.task(n)).collect();
+    let fixed: Vec<_> = [
+        "tokio::time::sleep",
+        "spawn_blocking",
+        "sleep on the blocking pool",
+    ]
+    .iter()
+    .filter_map(|n| t.task(n))
+    .collect();
     let fixed_warnings: usize = fixed.iter().map(|f| f.warnings as usize).sum();
     vec![
         format!(

@@ -24,10 +24,16 @@ async fn work(name: &'static str, yielding: bool) {
 /// Part two: `polite A` and `polite B` do the same with `yield_now()` after each chunk.
 pub async fn run() {
     crate::part("part 1: no yield");
-    let greedy = vec![crate::spawn("greedy A", work("greedy A", false)), crate::spawn("greedy B", work("greedy B", false))];
+    let greedy = vec![
+        crate::spawn("greedy A", work("greedy A", false)),
+        crate::spawn("greedy B", work("greedy B", false)),
+    ];
     crate::join_all(greedy).await;
     crate::part("part 2: yield_now() after every chunk");
-    let polite = vec![crate::spawn("polite A", work("polite A", true)), crate::spawn("polite B", work("polite B", true))];
+    let polite = vec![
+        crate::spawn("polite A", work("polite A", true)),
+        crate::spawn("polite B", work("polite B", true)),
+    ];
     crate::join_all(polite).await;
 }
 

@@ -14,7 +14,10 @@ pub const PEOPLE: [(&str, f64); 3] = [("Alice", 2.0), ("Bob", 1.0), ("Charlie", 
 /// Alice (2 s), Bob (1 s) and Charlie (3 s), each a task named after them, awaited
 /// together.
 pub async fn run() {
-    let tasks: Vec<_> = PEOPLE.into_iter().map(|(name, secs)| crate::spawn(name, say_hello(name, secs))).collect();
+    let tasks: Vec<_> = PEOPLE
+        .into_iter()
+        .map(|(name, secs)| crate::spawn(name, say_hello(name, secs)))
+        .collect();
     crate::join_all(tasks).await;
 }
 

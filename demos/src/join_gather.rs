@@ -31,13 +31,20 @@ async fn with_join_set() {
             order.push(name);
         }
     }
-    crate::say!("JoinSet: results in the order they finished: {}", order.join(", "));
+    crate::say!(
+        "JoinSet: results in the order they finished: {}",
+        order.join(", ")
+    );
 }
 
 async fn with_handles() {
     let handles: Vec<_> = PEOPLE
         .into_iter()
-        .map(|(name, delay)| crate::spawn(&format!("{name} (spawned)"), async move { say_hello(format!("{name} (spawned)"), delay).await }))
+        .map(|(name, delay)| {
+            crate::spawn(&format!("{name} (spawned)"), async move {
+                say_hello(format!("{name} (spawned)"), delay).await
+            })
+        })
         .collect();
     let mut order = Vec::new();
     for ((name, _), h) in PEOPLE.iter().zip(handles) {
@@ -45,7 +52,10 @@ async fn with_handles() {
             order.push(*name);
         }
     }
-    crate::say!("handles: results in the order they were awaited: {}", order.join(", "));
+    crate::say!(
+        "handles: results in the order they were awaited: {}",
+        order.join(", ")
+    );
 }
 
 /// Side by side: `join!` runs the three greetings inside one task; `JoinSet`
@@ -61,7 +71,8 @@ pub async fn run() {
 }
 
 pub fn explain(t: &Trace) -> Vec<String> {
-    let (Some(j), Some(s), Some(h)) = (t.task("join!"), t.task("JoinSet"), t.task("handles")) else {
+    let (Some(j), Some(s), Some(h)) = (t.task("join!"), t.task("JoinSet"), t.task("handles"))
+    else {
         return vec!["The trace does not hold the demo's tasks.".into()];
     };
     vec![

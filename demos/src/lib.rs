@@ -65,7 +65,10 @@ where
     F::Output: Send + 'static,
 {
     // Fails only when the runtime is shutting down, which the demos never race.
-    tokio::task::Builder::new().name(name).spawn(future).expect("spawning on a running runtime")
+    tokio::task::Builder::new()
+        .name(name)
+        .spawn(future)
+        .expect("spawning on a running runtime")
 }
 
 /// Awaits every handle in order; a task that panicked or was aborted is reported.
@@ -97,14 +100,16 @@ impl Heartbeat {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::time::Instant>();
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
-        let sender = std::thread::Builder::new().name("heartbeat".into()).spawn(move || {
-            while !stopping.load(Ordering::Relaxed) {
-                pace::block(every);
-                if tx.send(std::time::Instant::now()).is_err() {
-                    break;
+        let sender = std::thread::Builder::new()
+            .name("heartbeat".into())
+            .spawn(move || {
+                while !stopping.load(Ordering::Relaxed) {
+                    pace::block(every);
+                    if tx.send(std::time::Instant::now()).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
         if let Err(e) = sender {
             say!("{name}: cannot start its thread: {e}");
         }
@@ -115,7 +120,10 @@ impl Heartbeat {
                 beats += 1;
                 worst = worst.max(sent.elapsed());
             }
-            say!("{label}: {beats} beats, the latest handled {:.1} ms after it was sent", worst.as_secs_f64() * 1e3);
+            say!(
+                "{label}: {beats} beats, the latest handled {:.1} ms after it was sent",
+                worst.as_secs_f64() * 1e3
+            );
         });
         Heartbeat { stop, task }
     }

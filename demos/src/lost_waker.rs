@@ -70,15 +70,20 @@ pub async fn run() {
         future.await;
         crate::say!("faithful: woken and finished");
     });
-    let doorbell = std::thread::Builder::new().name("doorbell".into()).spawn(move || {
-        block(0.5);
-        ring();
-    });
+    let doorbell = std::thread::Builder::new()
+        .name("doorbell".into())
+        .spawn(move || {
+            block(0.5);
+            ring();
+        });
     if let Err(e) = doorbell {
         crate::say!("lost-waker: cannot start the doorbell thread: {e}");
     }
     let _ = faithful.await;
-    if tokio::time::timeout(paced(1.0), &mut forgetful).await.is_err() {
+    if tokio::time::timeout(paced(1.0), &mut forgetful)
+        .await
+        .is_err()
+    {
         forgetful.abort();
         crate::say!("forgetful: still Pending after 1.5 s with no waker; aborted");
     }

@@ -16,7 +16,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "demos", about = "Watch tokio schedule tasks, live", after_help = "`demos list` shows the demos.")]
+#[command(
+    name = "demos",
+    about = "Watch tokio schedule tasks, live",
+    after_help = "`demos list` shows the demos."
+)]
 struct Cli {
     /// Which demo to run (`list` to see them all).
     demo: Option<String>,
@@ -105,7 +109,8 @@ fn explain(demo_explain: fn(&Trace) -> Vec<String>, handle: &EmbeddedHandle) -> 
     let Some(id) = hub.session_ids().into_iter().max() else {
         return vec!["No trace was captured.".into()];
     };
-    hub.with_session(id, |s| demo_explain(&Trace::new(&s.model))).unwrap_or_default()
+    hub.with_session(id, |s| demo_explain(&Trace::new(&s.model)))
+        .unwrap_or_default()
 }
 
 fn main() -> Result<()> {
@@ -120,12 +125,23 @@ fn main() -> Result<()> {
     };
     let Some(demo) = catalog.iter().find(|d| d.name == name) else {
         let names: Vec<_> = catalog.iter().map(|d| d.name).collect();
-        return Err(anyhow!("no demo named {name:?}; the demos are: {}", names.join(", ")));
+        return Err(anyhow!(
+            "no demo named {name:?}; the demos are: {}",
+            names.join(", ")
+        ));
     };
     demos::pace::set_speed(cli.speed);
-    let pace = if cli.speed == 1.0 { String::new() } else { format!(" Running at {}x speed: every delay is scaled.", cli.speed) };
+    let pace = if cli.speed == 1.0 {
+        String::new()
+    } else {
+        format!(" Running at {}x speed: every delay is scaled.", cli.speed)
+    };
     let intro = format!("{}{pace}\n\nWatch for: {}", demo.summary, demo.watch_for);
-    say!("looptrace demo: {}\n\n{}", demo.name, intro.lines().map(|l| wrap(l, 78, "")).collect::<String>());
+    say!(
+        "looptrace demo: {}\n\n{}",
+        demo.name,
+        intro.lines().map(|l| wrap(l, 78, "")).collect::<String>()
+    );
 
     let (sink, handle) = match cli.serve {
         Some(addr) => Embedded::serve(addr, HubConfig::default()),
@@ -137,23 +153,25 @@ fn main() -> Result<()> {
     say!("timeline: {url}  (open it in a browser)\n");
     let updates = handle.subscribe();
     let (verbose, quiet) = (cli.verbose, cli.quiet);
-    let printer = std::thread::Builder::new().name("looptrace-log".into()).spawn(move || {
-        let mut log = LiveLog::new();
-        log.verbose = verbose;
-        for u in updates {
-            match u {
-                Update::Events(events) if !quiet => {
-                    for e in &events {
-                        if let Some(line) = log.line(e) {
-                            say!("{line}");
+    let printer = std::thread::Builder::new()
+        .name("looptrace-log".into())
+        .spawn(move || {
+            let mut log = LiveLog::new();
+            log.verbose = verbose;
+            for u in updates {
+                match u {
+                    Update::Events(events) if !quiet => {
+                        for e in &events {
+                            if let Some(line) = log.line(e) {
+                                say!("{line}");
+                            }
                         }
                     }
+                    Update::Closed => break,
+                    _ => {}
                 }
-                Update::Closed => break,
-                _ => {}
             }
-        }
-    })?;
+        })?;
 
     let flavor = cli.flavor.unwrap_or(match demo.flavor {
         demos::Flavor::CurrentThread => Flavor::CurrentThread,
@@ -161,9 +179,14 @@ fn main() -> Result<()> {
     });
     let mut builder = match flavor {
         Flavor::CurrentThread => looptrace::Builder::new_current_thread(),
-        Flavor::MultiThread => looptrace::Builder::new_multi_thread().worker_threads(cli.workers.max(1)),
+        Flavor::MultiThread => {
+            looptrace::Builder::new_multi_thread().worker_threads(cli.workers.max(1))
+        }
     };
-    builder = builder.process_name(format!("demos {}", demo.name)).from_env(false).sink(sink);
+    builder = builder
+        .process_name(format!("demos {}", demo.name))
+        .from_env(false)
+        .sink(sink);
     if let Some(path) = &cli.record {
         builder = builder.record(path);
     }
@@ -172,39 +195,48 @@ fn main() -> Result<()> {
         // The dashboard owns the screen: the demo's own prints and the plain log stay quiet.
         demos::silence();
     }
-    let watch = Note { title: format!("{}: what to watch for", demo.name), text: intro.clone() };
+    let watch = Note {
+        title: format!("{}: what to watch for", demo.name),
+        text: intro.clone(),
+    };
     let lesson = Arc::new(Lesson::new(watch.title.clone(), watch.text.clone()));
     // The browser timeline shows the same lesson beside the demo's session.
     handle.set_note(watch.title.clone(), watch.text.clone());
     let done = Arc::new(AtomicBool::new(false));
     let (run, demo_explain) = (demo.run, demo.explain);
     let runner = {
-        let (done, lesson, handle, name) = (done.clone(), lesson.clone(), handle.clone(), demo.name);
+        let (done, lesson, handle, name) =
+            (done.clone(), lesson.clone(), handle.clone(), demo.name);
         let record = cli.record.clone();
-        std::thread::Builder::new().name("demo".into()).spawn(move || -> Result<(looptrace::Report, std::time::Duration, Vec<String>)> {
-            let rt = builder.build().context("starting the traced runtime")?;
-            let started = std::time::Instant::now();
-            rt.block_on(run());
-            let took = started.elapsed();
-            let report = rt.shutdown();
-            let happened = explain(demo_explain, &handle);
-            let title = format!("{name}: what happened");
-            lesson.set(title.clone(), happened.join("\n"));
-            // Beside the timeline and in the recording, what to watch for stays below what happened.
-            let after = Note { title, text: format!("{}\n{intro}", happened.join("\n")) };
-            handle.set_note(after.title.clone(), after.text.clone());
-            // The recording keeps the lesson too: a replay shows it before and after.
-            if let Some(path) = &record {
-                for note in [&watch, &after] {
-                    if let Err(e) = looptrace_wire::append_note(path, note) {
-                        eprintln!("demos: cannot add the lesson to {}: {e}", path.display());
-                        break;
+        std::thread::Builder::new().name("demo".into()).spawn(
+            move || -> Result<(looptrace::Report, std::time::Duration, Vec<String>)> {
+                let rt = builder.build().context("starting the traced runtime")?;
+                let started = std::time::Instant::now();
+                rt.block_on(run());
+                let took = started.elapsed();
+                let report = rt.shutdown();
+                let happened = explain(demo_explain, &handle);
+                let title = format!("{name}: what happened");
+                lesson.set(title.clone(), happened.join("\n"));
+                // Beside the timeline and in the recording, what to watch for stays below what happened.
+                let after = Note {
+                    title,
+                    text: format!("{}\n{intro}", happened.join("\n")),
+                };
+                handle.set_note(after.title.clone(), after.text.clone());
+                // The recording keeps the lesson too: a replay shows it before and after.
+                if let Some(path) = &record {
+                    for note in [&watch, &after] {
+                        if let Err(e) = looptrace_wire::append_note(path, note) {
+                            eprintln!("demos: cannot add the lesson to {}: {e}", path.display());
+                            break;
+                        }
                     }
                 }
-            }
-            done.store(true, Ordering::Relaxed);
-            Ok((report, took, happened))
-        })?
+                done.store(true, Ordering::Relaxed);
+                Ok((report, took, happened))
+            },
+        )?
     };
     if use_tui {
         looptrace_tui::run(looptrace_tui::Options {
@@ -220,7 +252,9 @@ fn main() -> Result<()> {
             std::process::exit(0);
         }
     }
-    let (report, took, happened) = runner.join().map_err(|_| anyhow!("the demo thread panicked"))??;
+    let (report, took, happened) = runner
+        .join()
+        .map_err(|_| anyhow!("the demo thread panicked"))??;
     let _ = printer.join();
     if use_tui {
         // The dashboard is gone from the screen: leave the summary in the terminal.
@@ -236,7 +270,11 @@ fn main() -> Result<()> {
         say!("{}", wrap(line, 76, "  ").trim_end());
     }
     if let Some(path) = &cli.record {
-        say!("\nrecording: {} (replay: `looptrace replay {}`)", path.display(), path.display());
+        say!(
+            "\nrecording: {} (replay: `looptrace replay {}`)",
+            path.display(),
+            path.display()
+        );
     }
     if !cli.exit && !use_tui {
         say!("\nThe timeline stays at {url} — press Ctrl-C to quit.");

@@ -57,7 +57,10 @@ pub async fn run() {
         .collect();
     crate::join_all(tasks).await;
     beat.stop().await;
-    crate::say!("std lock: {} turns", *lock.lock().unwrap_or_else(|p| p.into_inner()));
+    crate::say!(
+        "std lock: {} turns",
+        *lock.lock().unwrap_or_else(|p| p.into_inner())
+    );
 }
 
 pub fn explain(t: &Trace) -> Vec<String> {
@@ -68,7 +71,10 @@ pub fn explain(t: &Trace) -> Vec<String> {
         return vec!["The trace does not hold the demo's tasks.".into()];
     };
     let handoffs: u64 = tokio_tasks.iter().map(|x| x.wakes.task).sum();
-    let longest = std_tasks.iter().map(|x| t.longest_poll(x)).fold(0.0, f64::max);
+    let longest = std_tasks
+        .iter()
+        .map(|x| t.longest_poll(x))
+        .fold(0.0, f64::max);
     let blocking: usize = std_tasks.iter().map(|x| t.warned(x, BlockingPoll)).sum();
     vec![
         format!(

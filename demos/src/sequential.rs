@@ -14,7 +14,12 @@ pub async fn run() {
     let concurrent = crate::spawn("concurrent", async {
         let tasks = PEOPLE
             .into_iter()
-            .map(|(name, delay)| crate::spawn(&format!("{name} (concurrent)"), say_hello_owned(name, delay)))
+            .map(|(name, delay)| {
+                crate::spawn(
+                    &format!("{name} (concurrent)"),
+                    say_hello_owned(name, delay),
+                )
+            })
             .collect();
         crate::join_all(tasks).await;
     });
@@ -29,9 +34,18 @@ pub fn explain(t: &Trace) -> Vec<String> {
     let (Some(seq), Some(con)) = (t.task("sequential"), t.task("concurrent")) else {
         return vec!["The trace does not hold both tasks.".into()];
     };
-    let greeters = t.tasks("Alice (concurrent)").into_iter().chain(t.tasks("Bob (concurrent)")).chain(t.tasks("Charlie (concurrent)"));
+    let greeters = t
+        .tasks("Alice (concurrent)")
+        .into_iter()
+        .chain(t.tasks("Bob (concurrent)"))
+        .chain(t.tasks("Charlie (concurrent)"));
     let greeters: Vec<_> = greeters.collect();
-    let overlap = greeters.iter().map(|g| g.spawned_ns).max().unwrap_or(0) < greeters.iter().filter_map(|g| g.ended_ns).min().unwrap_or(0);
+    let overlap = greeters.iter().map(|g| g.spawned_ns).max().unwrap_or(0)
+        < greeters
+            .iter()
+            .filter_map(|g| g.ended_ns)
+            .min()
+            .unwrap_or(0);
     vec![
         format!(
             "sequential took {} (2 + 1 + 3: each greeting starts when the one before ends); concurrent took {} (the longest greeting).",

@@ -47,7 +47,9 @@ async fn abort_a_loop() {
 async fn impatient() {
     match tokio::time::timeout(paced(0.5), sleep(2.0)).await {
         Ok(()) => crate::say!("impatient: the sleep finished"),
-        Err(_) => crate::say!("impatient: gave up after 0.5 s; the sleep future was dropped, the task goes on"),
+        Err(_) => crate::say!(
+            "impatient: gave up after 0.5 s; the sleep future was dropped, the task goes on"
+        ),
     }
 }
 
@@ -67,13 +69,23 @@ pub async fn run() {
 
 pub fn explain(t: &Trace) -> Vec<String> {
     let mut lines = Vec::new();
-    for name in ["slow request", "mirror west", "countdown", "mirror east", "impatient"] {
+    for name in [
+        "slow request",
+        "mirror west",
+        "countdown",
+        "mirror east",
+        "impatient",
+    ] {
         if let Some(task) = t.task(name) {
             let how = match task.outcome {
                 Some(o) => o.as_str(),
                 None => "still running",
             };
-            lines.push(format!("{name}: {how} at {} after {} polls.", secs(t.ended(task)), task.polls));
+            lines.push(format!(
+                "{name}: {how} at {} after {} polls.",
+                secs(t.ended(task)),
+                task.polls
+            ));
         }
     }
     lines.push(

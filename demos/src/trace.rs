@@ -28,18 +28,32 @@ pub fn model_of(header: Header, events: &[Event]) -> Model {
 
 impl<'a> Trace<'a> {
     pub fn new(model: &'a Model) -> Trace<'a> {
-        let start_ns = model.tasks.values().map(|t| t.spawned_ns).min().unwrap_or(0);
+        let start_ns = model
+            .tasks
+            .values()
+            .map(|t| t.spawned_ns)
+            .min()
+            .unwrap_or(0);
         Trace { model, start_ns }
     }
 
     /// The task with this name (the first spawned, if several).
     pub fn task(&self, name: &str) -> Option<&'a Task> {
-        self.model.tasks.values().filter(|t| t.name == name).min_by_key(|t| (t.spawned_ns, t.id))
+        self.model
+            .tasks
+            .values()
+            .filter(|t| t.name == name)
+            .min_by_key(|t| (t.spawned_ns, t.id))
     }
 
     /// Tasks whose name starts with `prefix`, in spawn order.
     pub fn tasks(&self, prefix: &str) -> Vec<&'a Task> {
-        let mut v: Vec<&Task> = self.model.tasks.values().filter(|t| t.name.starts_with(prefix)).collect();
+        let mut v: Vec<&Task> = self
+            .model
+            .tasks
+            .values()
+            .filter(|t| t.name.starts_with(prefix))
+            .collect();
         v.sort_by_key(|t| (t.spawned_ns, t.id));
         v
     }
@@ -56,13 +70,20 @@ impl<'a> Trace<'a> {
 
     /// Seconds `t` lived, from spawn to end (or to now).
     pub fn lifetime(&self, t: &Task) -> f64 {
-        t.ended_ns.unwrap_or(self.model.now_ns).saturating_sub(t.spawned_ns) as f64 / 1e9
+        t.ended_ns
+            .unwrap_or(self.model.now_ns)
+            .saturating_sub(t.spawned_ns) as f64
+            / 1e9
     }
 
     /// Seconds from the first of `tasks` spawned to the last one ended.
     pub fn span(&self, tasks: &[&Task]) -> f64 {
         let start = tasks.iter().map(|t| t.spawned_ns).min().unwrap_or(0);
-        let end = tasks.iter().map(|t| t.ended_ns.unwrap_or(self.model.now_ns)).max().unwrap_or(start);
+        let end = tasks
+            .iter()
+            .map(|t| t.ended_ns.unwrap_or(self.model.now_ns))
+            .max()
+            .unwrap_or(start);
         end.saturating_sub(start) as f64 / 1e9
     }
 
@@ -78,12 +99,20 @@ impl<'a> Trace<'a> {
 
     /// Warnings of this kind raised about `t`.
     pub fn warned(&self, t: &Task, kind: WarningKind) -> usize {
-        self.model.warnings.iter().filter(|w| w.kind == kind && w.task == Some(t.id)).count()
+        self.model
+            .warnings
+            .iter()
+            .filter(|w| w.kind == kind && w.task == Some(t.id))
+            .count()
     }
 
     /// All warnings of this kind.
     pub fn warnings(&self, kind: WarningKind) -> usize {
-        self.model.warnings.iter().filter(|w| w.kind == kind).count()
+        self.model
+            .warnings
+            .iter()
+            .filter(|w| w.kind == kind)
+            .count()
     }
 
     /// Whether `t` ended cancelled (aborted, or dropped unfinished).

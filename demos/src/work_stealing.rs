@@ -36,7 +36,14 @@ pub fn explain(t: &Trace) -> Vec<String> {
         .model
         .workers
         .values()
-        .map(|w| format!("worker {} polled {} times ({:.0}% busy)", w.index, w.polls, 100.0 * w.busy_ns as f64 / (w.busy_ns + w.parked_ns).max(1) as f64))
+        .map(|w| {
+            format!(
+                "worker {} polled {} times ({:.0}% busy)",
+                w.index,
+                w.polls,
+                100.0 * w.busy_ns as f64 / (w.busy_ns + w.parked_ns).max(1) as f64
+            )
+        })
         .collect();
     vec![
         format!("{} jobs ran on {used} workers: {}.", jobs.len(), per_worker.join(", ")),

@@ -17,32 +17,52 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn ensure_npm_packages(web: &Path) {
     if web.join("node_modules/playwright-core").exists() {
         return;
     }
-    let status = Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(web).status().expect("npm runs (Node.js is needed for the browser tests)");
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(web)
+        .status()
+        .expect("npm runs (Node.js is needed for the browser tests)");
     assert!(status.success(), "npm ci in web/ failed");
 }
 
 /// Serves `hub`'s viewer API on a thread and runtime of its own; `replaying`, a
 /// recording and its control, is fed into the hub there.
-fn serve_hub(hub: Arc<Hub>, replaying: Option<(looptrace_wire::Recording, Arc<ReplayControl>)>) -> SocketAddr {
+fn serve_hub(
+    hub: Arc<Hub>,
+    replaying: Option<(looptrace_wire::Recording, Arc<ReplayControl>)>,
+) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let replay = replaying.map(|(rec, ctl)| {
                 tokio::spawn(replay(hub.clone(), rec, ctl.clone()));
                 ctl
             });
-            let state = AppState { hub, config: Arc::new(ServerConfig::default()), replay };
-            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state).await.unwrap();
+            let state = AppState {
+                hub,
+                config: Arc::new(ServerConfig::default()),
+                replay,
+            };
+            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state)
+                .await
+                .unwrap();
         });
     });
     addr
@@ -51,11 +71,21 @@ fn serve_hub(hub: Arc<Hub>, replaying: Option<(looptrace_wire::Recording, Arc<Re
 /// Serves a replay of `file` at 10x.
 fn serve_replay(file: &Path) -> SocketAddr {
     let rec = looptrace_wire::Recording::open(file).unwrap();
-    serve_hub(Hub::new(HubConfig::default()), Some((rec, ReplayControl::new(10.0, false))))
+    serve_hub(
+        Hub::new(HubConfig::default()),
+        Some((rec, ReplayControl::new(10.0, false))),
+    )
 }
 
 /// Demos shown in the browser test and screenshotted for the lesson plan.
-const SCREENSHOT_DEMOS: [&str; 6] = ["sequential-vs-concurrent", "blocking", "cpu-yield", "producer-consumer", "work-stealing", "lost-waker"];
+const SCREENSHOT_DEMOS: [&str; 6] = [
+    "sequential-vs-concurrent",
+    "blocking",
+    "cpu-yield",
+    "producer-consumer",
+    "work-stealing",
+    "lost-waker",
+];
 
 /// Records each demo at its real speed (all at once), loads every recording into
 /// one hub as a session of its own, and serves it: the page picks one with
@@ -65,7 +95,15 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
     let start = |name: &str| {
         let path = dir.join(format!("{name}.ltrace"));
         let child = Command::new(env!("CARGO_BIN_EXE_demos"))
-            .args([name, "--exit", "--quiet", "--no-tui", "--serve", "127.0.0.1:0", "--record"])
+            .args([
+                name,
+                "--exit",
+                "--quiet",
+                "--no-tui",
+                "--serve",
+                "127.0.0.1:0",
+                "--record",
+            ])
             .arg(&path)
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -74,7 +112,9 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
     };
     // The demos that mostly wait run together; the two that keep the CPUs busy run
     // one at a time meanwhile, so their polls are not stretched by each other.
-    let (busy, waiting): (Vec<&str>, Vec<&str>) = SCREENSHOT_DEMOS.iter().partition(|n| matches!(**n, "cpu-yield" | "work-stealing"));
+    let (busy, waiting): (Vec<&str>, Vec<&str>) = SCREENSHOT_DEMOS
+        .iter()
+        .partition(|n| matches!(**n, "cpu-yield" | "work-stealing"));
     let mut runs: Vec<_> = waiting.into_iter().map(start).collect();
     for name in busy {
         let (name, path, mut child) = start(name);
@@ -102,18 +142,31 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
 
 /// A live program: a new task every 250 ms, and one that blocks its worker.
 fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<()>) {
-    let (sink, handle) = Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig::default()).unwrap();
+    let (sink, handle) =
+        Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig::default()).unwrap();
     let addr = handle.addr();
     // A note set before the session opens, then replaced every 2 s.
-    handle.set_note("about this program", "It spawns a task every 250 ms.\nOne in eight blocks its worker.");
+    handle.set_note(
+        "about this program",
+        "It spawns a task every 250 ms.\nOne in eight blocks its worker.",
+    );
     let t = std::thread::spawn(move || {
-        let rt = looptrace::Builder::new_multi_thread().worker_threads(2).from_env(false).process_name("live test").sink(sink).build().unwrap();
+        let rt = looptrace::Builder::new_multi_thread()
+            .worker_threads(2)
+            .from_env(false)
+            .process_name("live test")
+            .sink(sink)
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 if n % 8 == 0 {
-                    handle.set_note("so far", format!("{n} tasks spawned.\nEach is a `tokio::spawn`."));
+                    handle.set_note(
+                        "so far",
+                        format!("{n} tasks spawned.\nEach is a `tokio::spawn`."),
+                    );
                     looptrace::mark(format!("{n} tasks"));
                 }
                 tokio::task::Builder::new()
@@ -125,7 +178,10 @@ fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<(
                     })
                     .unwrap();
                 if n % 8 == 4 {
-                    tokio::task::Builder::new().name("blocker").spawn(async { std::thread::sleep(Duration::from_millis(40)) }).unwrap();
+                    tokio::task::Builder::new()
+                        .name("blocker")
+                        .spawn(async { std::thread::sleep(Duration::from_millis(40)) })
+                        .unwrap();
                 }
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
@@ -144,8 +200,16 @@ fn the_timeline_in_headless_chromium() {
 
     let dir = tempfile::tempdir().unwrap();
     let rec = dir.path().join("hello.ltrace");
-    let out = Command::new(env!("CARGO_BIN_EXE_demos")).args(["hello", "--exit", "--quiet", "--record"]).arg(&rec).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_demos"))
+        .args(["hello", "--exit", "--quiet", "--record"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let replay_addr = serve_replay(&rec);
     let (demos_addr, demo_sessions) = serve_demos(dir.path());
     let demo_sessions = serde_json::to_string(&demo_sessions).unwrap();
@@ -166,10 +230,19 @@ fn the_timeline_in_headless_chromium() {
         .expect("node runs");
     stop.store(true, Ordering::Relaxed);
     live.join().unwrap();
-    assert!(status.success(), "browser tests failed (their output is above)");
-    assert!(artifacts.join("hello-timeline.png").exists(), "the screenshot artifact is written");
+    assert!(
+        status.success(),
+        "browser tests failed (their output is above)"
+    );
+    assert!(
+        artifacts.join("hello-timeline.png").exists(),
+        "the screenshot artifact is written"
+    );
     for name in SCREENSHOT_DEMOS {
-        assert!(artifacts.join(format!("demo-{name}.png")).exists(), "the {name} screenshot is written");
+        assert!(
+            artifacts.join(format!("demo-{name}.png")).exists(),
+            "the {name} screenshot is written"
+        );
     }
 }
 
@@ -179,22 +252,62 @@ fn the_timeline_in_headless_chromium() {
 #[ignore]
 fn timeline_benchmark() {
     use looptrace_collector::hub::Source;
-    use looptrace_wire::{encode_header, Event, EventKind, Flavor, Header, TaskKind, ThreadRole, WakeOp, WakeSource};
+    use looptrace_wire::{
+        encode_header, Event, EventKind, Flavor, Header, TaskKind, ThreadRole, WakeOp, WakeSource,
+    };
     let web = repo().join("web");
     ensure_npm_packages(&web);
-    let hub = Hub::new(HubConfig { memory_budget: 2 << 30, ..HubConfig::default() });
-    let header = Header { process_name: "synthetic".into(), pid: 1, flavor: Flavor::MultiThread, workers: 2, clock_origin_unix_ns: 0 };
+    let hub = Hub::new(HubConfig {
+        memory_budget: 2 << 30,
+        ..HubConfig::default()
+    });
+    let header = Header {
+        process_name: "synthetic".into(),
+        pid: 1,
+        flavor: Flavor::MultiThread,
+        workers: 2,
+        clock_origin_unix_ns: 0,
+    };
     let mut frame = Vec::new();
     encode_header(&header, &mut frame);
     let id = hub.open(header, &frame, Source::Live);
     // 200 tasks polled 5000 times each over 10 s on two workers: 1M poll slices.
-    let ev = |ts: u64, thread: u32, kind: EventKind| Event { ts_ns: ts, thread, kind };
+    let ev = |ts: u64, thread: u32, kind: EventKind| Event {
+        ts_ns: ts,
+        thread,
+        kind,
+    };
     let mut batch = vec![
-        ev(0, 0, EventKind::Thread { role: ThreadRole::Worker(0), name: "w0".into() }),
-        ev(0, 1, EventKind::Thread { role: ThreadRole::Worker(1), name: "w1".into() }),
+        ev(
+            0,
+            0,
+            EventKind::Thread {
+                role: ThreadRole::Worker(0),
+                name: "w0".into(),
+            },
+        ),
+        ev(
+            0,
+            1,
+            EventKind::Thread {
+                role: ThreadRole::Worker(1),
+                name: "w1".into(),
+            },
+        ),
     ];
     for t in 1..=200u64 {
-        batch.push(ev(t, 0, EventKind::Spawn { task: t, kind: TaskKind::Task, name: Some(format!("worker-task-{t}")), location: "bench.rs:1:1".into(), parent: None, size_bytes: None }));
+        batch.push(ev(
+            t,
+            0,
+            EventKind::Spawn {
+                task: t,
+                kind: TaskKind::Task,
+                name: Some(format!("worker-task-{t}")),
+                location: "bench.rs:1:1".into(),
+                parent: None,
+                size_bytes: None,
+            },
+        ));
     }
     let polls = 1_000_000u64;
     let step = 10_000_000_000 / (polls / 2); // two workers
@@ -204,8 +317,20 @@ fn timeline_benchmark() {
         let task = 1 + (i % 200);
         let ts = 1_000 + (i / 2) * step;
         batch.push(ev(ts, thread, EventKind::PollStart { task }));
-        batch.push(ev(ts + step / 2, thread, EventKind::Waker { task: 1 + (task % 200), op: WakeOp::WakeByRef, by: WakeSource::Task(task) }));
-        batch.push(ev(ts + step * 3 / 4, thread, EventKind::PollEnd { task, ready: false }));
+        batch.push(ev(
+            ts + step / 2,
+            thread,
+            EventKind::Waker {
+                task: 1 + (task % 200),
+                op: WakeOp::WakeByRef,
+                by: WakeSource::Task(task),
+            },
+        ));
+        batch.push(ev(
+            ts + step * 3 / 4,
+            thread,
+            EventKind::PollEnd { task, ready: false },
+        ));
         if batch.len() >= 30_000 {
             total += batch.len();
             hub.ingest(id, std::mem::take(&mut batch), None);
@@ -225,16 +350,39 @@ fn timeline_benchmark() {
             n += 1;
             let ts = 10_100_000_000 + started.elapsed().as_nanos() as u64;
             let task = 100_000 + n;
-            let sent = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
-            hub.ingest(id, vec![
-                ev(ts, 0, EventKind::Spawn { task, kind: TaskKind::Task, name: Some(format!("probe-{sent}")), location: "probe.rs:1:1".into(), parent: None, size_bytes: None }),
-                ev(ts + 1000, 0, EventKind::PollStart { task }),
-                ev(ts + 50_000, 0, EventKind::PollEnd { task, ready: true }),
-            ], None);
+            let sent = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis();
+            hub.ingest(
+                id,
+                vec![
+                    ev(
+                        ts,
+                        0,
+                        EventKind::Spawn {
+                            task,
+                            kind: TaskKind::Task,
+                            name: Some(format!("probe-{sent}")),
+                            location: "probe.rs:1:1".into(),
+                            parent: None,
+                            size_bytes: None,
+                        },
+                    ),
+                    ev(ts + 1000, 0, EventKind::PollStart { task }),
+                    ev(ts + 50_000, 0, EventKind::PollEnd { task, ready: true }),
+                ],
+                None,
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     });
-    let status = Command::new("node").arg("bench/timeline.mjs").current_dir(&web).env("LOOPTRACE_BENCH_URL", format!("http://{addr}/")).status().unwrap();
+    let status = Command::new("node")
+        .arg("bench/timeline.mjs")
+        .current_dir(&web)
+        .env("LOOPTRACE_BENCH_URL", format!("http://{addr}/"))
+        .status()
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
     probes.join().unwrap();
     assert!(status.success());

@@ -6,7 +6,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("tmux runs (apt-get install -y tmux, as .ci/run does)");
+    let out = Command::new("tmux")
+        .args(args)
+        .output()
+        .expect("tmux runs (apt-get install -y tmux, as .ci/run does)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -28,23 +31,52 @@ fn a_demo_on_a_terminal_runs_in_the_dashboard_with_its_lesson() {
         "{} sequential-vs-concurrent --speed 2 --serve 127.0.0.1:0 --no-color; echo DEMO-EXITED; sleep 30",
         env!("CARGO_BIN_EXE_demos")
     );
-    tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "36", &cmd]);
+    tmux(&[
+        "new-session",
+        "-d",
+        "-s",
+        &session,
+        "-x",
+        "120",
+        "-y",
+        "36",
+        &cmd,
+    ]);
     let screen = wait_for(&session, "what to watch for");
-    assert!(screen.contains("sequential-vs-concurrent: what to watch for"), "{screen}");
-    assert!(screen.contains("browser: http://127.0.0.1:"), "the browser timeline's address: {screen}");
+    assert!(
+        screen.contains("sequential-vs-concurrent: what to watch for"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("browser: http://127.0.0.1:"),
+        "the browser timeline's address: {screen}"
+    );
     // Any key closes the panel: the demo's tasks are in the table, live.
     tmux(&["send-keys", "-t", &session, "Escape"]);
     let screen = wait_for(&session, "Alice (concurrent)");
-    assert!(screen.contains("sequential") && screen.contains("Alice (concurrent)"), "{screen}");
+    assert!(
+        screen.contains("sequential") && screen.contains("Alice (concurrent)"),
+        "{screen}"
+    );
     assert!(!screen.contains("what to watch for"), "{screen}");
     // When the demo ends (3 s at 2x), the panel opens again with what happened.
     let screen = wait_for(&session, "sequential-vs-concurrent: what happened");
-    assert!(screen.contains("sequential-vs-concurrent: what happened") && screen.contains("sequential took 3.0 s"), "{screen}");
+    assert!(
+        screen.contains("sequential-vs-concurrent: what happened")
+            && screen.contains("sequential took 3.0 s"),
+        "{screen}"
+    );
     tmux(&["send-keys", "-t", &session, "Escape"]);
     tmux(&["send-keys", "-t", &session, "q"]);
     let screen = wait_for(&session, "DEMO-EXITED");
     tmux(&["kill-session", "-t", &session]);
     assert!(screen.contains("DEMO-EXITED"), "{screen}");
-    assert!(!screen.contains("1 Tasks"), "the dashboard is gone: {screen}");
-    assert!(screen.contains("What happened:") && screen.contains("concurrent took 1.5 s"), "the summary stays in the terminal: {screen}");
+    assert!(
+        !screen.contains("1 Tasks"),
+        "the dashboard is gone: {screen}"
+    );
+    assert!(
+        screen.contains("What happened:") && screen.contains("concurrent took 1.5 s"),
+        "the summary stays in the terminal: {screen}"
+    );
 }

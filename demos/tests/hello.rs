@@ -14,9 +14,16 @@ fn record(flavor: &str) -> (Recording, Duration) {
         .output()
         .expect("demos runs");
     let took = started.elapsed();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("wake     Bob woken by the timer"), "live log:\n{stdout}");
+    assert!(
+        stdout.contains("wake     Bob woken by the timer"),
+        "live log:\n{stdout}"
+    );
     let rec = Recording::open(&path).unwrap();
     assert!(rec.damage.is_none(), "{:?}", rec.damage);
     (rec, took)
@@ -24,20 +31,31 @@ fn record(flavor: &str) -> (Recording, Duration) {
 
 fn check(flavor: &str) {
     let (rec, took) = record(flavor);
-    assert!(took < Duration::from_millis(4500), "the sleeps overlap: {took:?}, not 6 s");
+    assert!(
+        took < Duration::from_millis(4500),
+        "the sleeps overlap: {took:?}, not 6 s"
+    );
     let mut done = Vec::new();
     for name in ["Alice", "Bob", "Charlie"] {
         let ids: Vec<u64> = rec
             .events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Spawn { task, name: Some(n), .. } if n == name => Some(*task),
+                EventKind::Spawn {
+                    task,
+                    name: Some(n),
+                    ..
+                } if n == name => Some(*task),
                 _ => None,
             })
             .collect();
         assert_eq!(ids.len(), 1, "exactly one task named {name}");
         let id = ids[0];
-        let mine: Vec<_> = rec.events.iter().filter(|e| e.kind.task() == Some(id)).collect();
+        let mine: Vec<_> = rec
+            .events
+            .iter()
+            .filter(|e| e.kind.task() == Some(id))
+            .collect();
         let polls: Vec<_> = mine
             .iter()
             .filter_map(|e| match e.kind {
@@ -45,11 +63,19 @@ fn check(flavor: &str) {
                 _ => None,
             })
             .collect();
-        assert_eq!(polls, [false, true], "{name}: first poll Pending, second Ready");
+        assert_eq!(
+            polls,
+            [false, true],
+            "{name}: first poll Pending, second Ready"
+        );
         let wakes: Vec<_> = mine
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::Waker { op: WakeOp::Wake | WakeOp::WakeByRef, by, .. } => Some((e.ts_ns, by)),
+                EventKind::Waker {
+                    op: WakeOp::Wake | WakeOp::WakeByRef,
+                    by,
+                    ..
+                } => Some((e.ts_ns, by)),
                 _ => None,
             })
             .collect();
@@ -61,7 +87,10 @@ fn check(flavor: &str) {
             .filter(|e| matches!(e.kind, EventKind::PollStart { .. }))
             .map(|e| e.ts_ns)
             .collect();
-        assert!(starts[0] < wakes[0].0 && wakes[0].0 <= starts[1], "{name}: {starts:?} {wakes:?}");
+        assert!(
+            starts[0] < wakes[0].0 && wakes[0].0 <= starts[1],
+            "{name}: {starts:?} {wakes:?}"
+        );
         let end = mine
             .iter()
             .find(|e| matches!(e.kind, EventKind::Terminate { .. }))
@@ -72,14 +101,25 @@ fn check(flavor: &str) {
     done.sort();
     let order: Vec<_> = done.iter().map(|d| d.1).collect();
     assert_eq!(order, ["Bob", "Alice", "Charlie"]);
-    let first_spawn = rec.events.iter().find(|e| matches!(e.kind, EventKind::Spawn { .. })).unwrap().ts_ns;
+    let first_spawn = rec
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Spawn { .. }))
+        .unwrap()
+        .ts_ns;
     for ((end, name), secs) in done.iter().zip([1u64, 2, 3]) {
         let at = end - first_spawn;
         let want = secs * 1_000_000_000;
-        assert!(at >= want && at < want + 200_000_000, "{name} finished at {at} ns, expected about {secs} s");
+        assert!(
+            at >= want && at < want + 200_000_000,
+            "{name} finished at {at} ns, expected about {secs} s"
+        );
     }
     let total = done[2].0 - first_spawn;
-    assert!(total < 3_300_000_000, "whole run {total} ns: about 3 s, not 6");
+    assert!(
+        total < 3_300_000_000,
+        "whole run {total} ns: about 3 s, not 6"
+    );
 }
 
 #[test]

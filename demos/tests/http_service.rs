@@ -15,15 +15,24 @@ fn exercise(console: bool) -> Recording {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.ltrace");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-service"));
-    cmd.arg("127.0.0.1:0").env("LOOPTRACE_RECORD", &path).env_remove("LOOPTRACE_ADDR").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("127.0.0.1:0")
+        .env("LOOPTRACE_RECORD", &path)
+        .env_remove("LOOPTRACE_ADDR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     if console {
-        cmd.arg("--console").env("TOKIO_CONSOLE_BIND", "127.0.0.1:0");
+        cmd.arg("--console")
+            .env("TOKIO_CONSOLE_BIND", "127.0.0.1:0");
     }
     let mut child = cmd.spawn().expect("the service starts");
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on http://").unwrap_or_else(|| panic!("first line: {line:?}")).to_string();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on http://")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_string();
 
     assert!(http_get(&addr, "/").contains("hello from a traced service"));
     let clients: Vec<_> = ["/slow", "/slow", "/compute", "/", "/"]
@@ -38,7 +47,10 @@ fn exercise(console: bool) -> Recording {
     }
     assert!(http_get(&addr, "/blocking").contains("blocked a worker"));
 
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     let mut rest = String::new();
@@ -55,19 +67,39 @@ fn check(rec: &Recording) {
         .events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Waker { op: WakeOp::Wake | WakeOp::WakeByRef, by, .. } => Some(by),
+            EventKind::Waker {
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                by,
+                ..
+            } => Some(by),
             _ => None,
         })
         .collect();
-    assert!(wakes.contains(&WakeSource::Io), "requests arrive as I/O wakes");
-    assert!(wakes.contains(&WakeSource::Timer), "/slow is woken by its timer");
-    assert!(wakes.contains(&WakeSource::Blocking), "/compute is woken by the blocking pool");
-    assert!(rec.events.iter().any(|e| matches!(e.kind, EventKind::BlockingStart { .. })));
+    assert!(
+        wakes.contains(&WakeSource::Io),
+        "requests arrive as I/O wakes"
+    );
+    assert!(
+        wakes.contains(&WakeSource::Timer),
+        "/slow is woken by its timer"
+    );
+    assert!(
+        wakes.contains(&WakeSource::Blocking),
+        "/compute is woken by the blocking pool"
+    );
+    assert!(rec
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::BlockingStart { .. })));
     let model = model_of(rec.header.clone(), &rec.events);
     let t = Trace::new(&model);
     // A task per connection (7 requests) plus the server's.
     assert!(model.tasks.len() >= 7, "{} tasks", model.tasks.len());
-    assert!(t.warnings(WarningKind::BlockingPoll) >= 1, "/blocking is caught: {:?}", model.warnings);
+    assert!(
+        t.warnings(WarningKind::BlockingPoll) >= 1,
+        "/blocking is caught: {:?}",
+        model.warnings
+    );
 }
 
 #[test]

@@ -40,7 +40,13 @@ enum Mode {
     /// what `full` adds on top of this is the waker operations alone.
     Spans = 4,
 }
-const MODES: [Mode; 5] = [Mode::Plain, Mode::Hooks, Mode::Spans, Mode::Full, Mode::Console];
+const MODES: [Mode; 5] = [
+    Mode::Plain,
+    Mode::Hooks,
+    Mode::Spans,
+    Mode::Full,
+    Mode::Console,
+];
 
 static MODE: AtomicU8 = AtomicU8::new(0);
 
@@ -59,7 +65,8 @@ fn mode() -> Mode {
 /// process on tracing's scoped-dispatch path. A helper thread holds such a guard
 /// exactly while the console configuration runs, so console is measured as users
 /// run it and the other configurations as they run without it.
-static SCOPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<bool>>> = std::sync::OnceLock::new();
+static SCOPER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<bool>>> =
+    std::sync::OnceLock::new();
 
 fn scoped_no_op(on: bool) {
     let tx = SCOPER.get_or_init(|| {
@@ -68,7 +75,11 @@ fn scoped_no_op(on: bool) {
         std::thread::spawn(move || {
             let mut guard = None;
             for on in rx {
-                guard = if on { Some(tracing::dispatcher::set_default(&Dispatch::none())) } else { None };
+                guard = if on {
+                    Some(tracing::dispatcher::set_default(&Dispatch::none()))
+                } else {
+                    None
+                };
                 let _ = ack_tx.send(());
             }
             drop(guard);
@@ -79,7 +90,8 @@ fn scoped_no_op(on: bool) {
     tx.lock().unwrap().send(on).unwrap();
     ACK.get().unwrap().lock().unwrap().recv().unwrap();
 }
-static ACK: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Receiver<()>>> = std::sync::OnceLock::new();
+static ACK: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Receiver<()>>> =
+    std::sync::OnceLock::new();
 
 fn set_mode(m: Mode) {
     let was = mode();
@@ -90,7 +102,10 @@ fn set_mode(m: Mode) {
     tracing_core::callsite::rebuild_interest_cache();
 }
 
-type Console = tracing_subscriber::layer::Layered<console_subscriber::ConsoleLayer, tracing_subscriber::Registry>;
+type Console = tracing_subscriber::layer::Layered<
+    console_subscriber::ConsoleLayer,
+    tracing_subscriber::Registry,
+>;
 
 /// Routes everything to looptrace's subscriber, console's, or nowhere. Both are held
 /// as plain values, not `Dispatch`es: every `Dispatch` takes part in tracing's
@@ -188,7 +203,10 @@ struct Count {
 impl FrameSink for Count {
     fn frame(&mut self, f: &[u8]) {
         if let Ok(looptrace::wire::Frame::Events(events)) = looptrace::wire::decode_frame(f) {
-            let n = events.iter().filter(|e| matches!(e.kind, looptrace::wire::EventKind::Waker { .. })).count();
+            let n = events
+                .iter()
+                .filter(|e| matches!(e.kind, looptrace::wire::EventKind::Waker { .. }))
+                .count();
             self.wakers.fetch_add(n as u64, Ordering::Relaxed);
         }
     }
@@ -294,7 +312,12 @@ fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
             rt.block_on(w.run());
             let took = t.elapsed();
             let p = polls(&rt) - before;
-            Sample { ns_per_poll: took.as_nanos() as f64 / p as f64, events_per_poll: 0.0, wakers_per_poll: 0.0, dropped: 0 }
+            Sample {
+                ns_per_poll: took.as_nanos() as f64 / p as f64,
+                events_per_poll: 0.0,
+                wakers_per_poll: 0.0,
+                dropped: 0,
+            }
         }
         Mode::Hooks | Mode::Spans | Mode::Full => {
             let b = if multi {
@@ -344,28 +367,50 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rounds: usize = std::env::var("LOOPTRACE_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let scale: f64 = std::env::var("LOOPTRACE_BENCH_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let rounds: usize = std::env::var("LOOPTRACE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let scale: f64 = std::env::var("LOOPTRACE_BENCH_SCALE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1.0);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let console = {
         use tracing_subscriber::prelude::*;
-        let (layer, server) = console_subscriber::ConsoleLayer::builder().server_addr(([127, 0, 0, 1], port)).build();
+        let (layer, server) = console_subscriber::ConsoleLayer::builder()
+            .server_addr(([127, 0, 0, 1], port))
+            .build();
         // Serve it ourselves (see `scoped_no_op` for the scoped dispatcher `spawn()`
         // would install for good).
         std::thread::Builder::new()
             .name("console-server".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 let _ = rt.block_on(server.serve());
             })
             .unwrap();
         tracing_subscriber::registry().with(layer)
     };
-    tracing::dispatcher::set_global_default(Dispatch::new(Switch { looptrace: LooptraceSubscriber::new(), console }))
-        .expect("no other global subscriber");
+    tracing::dispatcher::set_global_default(Dispatch::new(Switch {
+        looptrace: LooptraceSubscriber::new(),
+        console,
+    }))
+    .expect("no other global subscriber");
 
     // `LOOPTRACE_BENCH_ONLY=full` (or plain, hooks, console) runs one configuration, to profile it.
-    let only: Option<Mode> = std::env::var("LOOPTRACE_BENCH_ONLY").ok().and_then(|v| MODES.into_iter().find(|m| format!("{m:?}").eq_ignore_ascii_case(&v)));
+    let only: Option<Mode> = std::env::var("LOOPTRACE_BENCH_ONLY").ok().and_then(|v| {
+        MODES
+            .into_iter()
+            .find(|m| format!("{m:?}").eq_ignore_ascii_case(&v))
+    });
     let skip_console = std::env::var_os("LOOPTRACE_BENCH_NO_CONSOLE").is_some();
     let flavors: Vec<bool> = match std::env::var("LOOPTRACE_BENCH_FLAVOR").as_deref() {
         Ok("current_thread") => vec![false],
@@ -375,10 +420,18 @@ fn main() {
     let workload_filter = std::env::var("LOOPTRACE_BENCH_WORKLOAD").ok();
     let s = |n: usize| ((n as f64 * scale) as usize).max(1);
     let workloads = [
-        Workload::Yield { tasks: s(1000), yields: 2000 },
-        Workload::PingPong { pairs: 100, rounds: s(2000) },
+        Workload::Yield {
+            tasks: s(1000),
+            yields: 2000,
+        },
+        Workload::PingPong {
+            pairs: 100,
+            rounds: s(2000),
+        },
     ];
-    println!("looptrace capture overhead: {rounds} rounds, median; ns per poll (added over plain)\n");
+    println!(
+        "looptrace capture overhead: {rounds} rounds, median; ns per poll (added over plain)\n"
+    );
     for multi in flavors {
         for w in workloads {
             if workload_filter.as_deref().is_some_and(|f| f != w.name()) {
@@ -396,7 +449,13 @@ fn main() {
                 }
             }
             let med = |m: Mode| median(by_mode[m as usize].iter().map(|s| s.ns_per_poll).collect());
-            let (plain, hooks, spans, full, console) = (med(Mode::Plain), med(Mode::Hooks), med(Mode::Spans), med(Mode::Full), med(Mode::Console));
+            let (plain, hooks, spans, full, console) = (
+                med(Mode::Plain),
+                med(Mode::Hooks),
+                med(Mode::Spans),
+                med(Mode::Full),
+                med(Mode::Console),
+            );
             let full_s = &by_mode[Mode::Full as usize];
             let wakers = median(full_s.iter().map(|s| s.wakers_per_poll).collect());
             let events = median(full_s.iter().map(|s| s.events_per_poll).collect());

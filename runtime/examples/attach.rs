@@ -22,5 +22,8 @@ async fn main() {
         tx.send(n).await.expect("consumer alive");
     }
     drop(tx);
-    println!("consumer got {}", consumer.await.expect("consumer finished"));
+    println!(
+        "consumer got {}",
+        consumer.await.expect("consumer finished")
+    );
 }

@@ -17,12 +17,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug)]
 pub(crate) enum Raw {
     PollStart(u64),
-    PollEnd { task: u64, ready: bool },
-    Terminate { task: u64, outcome: Outcome },
+    PollEnd {
+        task: u64,
+        ready: bool,
+    },
+    Terminate {
+        task: u64,
+        outcome: Outcome,
+    },
     /// Boxed, to keep every slot at 32 bytes: spawns are rare next to polls.
     Spawn(Box<SpawnRaw>),
     Span(Box<SpanInfo>),
-    Waker { task: u64, op: WakeOp, current: u64, ctx: WakeCtx },
+    Waker {
+        task: u64,
+        op: WakeOp,
+        current: u64,
+        ctx: WakeCtx,
+    },
     Park,
     Unpark,
     /// This thread is worker `n` of the traced runtime.
@@ -32,9 +43,17 @@ pub(crate) enum Raw {
     BlockingStart(u64),
     BlockingEnd(u64),
     /// A `Sleep` polled by `task` registered a deadline `ms` milliseconds away.
-    SleepArmed { sleep: u64, task: u64, ms: u32 },
+    SleepArmed {
+        sleep: u64,
+        task: u64,
+        ms: u32,
+    },
     /// `task` polled a `Sleep`.
-    SleepPolled { sleep: u64, task: u64, ready: bool },
+    SleepPolled {
+        sleep: u64,
+        task: u64,
+        ready: bool,
+    },
     /// The program labelled this moment (boxed: rare, and slots stay small).
     Mark(Box<String>),
     /// A note to show beside the session (sent as a frame of its own).
@@ -235,9 +254,22 @@ fn join(gen: u64) -> Buf {
     }
     let dropped = Arc::new(AtomicU64::new(0));
     let thread = NEXT_THREAD.fetch_add(1, Relaxed) as u32;
-    let name = std::thread::current().name().unwrap_or("unnamed").to_string();
-    registry().push(ThreadBuf { consumer, thread, name, dropped: dropped.clone(), reported_drops: 0 });
-    Buf { producer, gen, dropped }
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("unnamed")
+        .to_string();
+    registry().push(ThreadBuf {
+        consumer,
+        thread,
+        name,
+        dropped: dropped.clone(),
+        reported_drops: 0,
+    });
+    Buf {
+        producer,
+        gen,
+        dropped,
+    }
 }
 
 pub(crate) fn registry() -> MutexGuard<'static, Vec<ThreadBuf>> {

@@ -77,12 +77,18 @@ pub struct Builder {
 impl Builder {
     /// A single-threaded runtime: every task runs on the thread calling `block_on`.
     pub fn new_current_thread() -> Builder {
-        Builder::new(tokio::runtime::Builder::new_current_thread(), Flavor::CurrentThread)
+        Builder::new(
+            tokio::runtime::Builder::new_current_thread(),
+            Flavor::CurrentThread,
+        )
     }
 
     /// A work-stealing runtime with one worker per CPU (or [`Builder::worker_threads`]).
     pub fn new_multi_thread() -> Builder {
-        Builder::new(tokio::runtime::Builder::new_multi_thread(), Flavor::MultiThread)
+        Builder::new(
+            tokio::runtime::Builder::new_multi_thread(),
+            Flavor::MultiThread,
+        )
     }
 
     fn new(mut tokio: tokio::runtime::Builder, flavor: Flavor) -> Builder {
@@ -203,7 +209,11 @@ impl Builder {
                 None => {
                     eprintln!("looptrace: no destination (set {ENV_ADDR}=HOST:PORT or {ENV_RECORD}=FILE); not capturing");
                     let rt = self.tokio.build().map_err(Error::Runtime)?;
-                    return Ok(Runtime { rt: Some(rt), session: None, viewer: None });
+                    return Ok(Runtime {
+                        rt: Some(rt),
+                        session: None,
+                        viewer: None,
+                    });
                 }
             }
         }
@@ -227,7 +237,9 @@ impl Builder {
         };
         let workers = match self.flavor {
             Flavor::CurrentThread => 1,
-            Flavor::MultiThread => self.workers.unwrap_or_else(|| rt.metrics().num_workers()) as u32,
+            Flavor::MultiThread => {
+                self.workers.unwrap_or_else(|| rt.metrics().num_workers()) as u32
+            }
         };
         let header = Header {
             process_name: self.process_name.unwrap_or_else(process_name),
@@ -237,23 +249,35 @@ impl Builder {
             clock_origin_unix_ns: origin.unix_ns,
         };
         let counters = Arc::new(Counters::default());
-        let dests = self.destinations.into_iter().map(|d| Dest::new(d, self.backlog_bytes)).collect();
-        let shipper = match Shipper::spawn(header, origin, dests, self.flush_interval, counters.clone()) {
-            Ok(s) => s,
-            Err(e) => {
-                buffer::stop_session();
-                SESSION_ACTIVE.store(false, Ordering::Release);
-                return Err(Error::Shipper(e));
-            }
-        };
-        Ok(Runtime { rt: Some(rt), session: Some(Session { shipper, counters }), viewer })
+        let dests = self
+            .destinations
+            .into_iter()
+            .map(|d| Dest::new(d, self.backlog_bytes))
+            .collect();
+        let shipper =
+            match Shipper::spawn(header, origin, dests, self.flush_interval, counters.clone()) {
+                Ok(s) => s,
+                Err(e) => {
+                    buffer::stop_session();
+                    SESSION_ACTIVE.store(false, Ordering::Release);
+                    return Err(Error::Shipper(e));
+                }
+            };
+        Ok(Runtime {
+            rt: Some(rt),
+            session: Some(Session { shipper, counters }),
+            viewer,
+        })
     }
 }
 
 /// The collector, in this process, on its own thread and runtime.
 #[cfg(feature = "embedded")]
 fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
-    let addr = std::env::var(ENV_VIEW).ok().and_then(|a| a.parse().ok()).unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
+    let addr = std::env::var(ENV_VIEW)
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
     match looptrace_collector::Embedded::serve(addr, Default::default()) {
         Ok((sink, handle)) => Some((Box::new(sink), handle.addr())),
         Err(e) => {
@@ -287,7 +311,8 @@ fn install_subscriber() {
         }
         return;
     }
-    let _ = tracing::dispatcher::set_global_default(tracing::Dispatch::new(LooptraceSubscriber::new()));
+    let _ =
+        tracing::dispatcher::set_global_default(tracing::Dispatch::new(LooptraceSubscriber::new()));
 }
 
 /// What a capture session produced.
@@ -371,7 +396,10 @@ impl Runtime {
 
     /// Counts so far.
     pub fn report(&self) -> Report {
-        self.session.as_ref().map(Session::report).unwrap_or_default()
+        self.session
+            .as_ref()
+            .map(Session::report)
+            .unwrap_or_default()
     }
 
     /// Shuts the runtime down, ships everything and returns the final counts.

@@ -4,8 +4,8 @@
 use crate::buffer::SpanInfo;
 use looptrace_wire::{TaskKind, WakeOp};
 use std::fmt;
-use tracing_core::field::{Field, Visit};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use tracing_core::field::{Field, Visit};
 use tracing_core::Metadata;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,7 +23,8 @@ pub(crate) enum Kind {
 }
 
 fn in_time_module(m: &Metadata<'_>) -> bool {
-    m.module_path().is_some_and(|p| p.starts_with("tokio::time"))
+    m.module_path()
+        .is_some_and(|p| p.starts_with("tokio::time"))
 }
 
 /// Callsites looptrace is interested in, by the address of their (static) metadata,
@@ -75,7 +76,10 @@ pub(crate) fn register(m: &'static Metadata<'static>) -> Option<Kind> {
     let kind = classify(m)?;
     let addr = m as *const Metadata<'static> as usize;
     let used = USED.load(Ordering::Acquire).min(SLOTS);
-    if ADDRS[..used].iter().any(|a| a.load(Ordering::Relaxed) == addr) {
+    if ADDRS[..used]
+        .iter()
+        .any(|a| a.load(Ordering::Relaxed) == addr)
+    {
         return Some(kind);
     }
     let i = USED.fetch_add(1, Ordering::AcqRel);
@@ -114,7 +118,9 @@ fn learn_op(slot: usize, op: WakeOp, addr: usize) {
 
 #[inline(always)]
 fn waker_site(addr: usize) -> Option<WakeOp> {
-    (0..4).find(|&i| WAKER_SITES[i].load(Ordering::Relaxed) == addr).map(|i| SITE_OPS[i])
+    (0..4)
+        .find(|&i| WAKER_SITES[i].load(Ordering::Relaxed) == addr)
+        .map(|i| SITE_OPS[i])
 }
 
 pub(crate) fn classify(m: &Metadata<'_>) -> Option<Kind> {
@@ -175,7 +181,9 @@ impl Visit for TaskFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%`-formatted fields arrive here.
         match field.name() {
-            "kind" | "task.name" | "fn" | "loc.file" => self.record_str(field, &format!("{value:?}")),
+            "kind" | "task.name" | "fn" | "loc.file" => {
+                self.record_str(field, &format!("{value:?}"))
+            }
             _ => {}
         }
     }
@@ -195,7 +203,10 @@ impl TaskFields {
         });
         // The multi-thread scheduler starts its workers as blocking tasks.
         let internal = kind == TaskKind::Blocking
-            && self.func.as_deref().is_some_and(|f| f.starts_with("tokio::runtime::scheduler"));
+            && self
+                .func
+                .as_deref()
+                .is_some_and(|f| f.starts_with("tokio::runtime::scheduler"));
         SpanInfo {
             task: self.task,
             kind,
@@ -272,7 +283,10 @@ impl Visit for SleepFields {
 /// Runs the capture handler for `event`, if looptrace reads its callsite.
 /// `task_key` maps the event's `task.id` (a span id) to looptrace's key.
 #[inline]
-pub(crate) fn dispatch_event(event: &tracing_core::Event<'_>, task_key: impl FnOnce(u64) -> Option<u64>) {
+pub(crate) fn dispatch_event(
+    event: &tracing_core::Event<'_>,
+    task_key: impl FnOnce(u64) -> Option<u64>,
+) {
     let meta = event.metadata();
     if let Some(op) = waker_site(meta as *const Metadata<'_> as usize) {
         let mut t = WakerTask::default();
@@ -282,7 +296,9 @@ pub(crate) fn dispatch_event(event: &tracing_core::Event<'_>, task_key: impl FnO
         }
         return;
     }
-    let Some((kind, op, slot)) = lookup(meta) else { return };
+    let Some((kind, op, slot)) = lookup(meta) else {
+        return;
+    };
     match kind {
         Kind::Waker => {
             let (op, task) = match op {

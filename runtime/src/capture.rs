@@ -66,7 +66,11 @@ fn on_spawn(meta: &TaskMeta<'_>) {
     let task = task_id(meta.id());
     let location = meta.spawned_at();
     timed(|l, gen, tsc| {
-        let raw = Raw::Spawn(Box::new(SpawnRaw { task, location, parent: l.current.get() }));
+        let raw = Raw::Spawn(Box::new(SpawnRaw {
+            task,
+            location,
+            parent: l.current.get(),
+        }));
         l.push(gen, Slot { tsc, raw })
     });
 }
@@ -85,7 +89,13 @@ fn note_worker(l: &Local, gen: u64, tsc: u64) {
     if l.worker_gen.get() != gen {
         l.worker_gen.set(gen);
         if let Some(i) = tokio::runtime::worker_index() {
-            l.push(gen, Slot { tsc, raw: Raw::Worker(i as u32) });
+            l.push(
+                gen,
+                Slot {
+                    tsc,
+                    raw: Raw::Worker(i as u32),
+                },
+            );
         }
     }
 }
@@ -99,7 +109,13 @@ fn on_poll_start(meta: &TaskMeta<'_>) {
         l.enters.set(0);
         l.terminated.set(false);
         l.panicked.set(false);
-        l.push(gen, Slot { tsc, raw: Raw::PollStart(task) });
+        l.push(
+            gen,
+            Slot {
+                tsc,
+                raw: Raw::PollStart(task),
+            },
+        );
     });
 }
 
@@ -108,7 +124,16 @@ fn on_poll_end(meta: &TaskMeta<'_>) {
     let task = task_id(meta.id());
     timed(|l, gen, tsc| {
         l.current.set(0);
-        l.push(gen, Slot { tsc, raw: Raw::PollEnd { task, ready: l.terminated.get() } });
+        l.push(
+            gen,
+            Slot {
+                tsc,
+                raw: Raw::PollEnd {
+                    task,
+                    ready: l.terminated.get(),
+                },
+            },
+        );
     });
 }
 
@@ -132,7 +157,13 @@ fn on_terminate(meta: &TaskMeta<'_>) {
                 Outcome::Cancelled
             }
         };
-        l.push(gen, Slot { tsc, raw: Raw::Terminate { task, outcome } });
+        l.push(
+            gen,
+            Slot {
+                tsc,
+                raw: Raw::Terminate { task, outcome },
+            },
+        );
     });
 }
 
@@ -194,7 +225,13 @@ pub(crate) fn on_enter(key: u64) {
                 l.blocking.set(id);
                 let gen = active();
                 if gen != 0 {
-                    l.push(gen, Slot { tsc: clock::raw(), raw: Raw::BlockingStart(id) });
+                    l.push(
+                        gen,
+                        Slot {
+                            tsc: clock::raw(),
+                            raw: Raw::BlockingStart(id),
+                        },
+                    );
                 }
             }
         }
@@ -216,7 +253,13 @@ pub(crate) fn on_exit(key: u64) {
                 l.blocking_done.set(id);
                 let gen = active();
                 if gen != 0 {
-                    l.push(gen, Slot { tsc: clock::raw(), raw: Raw::BlockingEnd(id) });
+                    l.push(
+                        gen,
+                        Slot {
+                            tsc: clock::raw(),
+                            raw: Raw::BlockingEnd(id),
+                        },
+                    );
                 }
             }
         }
@@ -253,7 +296,18 @@ pub(crate) fn on_waker(key: u64, op: WakeOp) {
         } else {
             WakeCtx::Plain
         };
-        l.push(gen, Slot { tsc, raw: Raw::Waker { task: key >> 2, op, current, ctx } });
+        l.push(
+            gen,
+            Slot {
+                tsc,
+                raw: Raw::Waker {
+                    task: key >> 2,
+                    op,
+                    current,
+                    ctx,
+                },
+            },
+        );
     });
 }
 
@@ -281,7 +335,13 @@ pub(crate) fn on_sleep_polled(ready: bool) {
 fn record_in(l: &Local, raw: Raw) {
     let gen = active();
     if gen != 0 {
-        l.push(gen, Slot { tsc: clock::raw(), raw });
+        l.push(
+            gen,
+            Slot {
+                tsc: clock::raw(),
+                raw,
+            },
+        );
     }
 }
 

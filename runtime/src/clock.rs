@@ -65,7 +65,10 @@ impl Origin {
     pub(crate) fn now() -> Origin {
         init();
         let raw = raw();
-        let unix_ns = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let unix_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
         Origin { raw, unix_ns }
     }
 

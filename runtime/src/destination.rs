@@ -41,14 +41,19 @@ pub fn collector_url(addr: &str) -> String {
 
 pub(crate) enum Dest {
     Ws(WsSink),
-    File { path: PathBuf, writer: Option<RecordingWriter<File>> },
+    File {
+        path: PathBuf,
+        writer: Option<RecordingWriter<File>>,
+    },
     Sink(Box<dyn FrameSink>),
 }
 
 impl Dest {
     pub(crate) fn new(d: Destination, backlog_limit: usize) -> Dest {
         match d {
-            Destination::Collector(addr) => Dest::Ws(WsSink::new(collector_url(&addr), backlog_limit)),
+            Destination::Collector(addr) => {
+                Dest::Ws(WsSink::new(collector_url(&addr), backlog_limit))
+            }
             Destination::File(path) => Dest::File { path, writer: None },
             Destination::Sink(s) => Dest::Sink(s),
         }
@@ -64,7 +69,9 @@ impl Dest {
                 // The file's first chunk is the header: write it raw.
                 match File::create(&*path).and_then(|f| RecordingWriter::new_raw(f, frame)) {
                     Ok(w) => *writer = Some(w),
-                    Err(e) => eprintln!("looptrace: cannot write recording {}: {e}", path.display()),
+                    Err(e) => {
+                        eprintln!("looptrace: cannot write recording {}: {e}", path.display())
+                    }
                 }
             }
             Dest::Sink(s) => s.frame(frame),
@@ -142,7 +149,11 @@ impl WsSink {
     }
 
     fn connect(&self) -> Result<WebSocket<TcpStream>, String> {
-        let request = self.url.as_str().into_client_request().map_err(|e| format!("bad collector URL: {e}"))?;
+        let request = self
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| format!("bad collector URL: {e}"))?;
         let uri = request.uri();
         let host = uri.host().ok_or("collector URL has no host")?;
         let port = uri.port_u16().unwrap_or(80);
@@ -151,13 +162,15 @@ impl WsSink {
             .map_err(|e| e.to_string())?
             .next()
             .ok_or("collector address resolves to nothing")?;
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).map_err(|e| e.to_string())?;
         let _ = stream.set_nodelay(true);
         // A collector that stops reading must not stall the shipper for long.
         let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
         let (mut ws, _) = tungstenite::client(request, stream).map_err(|e| e.to_string())?;
-        ws.send(Message::Binary(self.header.clone().into())).map_err(|e| e.to_string())?;
+        ws.send(Message::Binary(self.header.clone().into()))
+            .map_err(|e| e.to_string())?;
         Ok(ws)
     }
 
@@ -165,7 +178,9 @@ impl WsSink {
         self.backlog.push_back((frame.to_vec(), count));
         self.backlog_bytes += frame.len();
         while self.backlog_bytes > self.limit {
-            let Some((f, n)) = self.backlog.pop_front() else { break };
+            let Some((f, n)) = self.backlog.pop_front() else {
+                break;
+            };
             self.backlog_bytes -= f.len();
             self.dropped += n;
         }
@@ -203,7 +218,10 @@ impl WsSink {
         let Some(ws) = self.conn.as_mut() else { return };
         while let Some((f, _)) = self.backlog.front() {
             if let Err(e) = ws.send(Message::Binary(f.clone().into())) {
-                eprintln!("looptrace: lost the collector at {} ({e}); reconnecting", self.url);
+                eprintln!(
+                    "looptrace: lost the collector at {} ({e}); reconnecting",
+                    self.url
+                );
                 self.warned = true;
                 self.conn = None;
                 self.next_try = Instant::now() + self.backoff;

@@ -56,7 +56,10 @@ where
         }
     }
 
-    fn register_callsite(&self, meta: &'static tracing_core::Metadata<'static>) -> tracing_core::subscriber::Interest {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing_core::Metadata<'static>,
+    ) -> tracing_core::subscriber::Interest {
         register(meta);
         tracing_core::subscriber::Interest::always()
     }

@@ -45,8 +45,8 @@ pub use builder::{Builder, Error, Report, Runtime, ENV_ADDR, ENV_RECORD, ENV_VIE
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};
 pub use looptrace_macros::main;
-pub use mark::{mark, note};
 pub use looptrace_wire as wire;
+pub use mark::{mark, note};
 pub use subscriber::LooptraceSubscriber;
 
 #[doc(hidden)]

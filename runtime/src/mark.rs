@@ -52,6 +52,9 @@ pub fn mark(label: impl Into<String>) {
 /// ```
 pub fn note(title: impl Into<String>, text: impl Into<String>) {
     if buffer::active() != 0 {
-        buffer::record(Raw::Note(Box::new(looptrace_wire::Note { title: title.into(), text: text.into() })));
+        buffer::record(Raw::Note(Box::new(looptrace_wire::Note {
+            title: title.into(),
+            text: text.into(),
+        })));
     }
 }

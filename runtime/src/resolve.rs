@@ -81,9 +81,20 @@ impl Resolver {
         let role = t.role();
         if t.announced != Some(role) {
             t.announced = Some(role);
-            out.push(Event { ts_ns, thread, kind: EventKind::Thread { role, name: t.name.clone() } });
+            out.push(Event {
+                ts_ns,
+                thread,
+                kind: EventKind::Thread {
+                    role,
+                    name: t.name.clone(),
+                },
+            });
         }
-        out.push(Event { ts_ns, thread, kind });
+        out.push(Event {
+            ts_ns,
+            thread,
+            kind,
+        });
     }
 
     /// Resolves one raw fact at `ts_ns` on `thread`, appending wire events to `out`.
@@ -109,15 +120,27 @@ impl Resolver {
                 }
             }
             Raw::Spawn(spawn) => {
-                let crate::buffer::SpawnRaw { task, location, parent } = *spawn;
+                let crate::buffer::SpawnRaw {
+                    task,
+                    location,
+                    parent,
+                } = *spawn;
                 let info = self.spans.remove(&thread).filter(|i| i.task == task);
                 self.tasks.entry(task).or_default();
                 let kind = EventKind::Spawn {
                     task,
                     kind: info.as_ref().map_or(TaskKind::Task, |i| i.kind),
-                    location: info.as_ref().and_then(|i| i.location.clone()).unwrap_or_else(|| {
-                        format!("{}:{}:{}", location.file(), location.line(), location.column())
-                    }),
+                    location: info
+                        .as_ref()
+                        .and_then(|i| i.location.clone())
+                        .unwrap_or_else(|| {
+                            format!(
+                                "{}:{}:{}",
+                                location.file(),
+                                location.line(),
+                                location.column()
+                            )
+                        }),
                     size_bytes: info.as_ref().and_then(|i| i.size_bytes),
                     name: info.and_then(|i| i.name),
                     parent: (parent != 0).then_some(parent),
@@ -148,13 +171,20 @@ impl Resolver {
             Raw::Terminate { task, outcome } => {
                 // Tasks never announced (tokio's own worker-launch tasks, or another
                 // runtime's) are not reported ending either.
-                let Some(t) = self.tasks.remove(&task) else { return };
+                let Some(t) = self.tasks.remove(&task) else {
+                    return;
+                };
                 for s in t.armed.iter().chain(&t.polling) {
                     self.sleeps.remove(s);
                 }
                 self.emit(out, ts_ns, thread, EventKind::Terminate { task, outcome });
             }
-            Raw::Waker { task, op, current, ctx } => {
+            Raw::Waker {
+                task,
+                op,
+                current,
+                ctx,
+            } => {
                 if !self.tasks.contains_key(&task) {
                     // A task of another runtime, or one that already ended.
                     return;
@@ -190,11 +220,23 @@ impl Resolver {
             }
             Raw::SleepArmed { sleep, task, ms } => {
                 let deadline_ns = ts_ns + ms as u64 * 1_000_000;
-                self.sleeps.insert(sleep, SleepState { task, deadline_ns, fired: false });
+                self.sleeps.insert(
+                    sleep,
+                    SleepState {
+                        task,
+                        deadline_ns,
+                        fired: false,
+                    },
+                );
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.push(sleep);
                 }
-                self.emit(out, ts_ns, thread, EventKind::TimerArmed { task, deadline_ns });
+                self.emit(
+                    out,
+                    ts_ns,
+                    thread,
+                    EventKind::TimerArmed { task, deadline_ns },
+                );
             }
             Raw::Mark(label) => self.emit(out, ts_ns, thread, EventKind::Mark { label: *label }),
             // Not an event: the shipper sends notes as frames of their own.
@@ -216,7 +258,14 @@ impl Resolver {
         }
     }
 
-    fn spawn_blocking(&mut self, out: &mut Vec<Event>, ts_ns: u64, thread: u32, info: SpanInfo, parent: Option<u64>) {
+    fn spawn_blocking(
+        &mut self,
+        out: &mut Vec<Event>,
+        ts_ns: u64,
+        thread: u32,
+        info: SpanInfo,
+        parent: Option<u64>,
+    ) {
         self.tasks.entry(info.task).or_default();
         let kind = EventKind::Spawn {
             task: info.task,
@@ -259,13 +308,19 @@ impl Resolver {
         if t.worker.is_none() {
             // A thread of the runtime that is not a worker is a blocking-pool thread
             // (e.g. completing a `spawn_blocking` task wakes whoever awaits it).
-            return if t.runtime { WakeSource::Blocking } else { WakeSource::External };
+            return if t.runtime {
+                WakeSource::Blocking
+            } else {
+                WakeSource::External
+            };
         }
         let waking = matches!(op, WakeOp::Wake | WakeOp::WakeByRef);
         // A due timer?
         let due = self.tasks.get(&task).and_then(|ts| {
             ts.armed.iter().copied().find(|s| {
-                self.sleeps.get(s).is_some_and(|s| !s.fired && s.deadline_ns <= ts_ns + TIMER_SLACK_NS)
+                self.sleeps
+                    .get(s)
+                    .is_some_and(|s| !s.fired && s.deadline_ns <= ts_ns + TIMER_SLACK_NS)
             })
         });
         if let Some(sleep) = due {

@@ -47,7 +47,10 @@ impl Shipper {
         let thread = std::thread::Builder::new()
             .name("looptrace-ship".into())
             .spawn(move || run(header, origin, dests, interval, &stop2, &counters))?;
-        Ok(Shipper { stop, thread: Some(thread) })
+        Ok(Shipper {
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// Ships what is left and waits for the destinations to close.
@@ -60,7 +63,14 @@ impl Shipper {
     }
 }
 
-fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration, stop: &AtomicBool, counters: &Counters) {
+fn run(
+    header: Header,
+    origin: Origin,
+    mut dests: Vec<Dest>,
+    interval: Duration,
+    stop: &AtomicBool,
+    counters: &Counters,
+) {
     let mut frame = Vec::new();
     encode_header(&header, &mut frame);
     for d in &mut dests {
@@ -84,7 +94,11 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
                 let n = tb.consumer.slots();
                 if n > 0 {
                     if let Ok(chunk) = tb.consumer.read_chunk(n) {
-                        pending.extend(chunk.into_iter().map(|s| (origin.ns(s.tsc), tb.thread, s.raw)));
+                        pending.extend(
+                            chunk
+                                .into_iter()
+                                .map(|s| (origin.ns(s.tsc), tb.thread, s.raw)),
+                        );
                     }
                 }
                 let d = tb.dropped.load(Ordering::Relaxed);
@@ -97,7 +111,11 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
             reg.retain(|tb| !(tb.consumer.is_abandoned() && tb.consumer.is_empty()));
         }
         pending.sort_by_key(|p| p.0);
-        let cutoff = if stopping { u64::MAX } else { now_ns.saturating_sub(HOLD_NS) };
+        let cutoff = if stopping {
+            u64::MAX
+        } else {
+            now_ns.saturating_sub(HOLD_NS)
+        };
         let ready = pending.partition_point(|p| p.0 <= cutoff);
         for (ts, thread, raw) in pending.drain(..ready) {
             match raw {
@@ -107,7 +125,11 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
         }
         for (thread, count) in drops.drain(..) {
             counters.dropped_full.fetch_add(count, Ordering::Relaxed);
-            out.push(Event { ts_ns: now_ns, thread, kind: EventKind::Dropped { count } });
+            out.push(Event {
+                ts_ns: now_ns,
+                thread,
+                kind: EventKind::Dropped { count },
+            });
         }
         for batch in out.chunks(MAX_FRAME_EVENTS) {
             frame.clear();
@@ -124,7 +146,9 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
                 d.events(&frame, 0);
             }
         }
-        counters.events.fetch_add(out.len() as u64, Ordering::Relaxed);
+        counters
+            .events
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
         if out.is_empty() {
             for d in &mut dests {
                 d.tick();
@@ -137,6 +161,8 @@ fn run(header: Header, origin: Origin, mut dests: Vec<Dest>, interval: Duration,
         std::thread::park_timeout(interval);
     }
     for d in &mut dests {
-        counters.dropped_unsent.fetch_add(d.close(), Ordering::Relaxed);
+        counters
+            .dropped_unsent
+            .fetch_add(d.close(), Ordering::Relaxed);
     }
 }

@@ -19,20 +19,41 @@ where
 fn a_sleeping_task_is_polled_twice_and_woken_by_the_timer() {
     let _s = serial();
     let (t, _) = run(Builder::new_current_thread(), || async {
-        named("sleeper", async { tokio::time::sleep(Duration::from_millis(30)).await }).await.unwrap();
+        named("sleeper", async {
+            tokio::time::sleep(Duration::from_millis(30)).await
+        })
+        .await
+        .unwrap();
     });
     assert_eq!(t.header.flavor, Flavor::CurrentThread);
     assert_eq!(t.header.workers, 1);
     let id = t.task("sleeper");
     assert_eq!(
         t.story(id),
-        ["spawn", "poll", "timer armed", "pending", "timer fired", "wake by timer", "poll", "terminate completed", "ready"]
+        [
+            "spawn",
+            "poll",
+            "timer armed",
+            "pending",
+            "timer fired",
+            "wake by timer",
+            "poll",
+            "terminate completed",
+            "ready"
+        ]
     );
     let polls = t.ts_of(id, |k| matches!(k, EventKind::PollStart { .. }));
     let gap = polls[1] - polls[0];
-    assert!(gap >= 30_000_000, "second poll only {gap} ns after the first");
+    assert!(
+        gap >= 30_000_000,
+        "second poll only {gap} ns after the first"
+    );
     // The main thread became worker 0.
-    let workers: Vec<_> = t.roles().into_values().filter(|r| matches!(r, ThreadRole::Worker(_))).collect();
+    let workers: Vec<_> = t
+        .roles()
+        .into_values()
+        .filter(|r| matches!(r, ThreadRole::Worker(_)))
+        .collect();
     assert_eq!(workers, [ThreadRole::Worker(0)]);
     assert_eq!(t.report.dropped_buffer_full + t.report.dropped_unsent, 0);
 }
@@ -40,17 +61,33 @@ fn a_sleeping_task_is_polled_twice_and_woken_by_the_timer() {
 #[test]
 fn a_channel_send_wakes_the_receiver_by_the_senders_task() {
     let _s = serial();
-    for builder in [Builder::new_current_thread(), Builder::new_multi_thread().worker_threads(2)] {
+    for builder in [
+        Builder::new_current_thread(),
+        Builder::new_multi_thread().worker_threads(2),
+    ] {
         let (t, _) = run(builder, || async {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
             let rx_task = named("receiver", async move { rx.recv().await });
             tokio::time::sleep(Duration::from_millis(20)).await;
-            named("sender", async move { tx.send(7).await.unwrap() }).await.unwrap();
+            named("sender", async move { tx.send(7).await.unwrap() })
+                .await
+                .unwrap();
             assert_eq!(rx_task.await.unwrap(), Some(7));
         });
         let (rx, tx) = (t.task("receiver"), t.task("sender"));
         assert_eq!(t.wakes_of(rx), [WakeSource::Task(tx)], "{:?}", t.story(rx));
-        assert_eq!(t.story(rx), ["spawn", "poll", "pending", &format!("wake by task:{tx}"), "poll", "terminate completed", "ready"]);
+        assert_eq!(
+            t.story(rx),
+            [
+                "spawn",
+                "poll",
+                "pending",
+                &format!("wake by task:{tx}"),
+                "poll",
+                "terminate completed",
+                "ready"
+            ]
+        );
     }
 }
 
@@ -70,7 +107,13 @@ fn a_wake_from_a_plain_thread_is_external() {
     let id = t.task("waiter");
     assert_eq!(t.wakes_of(id), [WakeSource::External]);
     let roles = t.roles();
-    assert!(roles.values().filter(|r| matches!(r, ThreadRole::Worker(_))).count() >= 1);
+    assert!(
+        roles
+            .values()
+            .filter(|r| matches!(r, ThreadRole::Worker(_)))
+            .count()
+            >= 1
+    );
     assert_eq!(t.header.workers, 2);
     assert_eq!(t.header.flavor, Flavor::MultiThread);
 }
@@ -87,7 +130,10 @@ fn a_socket_becoming_readable_wakes_by_io() {
         let mut buf = [0; 1];
         let _ = s.read(&mut buf);
     });
-    for builder in [Builder::new_current_thread(), Builder::new_multi_thread().worker_threads(2)] {
+    for builder in [
+        Builder::new_current_thread(),
+        Builder::new_multi_thread().worker_threads(2),
+    ] {
         let (t, _) = run(builder, || async move {
             named("reader", async move {
                 use tokio::io::AsyncReadExt;
@@ -111,7 +157,10 @@ fn a_socket_becoming_readable_wakes_by_io() {
 #[test]
 fn yield_now_is_a_self_wake() {
     let _s = serial();
-    for builder in [Builder::new_current_thread(), Builder::new_multi_thread().worker_threads(2)] {
+    for builder in [
+        Builder::new_current_thread(),
+        Builder::new_multi_thread().worker_threads(2),
+    ] {
         let (t, _) = run(builder, || async {
             named("yielder", async {
                 for _ in 0..5 {
@@ -122,8 +171,17 @@ fn yield_now_is_a_self_wake() {
             .unwrap();
         });
         let id = t.task("yielder");
-        assert_eq!(t.wakes_of(id), vec![WakeSource::Task(id); 5], "{:?}", t.story(id));
-        assert_eq!(t.ts_of(id, |k| matches!(k, EventKind::PollStart { .. })).len(), 6);
+        assert_eq!(
+            t.wakes_of(id),
+            vec![WakeSource::Task(id); 5],
+            "{:?}",
+            t.story(id)
+        );
+        assert_eq!(
+            t.ts_of(id, |k| matches!(k, EventKind::PollStart { .. }))
+                .len(),
+            6
+        );
     }
 }
 
@@ -145,19 +203,39 @@ fn spawn_blocking_runs_and_wakes_by_blocking() {
         .events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Spawn { task, kind: TaskKind::Blocking, .. } => Some(task),
+            EventKind::Spawn {
+                task,
+                kind: TaskKind::Blocking,
+                ..
+            } => Some(task),
             _ => None,
         })
         .collect();
-    assert_eq!(blocking.len(), 1, "one spawn_blocking task, not tokio's workers");
+    assert_eq!(
+        blocking.len(),
+        1,
+        "one spawn_blocking task, not tokio's workers"
+    );
     // Spawned from `block_on`'s future, not from a task: no parent.
-    assert!(t.events.iter().any(|e| matches!(e.kind, EventKind::Spawn { kind: TaskKind::Blocking, parent: None, .. })));
+    assert!(t.events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::Spawn {
+            kind: TaskKind::Blocking,
+            parent: None,
+            ..
+        }
+    )));
     let b = blocking[0];
     let start = t.ts_of(b, |k| matches!(k, EventKind::BlockingStart { .. }));
     let end = t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. }));
     assert_eq!((start.len(), end.len()), (1, 1));
     assert!(end[0] - start[0] >= 20_000_000);
-    let on = t.events.iter().find(|e| matches!(e.kind, EventKind::BlockingStart { .. })).unwrap().thread;
+    let on = t
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::BlockingStart { .. }))
+        .unwrap()
+        .thread;
     assert_eq!(t.roles()[&on], ThreadRole::Blocking);
     assert_eq!(t.wakes_of(t.task("waiter")), [WakeSource::Blocking]);
 }
@@ -172,7 +250,9 @@ fn outcomes_parents_and_aborts() {
         parent.await.unwrap();
         let p = named("panicker", async { panic!("on purpose") });
         assert!(p.await.unwrap_err().is_panic());
-        let sleeper = named("aborted", async { tokio::time::sleep(Duration::from_secs(60)).await });
+        let sleeper = named("aborted", async {
+            tokio::time::sleep(Duration::from_secs(60)).await
+        });
         tokio::task::yield_now().await;
         sleeper.abort();
         assert!(sleeper.await.unwrap_err().is_cancelled());
@@ -212,7 +292,9 @@ fn outcomes_parents_and_aborts() {
 fn a_full_buffer_drops_and_counts_without_blocking() {
     let _s = serial();
     // Tiny buffers and a slow shipper: most events cannot fit.
-    let builder = Builder::new_current_thread().buffer_capacity(64).flush_interval(Duration::from_millis(200));
+    let builder = Builder::new_current_thread()
+        .buffer_capacity(64)
+        .flush_interval(Duration::from_millis(200));
     let (t, _) = run(builder, || async {
         named("busy", async {
             for _ in 0..20_000 {
@@ -231,7 +313,10 @@ fn a_full_buffer_drops_and_counts_without_blocking() {
         })
         .sum();
     assert!(t.report.dropped_buffer_full > 10_000, "{:?}", t.report);
-    assert_eq!(reported, t.report.dropped_buffer_full, "every drop is reported in the stream");
+    assert_eq!(
+        reported, t.report.dropped_buffer_full,
+        "every drop is reported in the stream"
+    );
 }
 
 #[test]
@@ -255,13 +340,21 @@ fn events_are_in_time_order_and_poll_pairs_nest() {
     let mut open = std::collections::HashMap::new();
     for e in &t.events {
         match e.kind {
-            EventKind::PollStart { task } => assert!(open.insert(e.thread, task).is_none(), "nested poll on {}", e.thread),
+            EventKind::PollStart { task } => assert!(
+                open.insert(e.thread, task).is_none(),
+                "nested poll on {}",
+                e.thread
+            ),
             EventKind::PollEnd { task, .. } => assert_eq!(open.remove(&e.thread), Some(task)),
             _ => {}
         }
     }
     assert!(open.is_empty());
-    let polls = t.events.iter().filter(|e| matches!(e.kind, EventKind::PollStart { .. })).count();
+    let polls = t
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::PollStart { .. }))
+        .count();
     assert_eq!(polls, (0..20).map(|i| i + 1).sum::<usize>());
 }
 
@@ -269,22 +362,39 @@ fn events_are_in_time_order_and_poll_pairs_nest() {
 fn spawn_blocking_from_a_task_names_its_parent() {
     let _s = serial();
     let (t, _) = run(Builder::new_current_thread(), || async {
-        named("caller", async { tokio::task::spawn_blocking(|| 40 + 2).await.unwrap() }).await.unwrap();
+        named("caller", async {
+            tokio::task::spawn_blocking(|| 40 + 2).await.unwrap()
+        })
+        .await
+        .unwrap();
     });
     let caller = t.task("caller");
     let spawns: Vec<_> = t
         .events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Spawn { task, kind: TaskKind::Blocking, parent, .. } => Some((task, parent)),
+            EventKind::Spawn {
+                task,
+                kind: TaskKind::Blocking,
+                parent,
+                ..
+            } => Some((task, parent)),
             _ => None,
         })
         .collect();
     assert_eq!(spawns.len(), 1);
     assert_eq!(spawns[0].1, Some(caller));
     let b = spawns[0].0;
-    assert_eq!(t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. })).len(), 1);
-    assert!(t.wakes_of(caller).contains(&WakeSource::Blocking), "{:?}", t.story(caller));
+    assert_eq!(
+        t.ts_of(b, |k| matches!(k, EventKind::BlockingEnd { .. }))
+            .len(),
+        1
+    );
+    assert!(
+        t.wakes_of(caller).contains(&WakeSource::Blocking),
+        "{:?}",
+        t.story(caller)
+    );
 }
 
 #[test]
@@ -300,7 +410,9 @@ fn marks_carry_their_label_time_and_thread() {
         })
         .await
         .unwrap();
-        std::thread::spawn(|| looptrace::mark("from a plain thread")).join().unwrap();
+        std::thread::spawn(|| looptrace::mark("from a plain thread"))
+            .join()
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
     });
     let marks: Vec<(u64, u32, &str)> = t

@@ -26,7 +26,11 @@ async fn workload() {
 fn unreachable_collector_counts_undelivered_events() {
     let _s = serial();
     // A port nobody listens on.
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let rt = Builder::new_multi_thread()
         .worker_threads(2)
         .from_env(false)
@@ -39,7 +43,10 @@ fn unreachable_collector_counts_undelivered_events() {
     let report = rt.shutdown();
     assert!(ran < Duration::from_secs(3), "the app was held up: {ran:?}");
     assert!(report.events > 1000, "{report:?}");
-    assert_eq!(report.dropped_unsent, report.events, "nothing arrived, all counted: {report:?}");
+    assert_eq!(
+        report.dropped_unsent, report.events,
+        "nothing arrived, all counted: {report:?}"
+    );
 }
 
 #[test]
@@ -80,5 +87,8 @@ fn collector_killed_mid_run() {
     let report = rt.shutdown();
     assert_eq!(server.join().unwrap(), 3);
     assert!(report.dropped_unsent > 0, "{report:?}");
-    assert!(report.dropped_unsent < report.events, "the first frames were delivered: {report:?}");
+    assert!(
+        report.dropped_unsent < report.events,
+        "the first frames were delivered: {report:?}"
+    );
 }

@@ -10,20 +10,40 @@ use tracing_subscriber::prelude::*;
 
 #[test]
 fn works_beside_tokio_console() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let console = console_subscriber::ConsoleLayer::builder()
         .server_addr(([127, 0, 0, 1], port))
         .publish_interval(Duration::from_millis(50))
         .spawn();
-    tracing_subscriber::registry().with(console).with(looptrace::layer()).init();
+    tracing_subscriber::registry()
+        .with(console)
+        .with(looptrace::layer())
+        .init();
 
     let mem = Memory::default();
-    let rt = looptrace::Builder::new_multi_thread().worker_threads(2).from_env(false).sink(mem.clone()).build().unwrap();
+    let rt = looptrace::Builder::new_multi_thread()
+        .worker_threads(2)
+        .from_env(false)
+        .sink(mem.clone())
+        .build()
+        .unwrap();
     let seen_by_console = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<u8>(1);
-        let receiver = tokio::task::Builder::new().name("console-visible").spawn(async move { rx.recv().await }).unwrap();
+        let receiver = tokio::task::Builder::new()
+            .name("console-visible")
+            .spawn(async move { rx.recv().await })
+            .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        tokio::task::Builder::new().name("sender").spawn(async move { tx.send(1).await.unwrap() }).unwrap().await.unwrap();
+        tokio::task::Builder::new()
+            .name("sender")
+            .spawn(async move { tx.send(1).await.unwrap() })
+            .unwrap()
+            .await
+            .unwrap();
         receiver.await.unwrap();
 
         // tokio-console's server still answers, and knows our task.
@@ -38,7 +58,11 @@ fn works_beside_tokio_console() {
             }
         }
         let mut client = client.expect("console server reachable");
-        let mut updates = client.watch_updates(InstrumentRequest {}).await.unwrap().into_inner();
+        let mut updates = client
+            .watch_updates(InstrumentRequest {})
+            .await
+            .unwrap()
+            .into_inner();
         let mut seen = String::new();
         for _ in 0..20 {
             match tokio::time::timeout(Duration::from_secs(2), updates.message()).await {
@@ -66,7 +90,11 @@ fn works_beside_tokio_console() {
         events
             .iter()
             .find_map(|e| match &e.kind {
-                EventKind::Spawn { task, name: Some(n), .. } if n == name => Some(*task),
+                EventKind::Spawn {
+                    task,
+                    name: Some(n),
+                    ..
+                } if n == name => Some(*task),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{name} captured"))
@@ -75,9 +103,17 @@ fn works_beside_tokio_console() {
     let wakes: Vec<_> = events
         .iter()
         .filter_map(|e| match e.kind {
-            EventKind::Waker { task, op: looptrace::wire::WakeOp::Wake | looptrace::wire::WakeOp::WakeByRef, by } if task == rx => Some(by),
+            EventKind::Waker {
+                task,
+                op: looptrace::wire::WakeOp::Wake | looptrace::wire::WakeOp::WakeByRef,
+                by,
+            } if task == rx => Some(by),
             _ => None,
         })
         .collect();
-    assert_eq!(wakes, [WakeSource::Task(tx)], "looptrace captured the wake through its layer");
+    assert_eq!(
+        wakes,
+        [WakeSource::Task(tx)],
+        "looptrace captured the wake through its layer"
+    );
 }

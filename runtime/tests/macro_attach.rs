@@ -4,7 +4,12 @@ use looptrace::wire::{EventKind, Flavor, Recording};
 
 #[looptrace::main(flavor = "current_thread")]
 async fn traced() -> u32 {
-    tokio::task::Builder::new().name("inside").spawn(async { 7 }).unwrap().await.unwrap()
+    tokio::task::Builder::new()
+        .name("inside")
+        .spawn(async { 7 })
+        .unwrap()
+        .await
+        .unwrap()
 }
 
 #[test]
@@ -16,6 +21,12 @@ fn the_attribute_captures_into_the_env_destination() {
     assert_eq!(traced(), 7);
     let rec = Recording::open(&path).unwrap();
     assert_eq!(rec.header.flavor, Flavor::CurrentThread);
-    assert!(rec.events.iter().any(|e| matches!(&e.kind, EventKind::Spawn { name: Some(n), .. } if n == "inside")));
-    assert!(rec.events.iter().any(|e| matches!(e.kind, EventKind::PollEnd { ready: true, .. })));
+    assert!(rec
+        .events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Spawn { name: Some(n), .. } if n == "inside")));
+    assert!(rec
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::PollEnd { ready: true, .. })));
 }

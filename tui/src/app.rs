@@ -15,7 +15,13 @@ pub enum View {
 }
 
 impl View {
-    pub const ALL: [View; 5] = [View::Tasks, View::Timeline, View::Detail, View::Warnings, View::Workers];
+    pub const ALL: [View; 5] = [
+        View::Tasks,
+        View::Timeline,
+        View::Detail,
+        View::Warnings,
+        View::Workers,
+    ];
 
     pub fn title(self) -> &'static str {
         match self {
@@ -163,9 +169,18 @@ impl App {
     /// Tasks as the table shows them: filtered by name, sorted.
     pub fn rows(&self) -> Vec<&Task> {
         let q = self.filter.to_lowercase();
-        let mut rows: Vec<&Task> = self.state.tasks.values().filter(|t| q.is_empty() || t.name.to_lowercase().contains(&q)).collect();
+        let mut rows: Vec<&Task> = self
+            .state
+            .tasks
+            .values()
+            .filter(|t| q.is_empty() || t.name.to_lowercase().contains(&q))
+            .collect();
         rows.sort_by(|a, b| {
-            let o = self.sort.key(a).cmp(&self.sort.key(b)).then(a.id.cmp(&b.id));
+            let o = self
+                .sort
+                .key(a)
+                .cmp(&self.sort.key(b))
+                .then(a.id.cmp(&b.id));
             if self.descending {
                 o.reverse()
             } else {
@@ -181,8 +196,15 @@ impl App {
 
     /// The timeline's time range.
     pub fn range(&self) -> (u64, u64) {
-        let end = if self.follow { self.state.now_ns.max(self.span_ns / 10) } else { self.end_ns };
-        (end.saturating_sub(self.span_ns), end.max(self.span_ns.min(end)))
+        let end = if self.follow {
+            self.state.now_ns.max(self.span_ns / 10)
+        } else {
+            self.end_ns
+        };
+        (
+            end.saturating_sub(self.span_ns),
+            end.max(self.span_ns.min(end)),
+        )
     }
 
     fn stop_following(&mut self) {
@@ -204,7 +226,13 @@ impl App {
     fn pan(&mut self, fraction: f64) {
         self.stop_following();
         let d = (self.span_ns as f64 * fraction.abs()) as u64;
-        self.end_ns = if fraction < 0.0 { self.end_ns.saturating_sub(d).max(self.span_ns.min(self.end_ns)) } else { self.end_ns + d };
+        self.end_ns = if fraction < 0.0 {
+            self.end_ns
+                .saturating_sub(d)
+                .max(self.span_ns.min(self.end_ns))
+        } else {
+            self.end_ns + d
+        };
     }
 
     fn move_selection(&mut self, delta: i64) {
@@ -215,7 +243,11 @@ impl App {
         if n == 0 {
             return;
         }
-        let cur = if self.view == View::Warnings { self.warning } else { self.selected } as i64;
+        let cur = if self.view == View::Warnings {
+            self.warning
+        } else {
+            self.selected
+        } as i64;
         let next = (cur + delta).clamp(0, n as i64 - 1) as usize;
         if self.view == View::Warnings {
             self.warning = next;
@@ -227,7 +259,11 @@ impl App {
     fn replay_speed(&self, up: bool) -> Option<f64> {
         let cur = self.state.replay?.speed;
         let i = SPEEDS.iter().position(|s| *s >= cur - 1e-9).unwrap_or(3);
-        let j = if up { (i + 1).min(SPEEDS.len() - 1) } else { i.saturating_sub(1) };
+        let j = if up {
+            (i + 1).min(SPEEDS.len() - 1)
+        } else {
+            i.saturating_sub(1)
+        };
         Some(SPEEDS[j])
     }
 
@@ -271,7 +307,9 @@ impl App {
                 self.view = View::ALL[(c as u8 - b'1') as usize];
                 self.entered(&mut actions);
             }
-            KeyCode::Char('/') if matches!(self.view, View::Tasks | View::Timeline) => self.filtering = true,
+            KeyCode::Char('/') if matches!(self.view, View::Tasks | View::Timeline) => {
+                self.filtering = true
+            }
             KeyCode::Down | KeyCode::Char('j') => self.move_selection(1),
             KeyCode::Up | KeyCode::Char('k') => self.move_selection(-1),
             KeyCode::PageDown => self.move_selection(10),
@@ -355,7 +393,11 @@ impl App {
             KeyCode::Char('n') | KeyCode::Char('N') => {
                 let ids: Vec<u64> = self.state.sessions.iter().map(|s| s.id).collect();
                 if let Some(i) = ids.iter().position(|id| Some(*id) == self.state.session) {
-                    let j = if key.code == KeyCode::Char('n') { (i + 1) % ids.len() } else { (i + ids.len() - 1) % ids.len() };
+                    let j = if key.code == KeyCode::Char('n') {
+                        (i + 1) % ids.len()
+                    } else {
+                        (i + ids.len() - 1) % ids.len()
+                    };
                     actions.push(Action::Session(ids[j]));
                 }
             }
@@ -368,7 +410,10 @@ impl App {
     }
 
     fn cycle_sort(&mut self, step: i64) {
-        let i = Column::ALL.iter().position(|c| *c == self.sort).unwrap_or(0) as i64;
+        let i = Column::ALL
+            .iter()
+            .position(|c| *c == self.sort)
+            .unwrap_or(0) as i64;
         let n = Column::ALL.len() as i64;
         self.sort = Column::ALL[((i + step).rem_euclid(n)) as usize];
     }

@@ -15,14 +15,25 @@ pub struct Lesson {
 impl Lesson {
     /// A lesson titled `title` saying `text`.
     pub fn new(title: impl Into<String>, text: impl Into<String>) -> Lesson {
-        Lesson { note: Mutex::new((1, Note { title: title.into(), text: text.into() })) }
+        Lesson {
+            note: Mutex::new((
+                1,
+                Note {
+                    title: title.into(),
+                    text: text.into(),
+                },
+            )),
+        }
     }
 
     /// Replaces the title and text; the panel opens again to show them.
     pub fn set(&self, title: impl Into<String>, text: impl Into<String>) {
         let mut n = self.note.lock().unwrap_or_else(|p| p.into_inner());
         n.0 += 1;
-        n.1 = Note { title: title.into(), text: text.into() };
+        n.1 = Note {
+            title: title.into(),
+            text: text.into(),
+        };
     }
 
     /// The version (bumped by each [`Lesson::set`]) and the text.

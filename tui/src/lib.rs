@@ -18,7 +18,9 @@ pub use state::State;
 pub use theme::Theme;
 
 use futures_util::{SinkExt, StreamExt};
-use ratatui::crossterm::event::{self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind};
+use ratatui::crossterm::event::{
+    self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
+};
 use ratatui::crossterm::execute;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,7 +56,9 @@ pub fn view_url(addr: &str, token: Option<&str>) -> String {
     let base = if let Some(rest) = addr.strip_prefix("http://") {
         format!("ws://{}", rest.trim_end_matches('/'))
     } else if addr.starts_with("ws://") || addr.starts_with("wss://") {
-        addr.trim_end_matches('/').trim_end_matches("/ws/view").to_string()
+        addr.trim_end_matches('/')
+            .trim_end_matches("/ws/view")
+            .to_string()
     } else {
         format!("ws://{}", addr.trim_end_matches('/'))
     };
@@ -71,7 +75,11 @@ enum Incoming {
 }
 
 /// Keeps a connection to the collector, reconnecting with backoff.
-async fn connection(url: String, tx: mpsc::UnboundedSender<Incoming>, mut out: mpsc::UnboundedReceiver<String>) {
+async fn connection(
+    url: String,
+    tx: mpsc::UnboundedSender<Incoming>,
+    mut out: mpsc::UnboundedReceiver<String>,
+) {
     let mut backoff = Duration::from_millis(250);
     loop {
         if let Ok((ws, _)) = tokio_tungstenite::connect_async(url.as_str()).await {
@@ -115,7 +123,9 @@ async fn connection(url: String, tx: mpsc::UnboundedSender<Incoming>, mut out: m
 /// Runs the terminal UI until the user quits (or `stop` is set). Restores the
 /// terminal on the way out, and on panic.
 pub fn run(opts: Options) -> Result<(), TuiError> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         let _ = execute!(std::io::stdout(), DisableMouseCapture);
@@ -134,18 +144,27 @@ fn send(out: &mpsc::UnboundedSender<String>, v: Value) {
     let _ = out.send(v.to_string());
 }
 
-async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> Result<(), TuiError> {
+async fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    opts: Options,
+) -> Result<(), TuiError> {
     let (in_tx, mut in_rx) = mpsc::unbounded_channel();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
-    tokio::spawn(connection(view_url(&opts.addr, opts.token.as_deref()), in_tx, out_rx));
+    tokio::spawn(connection(
+        view_url(&opts.addr, opts.token.as_deref()),
+        in_tx,
+        out_rx,
+    ));
     let (key_tx, mut key_rx) = mpsc::unbounded_channel();
-    std::thread::Builder::new().name("looptrace-tui-input".into()).spawn(move || {
-        while let Ok(ev) = event::read() {
-            if key_tx.send(ev).is_err() {
-                break;
+    std::thread::Builder::new()
+        .name("looptrace-tui-input".into())
+        .spawn(move || {
+            while let Ok(ev) = event::read() {
+                if key_tx.send(ev).is_err() {
+                    break;
+                }
             }
-        }
-    })?;
+        })?;
     let mut app = App::default();
     app.note = opts.note.clone();
     let mut lesson_seen = 0;
@@ -218,10 +237,19 @@ async fn event_loop(terminal: &mut ratatui::DefaultTerminal, opts: Options) -> R
                 Action::Window => {
                     let (start, end) = app.range();
                     let buckets = view::timeline_columns(width);
-                    send(&out_tx, json!({"op": "window", "id": 0, "session": session, "start_ns": start, "end_ns": end, "max_intervals": 0, "buckets": buckets}));
+                    send(
+                        &out_tx,
+                        json!({"op": "window", "id": 0, "session": session, "start_ns": start, "end_ns": end, "max_intervals": 0, "buckets": buckets}),
+                    );
                 }
-                Action::Task(task) => send(&out_tx, json!({"op": "task", "session": session, "task": task})),
-                Action::Replay(action, speed) => send(&out_tx, json!({"op": "replay", "action": action, "speed": speed})),
+                Action::Task(task) => send(
+                    &out_tx,
+                    json!({"op": "task", "session": session, "task": task}),
+                ),
+                Action::Replay(action, speed) => send(
+                    &out_tx,
+                    json!({"op": "replay", "action": action, "speed": speed}),
+                ),
                 Action::Session(id) => {
                     app.state.choose(id);
                     send(&out_tx, json!({"op": "subscribe", "session": id}));

@@ -44,7 +44,10 @@ impl Theme {
     }
     pub fn error(&self) -> Style {
         if self.color {
-            Style::default().fg(Color::White).bg(Color::Red).add_modifier(Modifier::BOLD)
+            Style::default()
+                .fg(Color::White)
+                .bg(Color::Red)
+                .add_modifier(Modifier::BOLD)
         } else {
             Style::default().add_modifier(Modifier::REVERSED | Modifier::BOLD)
         }

@@ -13,7 +13,15 @@ fn app() -> App {
     app.state.session = Some(1);
     app.state.now_ns = 10_000_000_000;
     for (id, name) in [(1, "alpha"), (2, "beta"), (3, "gamma")] {
-        app.state.tasks.insert(id, Task { id, name: name.into(), polls: 10 - id, ..Task::default() });
+        app.state.tasks.insert(
+            id,
+            Task {
+                id,
+                name: name.into(),
+                polls: 10 - id,
+                ..Task::default()
+            },
+        );
     }
     app
 }
@@ -27,7 +35,16 @@ fn tab_cycles_views_and_numbers_pick_one() {
             a.view
         })
         .collect();
-    assert_eq!(seen, [View::Timeline, View::Detail, View::Warnings, View::Workers, View::Tasks]);
+    assert_eq!(
+        seen,
+        [
+            View::Timeline,
+            View::Detail,
+            View::Warnings,
+            View::Workers,
+            View::Tasks
+        ]
+    );
     a.on_key(key(KeyCode::BackTab));
     assert_eq!(a.view, View::Workers);
     assert_eq!(a.on_key(key(KeyCode::Char('2'))), vec![Action::Window]);
@@ -41,7 +58,10 @@ fn typing_filters_and_escape_clears() {
     for c in "amm".chars() {
         a.on_key(key(KeyCode::Char(c)));
     }
-    assert_eq!(a.rows().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["gamma"]);
+    assert_eq!(
+        a.rows().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["gamma"]
+    );
     // While typing, 'q' is text, not quit.
     assert!(a.on_key(key(KeyCode::Char('q'))).is_empty());
     assert_eq!(a.filter, "ammq");
@@ -84,7 +104,11 @@ fn timeline_zoom_pan_and_follow() {
     let mut a = app();
     a.view = View::Timeline;
     let span = a.span_ns;
-    assert_eq!(a.range().1, 10_000_000_000, "following: the right edge is now");
+    assert_eq!(
+        a.range().1,
+        10_000_000_000,
+        "following: the right edge is now"
+    );
     a.on_key(key(KeyCode::Char('+')));
     assert_eq!(a.span_ns, span / 2);
     a.on_key(key(KeyCode::Char('-')));
@@ -109,7 +133,13 @@ fn timeline_zoom_pan_and_follow() {
 #[test]
 fn a_warning_jumps_to_its_moment_and_task() {
     let mut a = app();
-    a.state.warnings.push(Warning { id: 0, kind: "blocking_poll".into(), task: Some(3), at_ns: 4_000_000_000, ..Warning::default() });
+    a.state.warnings.push(Warning {
+        id: 0,
+        kind: "blocking_poll".into(),
+        task: Some(3),
+        at_ns: 4_000_000_000,
+        ..Warning::default()
+    });
     a.view = View::Warnings;
     assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Window]);
     assert_eq!(a.view, View::Timeline);
@@ -121,25 +151,57 @@ fn a_warning_jumps_to_its_moment_and_task() {
 #[test]
 fn replay_keys_help_and_quit() {
     let mut a = app();
-    assert!(a.on_key(key(KeyCode::Char('p'))).is_empty(), "not a replay: nothing to pause");
-    a.state.replay = Some(Replay { paused: false, speed: 1.0 });
-    assert_eq!(a.on_key(key(KeyCode::Char('p'))), vec![Action::Replay("pause", None)]);
-    assert_eq!(a.on_key(key(KeyCode::Char(']'))), vec![Action::Replay("speed", Some(2.0))]);
-    assert_eq!(a.on_key(key(KeyCode::Char('['))), vec![Action::Replay("speed", Some(0.5))]);
-    a.state.replay = Some(Replay { paused: true, speed: 0.5 });
-    assert_eq!(a.on_key(key(KeyCode::Char(' '))), vec![Action::Replay("play", None)]);
+    assert!(
+        a.on_key(key(KeyCode::Char('p'))).is_empty(),
+        "not a replay: nothing to pause"
+    );
+    a.state.replay = Some(Replay {
+        paused: false,
+        speed: 1.0,
+    });
+    assert_eq!(
+        a.on_key(key(KeyCode::Char('p'))),
+        vec![Action::Replay("pause", None)]
+    );
+    assert_eq!(
+        a.on_key(key(KeyCode::Char(']'))),
+        vec![Action::Replay("speed", Some(2.0))]
+    );
+    assert_eq!(
+        a.on_key(key(KeyCode::Char('['))),
+        vec![Action::Replay("speed", Some(0.5))]
+    );
+    a.state.replay = Some(Replay {
+        paused: true,
+        speed: 0.5,
+    });
+    assert_eq!(
+        a.on_key(key(KeyCode::Char(' '))),
+        vec![Action::Replay("play", None)]
+    );
     a.on_key(key(KeyCode::Char('?')));
     assert!(a.help);
-    assert!(a.on_key(key(KeyCode::Char('q'))).is_empty(), "a key closes the help first");
+    assert!(
+        a.on_key(key(KeyCode::Char('q'))).is_empty(),
+        "a key closes the help first"
+    );
     assert!(!a.help);
     assert_eq!(a.on_key(key(KeyCode::Char('q'))), vec![Action::Quit]);
-    assert_eq!(a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)), vec![Action::Quit]);
+    assert_eq!(
+        a.on_key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+        vec![Action::Quit]
+    );
 }
 
 #[test]
 fn the_mouse_wheel_scrolls_and_ctrl_wheel_zooms_the_timeline() {
     use ratatui::crossterm::event::{MouseEvent, MouseEventKind};
-    let mouse = |kind, modifiers| MouseEvent { kind, column: 10, row: 5, modifiers };
+    let mouse = |kind, modifiers| MouseEvent {
+        kind,
+        column: 10,
+        row: 5,
+        modifiers,
+    };
     let mut a = app();
     a.on_mouse(mouse(MouseEventKind::ScrollDown, KeyModifiers::NONE));
     assert_eq!(a.selected, 2, "three rows down, clamped");
@@ -147,6 +209,9 @@ fn the_mouse_wheel_scrolls_and_ctrl_wheel_zooms_the_timeline() {
     assert_eq!(a.selected, 0);
     a.view = View::Timeline;
     let span = a.span_ns;
-    assert_eq!(a.on_mouse(mouse(MouseEventKind::ScrollUp, KeyModifiers::CONTROL)), vec![Action::Window]);
+    assert_eq!(
+        a.on_mouse(mouse(MouseEventKind::ScrollUp, KeyModifiers::CONTROL)),
+        vec![Action::Window]
+    );
     assert_eq!(a.span_ns, span / 2);
 }

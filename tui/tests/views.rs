@@ -24,7 +24,9 @@ fn hello_state(columns: usize) -> State {
     assert_eq!(chosen, Some(id));
     state.apply(&hub.snapshot(id).unwrap());
     let end = rec.events.iter().map(|e| e.ts_ns).max().unwrap();
-    let WindowReply::Aggregate(agg) = hub.window(id, 0, end, 0, columns).unwrap() else { panic!("aggregate asked") };
+    let WindowReply::Aggregate(agg) = hub.window(id, 0, end, 0, columns).unwrap() else {
+        panic!("aggregate asked")
+    };
     let mut w = serde_json::to_value(&agg).unwrap();
     w["type"] = json!("window");
     w["session"] = json!(id);
@@ -39,11 +41,20 @@ fn render(app: &mut App, theme: &Theme, w: u16, h: u16) -> Vec<String> {
     let mut term = Terminal::new(TestBackend::new(w, h)).unwrap();
     term.draw(|f| view::render(app, theme, f)).unwrap();
     let buf = term.backend().buffer().clone();
-    (0..h).map(|y| (0..w).map(|x| buf[(x, y)].symbol().to_string()).collect::<String>()).collect()
+    (0..h)
+        .map(|y| {
+            (0..w)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect()
 }
 
 fn row<'a>(lines: &'a [String], needle: &str) -> &'a str {
-    lines.iter().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("no line with {needle:?} in\n{}", lines.join("\n")))
+    lines
+        .iter()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no line with {needle:?} in\n{}", lines.join("\n")))
 }
 
 #[test]
@@ -51,7 +62,13 @@ fn the_task_table_lists_the_hello_tasks_with_their_polls() {
     let mut app = App::new(hello_state(60));
     app.note = Some("browser: http://127.0.0.1:7878/".into());
     let lines = render(&mut app, &Theme { color: true }, 120, 20);
-    assert!(lines[0].trim_end().ends_with("browser: http://127.0.0.1:7878/"), "{}", lines[0]);
+    assert!(
+        lines[0]
+            .trim_end()
+            .ends_with("browser: http://127.0.0.1:7878/"),
+        "{}",
+        lines[0]
+    );
     for name in ["Alice", "Bob", "Charlie"] {
         let r = row(&lines, &format!(" {name} "));
         let cells: Vec<&str> = r.split_whitespace().collect();
@@ -59,7 +76,10 @@ fn the_task_table_lists_the_hello_tasks_with_their_polls() {
         assert_eq!(cells[3], "2", "{name} polled twice: {r}");
     }
     // By id: Alice, Bob, Charlie (spawn order).
-    let order: Vec<usize> = ["Alice", "Bob", "Charlie"].iter().map(|n| lines.iter().position(|l| l.contains(n)).unwrap()).collect();
+    let order: Vec<usize> = ["Alice", "Bob", "Charlie"]
+        .iter()
+        .map(|n| lines.iter().position(|l| l.contains(n)).unwrap())
+        .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
     assert!(row(&lines, "demos hello").contains("3 tasks"));
 }
@@ -80,8 +100,13 @@ fn sorting_and_filtering_change_the_rows() {
     assert!(pos("Bob") < pos("Alice") && pos("Alice") < pos("Charlie"));
     app.filter = "li".into();
     let lines = render(&mut app, &Theme { color: true }, 120, 20);
-    assert!(lines.iter().any(|l| l.contains("Alice")) && lines.iter().any(|l| l.contains("Charlie")));
-    assert!(!lines.iter().any(|l| l.contains(" Bob ")), "Bob filtered out");
+    assert!(
+        lines.iter().any(|l| l.contains("Alice")) && lines.iter().any(|l| l.contains("Charlie"))
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains(" Bob ")),
+        "Bob filtered out"
+    );
     assert!(row(&lines, "filter: li").contains("filter"));
 }
 
@@ -103,12 +128,21 @@ fn the_timeline_shows_each_task_running_when_its_timer_fired() {
     let width = 120u16;
     let (mut app, tl, columns) = timeline_app(width);
     let lines = render(&mut app, &Theme { color: true }, width, 24);
-    assert!(row(&lines, "worker 0").contains('·'), "parked time on the worker lane");
+    assert!(
+        row(&lines, "worker 0").contains('·'),
+        "parked time on the worker lane"
+    );
     for (name, secs) in [("Bob", 1.0), ("Alice", 2.0), ("Charlie", 3.0)] {
         let r: Vec<char> = row(&lines, &format!("{name} #")).chars().collect();
         let col = 19 + ((secs * 1e9 - tl.start_ns as f64) / tl.bucket_ns as f64) as usize;
-        let around: String = r[col.saturating_sub(1)..(col + 2).min(r.len())].iter().collect();
-        assert!(around.contains('▌') || around.contains('█'), "{name} runs at {secs} s: {around:?} in {:?}", r.iter().collect::<String>());
+        let around: String = r[col.saturating_sub(1)..(col + 2).min(r.len())]
+            .iter()
+            .collect();
+        assert!(
+            around.contains('▌') || around.contains('█'),
+            "{name} runs at {secs} s: {around:?} in {:?}",
+            r.iter().collect::<String>()
+        );
         // Idle in between.
         assert_eq!(r[19 + columns / 6], '─', "{name} idle early on");
     }
@@ -124,7 +158,10 @@ fn marks_are_flagged_on_the_timeline_with_their_labels() {
     assert_eq!(app.state.marks.len(), 2);
     let lines = render(&mut app, &Theme { color: true }, width, 24);
     let r: Vec<char> = row(&lines, "▼Bob's turn").chars().collect();
-    let col = |secs: f64| 19 + ((secs * 1e9 - tl.start_ns as f64) / (tl.end_ns - tl.start_ns) as f64 * columns as f64) as usize;
+    let col = |secs: f64| {
+        19 + ((secs * 1e9 - tl.start_ns as f64) / (tl.end_ns - tl.start_ns) as f64 * columns as f64)
+            as usize
+    };
     assert_eq!(r[col(1.0)], '▼', "{:?}", r.iter().collect::<String>());
     assert_eq!(r[col(2.0)], '▼');
     assert!(r.iter().collect::<String>().contains("▼Alice's turn"));
@@ -148,8 +185,14 @@ fn the_task_view_shows_stats_wakes_and_recent_polls() {
     assert!(row(&lines, "by timer").trim_end().ends_with('1'));
     assert!(row(&lines, "poll time").contains("poll time"));
     let ready = row(&lines, "Ready");
-    assert!(ready.contains("timer"), "the last poll was woken by the timer: {ready}");
-    assert!(lines.iter().any(|l| l.contains("Pending")), "the first poll returned Pending");
+    assert!(
+        ready.contains("timer"),
+        "the last poll was woken by the timer: {ready}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("Pending")),
+        "the first poll returned Pending"
+    );
 }
 
 #[test]
@@ -174,11 +217,21 @@ fn no_color_means_no_colours() {
     let mut app = App::new(hello_state(60));
     app.view = View::Timeline;
     let mut term = Terminal::new(TestBackend::new(100, 20)).unwrap();
-    term.draw(|f| view::render(&mut app, &Theme { color: false }, f)).unwrap();
+    term.draw(|f| view::render(&mut app, &Theme { color: false }, f))
+        .unwrap();
     let buf = term.backend().buffer();
-    assert!(buf.content().iter().all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset));
-    term.draw(|f| view::render(&mut app, &Theme { color: true }, f)).unwrap();
-    assert!(term.backend().buffer().content().iter().any(|c| c.fg != ratatui::style::Color::Reset));
+    assert!(buf
+        .content()
+        .iter()
+        .all(|c| c.fg == ratatui::style::Color::Reset && c.bg == ratatui::style::Color::Reset));
+    term.draw(|f| view::render(&mut app, &Theme { color: true }, f))
+        .unwrap();
+    assert!(term
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .any(|c| c.fg != ratatui::style::Color::Reset));
 }
 
 #[test]
@@ -186,7 +239,11 @@ fn a_dropped_connection_shows_a_banner() {
     let mut app = App::new(hello_state(60));
     app.state.connected = false;
     let lines = render(&mut app, &Theme { color: true }, 100, 20);
-    assert!(lines[1].contains("Lost the connection to the collector; reconnecting"), "{}", lines[1]);
+    assert!(
+        lines[1].contains("Lost the connection to the collector; reconnecting"),
+        "{}",
+        lines[1]
+    );
 }
 
 #[test]
@@ -200,7 +257,10 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
     let theme = Theme { color: true };
     let lines = render(&mut app, &theme, 70, 20);
     let screen = lines.join("\n");
-    assert!(row(&lines, "hello: what to watch for").contains('─'), "the title sits on the panel's border:\n{screen}");
+    assert!(
+        row(&lines, "hello: what to watch for").contains('─'),
+        "the title sits on the panel's border:\n{screen}"
+    );
     // Wrapped inside the panel: every word is there, no line overflows its border.
     for word in ["Pending", "timer", "Bob", "about", "not"] {
         assert!(screen.contains(word), "{word} in\n{screen}");
@@ -208,21 +268,37 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
     assert!(screen.contains("any key closes this"));
     // Sized to its text: the hint is the last row inside the border, and paragraphs are
     // separated by one blank row.
-    let hint = lines.iter().position(|l| l.contains("any key closes this")).unwrap();
+    let hint = lines
+        .iter()
+        .position(|l| l.contains("any key closes this"))
+        .unwrap();
     assert!(lines[hint + 1].contains('└'), "{screen}");
-    let first = lines.iter().position(|l| l.contains("Each task is polled")).unwrap();
+    let first = lines
+        .iter()
+        .position(|l| l.contains("Each task is polled"))
+        .unwrap();
     assert!(lines[first - 1].contains("┌"), "{screen}");
     let wide = render(&mut app, &theme, 140, 20);
-    assert!(row(&wide, "? help").contains("i lesson"), "the status line says how to reopen it");
+    assert!(
+        row(&wide, "? help").contains("i lesson"),
+        "the status line says how to reopen it"
+    );
     // Any key closes it; `i` opens it again.
-    assert!(app.on_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE)).is_empty());
+    assert!(app
+        .on_key(KeyEvent::new(KeyCode::Char('x'), KeyModifiers::NONE))
+        .is_empty());
     assert!(!app.lesson_open);
-    assert!(!render(&mut app, &theme, 70, 20).join("\n").contains("what to watch for"));
+    assert!(!render(&mut app, &theme, 70, 20)
+        .join("\n")
+        .contains("what to watch for"));
     app.on_key(KeyEvent::new(KeyCode::Char('i'), KeyModifiers::NONE));
     assert!(app.lesson_open);
     // A new text bumps the version: the UI reopens the panel for it.
     lesson.set("what happened", "Bob finished first, after 1.0 s.");
     let (v2, note) = lesson.read();
     assert!(v2 > version);
-    assert_eq!((note.title.as_str(), note.text.as_str()), ("what happened", "Bob finished first, after 1.0 s."));
+    assert_eq!(
+        (note.title.as_str(), note.text.as_str()),
+        ("what happened", "Bob finished first, after 1.0 s.")
+    );
 }

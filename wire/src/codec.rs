@@ -41,7 +41,11 @@ pub enum DecodeError {
     #[error("varint too long at byte {0}")]
     Varint(usize),
     #[error("unknown {what} tag {tag} at byte {at}")]
-    Tag { what: &'static str, tag: u8, at: usize },
+    Tag {
+        what: &'static str,
+        tag: u8,
+        at: usize,
+    },
     #[error("invalid UTF-8 string at byte {0}")]
     Utf8(usize),
     #[error("value out of range at byte {0}")]
@@ -118,7 +122,14 @@ fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
             }
             put_str(out, name);
         }
-        EventKind::Spawn { task, kind, name, location, parent, size_bytes } => {
+        EventKind::Spawn {
+            task,
+            kind,
+            name,
+            location,
+            parent,
+            size_bytes,
+        } => {
             put_var(out, *task);
             out.push(match kind {
                 TaskKind::Task => 0,
@@ -187,11 +198,23 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
             let flavor = match r.u8()? {
                 0 => Flavor::CurrentThread,
                 1 => Flavor::MultiThread,
-                tag => return Err(DecodeError::Tag { what: "flavor", tag, at }),
+                tag => {
+                    return Err(DecodeError::Tag {
+                        what: "flavor",
+                        tag,
+                        at,
+                    })
+                }
             };
             let workers = r.var_u32()?;
             let clock_origin_unix_ns = r.var()?;
-            Frame::Header(Header { process_name, pid, flavor, workers, clock_origin_unix_ns })
+            Frame::Header(Header {
+                process_name,
+                pid,
+                flavor,
+                workers,
+                clock_origin_unix_ns,
+            })
         }
         FRAME_EVENTS => {
             let count = r.var()?;
@@ -207,7 +230,10 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
             }
             Frame::Events(events)
         }
-        FRAME_NOTE => Frame::Note(Note { title: r.string()?, text: r.string()? }),
+        FRAME_NOTE => Frame::Note(Note {
+            title: r.string()?,
+            text: r.string()?,
+        }),
         t => return Err(DecodeError::FrameType(t)),
     };
     if r.remaining() != 0 {
@@ -230,9 +256,18 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
                 0 => ThreadRole::Worker(r.var_u32()?),
                 1 => ThreadRole::Blocking,
                 2 => ThreadRole::External,
-                tag => return Err(DecodeError::Tag { what: "thread role", tag, at }),
+                tag => {
+                    return Err(DecodeError::Tag {
+                        what: "thread role",
+                        tag,
+                        at,
+                    })
+                }
             };
-            EventKind::Thread { role, name: r.string()? }
+            EventKind::Thread {
+                role,
+                name: r.string()?,
+            }
         }
         2 => {
             let task = r.var()?;
@@ -241,13 +276,26 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
                 0 => TaskKind::Task,
                 1 => TaskKind::Local,
                 2 => TaskKind::Blocking,
-                tag => return Err(DecodeError::Tag { what: "task kind", tag, at }),
+                tag => {
+                    return Err(DecodeError::Tag {
+                        what: "task kind",
+                        tag,
+                        at,
+                    })
+                }
             };
             let name = r.opt_string()?;
             let location = r.string()?;
             let parent = r.opt()?;
             let size_bytes = r.opt()?;
-            EventKind::Spawn { task, kind, name, location, parent, size_bytes }
+            EventKind::Spawn {
+                task,
+                kind,
+                name,
+                location,
+                parent,
+                size_bytes,
+            }
         }
         3 => {
             let task = r.var()?;
@@ -256,13 +304,25 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
                 0 => Outcome::Completed,
                 1 => Outcome::Cancelled,
                 2 => Outcome::Panicked,
-                tag => return Err(DecodeError::Tag { what: "outcome", tag, at }),
+                tag => {
+                    return Err(DecodeError::Tag {
+                        what: "outcome",
+                        tag,
+                        at,
+                    })
+                }
             };
             EventKind::Terminate { task, outcome }
         }
         4 => EventKind::PollStart { task: r.var()? },
-        5 => EventKind::PollEnd { task: r.var()?, ready: false },
-        6 => EventKind::PollEnd { task: r.var()?, ready: true },
+        5 => EventKind::PollEnd {
+            task: r.var()?,
+            ready: false,
+        },
+        6 => EventKind::PollEnd {
+            task: r.var()?,
+            ready: true,
+        },
         7 => {
             let task = r.var()?;
             let at = r.pos;
@@ -272,7 +332,13 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
                 1 => WakeOp::WakeByRef,
                 2 => WakeOp::Clone,
                 3 => WakeOp::Drop,
-                _ => return Err(DecodeError::Tag { what: "waker op", tag: b, at }),
+                _ => {
+                    return Err(DecodeError::Tag {
+                        what: "waker op",
+                        tag: b,
+                        at,
+                    })
+                }
             };
             let by = match b & 0xf {
                 0 => WakeSource::Task(r.var()?),
@@ -280,7 +346,13 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
                 2 => WakeSource::Io,
                 3 => WakeSource::Blocking,
                 4 => WakeSource::External,
-                _ => return Err(DecodeError::Tag { what: "wake source", tag: b, at }),
+                _ => {
+                    return Err(DecodeError::Tag {
+                        what: "wake source",
+                        tag: b,
+                        at,
+                    })
+                }
             };
             EventKind::Waker { task, op, by }
         }
@@ -288,13 +360,26 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
         9 => EventKind::Unpark,
         10 => EventKind::BlockingStart { task: r.var()? },
         11 => EventKind::BlockingEnd { task: r.var()? },
-        12 => EventKind::TimerArmed { task: r.var()?, deadline_ns: r.var()? },
+        12 => EventKind::TimerArmed {
+            task: r.var()?,
+            deadline_ns: r.var()?,
+        },
         13 => EventKind::TimerFired { task: r.var()? },
         14 => EventKind::Dropped { count: r.var()? },
         15 => EventKind::Mark { label: r.string()? },
-        tag => return Err(DecodeError::Tag { what: "event", tag, at }),
+        tag => {
+            return Err(DecodeError::Tag {
+                what: "event",
+                tag,
+                at,
+            })
+        }
     };
-    Ok(Event { ts_ns, thread, kind })
+    Ok(Event {
+        ts_ns,
+        thread,
+        kind,
+    })
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -349,7 +434,10 @@ impl Reader<'_> {
     }
 
     fn u8(&mut self) -> Result<u8, DecodeError> {
-        let b = *self.buf.get(self.pos).ok_or(DecodeError::Truncated(self.pos))?;
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or(DecodeError::Truncated(self.pos))?;
         self.pos += 1;
         Ok(b)
     }
@@ -391,7 +479,11 @@ impl Reader<'_> {
         match self.u8()? {
             0 => Ok(None),
             1 => Ok(Some(self.string()?)),
-            tag => Err(DecodeError::Tag { what: "option", tag, at }),
+            tag => Err(DecodeError::Tag {
+                what: "option",
+                tag,
+                at,
+            }),
         }
     }
 
@@ -400,7 +492,11 @@ impl Reader<'_> {
         match self.u8()? {
             0 => Ok(None),
             1 => Ok(Some(self.var()?)),
-            tag => Err(DecodeError::Tag { what: "option", tag, at }),
+            tag => Err(DecodeError::Tag {
+                what: "option",
+                tag,
+                at,
+            }),
         }
     }
 }
@@ -439,21 +535,38 @@ mod tests {
                 kind: if i % 2 == 0 {
                     EventKind::PollStart { task: 42 }
                 } else {
-                    EventKind::PollEnd { task: 42, ready: false }
+                    EventKind::PollEnd {
+                        task: 42,
+                        ready: false,
+                    }
                 },
             })
             .collect();
         let mut out = Vec::new();
         encode_events(&events, &mut out);
-        assert!(out.len() < 6 * events.len(), "{} bytes for {} events", out.len(), events.len());
+        assert!(
+            out.len() < 6 * events.len(),
+            "{} bytes for {} events",
+            out.len(),
+            events.len()
+        );
     }
 
     #[test]
     fn wrong_version_and_type_are_reported() {
         assert_eq!(decode_frame(&[]), Err(DecodeError::Empty));
-        assert_eq!(decode_frame(&[9, 2, 0]), Err(DecodeError::Version { found: 9 }));
-        assert_eq!(decode_frame(&[WIRE_VERSION, 77]), Err(DecodeError::FrameType(77)));
-        assert_eq!(decode_frame(&[WIRE_VERSION, FRAME_EVENTS, 0, 5]), Err(DecodeError::Trailing(1)));
+        assert_eq!(
+            decode_frame(&[9, 2, 0]),
+            Err(DecodeError::Version { found: 9 })
+        );
+        assert_eq!(
+            decode_frame(&[WIRE_VERSION, 77]),
+            Err(DecodeError::FrameType(77))
+        );
+        assert_eq!(
+            decode_frame(&[WIRE_VERSION, FRAME_EVENTS, 0, 5]),
+            Err(DecodeError::Trailing(1))
+        );
         // A count far beyond what the frame holds is refused before allocating.
         assert!(matches!(
             decode_frame(&[WIRE_VERSION, FRAME_EVENTS, 0xff, 0xff, 0xff, 0xff, 0x0f]),

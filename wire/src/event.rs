@@ -141,7 +141,10 @@ pub struct Note {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     /// Introduces `Event::thread`: sent before the first event of each thread.
-    Thread { role: ThreadRole, name: String },
+    Thread {
+        role: ThreadRole,
+        name: String,
+    },
     /// A task was spawned.
     Spawn {
         task: TaskId,
@@ -156,29 +159,54 @@ pub enum EventKind {
         size_bytes: Option<u64>,
     },
     /// A task finished and will not be polled again.
-    Terminate { task: TaskId, outcome: Outcome },
-    PollStart { task: TaskId },
+    Terminate {
+        task: TaskId,
+        outcome: Outcome,
+    },
+    PollStart {
+        task: TaskId,
+    },
     /// A poll returned: `ready` if the task's future completed.
-    PollEnd { task: TaskId, ready: bool },
+    PollEnd {
+        task: TaskId,
+        ready: bool,
+    },
     /// An operation on a waker of `task`, done by `by`.
-    Waker { task: TaskId, op: WakeOp, by: WakeSource },
+    Waker {
+        task: TaskId,
+        op: WakeOp,
+        by: WakeSource,
+    },
     /// The worker thread went to sleep waiting for work, timers or I/O.
     Park,
     /// The worker thread woke up.
     Unpark,
     /// A `spawn_blocking` closure started running.
-    BlockingStart { task: TaskId },
+    BlockingStart {
+        task: TaskId,
+    },
     /// A `spawn_blocking` closure returned.
-    BlockingEnd { task: TaskId },
+    BlockingEnd {
+        task: TaskId,
+    },
     /// `task` started waiting on a timer (a `Sleep`) due at `deadline_ns`.
-    TimerArmed { task: TaskId, deadline_ns: u64 },
+    TimerArmed {
+        task: TaskId,
+        deadline_ns: u64,
+    },
     /// A timer `task` waited on fired.
-    TimerFired { task: TaskId },
+    TimerFired {
+        task: TaskId,
+    },
     /// `count` events of this thread were lost because its buffer was full.
-    Dropped { count: u64 },
+    Dropped {
+        count: u64,
+    },
     /// A moment the traced program labelled (`looptrace::mark`): the start of a
     /// phase, a request burst, "part 2: the fix".
-    Mark { label: String },
+    Mark {
+        label: String,
+    },
 }
 
 impl EventKind {
@@ -194,9 +222,11 @@ impl EventKind {
             | EventKind::BlockingEnd { task }
             | EventKind::TimerArmed { task, .. }
             | EventKind::TimerFired { task } => Some(task),
-            EventKind::Thread { .. } | EventKind::Park | EventKind::Unpark | EventKind::Dropped { .. } | EventKind::Mark { .. } => {
-                None
-            }
+            EventKind::Thread { .. }
+            | EventKind::Park
+            | EventKind::Unpark
+            | EventKind::Dropped { .. }
+            | EventKind::Mark { .. } => None,
         }
     }
 
@@ -208,9 +238,16 @@ impl EventKind {
             EventKind::Terminate { .. } => "terminate",
             EventKind::PollStart { .. } => "poll_start",
             EventKind::PollEnd { .. } => "poll_end",
-            EventKind::Waker { op: WakeOp::Wake | WakeOp::WakeByRef, .. } => "wake",
-            EventKind::Waker { op: WakeOp::Clone, .. } => "waker_clone",
-            EventKind::Waker { op: WakeOp::Drop, .. } => "waker_drop",
+            EventKind::Waker {
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                ..
+            } => "wake",
+            EventKind::Waker {
+                op: WakeOp::Clone, ..
+            } => "waker_clone",
+            EventKind::Waker {
+                op: WakeOp::Drop, ..
+            } => "waker_drop",
             EventKind::Park => "park",
             EventKind::Unpark => "unpark",
             EventKind::BlockingStart { .. } => "blocking_start",

@@ -17,10 +17,12 @@ pub mod recording;
 pub mod sink;
 pub mod units;
 
-pub use codec::{decode_frame, encode_events, encode_header, encode_note, DecodeError, Frame, WIRE_VERSION};
+pub use codec::{
+    decode_frame, encode_events, encode_header, encode_note, DecodeError, Frame, WIRE_VERSION,
+};
 pub use event::{
-    Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, ThreadId, ThreadRole, WakeOp,
-    WakeSource,
+    Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, ThreadId, ThreadRole,
+    WakeOp, WakeSource,
 };
 pub use recording::{append_note, Recording, RecordingError, RecordingReader, RecordingWriter};
 pub use sink::FrameSink;

@@ -27,7 +27,9 @@ pub enum RecordingError {
     Io(#[from] io::Error),
     #[error("not a looptrace recording (bad magic)")]
     Magic,
-    #[error("recording file version {0} is not supported (this build reads version {FILE_VERSION})")]
+    #[error(
+        "recording file version {0} is not supported (this build reads version {FILE_VERSION})"
+    )]
     Version(u16),
     #[error("recording has no header chunk")]
     NoHeader,
@@ -70,7 +72,10 @@ impl<W: Write> RecordingWriter<W> {
         start.extend_from_slice(&FILE_VERSION.to_le_bytes());
         start.extend_from_slice(&[0, 0]);
         out.write_all(&start)?;
-        let mut w = RecordingWriter { out, scratch: Vec::new() };
+        let mut w = RecordingWriter {
+            out,
+            scratch: Vec::new(),
+        };
         w.write_frame(header_frame)?;
         Ok(w)
     }
@@ -78,8 +83,10 @@ impl<W: Write> RecordingWriter<W> {
     /// Appends one encoded frame as a chunk.
     pub fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
         self.scratch.clear();
-        self.scratch.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        self.scratch.extend_from_slice(&crc32fast::hash(frame).to_le_bytes());
+        self.scratch
+            .extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        self.scratch
+            .extend_from_slice(&crc32fast::hash(frame).to_le_bytes());
         self.scratch.extend_from_slice(frame);
         self.out.write_all(&self.scratch)?;
         self.out.flush()
@@ -128,7 +135,11 @@ impl<R: Read> RecordingReader<R> {
         if version != FILE_VERSION {
             return Err(RecordingError::Version(version));
         }
-        Ok(RecordingReader { input, offset: 12, done: false })
+        Ok(RecordingReader {
+            input,
+            offset: 12,
+            done: false,
+        })
     }
 
     fn next_chunk(&mut self) -> Result<Option<Frame>, RecordingError> {
@@ -142,17 +153,25 @@ impl<R: Read> RecordingReader<R> {
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if len > MAX_CHUNK {
-            return Err(RecordingError::Corrupt { offset: at, reason: format!("chunk length {len} is implausible") });
+            return Err(RecordingError::Corrupt {
+                offset: at,
+                reason: format!("chunk length {len} is implausible"),
+            });
         }
         let mut payload = vec![0u8; len as usize];
         if read_full(&mut self.input, &mut payload)? < payload.len() {
             return Err(RecordingError::Truncated { offset: at });
         }
         if crc32fast::hash(&payload) != crc {
-            return Err(RecordingError::Corrupt { offset: at, reason: "checksum mismatch".into() });
+            return Err(RecordingError::Corrupt {
+                offset: at,
+                reason: "checksum mismatch".into(),
+            });
         }
         self.offset += 8 + len as u64;
-        decode_frame(&payload).map(Some).map_err(|source| RecordingError::Decode { offset: at, source })
+        decode_frame(&payload)
+            .map(Some)
+            .map_err(|source| RecordingError::Decode { offset: at, source })
     }
 }
 
@@ -200,7 +219,10 @@ pub fn append_note(path: impl AsRef<Path>, note: &Note) -> Result<(), RecordingE
         return Err(RecordingError::Damaged(Box::new(damage)));
     }
     let file = OpenOptions::new().append(true).open(path)?;
-    let mut w = RecordingWriter { out: file, scratch: Vec::new() };
+    let mut w = RecordingWriter {
+        out: file,
+        scratch: Vec::new(),
+    };
     w.write_note(note)?;
     Ok(())
 }
@@ -228,7 +250,9 @@ impl Recording {
         let mut frames = RecordingReader::new(input)?;
         let header = match frames.next() {
             Some(Ok(Frame::Header(h))) => h,
-            Some(Ok(Frame::Events(_) | Frame::Note(_))) | None => return Err(RecordingError::NoHeader),
+            Some(Ok(Frame::Events(_) | Frame::Note(_))) | None => {
+                return Err(RecordingError::NoHeader)
+            }
             Some(Err(e)) => return Err(e),
         };
         let mut events = Vec::new();
@@ -243,6 +267,11 @@ impl Recording {
                 Err(e) => damage = Some(e),
             }
         }
-        Ok(Recording { header, events, notes, damage })
+        Ok(Recording {
+            header,
+            events,
+            notes,
+            damage,
+        })
     }
 }

@@ -12,7 +12,11 @@ pub fn fmt_duration(ns: u64) -> String {
 
 /// A moment of a session: seconds since its origin, to the microsecond.
 pub fn fmt_moment(ns: u64) -> String {
-    format!("{}.{:06} s", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000)
+    format!(
+        "{}.{:06} s",
+        ns / 1_000_000_000,
+        (ns % 1_000_000_000) / 1000
+    )
 }
 
 #[cfg(test)]

@@ -15,25 +15,61 @@ fn arb_source() -> impl Strategy<Value = WakeSource> {
 }
 
 fn arb_kind() -> impl Strategy<Value = EventKind> {
-    let op = prop_oneof![Just(WakeOp::Wake), Just(WakeOp::WakeByRef), Just(WakeOp::Clone), Just(WakeOp::Drop)];
-    let role = prop_oneof![any::<u32>().prop_map(ThreadRole::Worker), Just(ThreadRole::Blocking), Just(ThreadRole::External)];
-    let task_kind = prop_oneof![Just(TaskKind::Task), Just(TaskKind::Local), Just(TaskKind::Blocking)];
-    let outcome = prop_oneof![Just(Outcome::Completed), Just(Outcome::Cancelled), Just(Outcome::Panicked)];
+    let op = prop_oneof![
+        Just(WakeOp::Wake),
+        Just(WakeOp::WakeByRef),
+        Just(WakeOp::Clone),
+        Just(WakeOp::Drop)
+    ];
+    let role = prop_oneof![
+        any::<u32>().prop_map(ThreadRole::Worker),
+        Just(ThreadRole::Blocking),
+        Just(ThreadRole::External)
+    ];
+    let task_kind = prop_oneof![
+        Just(TaskKind::Task),
+        Just(TaskKind::Local),
+        Just(TaskKind::Blocking)
+    ];
+    let outcome = prop_oneof![
+        Just(Outcome::Completed),
+        Just(Outcome::Cancelled),
+        Just(Outcome::Panicked)
+    ];
     prop_oneof![
         (role, ".{0,12}").prop_map(|(role, name)| EventKind::Thread { role, name }),
-        (any::<u64>(), task_kind, proptest::option::of(".{0,12}"), ".{0,20}", any::<Option<u64>>(), any::<Option<u64>>())
-            .prop_map(|(task, kind, name, location, parent, size_bytes)| EventKind::Spawn {
-                task, kind, name, location, parent, size_bytes
+        (
+            any::<u64>(),
+            task_kind,
+            proptest::option::of(".{0,12}"),
+            ".{0,20}",
+            any::<Option<u64>>(),
+            any::<Option<u64>>()
+        )
+            .prop_map(|(task, kind, name, location, parent, size_bytes)| {
+                EventKind::Spawn {
+                    task,
+                    kind,
+                    name,
+                    location,
+                    parent,
+                    size_bytes,
+                }
             }),
         (any::<u64>(), outcome).prop_map(|(task, outcome)| EventKind::Terminate { task, outcome }),
         any::<u64>().prop_map(|task| EventKind::PollStart { task }),
         (any::<u64>(), any::<bool>()).prop_map(|(task, ready)| EventKind::PollEnd { task, ready }),
-        (any::<u64>(), op, arb_source()).prop_map(|(task, op, by)| EventKind::Waker { task, op, by }),
+        (any::<u64>(), op, arb_source()).prop_map(|(task, op, by)| EventKind::Waker {
+            task,
+            op,
+            by
+        }),
         Just(EventKind::Park),
         Just(EventKind::Unpark),
         any::<u64>().prop_map(|task| EventKind::BlockingStart { task }),
         any::<u64>().prop_map(|task| EventKind::BlockingEnd { task }),
-        (any::<u64>(), any::<u64>()).prop_map(|(task, deadline_ns)| EventKind::TimerArmed { task, deadline_ns }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(task, deadline_ns)| EventKind::TimerArmed { task, deadline_ns }),
         any::<u64>().prop_map(|task| EventKind::TimerFired { task }),
         any::<u64>().prop_map(|count| EventKind::Dropped { count }),
         ".{0,24}".prop_map(|label| EventKind::Mark { label }),
@@ -41,7 +77,11 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
 }
 
 fn arb_event() -> impl Strategy<Value = Event> {
-    (any::<u64>(), any::<u32>(), arb_kind()).prop_map(|(ts_ns, thread, kind)| Event { ts_ns, thread, kind })
+    (any::<u64>(), any::<u32>(), arb_kind()).prop_map(|(ts_ns, thread, kind)| Event {
+        ts_ns,
+        thread,
+        kind,
+    })
 }
 
 fn header() -> Header {
@@ -142,8 +182,19 @@ fn chunk_len(events: &[Event]) -> usize {
 #[test]
 fn recording_round_trips_and_detects_corruption() {
     let events = vec![
-        Event { ts_ns: 5, thread: 0, kind: EventKind::PollStart { task: 1 } },
-        Event { ts_ns: 9, thread: 0, kind: EventKind::PollEnd { task: 1, ready: true } },
+        Event {
+            ts_ns: 5,
+            thread: 0,
+            kind: EventKind::PollStart { task: 1 },
+        },
+        Event {
+            ts_ns: 9,
+            thread: 0,
+            kind: EventKind::PollEnd {
+                task: 1,
+                ready: true,
+            },
+        },
     ];
     let mut w = RecordingWriter::new(Vec::new(), &header()).unwrap();
     w.write_events(&events[..1]).unwrap();
@@ -163,10 +214,16 @@ fn recording_round_trips_and_detects_corruption() {
     assert!(matches!(damage, RecordingError::Corrupt { .. }), "{damage}");
     assert!(damage.to_string().contains("checksum"), "{damage}");
 
-    assert!(matches!(Recording::from_reader(&b"NOTATRACE\0\0\0"[..]), Err(RecordingError::Magic)));
+    assert!(matches!(
+        Recording::from_reader(&b"NOTATRACE\0\0\0"[..]),
+        Err(RecordingError::Magic)
+    ));
     let mut v2 = file.clone();
     v2[8] = 9;
-    assert!(matches!(Recording::from_reader(&v2[..]), Err(RecordingError::Version(9))));
+    assert!(matches!(
+        Recording::from_reader(&v2[..]),
+        Err(RecordingError::Version(9))
+    ));
 }
 
 #[test]
@@ -174,11 +231,22 @@ fn notes_are_kept_in_recordings_and_appended_only_to_whole_ones() {
     let dir = std::env::temp_dir().join(format!("looptrace-notes-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("noted.ltrace");
-    let first = Note { title: "watch for".into(), text: "the timer".into() };
-    let last = Note { title: "what happened".into(), text: "Bob first\nthen Alice".into() };
+    let first = Note {
+        title: "watch for".into(),
+        text: "the timer".into(),
+    };
+    let last = Note {
+        title: "what happened".into(),
+        text: "Bob first\nthen Alice".into(),
+    };
     let mut w = RecordingWriter::create(&path, &header()).unwrap();
     w.write_note(&first).unwrap();
-    w.write_events(&[Event { ts_ns: 5, thread: 0, kind: EventKind::PollStart { task: 1 } }]).unwrap();
+    w.write_events(&[Event {
+        ts_ns: 5,
+        thread: 0,
+        kind: EventKind::PollStart { task: 1 },
+    }])
+    .unwrap();
     drop(w);
     looptrace_wire::append_note(&path, &last).unwrap();
     let rec = Recording::open(&path).unwrap();
@@ -191,7 +259,15 @@ fn notes_are_kept_in_recordings_and_appended_only_to_whole_ones() {
     f.set_len(len - 3).unwrap();
     let err = looptrace_wire::append_note(&path, &first).unwrap_err();
     assert!(matches!(err, RecordingError::Damaged(_)), "{err}");
-    assert!(err.to_string().starts_with("cannot add to a damaged recording"), "{err}");
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), len - 3, "nothing written");
+    assert!(
+        err.to_string()
+            .starts_with("cannot add to a damaged recording"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        len - 3,
+        "nothing written"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

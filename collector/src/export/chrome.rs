@@ -27,7 +27,16 @@ struct Builder {
 }
 
 impl Builder {
-    fn slice(&mut self, pid: u64, tid: u64, name: &str, cat: &str, start: u64, end: u64, args: Value) {
+    fn slice(
+        &mut self,
+        pid: u64,
+        tid: u64,
+        name: &str,
+        cat: &str,
+        start: u64,
+        end: u64,
+        args: Value,
+    ) {
         self.out.push(json!({
             "ph": "X", "pid": pid, "tid": tid, "name": name, "cat": cat,
             "ts": us(start), "dur": us(end.saturating_sub(start)), "args": args,
@@ -51,11 +60,17 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
     let mut events: Vec<&Event> = session.events.iter().collect();
     events.sort_by_key(|e| e.ts_ns);
     let end_ts = events.last().map_or(0, |e| e.ts_ns);
-    let mut b = Builder { out: Vec::new(), next_flow: 1 };
+    let mut b = Builder {
+        out: Vec::new(),
+        next_flow: 1,
+    };
     let h = &session.header;
-    b.out.push(json!({"ph": "M", "pid": THREADS_PID, "name": "process_name",
-        "args": {"name": format!("{} (pid {}) threads", h.process_name, h.pid)}}));
-    b.out.push(json!({"ph": "M", "pid": TASKS_PID, "name": "process_name",
+    b.out.push(
+        json!({"ph": "M", "pid": THREADS_PID, "name": "process_name",
+        "args": {"name": format!("{} (pid {}) threads", h.process_name, h.pid)}}),
+    );
+    b.out
+        .push(json!({"ph": "M", "pid": TASKS_PID, "name": "process_name",
         "args": {"name": format!("{} (pid {}) tasks", h.process_name, h.pid)}}));
     b.out.push(json!({"ph": "M", "pid": THREADS_PID, "name": "process_sort_index", "args": {"sort_index": 0}}));
     b.out.push(json!({"ph": "M", "pid": TASKS_PID, "name": "process_sort_index", "args": {"sort_index": 1}}));
@@ -86,35 +101,77 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                     b.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread_tid, "name": "thread_sort_index", "args": {"sort_index": sort}}));
                 }
             }
-            EventKind::Spawn { task, location, parent, kind, .. } => {
+            EventKind::Spawn {
+                task,
+                location,
+                parent,
+                kind,
+                ..
+            } => {
                 let name = session.task_name(*task);
                 b.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_name", "args": {"name": format!("{name} #{task}")}}));
                 b.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_sort_index", "args": {"sort_index": task}}));
-                b.instant(TASKS_PID, *task, "spawned", "task", e.ts_ns,
-                    json!({"location": location, "parent": parent, "kind": format!("{kind:?}")}));
+                b.instant(
+                    TASKS_PID,
+                    *task,
+                    "spawned",
+                    "task",
+                    e.ts_ns,
+                    json!({"location": location, "parent": parent, "kind": format!("{kind:?}")}),
+                );
             }
             EventKind::PollStart { task } => {
                 polls.insert(*task, (e.ts_ns, e.thread));
                 if let Some(since) = scheduled.remove(task).filter(|s| *s != WHEN_POLL_ENDS) {
-                    b.slice(TASKS_PID, *task, "scheduled", "scheduled", since, e.ts_ns, json!({}));
+                    b.slice(
+                        TASKS_PID,
+                        *task,
+                        "scheduled",
+                        "scheduled",
+                        since,
+                        e.ts_ns,
+                        json!({}),
+                    );
                 }
                 for id in flows.remove(task).unwrap_or_default() {
-                    b.out.push(json!({"ph": "f", "bp": "e", "pid": TASKS_PID, "tid": task, "name": "wake",
-                        "cat": "wake", "id": id, "ts": us(e.ts_ns)}));
+                    b.out.push(
+                        json!({"ph": "f", "bp": "e", "pid": TASKS_PID, "tid": task, "name": "wake",
+                        "cat": "wake", "id": id, "ts": us(e.ts_ns)}),
+                    );
                 }
             }
             EventKind::PollEnd { task, ready } => {
                 if let Some((start, thread)) = polls.remove(task) {
                     let name = session.task_name(*task);
                     let args = json!({"task": task, "ready": ready, "thread": thread});
-                    b.slice(TASKS_PID, *task, &name, "poll", start, e.ts_ns, args.clone());
-                    b.slice(THREADS_PID, thread as u64, &name, "poll", start, e.ts_ns, args);
+                    b.slice(
+                        TASKS_PID,
+                        *task,
+                        &name,
+                        "poll",
+                        start,
+                        e.ts_ns,
+                        args.clone(),
+                    );
+                    b.slice(
+                        THREADS_PID,
+                        thread as u64,
+                        &name,
+                        "poll",
+                        start,
+                        e.ts_ns,
+                        args,
+                    );
                 }
                 if let Some(s) = scheduled.get_mut(task).filter(|s| **s == WHEN_POLL_ENDS) {
                     *s = e.ts_ns;
                 }
             }
-            EventKind::Waker { task, op: WakeOp::Wake | WakeOp::WakeByRef, by } => {
+            EventKind::Waker {
+                task,
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                by,
+            } => {
                 let id = b.next_flow;
                 b.next_flow += 1;
                 let label = format!("wake {}", session.task_name(*task));
@@ -123,28 +180,56 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                 let (pid, tid) = match by {
                     WakeSource::Task(w) if polls.contains_key(w) => (TASKS_PID, *w),
                     _ => {
-                        b.slice(THREADS_PID, thread_tid, &label, "wake", e.ts_ns, e.ts_ns + 1,
-                            json!({"by": by.label(), "task": task}));
+                        b.slice(
+                            THREADS_PID,
+                            thread_tid,
+                            &label,
+                            "wake",
+                            e.ts_ns,
+                            e.ts_ns + 1,
+                            json!({"by": by.label(), "task": task}),
+                        );
                         (THREADS_PID, thread_tid)
                     }
                 };
-                b.out.push(json!({"ph": "s", "pid": pid, "tid": tid, "name": "wake", "cat": "wake",
-                    "id": id, "ts": us(e.ts_ns), "args": {"by": by.label()}}));
+                b.out.push(
+                    json!({"ph": "s", "pid": pid, "tid": tid, "name": "wake", "cat": "wake",
+                    "id": id, "ts": us(e.ts_ns), "args": {"by": by.label()}}),
+                );
                 flows.entry(*task).or_default().push(id);
                 // Woken during its own poll: scheduled from when that poll ends.
-                let since = if polls.contains_key(task) { WHEN_POLL_ENDS } else { e.ts_ns };
+                let since = if polls.contains_key(task) {
+                    WHEN_POLL_ENDS
+                } else {
+                    e.ts_ns
+                };
                 scheduled.entry(*task).or_insert(since);
             }
             EventKind::Waker { .. } => {}
             EventKind::Terminate { task, outcome } => {
-                b.instant(TASKS_PID, *task, outcome.as_str(), "task", e.ts_ns, json!({}));
+                b.instant(
+                    TASKS_PID,
+                    *task,
+                    outcome.as_str(),
+                    "task",
+                    e.ts_ns,
+                    json!({}),
+                );
             }
             EventKind::Park => {
                 parks.insert(e.thread, e.ts_ns);
             }
             EventKind::Unpark => {
                 if let Some(start) = parks.remove(&e.thread) {
-                    b.slice(THREADS_PID, thread_tid, "parked", "park", start, e.ts_ns, json!({}));
+                    b.slice(
+                        THREADS_PID,
+                        thread_tid,
+                        "parked",
+                        "park",
+                        start,
+                        e.ts_ns,
+                        json!({}),
+                    );
                 }
             }
             EventKind::BlockingStart { task } => {
@@ -153,30 +238,86 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             EventKind::BlockingEnd { task } => {
                 if let Some((start, thread)) = blocking.remove(task) {
                     let name = format!("spawn_blocking {}", session.task_name(*task));
-                    b.slice(THREADS_PID, thread as u64, &name, "blocking", start, e.ts_ns, json!({"task": task}));
-                    b.slice(TASKS_PID, *task, &name, "blocking", start, e.ts_ns, json!({"task": task}));
+                    b.slice(
+                        THREADS_PID,
+                        thread as u64,
+                        &name,
+                        "blocking",
+                        start,
+                        e.ts_ns,
+                        json!({"task": task}),
+                    );
+                    b.slice(
+                        TASKS_PID,
+                        *task,
+                        &name,
+                        "blocking",
+                        start,
+                        e.ts_ns,
+                        json!({"task": task}),
+                    );
                 }
             }
             EventKind::TimerArmed { task, deadline_ns } => {
-                b.instant(TASKS_PID, *task, "timer armed", "timer", e.ts_ns, json!({"deadline_ns": deadline_ns}));
+                b.instant(
+                    TASKS_PID,
+                    *task,
+                    "timer armed",
+                    "timer",
+                    e.ts_ns,
+                    json!({"deadline_ns": deadline_ns}),
+                );
             }
             EventKind::TimerFired { task } => {
                 b.instant(TASKS_PID, *task, "timer fired", "timer", e.ts_ns, json!({}));
             }
             EventKind::Dropped { count } => {
-                b.instant(THREADS_PID, thread_tid, "events dropped", "looptrace", e.ts_ns, json!({"count": count}));
+                b.instant(
+                    THREADS_PID,
+                    thread_tid,
+                    "events dropped",
+                    "looptrace",
+                    e.ts_ns,
+                    json!({"count": count}),
+                );
             }
-            EventKind::Mark { label } => b.global_instant(THREADS_PID, thread_tid, label, "mark", e.ts_ns),
+            EventKind::Mark { label } => {
+                b.global_instant(THREADS_PID, thread_tid, label, "mark", e.ts_ns)
+            }
         }
     }
     // Close what the recording left open.
     for (task, (start, thread)) in polls {
         let name = session.task_name(task);
-        b.slice(TASKS_PID, task, &name, "poll", start, end_ts, json!({"unfinished": true}));
-        b.slice(THREADS_PID, thread as u64, &name, "poll", start, end_ts, json!({"unfinished": true}));
+        b.slice(
+            TASKS_PID,
+            task,
+            &name,
+            "poll",
+            start,
+            end_ts,
+            json!({"unfinished": true}),
+        );
+        b.slice(
+            THREADS_PID,
+            thread as u64,
+            &name,
+            "poll",
+            start,
+            end_ts,
+            json!({"unfinished": true}),
+        );
     }
     for (thread, start) in parks {
-        b.slice(THREADS_PID, thread as u64, "parked", "park", start, end_ts, json!({"unfinished": true}));
+        b.slice(
+            THREADS_PID,
+            thread as u64,
+            "parked",
+            "park",
+            start,
+            end_ts,
+            json!({"unfinished": true}),
+        );
     }
     let doc = json!({
         "traceEvents": b.out,

@@ -64,13 +64,26 @@ pub fn event_json(e: &looptrace_wire::Event) -> Value {
                 m.insert("worker_index".into(), index.into());
                 m.insert("name".into(), name.clone().into());
             }
-            EventKind::Spawn { name, location, parent, size_bytes, kind, .. } => {
-                m.insert("name".into(), display_name(name.as_deref(), location).into());
+            EventKind::Spawn {
+                name,
+                location,
+                parent,
+                size_bytes,
+                kind,
+                ..
+            } => {
+                m.insert(
+                    "name".into(),
+                    display_name(name.as_deref(), location).into(),
+                );
                 m.insert("given_name".into(), name.clone().into());
                 m.insert("location".into(), location.clone().into());
                 m.insert("parent".into(), (*parent).into());
                 m.insert("size_bytes".into(), (*size_bytes).into());
-                m.insert("task_kind".into(), format!("{kind:?}").to_lowercase().into());
+                m.insert(
+                    "task_kind".into(),
+                    format!("{kind:?}").to_lowercase().into(),
+                );
             }
             EventKind::Terminate { outcome, .. } => {
                 m.insert("outcome".into(), outcome.as_str().into());
@@ -81,7 +94,15 @@ pub fn event_json(e: &looptrace_wire::Event) -> Value {
             EventKind::Waker { op, by, .. } => {
                 m.insert("by".into(), by.label().into());
                 if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
-                    m.insert("op".into(), if *op == WakeOp::Wake { "wake" } else { "wake_by_ref" }.into());
+                    m.insert(
+                        "op".into(),
+                        if *op == WakeOp::Wake {
+                            "wake"
+                        } else {
+                            "wake_by_ref"
+                        }
+                        .into(),
+                    );
                 }
             }
             EventKind::TimerArmed { deadline_ns, .. } => {

@@ -119,7 +119,9 @@ impl Model {
     }
 
     fn warn(&mut self, found: Option<(WarningKind, u64, String)>, task: Option<TaskId>, ts: u64) {
-        let Some((kind, value, message)) = found else { return };
+        let Some((kind, value, message)) = found else {
+            return;
+        };
         if let Some(&i) = self.warning_index.get(&(kind, task)) {
             let w = &mut self.warnings[i];
             w.count += 1;
@@ -132,7 +134,17 @@ impl Model {
             t.warnings += 1;
             t.name.clone()
         });
-        self.warnings.push(Warning { id, kind, task, task_name, at_ns: ts, last_ns: ts, count: 1, value, message });
+        self.warnings.push(Warning {
+            id,
+            kind,
+            task,
+            task_name,
+            at_ns: ts,
+            last_ns: ts,
+            count: 1,
+            value,
+            message,
+        });
         self.warning_index.insert((kind, task), id);
         self.new_warnings.push(id);
     }
@@ -165,10 +177,19 @@ impl Model {
             EventKind::Thread { role, name } => {
                 self.threads.insert(e.thread, (*role, name.clone()));
                 if let ThreadRole::Worker(i) = role {
-                    self.workers.entry(e.thread).or_insert_with(|| Worker::new(e.thread, *i, name.clone(), ts));
+                    self.workers
+                        .entry(e.thread)
+                        .or_insert_with(|| Worker::new(e.thread, *i, name.clone(), ts));
                 }
             }
-            EventKind::Spawn { task, kind, name, location, parent, size_bytes } => {
+            EventKind::Spawn {
+                task,
+                kind,
+                name,
+                location,
+                parent,
+                size_bytes,
+            } => {
                 let thresholds = self.thresholds;
                 let t = self.task(*task, ts);
                 t.name = crate::session::display_name(name.as_deref(), location);
@@ -191,7 +212,8 @@ impl Model {
                 t.polls += 1;
                 let mut found = None;
                 if was == Phase::Scheduled {
-                    t.sched_hist.saturating_record(waited.clamp(1, task::HISTOGRAM_MAX_NS));
+                    t.sched_hist
+                        .saturating_record(waited.clamp(1, task::HISTOGRAM_MAX_NS));
                     if t.woken_by.is_some() {
                         found = SchedulingLatency::check(&thresholds, t, waited);
                     }
@@ -215,7 +237,9 @@ impl Model {
                     self.saw_wakers = true;
                     self.check_early_idle();
                 }
-                let Some(t) = self.tasks.get_mut(task) else { return };
+                let Some(t) = self.tasks.get_mut(task) else {
+                    return;
+                };
                 t.live_wakers += match op {
                     WakeOp::Clone => 1,
                     WakeOp::Drop | WakeOp::Wake => -1,
@@ -281,7 +305,11 @@ impl Model {
                 if self.marks.len() == MARKS_MAX {
                     self.marks.pop_front();
                 }
-                self.marks.push_back(Mark { at_ns: ts, thread: e.thread, label: label.clone() });
+                self.marks.push_back(Mark {
+                    at_ns: ts,
+                    thread: e.thread,
+                    label: label.clone(),
+                });
                 self.new_marks = (self.new_marks + 1).min(MARKS_MAX);
             }
         }
@@ -296,7 +324,11 @@ impl Model {
     /// those still idle since then, with no waker alive, lost theirs.
     fn check_early_idle(&mut self) {
         for (task, at) in std::mem::take(&mut self.idle_unchecked) {
-            let found = self.tasks.get(&task).filter(|t| t.since_ns == at).and_then(LostWaker::check);
+            let found = self
+                .tasks
+                .get(&task)
+                .filter(|t| t.since_ns == at)
+                .and_then(LostWaker::check);
             self.warn(found, Some(task), at);
         }
     }
@@ -315,13 +347,22 @@ impl Model {
             Phase::Idle
         };
         let poll = t.enter(next, ts);
-        t.poll_hist.saturating_record(poll.clamp(1, task::HISTOGRAM_MAX_NS));
+        t.poll_hist
+            .saturating_record(poll.clamp(1, task::HISTOGRAM_MAX_NS));
         t.longest_poll_ns = t.longest_poll_ns.max(poll);
         t.last_poll_ns = Some(ts);
         let blocking = BlockingPoll::check(&thresholds, t, poll);
         let never = NeverYields::check(&thresholds, t, poll);
-        let lost = if check_wakers && next == Phase::Idle { LostWaker::check(t) } else { None };
-        if !self.saw_wakers && !self.coarse && next == Phase::Idle && self.idle_unchecked.len() < EARLY_IDLE_MAX {
+        let lost = if check_wakers && next == Phase::Idle {
+            LostWaker::check(t)
+        } else {
+            None
+        };
+        if !self.saw_wakers
+            && !self.coarse
+            && next == Phase::Idle
+            && self.idle_unchecked.len() < EARLY_IDLE_MAX
+        {
             self.idle_unchecked.push((task, ts));
         }
         if let Some(w) = self.workers.get_mut(&thread) {
@@ -347,12 +388,18 @@ impl Model {
         let running: Vec<(TaskId, u64)> = self
             .tasks
             .values()
-            .filter(|t| t.phase == Phase::Running && now.saturating_sub(t.since_ns) >= thresholds.never_yields_ns)
+            .filter(|t| {
+                t.phase == Phase::Running
+                    && now.saturating_sub(t.since_ns) >= thresholds.never_yields_ns
+            })
             .map(|t| (t.id, t.since_ns))
             .collect();
         for (id, since) in running {
             if self.flagged_polls.insert((id, since)) {
-                let found = self.tasks.get(&id).and_then(|t| NeverYields::check(&thresholds, t, now - since));
+                let found = self
+                    .tasks
+                    .get(&id)
+                    .and_then(|t| NeverYields::check(&thresholds, t, now - since));
                 self.warn(found, Some(id), since);
             }
         }

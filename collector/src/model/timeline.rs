@@ -92,15 +92,26 @@ pub struct Tracker {
 impl Tracker {
     /// Keeps what overlaps `[start_ns, end_ns)`.
     pub fn new(start_ns: u64, end_ns: u64) -> Tracker {
-        Tracker { start_ns, end_ns, tasks: HashMap::new(), workers: HashMap::new(), last_ns: 0 }
+        Tracker {
+            start_ns,
+            end_ns,
+            tasks: HashMap::new(),
+            workers: HashMap::new(),
+            last_ns: 0,
+        }
     }
 
     /// A copy of this tracker's state, keeping from now on what overlaps a new window.
     pub fn for_window(&self, start_ns: u64, end_ns: u64) -> Tracker {
-        let mut t = Tracker { start_ns, end_ns, ..self.clone() };
+        let mut t = Tracker {
+            start_ns,
+            end_ns,
+            ..self.clone()
+        };
         // Wakes from before the window are not drawn in it.
         for task in t.tasks.values_mut() {
-            task.arrows.retain(|a| a.at_ns >= start_ns && a.at_ns < end_ns);
+            task.arrows
+                .retain(|a| a.at_ns >= start_ns && a.at_ns < end_ns);
         }
         t
     }
@@ -111,7 +122,8 @@ impl Tracker {
     }
 
     fn overlaps(&self, a: u64, b: u64) -> bool {
-        (b > a && b >= self.start_ns && a < self.end_ns) || (a == b && a >= self.start_ns && a < self.end_ns)
+        (b > a && b >= self.start_ns && a < self.end_ns)
+            || (a == b && a >= self.start_ns && a < self.end_ns)
     }
 
     fn close(&self, out: &mut Window, task: TaskId, t: &TaskTrack, ts: u64, ready: Option<bool>) {
@@ -124,15 +136,35 @@ impl Tracker {
             start_ns: t.since.max(self.start_ns),
             end_ns: ts.min(self.end_ns),
             phase,
-            thread: if phase == Phase::Running { t.thread } else { None },
+            thread: if phase == Phase::Running {
+                t.thread
+            } else {
+                None
+            },
             ready: if phase == Phase::Running { ready } else { None },
-            woken_by: if phase == Phase::Scheduled { t.woken_by.clone() } else { None },
+            woken_by: if phase == Phase::Scheduled {
+                t.woken_by.clone()
+            } else {
+                None
+            },
         });
     }
 
-    fn worker_span(&self, out: &mut Window, thread: u32, since: u64, until: u64, task: Option<TaskId>) {
+    fn worker_span(
+        &self,
+        out: &mut Window,
+        thread: u32,
+        since: u64,
+        until: u64,
+        task: Option<TaskId>,
+    ) {
         if self.overlaps(since, until) {
-            out.workers.push(WorkerSpan { thread, start_ns: since.max(self.start_ns), end_ns: until.min(self.end_ns), task });
+            out.workers.push(WorkerSpan {
+                thread,
+                start_ns: since.max(self.start_ns),
+                end_ns: until.min(self.end_ns),
+                task,
+            });
         }
     }
 
@@ -147,7 +179,11 @@ impl Tracker {
                 t.phase = Some(Phase::Scheduled);
                 t.since = ts;
                 if in_window {
-                    out.markers.push(Marker { task: *task, at_ns: ts, kind: "spawn" });
+                    out.markers.push(Marker {
+                        task: *task,
+                        at_ns: ts,
+                        kind: "spawn",
+                    });
                 }
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
@@ -170,14 +206,28 @@ impl Tracker {
             }
             EventKind::PollEnd { task, ready } => self.poll_end(out, *task, *ready, e.thread, ts),
             EventKind::BlockingEnd { task } => self.poll_end(out, *task, true, e.thread, ts),
-            EventKind::Waker { task, op: WakeOp::Wake | WakeOp::WakeByRef, by } => {
+            EventKind::Waker {
+                task,
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                by,
+            } => {
                 let mut t = self.tasks.remove(task).unwrap_or_default();
                 let label = by.label();
                 if in_window {
-                    t.arrows.push(WakeArrow { task: *task, at_ns: ts, by: label.clone(), thread: e.thread, polled_ns: None });
+                    t.arrows.push(WakeArrow {
+                        task: *task,
+                        at_ns: ts,
+                        by: label.clone(),
+                        thread: e.thread,
+                        polled_ns: None,
+                    });
                     if *by == WakeSource::Io {
                         // tokio reports I/O readiness only as the wake it causes.
-                        out.markers.push(Marker { task: *task, at_ns: ts, kind: "io_ready" });
+                        out.markers.push(Marker {
+                            task: *task,
+                            at_ns: ts,
+                            kind: "io_ready",
+                        });
                     }
                 }
                 match t.phase {
@@ -206,11 +256,23 @@ impl Tracker {
                     }
                 }
                 if in_window {
-                    out.markers.push(Marker { task: *task, at_ns: ts, kind: "terminate" });
+                    out.markers.push(Marker {
+                        task: *task,
+                        at_ns: ts,
+                        kind: "terminate",
+                    });
                 }
             }
-            EventKind::TimerArmed { task, .. } if in_window => out.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_armed" }),
-            EventKind::TimerFired { task } if in_window => out.markers.push(Marker { task: *task, at_ns: ts, kind: "timer_fired" }),
+            EventKind::TimerArmed { task, .. } if in_window => out.markers.push(Marker {
+                task: *task,
+                at_ns: ts,
+                kind: "timer_armed",
+            }),
+            EventKind::TimerFired { task } if in_window => out.markers.push(Marker {
+                task: *task,
+                at_ns: ts,
+                kind: "timer_fired",
+            }),
             EventKind::Park => {
                 self.workers.insert(e.thread, (ts, None));
             }
@@ -278,7 +340,11 @@ pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
 /// Like [`window`], continuing from a tracker that followed the events before
 /// `events` (a checkpoint).
 pub fn window_from(mut tracker: Tracker, events: &[Event], start_ns: u64, end_ns: u64) -> Window {
-    let mut w = Window { start_ns, end_ns, ..Window::default() };
+    let mut w = Window {
+        start_ns,
+        end_ns,
+        ..Window::default()
+    };
     let mut more = false;
     for e in events {
         if e.ts_ns >= end_ns {
@@ -287,7 +353,11 @@ pub fn window_from(mut tracker: Tracker, events: &[Event], start_ns: u64, end_ns
         }
         tracker.push(e, &mut w);
     }
-    let until = if more { end_ns } else { end_ns.min(tracker.last_ns.max(start_ns)) };
+    let until = if more {
+        end_ns
+    } else {
+        end_ns.min(tracker.last_ns.max(start_ns))
+    };
     w.until_ns = until;
     tracker.finish(until, &mut w);
     w
@@ -332,7 +402,12 @@ fn spread(buckets: &mut [f32], start: u64, end: u64, w0: u64, bucket: u64) {
     let n = buckets.len();
     let first = ((start - w0) / bucket) as usize;
     let last = (((end - w0).saturating_sub(1)) / bucket) as usize;
-    for (i, b) in buckets.iter_mut().enumerate().take(last.min(n - 1) + 1).skip(first.min(n - 1)) {
+    for (i, b) in buckets
+        .iter_mut()
+        .enumerate()
+        .take(last.min(n - 1) + 1)
+        .skip(first.min(n - 1))
+    {
         let b0 = w0 + i as u64 * bucket;
         let overlap = end.min(b0 + bucket).saturating_sub(start.max(b0));
         *b += overlap as f32 / bucket as f32;
@@ -359,7 +434,13 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
                 let b = (((i.start_ns - w.start_ns) / bucket_ns) as usize).min(buckets - 1);
                 t.polls[b] += 1;
             }
-            Phase::Scheduled => spread(&mut t.scheduled, i.start_ns, i.end_ns, w.start_ns, bucket_ns),
+            Phase::Scheduled => spread(
+                &mut t.scheduled,
+                i.start_ns,
+                i.end_ns,
+                w.start_ns,
+                bucket_ns,
+            ),
             _ => {}
         }
     }
@@ -370,7 +451,11 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
             busy: vec![0.0; buckets],
             parked: vec![0.0; buckets],
         });
-        let target = if s.task.is_some() { &mut wb.busy } else { &mut wb.parked };
+        let target = if s.task.is_some() {
+            &mut wb.busy
+        } else {
+            &mut wb.parked
+        };
         spread(target, s.start_ns, s.end_ns, w.start_ns, bucket_ns);
     }
     let mut wakes = vec![0u32; buckets];
@@ -384,7 +469,13 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
     // Three decimals are plenty for a share of a bucket, and keep replies small; a
     // share too small for them still shows (a 10 µs poll in a 30 ms bucket is a poll).
     let round = |v: &mut Vec<f32>| {
-        v.iter_mut().for_each(|x| *x = if *x > 0.0 { ((*x * 1000.0).round() / 1000.0).max(0.001) } else { 0.0 })
+        v.iter_mut().for_each(|x| {
+            *x = if *x > 0.0 {
+                ((*x * 1000.0).round() / 1000.0).max(0.001)
+            } else {
+                0.0
+            }
+        })
     };
     for t in tasks.values_mut() {
         round(&mut t.running);
@@ -398,7 +489,15 @@ pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
     tasks.sort_unstable_by_key(|t| t.task);
     let mut workers: Vec<_> = workers.into_values().collect();
     workers.sort_unstable_by_key(|w| w.thread);
-    Aggregate { start_ns: w.start_ns, end_ns: w.end_ns, until_ns: w.until_ns, bucket_ns, tasks, workers, wakes }
+    Aggregate {
+        start_ns: w.start_ns,
+        end_ns: w.end_ns,
+        until_ns: w.until_ns,
+        bucket_ns,
+        tasks,
+        workers,
+        wakes,
+    }
 }
 
 /// The label a viewer shows for a wake source.

@@ -88,7 +88,12 @@ impl BlockingPoll {
             (
                 WarningKind::BlockingPoll,
                 poll_ns,
-                format!("{} blocked its worker for {} in one poll (threshold {})", task.name, ms(poll_ns), ms(t.blocking_poll_ns)),
+                format!(
+                    "{} blocked its worker for {} in one poll (threshold {})",
+                    task.name,
+                    ms(poll_ns),
+                    ms(t.blocking_poll_ns)
+                ),
             )
         })
     }
@@ -97,12 +102,20 @@ impl BlockingPoll {
 /// A task woken but left waiting for a worker.
 pub struct SchedulingLatency;
 impl SchedulingLatency {
-    pub fn check(t: &Thresholds, task: &Task, waited_ns: u64) -> Option<(WarningKind, u64, String)> {
+    pub fn check(
+        t: &Thresholds,
+        task: &Task,
+        waited_ns: u64,
+    ) -> Option<(WarningKind, u64, String)> {
         (waited_ns >= t.scheduling_latency_ns).then(|| {
             (
                 WarningKind::SchedulingLatency,
                 waited_ns,
-                format!("{} waited {} between its wake and its poll", task.name, ms(waited_ns)),
+                format!(
+                    "{} waited {} between its wake and its poll",
+                    task.name,
+                    ms(waited_ns)
+                ),
             )
         })
     }
@@ -126,12 +139,20 @@ impl LostWaker {
 /// expected to run to their end).
 pub struct NeverYields;
 impl NeverYields {
-    pub fn check(t: &Thresholds, task: &Task, running_ns: u64) -> Option<(WarningKind, u64, String)> {
+    pub fn check(
+        t: &Thresholds,
+        task: &Task,
+        running_ns: u64,
+    ) -> Option<(WarningKind, u64, String)> {
         (running_ns >= t.never_yields_ns && task.kind != TaskKind::Blocking).then(|| {
             (
                 WarningKind::NeverYields,
                 running_ns,
-                format!("{} has run {} without returning Pending", task.name, ms(running_ns)),
+                format!(
+                    "{} has run {} without returning Pending",
+                    task.name,
+                    ms(running_ns)
+                ),
             )
         })
     }
@@ -140,12 +161,20 @@ impl NeverYields {
 /// A task waking itself over and over.
 pub struct SelfWakeStorm;
 impl SelfWakeStorm {
-    pub fn check(t: &Thresholds, task: &Task, in_window: u64) -> Option<(WarningKind, u64, String)> {
+    pub fn check(
+        t: &Thresholds,
+        task: &Task,
+        in_window: u64,
+    ) -> Option<(WarningKind, u64, String)> {
         (in_window >= t.self_wake_storm_count).then(|| {
             (
                 WarningKind::SelfWakeStorm,
                 in_window,
-                format!("{} woke itself {in_window} times within {}", task.name, ms(t.self_wake_storm_window_ns)),
+                format!(
+                    "{} woke itself {in_window} times within {}",
+                    task.name,
+                    ms(t.self_wake_storm_window_ns)
+                ),
             )
         })
     }
@@ -157,7 +186,14 @@ impl LargeFuture {
     pub fn check(t: &Thresholds, task: &Task) -> Option<(WarningKind, u64, String)> {
         let size = task.size_bytes?;
         (size >= t.large_future_bytes).then(|| {
-            (WarningKind::LargeFuture, size, format!("{}'s future is {size} bytes (threshold {})", task.name, t.large_future_bytes))
+            (
+                WarningKind::LargeFuture,
+                size,
+                format!(
+                    "{}'s future is {size} bytes (threshold {})",
+                    task.name, t.large_future_bytes
+                ),
+            )
         })
     }
 }
@@ -177,7 +213,10 @@ impl TaskLeak {
             (
                 WarningKind::TaskLeak,
                 last,
-                format!("{last} tasks alive and the number grew at every check for {}", ms(t.task_leak_window_ns)),
+                format!(
+                    "{last} tasks alive and the number grew at every check for {}",
+                    ms(t.task_leak_window_ns)
+                ),
             )
         })
     }

@@ -18,9 +18,17 @@ pub fn start(hub: HubConfig, server: ServerConfig) -> (SocketAddr, Arc<Hub>) {
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     let hub = Hub::new(hub);
-    let state = AppState { hub: hub.clone(), config: Arc::new(server), replay: None };
+    let state = AppState {
+        hub: hub.clone(),
+        config: Arc::new(server),
+        replay: None,
+    };
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let l = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(l, router(state)).await.unwrap();
@@ -33,10 +41,18 @@ pub fn start(hub: HubConfig, server: ServerConfig) -> (SocketAddr, Arc<Hub>) {
 pub fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
-    let status: u16 = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status: u16 = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     // Chunked bodies: take the JSON between the first '{' and the last '}'.
     let json = match (body.find('{'), body.rfind('}')) {
@@ -47,7 +63,13 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
 }
 
 pub fn header(name: &str) -> Header {
-    Header { process_name: name.into(), pid: 42, flavor: Flavor::CurrentThread, workers: 1, clock_origin_unix_ns: 0 }
+    Header {
+        process_name: name.into(),
+        pid: 42,
+        flavor: Flavor::CurrentThread,
+        workers: 1,
+        clock_origin_unix_ns: 0,
+    }
 }
 
 pub fn header_frame(name: &str) -> Vec<u8> {
@@ -66,21 +88,40 @@ pub fn spawn_ev(ts: u64, task: u64, name: &str) -> Event {
     Event {
         ts_ns: ts,
         thread: 0,
-        kind: EventKind::Spawn { task, kind: TaskKind::Task, name: Some(name.into()), location: "x.rs:1:1".into(), parent: None, size_bytes: None },
+        kind: EventKind::Spawn {
+            task,
+            kind: TaskKind::Task,
+            name: Some(name.into()),
+            location: "x.rs:1:1".into(),
+            parent: None,
+            size_bytes: None,
+        },
     }
 }
 
 pub fn poll_evs(ts: u64, task: u64) -> [Event; 2] {
     [
-        Event { ts_ns: ts, thread: 0, kind: EventKind::PollStart { task } },
-        Event { ts_ns: ts + 100, thread: 0, kind: EventKind::PollEnd { task, ready: false } },
+        Event {
+            ts_ns: ts,
+            thread: 0,
+            kind: EventKind::PollStart { task },
+        },
+        Event {
+            ts_ns: ts + 100,
+            thread: 0,
+            kind: EventKind::PollEnd { task, ready: false },
+        },
     ]
 }
 
-pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn connect(addr: SocketAddr, path: &str) -> Ws {
-    tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("websocket connects").0
+    tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+        .await
+        .expect("websocket connects")
+        .0
 }
 
 pub async fn send_bin(ws: &mut Ws, bytes: Vec<u8>) {
@@ -95,7 +136,10 @@ pub async fn send_json(ws: &mut Ws, v: Value) {
 pub async fn next_of(ws: &mut Ws, kind: &str, within: Duration) -> Option<Value> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next()).await.ok()??.ok()?;
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .ok()??
+            .ok()?;
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).ok()?;
             if v["type"] == kind {
@@ -108,8 +152,13 @@ pub async fn next_of(ws: &mut Ws, kind: &str, within: Duration) -> Option<Value>
 /// Reads until the server closes: the close frame's (code, reason).
 pub async fn closed(ws: &mut Ws) -> Option<(u16, String)> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.ok()? {
-            Some(Ok(Message::Close(Some(f)))) => return Some((f.code.into(), f.reason.to_string())),
+        match tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .ok()?
+        {
+            Some(Ok(Message::Close(Some(f)))) => {
+                return Some((f.code.into(), f.reason.to_string()))
+            }
             Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return None,
             Some(Ok(_)) => {}
         }

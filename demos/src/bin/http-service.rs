@@ -28,7 +28,10 @@ fn router() -> Router {
         .route(
             "/compute",
             get(|| async {
-                let sum = tokio::task::spawn_blocking(|| (0..20_000_000u64).map(|n| n % 7).sum::<u64>()).await.unwrap_or(0);
+                let sum =
+                    tokio::task::spawn_blocking(|| (0..20_000_000u64).map(|n| n % 7).sum::<u64>())
+                        .await
+                        .unwrap_or(0);
                 format!("computed {sum} on the blocking pool\n")
             }),
         )
@@ -75,7 +78,10 @@ fn main() {
         // Beside tokio-console: its layer and looptrace's on one registry, set
         // before the runtime is built. Both keep working.
         use tracing_subscriber::prelude::*;
-        tracing_subscriber::registry().with(console_subscriber::spawn()).with(looptrace::layer()).init();
+        tracing_subscriber::registry()
+            .with(console_subscriber::spawn())
+            .with(looptrace::layer())
+            .init();
     }
     if let Err(e) = serve(addr) {
         eprintln!("http-service: {e}");

@@ -1,7 +1,9 @@
 //! Runs a program on a captured runtime and hands back its decoded events.
 #![allow(dead_code)]
 
-use looptrace::wire::{decode_frame, Event, EventKind, Frame, FrameSink, Header, ThreadRole, WakeOp, WakeSource};
+use looptrace::wire::{
+    decode_frame, Event, EventKind, Frame, FrameSink, Header, ThreadRole, WakeOp, WakeSource,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,7 +31,11 @@ pub struct Trace {
 
 pub fn run<F: Future>(builder: looptrace::Builder, f: impl FnOnce() -> F) -> (Trace, F::Output) {
     let mem = Memory::default();
-    let rt = builder.from_env(false).sink(mem.clone()).build().expect("runtime");
+    let rt = builder
+        .from_env(false)
+        .sink(mem.clone())
+        .build()
+        .expect("runtime");
     let out = rt.block_on(f());
     let report = rt.shutdown();
     let frames = mem.0.lock().unwrap().clone();
@@ -42,7 +48,14 @@ pub fn run<F: Future>(builder: looptrace::Builder, f: impl FnOnce() -> F) -> (Tr
             Frame::Note(_) => {}
         }
     }
-    (Trace { header: header.expect("header frame"), events, report }, out)
+    (
+        Trace {
+            header: header.expect("header frame"),
+            events,
+            report,
+        },
+        out,
+    )
 }
 
 impl Trace {
@@ -52,7 +65,11 @@ impl Trace {
             .events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Spawn { task, name: Some(n), .. } if n == name => Some(*task),
+                EventKind::Spawn {
+                    task,
+                    name: Some(n),
+                    ..
+                } if n == name => Some(*task),
                 _ => None,
             })
             .collect();
@@ -61,7 +78,10 @@ impl Trace {
     }
 
     pub fn of(&self, task: u64) -> Vec<&Event> {
-        self.events.iter().filter(|e| e.kind.task() == Some(task)).collect()
+        self.events
+            .iter()
+            .filter(|e| e.kind.task() == Some(task))
+            .collect()
     }
 
     /// (kind name, detail) of each event of a task, skipping waker clone/drop.
@@ -71,9 +91,17 @@ impl Trace {
             .filter_map(|e| match &e.kind {
                 EventKind::Spawn { .. } => Some("spawn".to_string()),
                 EventKind::PollStart { .. } => Some("poll".to_string()),
-                EventKind::PollEnd { ready, .. } => Some(if *ready { "ready" } else { "pending" }.to_string()),
-                EventKind::Waker { op: WakeOp::Wake | WakeOp::WakeByRef, by, .. } => Some(format!("wake by {}", by.label())),
-                EventKind::Terminate { outcome, .. } => Some(format!("terminate {}", outcome.as_str())),
+                EventKind::PollEnd { ready, .. } => {
+                    Some(if *ready { "ready" } else { "pending" }.to_string())
+                }
+                EventKind::Waker {
+                    op: WakeOp::Wake | WakeOp::WakeByRef,
+                    by,
+                    ..
+                } => Some(format!("wake by {}", by.label())),
+                EventKind::Terminate { outcome, .. } => {
+                    Some(format!("terminate {}", outcome.as_str()))
+                }
                 EventKind::TimerArmed { .. } => Some("timer armed".into()),
                 EventKind::TimerFired { .. } => Some("timer fired".into()),
                 _ => None,
@@ -85,7 +113,11 @@ impl Trace {
         self.events
             .iter()
             .filter_map(|e| match e.kind {
-                EventKind::Waker { task: t, op: WakeOp::Wake | WakeOp::WakeByRef, by } if t == task => Some(by),
+                EventKind::Waker {
+                    task: t,
+                    op: WakeOp::Wake | WakeOp::WakeByRef,
+                    by,
+                } if t == task => Some(by),
                 _ => None,
             })
             .collect()
@@ -102,6 +134,10 @@ impl Trace {
     }
 
     pub fn ts_of(&self, task: u64, pred: impl Fn(&EventKind) -> bool) -> Vec<u64> {
-        self.of(task).into_iter().filter(|e| pred(&e.kind)).map(|e| e.ts_ns).collect()
+        self.of(task)
+            .into_iter()
+            .filter(|e| pred(&e.kind))
+            .map(|e| e.ts_ns)
+            .collect()
     }
 }

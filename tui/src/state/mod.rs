@@ -192,9 +192,17 @@ impl State {
                 if let Some(r) = msg.get("replay") {
                     self.replay = serde_json::from_value(r.clone()).ok();
                 }
-                let still_there = self.session.is_some_and(|id| self.sessions.iter().any(|s| s.id == id));
+                let still_there = self
+                    .session
+                    .is_some_and(|id| self.sessions.iter().any(|s| s.id == id));
                 if !still_there {
-                    let pick = self.sessions.iter().rev().find(|s| s.live).or_else(|| self.sessions.last())?.id;
+                    let pick = self
+                        .sessions
+                        .iter()
+                        .rev()
+                        .find(|s| s.live)
+                        .or_else(|| self.sessions.last())?
+                        .id;
                     self.choose(pick);
                     return Some(pick);
                 }

@@ -11,18 +11,45 @@ use ratatui::Frame;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let Some(id) = app.selected_task() else {
-        frame.render_widget(Paragraph::new("No task selected: pick one in the task table (1).").style(theme.muted()), area);
+        frame.render_widget(
+            Paragraph::new("No task selected: pick one in the task table (1).")
+                .style(theme.muted()),
+            area,
+        );
         return;
     };
     let summary = app.state.tasks.get(&id);
     let detail = app.state.detail.as_ref().filter(|d| d.task.id == id);
-    let Some(t) = detail.map(|d| &d.task).or(summary) else { return };
-    let [top, mid, bottom] = Layout::vertical([Constraint::Length(9), Constraint::Length(8), Constraint::Min(3)]).areas(area);
-    let [stats, wakes] = Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
-    let kv = |k: &str, v: String| Line::from(vec![Span::styled(format!("{k:<14}"), theme.muted()), Span::raw(v)]);
+    let Some(t) = detail.map(|d| &d.task).or(summary) else {
+        return;
+    };
+    let [top, mid, bottom] = Layout::vertical([
+        Constraint::Length(9),
+        Constraint::Length(8),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let [stats, wakes] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(top);
+    let kv = |k: &str, v: String| {
+        Line::from(vec![
+            Span::styled(format!("{k:<14}"), theme.muted()),
+            Span::raw(v),
+        ])
+    };
     let stat_lines = vec![
         kv("spawned at", t.location.clone()),
-        kv("state", format!("{}{}", t.state, t.outcome.as_ref().map(|o| format!(" ({o})")).unwrap_or_default())),
+        kv(
+            "state",
+            format!(
+                "{}{}",
+                t.state,
+                t.outcome
+                    .as_ref()
+                    .map(|o| format!(" ({o})"))
+                    .unwrap_or_default()
+            ),
+        ),
         kv("polls", t.polls.to_string()),
         kv("busy", dur(t.busy_ns)),
         kv("scheduled", dur(t.scheduled_ns)),
@@ -31,7 +58,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         kv("lifetime", dur(t.lifetime_ns)),
     ];
     frame.render_widget(
-        Paragraph::new(stat_lines).block(Block::default().borders(Borders::TOP).title(format!(" {} #{} · Esc back ", t.name, t.id))),
+        Paragraph::new(stat_lines).block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(format!(" {} #{} · Esc back ", t.name, t.id)),
+        ),
         stats,
     );
     let w = &t.wakes;
@@ -43,10 +74,24 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         kv("by blocking", w.blocking.to_string()),
         kv("by others", w.external.to_string()),
     ];
-    frame.render_widget(Paragraph::new(wake_lines).block(Block::default().borders(Borders::TOP).title(format!(" wakes ({}) ", w.total()))), wakes);
+    frame.render_widget(
+        Paragraph::new(wake_lines).block(
+            Block::default()
+                .borders(Borders::TOP)
+                .title(format!(" wakes ({}) ", w.total())),
+        ),
+        wakes,
+    );
     // Poll-time histogram.
     let hist = detail.map(|d| d.poll_histogram.clone()).unwrap_or_default();
-    let bars: Vec<Bar> = hist.iter().map(|(upto, n)| Bar::default().value(*n).label(Line::from(format!("≤{}", dur(*upto))))).collect();
+    let bars: Vec<Bar> = hist
+        .iter()
+        .map(|(upto, n)| {
+            Bar::default()
+                .value(*n)
+                .label(Line::from(format!("≤{}", dur(*upto))))
+        })
+        .collect();
     let chart = BarChart::default()
         .block(Block::default().borders(Borders::TOP).title(" poll time "))
         .data(BarGroup::default().bars(&bars))
@@ -54,7 +99,12 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .bar_gap(1)
         .bar_style(theme.running());
     if bars.is_empty() {
-        frame.render_widget(Paragraph::new("loading…").style(theme.muted()).block(Block::default().borders(Borders::TOP).title(" poll time ")), mid);
+        frame.render_widget(
+            Paragraph::new("loading…")
+                .style(theme.muted())
+                .block(Block::default().borders(Borders::TOP).title(" poll time ")),
+            mid,
+        );
     } else {
         frame.render_widget(chart, mid);
     }
@@ -76,8 +126,20 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             ])
         })
         .collect();
-    let table = Table::new(rows, [Constraint::Length(14), Constraint::Length(10), Constraint::Length(8), Constraint::Min(10)])
-        .header(Row::new(vec!["start", "took", "returned", "woken by"]).style(theme.header()))
-        .block(Block::default().borders(Borders::TOP).title(" recent polls "));
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(14),
+            Constraint::Length(10),
+            Constraint::Length(8),
+            Constraint::Min(10),
+        ],
+    )
+    .header(Row::new(vec!["start", "took", "returned", "woken by"]).style(theme.header()))
+    .block(
+        Block::default()
+            .borders(Borders::TOP)
+            .title(" recent polls "),
+    );
     frame.render_widget(table, bottom);
 }

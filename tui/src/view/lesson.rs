@@ -15,7 +15,10 @@ pub fn render(theme: &Theme, frame: &mut Frame, area: Rect, note: &Note) {
         lines.push(Line::from(p.to_string()));
         lines.push(Line::from(""));
     }
-    lines.push(Line::styled("any key closes this · i opens it again", theme.muted()));
+    lines.push(Line::styled(
+        "any key closes this · i opens it again",
+        theme.muted(),
+    ));
     let block = Block::default()
         .borders(Borders::ALL)
         .title(format!(" {} ", note.title))
@@ -24,7 +27,12 @@ pub fn render(theme: &Theme, frame: &mut Frame, area: Rect, note: &Note) {
     let paragraph = Paragraph::new(lines).wrap(Wrap { trim: true }).block(block);
     // Sized to the text as the paragraph wraps it (inside the borders and padding).
     let h = (paragraph.line_count(w.saturating_sub(4).max(1)) as u16).min(area.height);
-    let r = Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h };
+    let r = Rect {
+        x: area.x + (area.width - w) / 2,
+        y: area.y + (area.height - h) / 2,
+        width: w,
+        height: h,
+    };
     frame.render_widget(Clear, r);
     frame.render_widget(paragraph, r);
 }

@@ -26,7 +26,10 @@ pub use looptrace_wire::units::{fmt_duration as dur, fmt_moment as moment};
 pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let msg = format!("terminal too small: {}×{}\nlooptrace needs at least {MIN_WIDTH}×{MIN_HEIGHT}", area.width, area.height);
+        let msg = format!(
+            "terminal too small: {}×{}\nlooptrace needs at least {MIN_WIDTH}×{MIN_HEIGHT}",
+            area.width, area.height
+        );
         frame.render_widget(Paragraph::new(msg).style(theme.warn()), area);
         return;
     }
@@ -37,16 +40,37 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let titles: Vec<Line> = View::ALL.iter().enumerate().map(|(i, v)| Line::from(format!("{} {}", i + 1, v.title()))).collect();
+    let titles: Vec<Line> = View::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Line::from(format!("{} {}", i + 1, v.title())))
+        .collect();
     let selected = View::ALL.iter().position(|v| *v == app.view).unwrap_or(0);
-    frame.render_widget(Tabs::new(titles).select(selected).highlight_style(theme.selected()).divider("│"), top);
+    frame.render_widget(
+        Tabs::new(titles)
+            .select(selected)
+            .highlight_style(theme.selected())
+            .divider("│"),
+        top,
+    );
     if let Some(note) = &app.note {
         let w = (note.chars().count() as u16 + 1).min(top.width / 2);
-        let r = Rect { x: top.x + top.width - w, width: w, ..top };
-        frame.render_widget(Paragraph::new(clip(note, w as usize)).style(theme.muted()), r);
+        let r = Rect {
+            x: top.x + top.width - w,
+            width: w,
+            ..top
+        };
+        frame.render_widget(
+            Paragraph::new(clip(note, w as usize)).style(theme.muted()),
+            r,
+        );
     }
     if !app.state.connected {
-        frame.render_widget(Paragraph::new(" Lost the connection to the collector; reconnecting…").style(theme.error()), banner);
+        frame.render_widget(
+            Paragraph::new(" Lost the connection to the collector; reconnecting…")
+                .style(theme.error()),
+            banner,
+        );
     }
     match app.view {
         View::Tasks => tasks::render(app, theme, frame, body),
@@ -69,21 +93,45 @@ fn status_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
     let s = &app.state;
     let mut spans = vec![];
     match s.current() {
-        Some(c) => spans.push(Span::styled(format!(" {} (pid {}) · {} ", c.process, c.pid, c.flavor), theme.title())),
+        Some(c) => spans.push(Span::styled(
+            format!(" {} (pid {}) · {} ", c.process, c.pid, c.flavor),
+            theme.title(),
+        )),
         None => spans.push(Span::styled(" waiting for a session… ", theme.muted())),
     }
-    spans.push(Span::raw(format!("· {} · {} tasks ", moment(s.now_ns), s.tasks.len())));
+    spans.push(Span::raw(format!(
+        "· {} · {} tasks ",
+        moment(s.now_ns),
+        s.tasks.len()
+    )));
     if !s.warnings.is_empty() {
-        spans.push(Span::styled(format!("· {} warnings ", s.warnings.len()), theme.warn()));
+        spans.push(Span::styled(
+            format!("· {} warnings ", s.warnings.len()),
+            theme.warn(),
+        ));
     }
     if let Some(r) = s.replay {
-        spans.push(Span::raw(format!("· replay {} {}× ", if r.paused { "paused" } else { "playing" }, r.speed)));
+        spans.push(Span::raw(format!(
+            "· replay {} {}× ",
+            if r.paused { "paused" } else { "playing" },
+            r.speed
+        )));
     }
     if s.lagged > 0 {
-        spans.push(Span::styled(format!("· {} updates skipped ", s.lagged), theme.muted()));
+        spans.push(Span::styled(
+            format!("· {} updates skipped ", s.lagged),
+            theme.muted(),
+        ));
     }
     if app.filtering || !app.filter.is_empty() {
-        spans.push(Span::styled(format!("· filter: {}{} ", app.filter, if app.filtering { "▏" } else { "" }), theme.scheduled()));
+        spans.push(Span::styled(
+            format!(
+                "· filter: {}{} ",
+                app.filter,
+                if app.filtering { "▏" } else { "" }
+            ),
+            theme.scheduled(),
+        ));
     }
     if app.lesson.is_some() {
         spans.push(Span::styled("· i lesson ", theme.muted()));

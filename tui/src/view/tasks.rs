@@ -10,7 +10,15 @@ use ratatui::Frame;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let header = Row::new(Column::ALL.iter().map(|c| {
-        let mark = if *c == app.sort { if app.descending { " ▼" } else { " ▲" } } else { "" };
+        let mark = if *c == app.sort {
+            if app.descending {
+                " ▼"
+            } else {
+                " ▲"
+            }
+        } else {
+            ""
+        };
         Cell::from(format!("{}{mark}", c.title()))
     }))
     .style(theme.header());
@@ -19,7 +27,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .rows()
         .into_iter()
         .map(|t| {
-            let last = t.last_poll_ns.map(|l| format!("{} ago", dur(now.saturating_sub(l)))).unwrap_or_else(|| "–".into());
+            let last = t
+                .last_poll_ns
+                .map(|l| format!("{} ago", dur(now.saturating_sub(l))))
+                .unwrap_or_else(|| "–".into());
             Row::new(vec![
                 Cell::from(t.id.to_string()),
                 Cell::from(t.name.clone()),
@@ -30,7 +41,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Cell::from(dur(t.idle_ns)),
                 Cell::from(t.wakes.total().to_string()),
                 Cell::from(last),
-                Cell::from(if t.warnings > 0 { Span::styled(t.warnings.to_string(), theme.warn()) } else { Span::raw("") }),
+                Cell::from(if t.warnings > 0 {
+                    Span::styled(t.warnings.to_string(), theme.warn())
+                } else {
+                    Span::raw("")
+                }),
             ])
         })
         .collect();
@@ -46,7 +61,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         Constraint::Length(12),
         Constraint::Length(5),
     ];
-    let title = format!(" tasks ({}) · s/S sort · r reverse · / filter · Enter details ", rows.len());
+    let title = format!(
+        " tasks ({}) · s/S sort · r reverse · / filter · Enter details ",
+        rows.len()
+    );
     let table = Table::new(rows, widths)
         .header(header)
         .row_highlight_style(theme.selected())

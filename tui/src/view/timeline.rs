@@ -57,7 +57,13 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         let t = start + (end - start) * col as u64 / width.max(1) as u64;
         let label = format!("|{}", moment(t));
         axis.push_str(&clip(&label, 20.min(width - col)));
-        axis.push_str(&" ".repeat(20usize.saturating_sub(label.chars().count()).min(width.saturating_sub(col + label.chars().count()))));
+        axis.push_str(
+            &" ".repeat(
+                20usize
+                    .saturating_sub(label.chars().count())
+                    .min(width.saturating_sub(col + label.chars().count())),
+            ),
+        );
         col += 20;
     }
     lines.push(Line::styled(axis, theme.muted()));
@@ -67,7 +73,12 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .marks
         .iter()
         .filter(|m| m.at_ns >= start && m.at_ns <= end && end > start)
-        .map(|m| (((m.at_ns - start) as u128 * width as u128 / (end - start) as u128) as usize, m.label.as_str()))
+        .map(|m| {
+            (
+                ((m.at_ns - start) as u128 * width as u128 / (end - start) as u128) as usize,
+                m.label.as_str(),
+            )
+        })
         .collect();
     if !marks.is_empty() {
         let mut row: Vec<char> = vec![' '; width];
@@ -85,17 +96,42 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
             }
         }
         let text: String = row.into_iter().collect();
-        lines.push(Line::from(vec![Span::raw(" ".repeat(LABEL as usize + 1)), Span::styled(text, theme.title())]));
+        lines.push(Line::from(vec![
+            Span::raw(" ".repeat(LABEL as usize + 1)),
+            Span::styled(text, theme.title()),
+        ]));
     }
     let tl = app.state.timeline.clone();
     // Workers.
     for w in &app.state.workers {
-        let mut spans = vec![Span::styled(format!("{:<w$} ", clip(&format!("worker {}", w.index), LABEL as usize), w = LABEL as usize), theme.worker())];
-        let buckets = tl.as_ref().and_then(|t| t.workers.iter().find(|b| b.thread == w.thread));
+        let mut spans = vec![Span::styled(
+            format!(
+                "{:<w$} ",
+                clip(&format!("worker {}", w.index), LABEL as usize),
+                w = LABEL as usize
+            ),
+            theme.worker(),
+        )];
+        let buckets = tl
+            .as_ref()
+            .and_then(|t| t.workers.iter().find(|b| b.thread == w.thread));
         let mut row = String::with_capacity(width);
         for c in 0..width {
-            let (busy, parked) = buckets.map_or((0.0, 0.0), |b| (b.busy.get(c).copied().unwrap_or(0.0), b.parked.get(c).copied().unwrap_or(0.0)));
-            row.push(if busy >= 0.5 { '█' } else if busy > 0.0 { '▌' } else if parked > 0.0 { '·' } else { ' ' });
+            let (busy, parked) = buckets.map_or((0.0, 0.0), |b| {
+                (
+                    b.busy.get(c).copied().unwrap_or(0.0),
+                    b.parked.get(c).copied().unwrap_or(0.0),
+                )
+            });
+            row.push(if busy >= 0.5 {
+                '█'
+            } else if busy > 0.0 {
+                '▌'
+            } else if parked > 0.0 {
+                '·'
+            } else {
+                ' '
+            });
         }
         spans.push(Span::styled(row, theme.worker()));
         lines.push(Line::from(spans));
@@ -110,9 +146,22 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         app.scroll = app.selected;
     }
     for (i, t) in rows.iter().enumerate().skip(app.scroll).take(room) {
-        let label = format!("{:<w$} ", clip(&format!("{} #{}", t.name, t.id), LABEL as usize), w = LABEL as usize);
-        let mut spans = vec![Span::styled(label, if i == app.selected { theme.selected() } else { theme.title() })];
-        let b = tl.as_ref().and_then(|tl| tl.tasks.iter().find(|b| b.task == t.id));
+        let label = format!(
+            "{:<w$} ",
+            clip(&format!("{} #{}", t.name, t.id), LABEL as usize),
+            w = LABEL as usize
+        );
+        let mut spans = vec![Span::styled(
+            label,
+            if i == app.selected {
+                theme.selected()
+            } else {
+                theme.title()
+            },
+        )];
+        let b = tl
+            .as_ref()
+            .and_then(|tl| tl.tasks.iter().find(|b| b.task == t.id));
         let bucket = tl.as_ref().map_or(1, |tl| tl.bucket_ns.max(1));
         let first = tl.as_ref().map_or(start, |tl| tl.start_ns);
         let mut run = String::new();
@@ -132,7 +181,11 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
             let t0 = first + c as u64 * bucket;
             let alive = t.spawned_ns <= t0 + bucket && t.ended_ns.is_none_or(|e| e >= t0);
             let (r, s, w) = b.map_or((0.0, 0.0, 0), |b| {
-                (b.running.get(c).copied().unwrap_or(0.0), b.scheduled.get(c).copied().unwrap_or(0.0), b.wakes.get(c).copied().unwrap_or(0))
+                (
+                    b.running.get(c).copied().unwrap_or(0.0),
+                    b.scheduled.get(c).copied().unwrap_or(0.0),
+                    b.wakes.get(c).copied().unwrap_or(0),
+                )
             });
             let (ch, kind) = cell_char(r, s, w, alive);
             if kind != run_kind {

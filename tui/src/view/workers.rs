@@ -8,16 +8,29 @@ use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Sparkline};
 use ratatui::Frame;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
-    let block = Block::default().borders(Borders::TOP).title(" workers · busy share over the timeline's range ");
+    let block = Block::default()
+        .borders(Borders::TOP)
+        .title(" workers · busy share over the timeline's range ");
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.state.workers.is_empty() {
-        frame.render_widget(Paragraph::new("no workers reported yet").style(theme.muted()), inner);
+        frame.render_widget(
+            Paragraph::new("no workers reported yet").style(theme.muted()),
+            inner,
+        );
         return;
     }
-    let rows = Layout::vertical(app.state.workers.iter().map(|_| Constraint::Length(3)).chain([Constraint::Min(0)])).split(inner);
+    let rows = Layout::vertical(
+        app.state
+            .workers
+            .iter()
+            .map(|_| Constraint::Length(3))
+            .chain([Constraint::Min(0)]),
+    )
+    .split(inner);
     for (w, row) in app.state.workers.iter().zip(rows.iter()) {
-        let [head, spark] = Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(*row);
+        let [head, spark] =
+            Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(*row);
         let label = format!(
             "worker {} · {:.0}% busy · {} polls · {} migrations · parked {}",
             w.index,
@@ -26,7 +39,13 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             w.migrations,
             dur(w.parked_ns)
         );
-        frame.render_widget(Gauge::default().ratio(w.utilization.clamp(0.0, 1.0)).label(label).gauge_style(theme.worker()), head);
+        frame.render_widget(
+            Gauge::default()
+                .ratio(w.utilization.clamp(0.0, 1.0))
+                .label(label)
+                .gauge_style(theme.worker()),
+            head,
+        );
         let data: Vec<u64> = app
             .state
             .timeline
@@ -35,6 +54,12 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .map(|b| b.busy.iter().map(|v| (v * 100.0).round() as u64).collect())
             .unwrap_or_default();
         let width = plot_width(area.width) as usize;
-        frame.render_widget(Sparkline::default().data(&data[..data.len().min(width)]).max(100).style(theme.worker()), spark);
+        frame.render_widget(
+            Sparkline::default()
+                .data(&data[..data.len().min(width)])
+                .max(100)
+                .style(theme.worker()),
+            spark,
+        );
     }
 }
