@@ -245,7 +245,7 @@ impl Converter {
                 continue;
             }
             let mut next = prev;
-            let poll = s.poll_stats.clone().unwrap_or_default();
+            let poll = s.poll_stats.unwrap_or_default();
             let busy = poll.busy_time.as_ref().map(dur_ns).unwrap_or(prev.busy_ns);
             let started = self.ts(poll.last_poll_started.as_ref());
             let ended = self.ts(poll.last_poll_ended.as_ref());

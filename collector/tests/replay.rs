@@ -153,11 +153,7 @@ fn replay_keeps_order_and_relative_timing_at_any_speed() {
             .filter(|(_, ts)| ts % 100_000_000 == 0 && *ts > 0)
         {
             let expected = Duration::from_nanos((*ts as f64 / speed) as u64);
-            let diff = if *at > expected {
-                *at - expected
-            } else {
-                expected - *at
-            };
+            let diff = at.abs_diff(expected);
             assert!(
                 diff < Duration::from_millis(120),
                 "speed {speed}: event at {ts} ns arrived at {at:?}, expected {expected:?}"

@@ -341,9 +341,7 @@ async fn bad_input_is_refused_clearly_and_others_keep_being_served() {
         tokio_tungstenite::tungstenite::Message::Binary(vec![0u8; 100 << 10].into()),
     )
     .await;
-    assert!(closed(&mut big)
-        .await
-        .map_or(true, |(code, _)| code != 1000));
+    assert!(closed(&mut big).await.is_none_or(|(code, _)| code != 1000));
 
     // The good app is still served.
     send_bin(&mut good, events_frame(&poll_evs(10, 1))).await;

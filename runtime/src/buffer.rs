@@ -55,7 +55,7 @@ pub(crate) enum Raw {
         ready: bool,
     },
     /// The program labelled this moment (boxed: rare, and slots stay small).
-    Mark(Box<String>),
+    Mark(Box<str>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),
 }

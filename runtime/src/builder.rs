@@ -31,6 +31,17 @@ pub(crate) fn note_layer() {
 }
 
 /// Why a traced runtime could not be built.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::temp_dir();
+/// let first = looptrace::Builder::new_current_thread().record(dir.join("looptrace-error-1.ltrace")).build()?;
+/// // One capture session per process at a time.
+/// let second = looptrace::Builder::new_current_thread().record(dir.join("looptrace-error-2.ltrace")).build();
+/// assert!(matches!(second, Err(looptrace::Error::AlreadyCapturing)));
+/// first.shutdown();
+/// # Ok(()) }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// tokio could not build the runtime (threads, I/O driver).
@@ -76,6 +87,17 @@ pub struct Builder {
 
 impl Builder {
     /// A single-threaded runtime: every task runs on the thread calling `block_on`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-current-thread.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// let thread = rt.block_on(async {
+    ///     tokio::spawn(async { std::thread::current().id() }).await.unwrap()
+    /// });
+    /// assert_eq!(thread, std::thread::current().id());
+    /// # Ok(()) }
+    /// ```
     pub fn new_current_thread() -> Builder {
         Builder::new(
             tokio::runtime::Builder::new_current_thread(),
@@ -84,6 +106,16 @@ impl Builder {
     }
 
     /// A work-stealing runtime with one worker per CPU (or [`Builder::worker_threads`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-multi-thread.ltrace");
+    /// let rt = looptrace::Builder::new_multi_thread().worker_threads(2).record(&path).build()?;
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// rt.shutdown();
+    /// assert_eq!(looptrace::wire::Recording::open(&path)?.header.workers, 2);
+    /// # Ok(()) }
+    /// ```
     pub fn new_multi_thread() -> Builder {
         Builder::new(
             tokio::runtime::Builder::new_multi_thread(),
@@ -116,54 +148,161 @@ impl Builder {
 
     /// The wrapped tokio builder, for settings looptrace does not mirror. Do not
     /// replace the task, park or thread-start hooks: looptrace's are set at `build`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-tokio-builder.ltrace");
+    /// let mut builder = looptrace::Builder::new_multi_thread().worker_threads(1).record(&path);
+    /// builder.tokio().thread_name("app-worker");
+    /// let rt = builder.build()?;
+    /// let name = rt.block_on(async {
+    ///     tokio::spawn(async { std::thread::current().name().map(String::from) }).await.unwrap()
+    /// });
+    /// assert_eq!(name.as_deref(), Some("app-worker"));
+    /// # Ok(()) }
+    /// ```
     pub fn tokio(&mut self) -> &mut tokio::runtime::Builder {
         &mut self.tokio
     }
 
     /// Streams events to a collector: `HOST:PORT` or a `ws://` URL.
+    ///
+    /// A collector that is down never holds the app up: events wait in a bounded
+    /// backlog while looptrace retries, and what is never delivered is counted.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // Nothing listens on port 1: the app runs anyway.
+    /// let rt = looptrace::Builder::new_current_thread().collector("127.0.0.1:1").build()?;
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// let report = rt.shutdown();
+    /// assert!(report.dropped_unsent > 0);
+    /// # Ok(()) }
+    /// ```
     pub fn collector(mut self, addr: impl Into<String>) -> Self {
         self.destinations.push(Destination::Collector(addr.into()));
         self
     }
 
-    /// Writes a recording file.
+    /// Writes a recording file (`looptrace replay`, `looptrace export`, or read it
+    /// with [`crate::wire::Recording`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-record.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// rt.shutdown();
+    /// let rec = looptrace::wire::Recording::open(&path)?;
+    /// assert!(rec.events.iter().any(|e| matches!(e.kind, looptrace::wire::EventKind::Spawn { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn record(mut self, path: impl Into<PathBuf>) -> Self {
         self.destinations.push(Destination::File(path.into()));
         self
     }
 
     /// Hands encoded frames to an in-process consumer (the embedded collector).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// struct Frames(Arc<Mutex<Vec<Vec<u8>>>>);
+    /// impl looptrace::wire::FrameSink for Frames {
+    ///     fn frame(&mut self, frame: &[u8]) {
+    ///         self.0.lock().unwrap().push(frame.to_vec());
+    ///     }
+    /// }
+    /// let frames = Arc::new(Mutex::new(Vec::new()));
+    /// let rt = looptrace::Builder::new_current_thread().sink(Frames(frames.clone())).build()?;
+    /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+    /// rt.shutdown();
+    /// let frames = frames.lock().unwrap();
+    /// // The header first, then events.
+    /// assert!(matches!(looptrace::wire::decode_frame(&frames[0])?, looptrace::wire::Frame::Header(_)));
+    /// # Ok(()) }
+    /// ```
     pub fn sink(mut self, sink: impl FrameSink) -> Self {
         self.destinations.push(Destination::Sink(Box::new(sink)));
         self
     }
 
     /// Adds any [`Destination`].
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-destination.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread()
+    ///     .destination(looptrace::Destination::File(path.clone()))
+    ///     .build()?;
+    /// rt.shutdown();
+    /// assert!(path.exists());
+    /// # Ok(()) }
+    /// ```
     pub fn destination(mut self, d: Destination) -> Self {
         self.destinations.push(d);
         self
     }
 
-    /// Whether to read [`ENV_ADDR`] and [`ENV_RECORD`] (default: yes).
+    /// Whether to read [`ENV_ADDR`] and [`ENV_RECORD`] (default: yes). With `false`,
+    /// only the destinations given in code are used.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-from-env.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().from_env(false).record(&path).build()?;
+    /// assert!(rt.is_capturing());
+    /// # Ok(()) }
+    /// ```
     pub fn from_env(mut self, yes: bool) -> Self {
         self.from_env = yes;
         self
     }
 
     /// The process name in the session header (default: the executable's name).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-process-name.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().process_name("checkout").record(&path).build()?;
+    /// rt.shutdown();
+    /// assert_eq!(looptrace::wire::Recording::open(&path)?.header.process_name, "checkout");
+    /// # Ok(()) }
+    /// ```
     pub fn process_name(mut self, name: impl Into<String>) -> Self {
         self.process_name = Some(name.into());
         self
     }
 
     /// Events each thread can hold before the shipper drains them (default 65 536).
-    /// A full buffer drops new events and counts them.
+    /// A full buffer drops new events and counts them ([`Report::dropped_buffer_full`]).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-buffer-capacity.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread()
+    ///     .buffer_capacity(1 << 20) // a busy server: fewer drops, 32 MiB per thread
+    ///     .record(&path)
+    ///     .build()?;
+    /// # rt.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn buffer_capacity(mut self, events: usize) -> Self {
         self.buffer_capacity = events;
         self
     }
 
     /// Bytes of encoded events kept while a collector is unreachable (default 64 MiB).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let rt = looptrace::Builder::new_current_thread()
+    ///     .collector("127.0.0.1:1")
+    ///     .backlog_bytes(1 << 20)
+    ///     .build()?;
+    /// # rt.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn backlog_bytes(mut self, bytes: usize) -> Self {
         self.backlog_bytes = bytes;
         self
@@ -172,12 +311,31 @@ impl Builder {
     /// Touch each thread's buffer when it is created (default: no), so its first lap
     /// does not page-fault on the hot path. Costs the buffer's memory up front for
     /// every thread that reports anything; meant for measurements.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-prefault.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().prefault_buffers(true).record(&path).build()?;
+    /// # rt.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn prefault_buffers(mut self, yes: bool) -> Self {
         self.prefault = yes;
         self
     }
 
     /// How often the shipper drains the buffers (default 10 ms).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-flush.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread()
+    ///     .flush_interval(std::time::Duration::from_millis(50))
+    ///     .record(&path)
+    ///     .build()?;
+    /// # rt.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn flush_interval(mut self, every: Duration) -> Self {
         self.flush_interval = every;
         self
@@ -189,6 +347,16 @@ impl Builder {
     /// runs in this process (feature `embedded`, on by default) and serves its
     /// viewer API on a local port printed on stderr (see [`Runtime::viewer_addr`]);
     /// without that feature the runtime runs uncaptured and a note says so.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # std::env::remove_var(looptrace::ENV_ADDR);
+    /// # std::env::remove_var(looptrace::ENV_RECORD);
+    /// // No destination: the embedded collector serves the viewers on a local port.
+    /// let rt = looptrace::Builder::new_current_thread().build()?;
+    /// assert!(rt.viewer_addr().is_some());
+    /// # Ok(()) }
+    /// ```
     pub fn build(mut self) -> Result<Runtime, Error> {
         if self.from_env {
             if let Some(addr) = std::env::var(ENV_ADDR).ok().filter(|a| !a.is_empty()) {
@@ -316,6 +484,17 @@ fn install_subscriber() {
 }
 
 /// What a capture session produced.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let path = std::env::temp_dir().join("looptrace-report.ltrace");
+/// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+/// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+/// let report = rt.shutdown();
+/// assert!(report.events > 0);
+/// assert_eq!(report.dropped_buffer_full + report.dropped_unsent, 0);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Report {
     /// Events shipped to the destinations.
@@ -369,32 +548,84 @@ pub struct Runtime {
 impl Runtime {
     /// Runs a future to completion, like [`tokio::runtime::Runtime::block_on`].
     /// Wakes done by this future (not a task) are reported as `external`.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-block-on.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// assert_eq!(rt.block_on(async { 6 * 7 }), 42);
+    /// # Ok(()) }
+    /// ```
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
         self.tokio().block_on(BlockOn(future))
     }
 
     /// The wrapped tokio runtime.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-runtime-tokio.ltrace");
+    /// let rt = looptrace::Builder::new_multi_thread().worker_threads(2).record(&path).build()?;
+    /// assert_eq!(rt.tokio().metrics().num_workers(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn tokio(&self) -> &tokio::runtime::Runtime {
         // Only `shutdown` and `drop` take it out.
         self.rt.as_ref().expect("runtime present until shutdown")
     }
 
     /// A handle to spawn onto the runtime from elsewhere.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-handle.ltrace");
+    /// let rt = looptrace::Builder::new_multi_thread().worker_threads(1).record(&path).build()?;
+    /// let task = rt.handle().spawn(async { "from a handle" });
+    /// assert_eq!(rt.block_on(task)?, "from a handle");
+    /// # Ok(()) }
+    /// ```
     pub fn handle(&self) -> &tokio::runtime::Handle {
         self.tokio().handle()
     }
 
-    /// Where the embedded collector serves the viewer API, if it runs.
+    /// Where the embedded collector serves the viewer API, if it runs (no other
+    /// destination was given); open `http://ADDR/` for the timeline.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-viewer-addr.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// assert_eq!(rt.viewer_addr(), None); // recording only
+    /// # Ok(()) }
+    /// ```
     pub fn viewer_addr(&self) -> Option<std::net::SocketAddr> {
         self.viewer
     }
 
-    /// Whether events are being captured.
+    /// Whether events are being captured: false only when there was no destination
+    /// and no embedded collector to fall back on.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-is-capturing.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// assert!(rt.is_capturing());
+    /// # Ok(()) }
+    /// ```
     pub fn is_capturing(&self) -> bool {
         self.session.is_some()
     }
 
-    /// Counts so far.
+    /// Counts so far (events are counted once shipped, every few milliseconds).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-report-so-far.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(50)).await });
+    /// assert!(rt.report().events > 0);
+    /// # Ok(()) }
+    /// ```
     pub fn report(&self) -> Report {
         self.session
             .as_ref()
@@ -403,6 +634,17 @@ impl Runtime {
     }
 
     /// Shuts the runtime down, ships everything and returns the final counts.
+    /// Tasks still pending are recorded as cancelled.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-shutdown.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// rt.block_on(async { tokio::spawn(std::future::pending::<()>()) });
+    /// let report = rt.shutdown();
+    /// assert!(report.events > 0);
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown(mut self) -> Report {
         self.stop()
     }

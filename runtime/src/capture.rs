@@ -215,24 +215,18 @@ pub(crate) fn on_sleep_span() -> u64 {
 pub(crate) fn on_enter(key: u64) {
     let (tag, id) = (key & 3, key >> 2);
     LOCAL.with(|l| match tag {
-        TAG_TASK => {
-            if l.current.get() == id {
-                l.enters.set(l.enters.get() + 1);
-            }
-        }
-        TAG_BLOCKING => {
-            if l.blocking.get() == 0 && l.blocking_done.get() != id {
-                l.blocking.set(id);
-                let gen = active();
-                if gen != 0 {
-                    l.push(
-                        gen,
-                        Slot {
-                            tsc: clock::raw(),
-                            raw: Raw::BlockingStart(id),
-                        },
-                    );
-                }
+        TAG_TASK if l.current.get() == id => l.enters.set(l.enters.get() + 1),
+        TAG_BLOCKING if l.blocking.get() == 0 && l.blocking_done.get() != id => {
+            l.blocking.set(id);
+            let gen = active();
+            if gen != 0 {
+                l.push(
+                    gen,
+                    Slot {
+                        tsc: clock::raw(),
+                        raw: Raw::BlockingStart(id),
+                    },
+                );
             }
         }
         TAG_SLEEP => l.sleep.set(key),
@@ -247,20 +241,18 @@ pub(crate) fn on_exit(key: u64) {
         return;
     }
     LOCAL.with(|l| match tag {
-        TAG_BLOCKING => {
-            if l.blocking.get() == id {
-                l.blocking.set(0);
-                l.blocking_done.set(id);
-                let gen = active();
-                if gen != 0 {
-                    l.push(
-                        gen,
-                        Slot {
-                            tsc: clock::raw(),
-                            raw: Raw::BlockingEnd(id),
-                        },
-                    );
-                }
+        TAG_BLOCKING if l.blocking.get() == id => {
+            l.blocking.set(0);
+            l.blocking_done.set(id);
+            let gen = active();
+            if gen != 0 {
+                l.push(
+                    gen,
+                    Slot {
+                        tsc: clock::raw(),
+                        raw: Raw::BlockingEnd(id),
+                    },
+                );
             }
         }
         TAG_SLEEP => l.sleep.set(0),

@@ -11,6 +11,21 @@ use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
 /// Where a traced process sends its events. Several may be used at once.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let path = std::env::temp_dir().join("looptrace-destinations.ltrace");
+/// let rt = looptrace::Builder::new_current_thread()
+///     .destination(looptrace::Destination::File(path.clone()))
+///     .destination(looptrace::Destination::Collector("127.0.0.1:1".into()))
+///     .build()?;
+/// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+/// let report = rt.shutdown();
+/// // The file got everything; the unreachable collector's share is counted as undelivered.
+/// assert_eq!(looptrace::wire::Recording::open(&path)?.events.len() as u64, report.events);
+/// assert!(report.dropped_unsent > 0);
+/// # Ok(()) }
+/// ```
 pub enum Destination {
     /// A collector (`looptrace serve`), as `HOST:PORT` or a `ws://` URL.
     Collector(String),
@@ -31,6 +46,11 @@ impl std::fmt::Debug for Destination {
 }
 
 /// The URL a collector address stands for: `HOST:PORT` means `ws://HOST:PORT/ingest`.
+///
+/// ```
+/// assert_eq!(looptrace::collector_url("127.0.0.1:7878"), "ws://127.0.0.1:7878/ingest");
+/// assert_eq!(looptrace::collector_url("ws://collector:80/ingest"), "ws://collector:80/ingest");
+/// ```
 pub fn collector_url(addr: &str) -> String {
     if addr.starts_with("ws://") || addr.starts_with("wss://") {
         addr.to_string()
@@ -40,7 +60,7 @@ pub fn collector_url(addr: &str) -> String {
 }
 
 pub(crate) enum Dest {
-    Ws(WsSink),
+    Ws(Box<WsSink>),
     File {
         path: PathBuf,
         writer: Option<RecordingWriter<File>>,
@@ -52,7 +72,7 @@ impl Dest {
     pub(crate) fn new(d: Destination, backlog_limit: usize) -> Dest {
         match d {
             Destination::Collector(addr) => {
-                Dest::Ws(WsSink::new(collector_url(&addr), backlog_limit))
+                Dest::Ws(Box::new(WsSink::new(collector_url(&addr), backlog_limit)))
             }
             Destination::File(path) => Dest::File { path, writer: None },
             Destination::Sink(s) => Dest::Sink(s),

@@ -9,7 +9,9 @@ use tracing_subscriber::filter::{filter_fn, FilterFn, Filtered};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The layer itself; [`layer`] wraps it in the per-layer filter it needs.
+/// The layer itself; [`layer`] wraps it in the per-layer filter it needs (use
+/// that: unfiltered, this layer would make every other layer see tokio's internal
+/// spans and events).
 #[derive(Debug, Default)]
 pub struct LooptraceLayer {
     _private: (),
@@ -21,13 +23,22 @@ struct Key(u64);
 /// A [`Layer`] that feeds looptrace, filtered to the few tokio callsites it reads
 /// so that it changes nothing for the other layers.
 ///
-/// ```no_run
-/// use tracing_subscriber::prelude::*;
+/// Beside tokio-console, for instance: `tracing_subscriber::registry()
+/// .with(console_subscriber::spawn()).with(looptrace::layer()).init()`.
 ///
-/// tracing_subscriber::registry()
-///     .with(console_subscriber::spawn())
-///     .with(looptrace::layer())
-///     .init();
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let path = std::env::temp_dir().join("looptrace-layer.ltrace");
+/// tracing_subscriber::registry().with(looptrace::layer()).init();
+/// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+/// rt.block_on(async {
+///     tokio::spawn(async { tokio::task::yield_now().await }).await.unwrap();
+/// });
+/// rt.shutdown();
+/// let rec = looptrace::wire::Recording::open(&path)?;
+/// assert!(rec.events.iter().any(|e| matches!(e.kind, looptrace::wire::EventKind::Waker { .. })));
+/// # Ok(()) }
 /// ```
 pub fn layer<S>() -> Filtered<LooptraceLayer, FilterFn, S>
 where

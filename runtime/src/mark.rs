@@ -27,7 +27,7 @@ use crate::buffer::{self, Raw};
 /// ```
 pub fn mark(label: impl Into<String>) {
     if buffer::active() != 0 {
-        buffer::record(Raw::Mark(Box::new(label.into())));
+        buffer::record(Raw::Mark(label.into().into_boxed_str()));
     }
 }
 

@@ -238,7 +238,14 @@ impl Resolver {
                     EventKind::TimerArmed { task, deadline_ns },
                 );
             }
-            Raw::Mark(label) => self.emit(out, ts_ns, thread, EventKind::Mark { label: *label }),
+            Raw::Mark(label) => self.emit(
+                out,
+                ts_ns,
+                thread,
+                EventKind::Mark {
+                    label: label.into(),
+                },
+            ),
             // Not an event: the shipper sends notes as frames of their own.
             Raw::Note(_) => {}
             Raw::SleepPolled { sleep, task, ready } => {

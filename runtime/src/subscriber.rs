@@ -24,6 +24,25 @@ pub struct LooptraceSubscriber {
 impl LooptraceSubscriber {
     /// The subscriber; install it with `tracing::dispatcher::set_global_default`
     /// (which [`crate::Builder::build`] does when the app has none).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-subscriber.ltrace");
+    /// tracing::dispatcher::set_global_default(tracing::Dispatch::new(looptrace::LooptraceSubscriber::new()))?;
+    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
+    /// rt.block_on(async {
+    ///     let (tx, rx) = tokio::sync::oneshot::channel();
+    ///     let waiter = tokio::spawn(async move { rx.await.unwrap() });
+    ///     tokio::task::yield_now().await;
+    ///     tx.send(()).unwrap();
+    ///     waiter.await.unwrap();
+    /// });
+    /// rt.shutdown();
+    /// // Through the subscriber, wakes are captured with who did them.
+    /// let rec = looptrace::wire::Recording::open(&path)?;
+    /// assert!(rec.events.iter().any(|e| matches!(e.kind, looptrace::wire::EventKind::Waker { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }

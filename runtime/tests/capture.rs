@@ -123,12 +123,15 @@ fn a_socket_becoming_readable_wakes_by_io() {
     let _s = serial();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    // One connection per scheduler below, served one after the other.
     let peer = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(40));
-        s.write_all(b"ping").unwrap();
-        let mut buf = [0; 1];
-        let _ = s.read(&mut buf);
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            std::thread::sleep(Duration::from_millis(40));
+            s.write_all(b"ping").unwrap();
+            let mut buf = [0; 1];
+            let _ = s.read(&mut buf);
+        }
     });
     for builder in [
         Builder::new_current_thread(),
@@ -149,7 +152,6 @@ fn a_socket_becoming_readable_wakes_by_io() {
         let wakes = t.wakes_of(id);
         assert!(wakes.contains(&WakeSource::Io), "{wakes:?}");
         assert!(wakes.iter().all(|w| *w == WakeSource::Io), "{wakes:?}");
-        break; // one connection: the peer serves one reader
     }
     peer.join().unwrap();
 }

@@ -165,8 +165,10 @@ async fn event_loop(
                 }
             }
         })?;
-    let mut app = App::default();
-    app.note = opts.note.clone();
+    let mut app = App {
+        note: opts.note.clone(),
+        ..App::default()
+    };
     let mut lesson_seen = 0;
     let theme = opts.theme;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -215,8 +217,8 @@ async fn event_loop(
                     return Ok(());
                 }
                 match app.view {
-                    View::Timeline | View::Workers if app.follow || ticks % 4 == 0 => actions.push(Action::Window),
-                    View::Detail if ticks % 4 == 0 => {
+                    View::Timeline | View::Workers if app.follow || ticks.is_multiple_of(4) => actions.push(Action::Window),
+                    View::Detail if ticks.is_multiple_of(4) => {
                         if let Some(id) = app.selected_task() {
                             actions.push(Action::Task(id));
                         }

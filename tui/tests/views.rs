@@ -18,8 +18,10 @@ fn hello_state(columns: usize) -> State {
     encode_header(&rec.header, &mut frame);
     let id = hub.open(rec.header.clone(), &frame, Source::Replay);
     hub.ingest(id, rec.events.clone(), None);
-    let mut state = State::default();
-    state.connected = true;
+    let mut state = State {
+        connected: true,
+        ..State::default()
+    };
     let chosen = state.apply(&json!({"type": "sessions", "sessions": hub.sessions()}));
     assert_eq!(chosen, Some(id));
     state.apply(&hub.snapshot(id).unwrap());

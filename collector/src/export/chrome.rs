@@ -33,13 +33,12 @@ impl Builder {
         tid: u64,
         name: &str,
         cat: &str,
-        start: u64,
-        end: u64,
+        span: std::ops::Range<u64>,
         args: Value,
     ) {
         self.out.push(json!({
             "ph": "X", "pid": pid, "tid": tid, "name": name, "cat": cat,
-            "ts": us(start), "dur": us(end.saturating_sub(start)), "args": args,
+            "ts": us(span.start), "dur": us(span.end.saturating_sub(span.start)), "args": args,
         }));
     }
 
@@ -128,8 +127,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                         *task,
                         "scheduled",
                         "scheduled",
-                        since,
-                        e.ts_ns,
+                        since..e.ts_ns,
                         json!({}),
                     );
                 }
@@ -149,8 +147,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                         *task,
                         &name,
                         "poll",
-                        start,
-                        e.ts_ns,
+                        start..e.ts_ns,
                         args.clone(),
                     );
                     b.slice(
@@ -158,8 +155,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                         thread as u64,
                         &name,
                         "poll",
-                        start,
-                        e.ts_ns,
+                        start..e.ts_ns,
                         args,
                     );
                 }
@@ -185,8 +181,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                             thread_tid,
                             &label,
                             "wake",
-                            e.ts_ns,
-                            e.ts_ns + 1,
+                            e.ts_ns..e.ts_ns + 1,
                             json!({"by": by.label(), "task": task}),
                         );
                         (THREADS_PID, thread_tid)
@@ -226,8 +221,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                         thread_tid,
                         "parked",
                         "park",
-                        start,
-                        e.ts_ns,
+                        start..e.ts_ns,
                         json!({}),
                     );
                 }
@@ -243,8 +237,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                         thread as u64,
                         &name,
                         "blocking",
-                        start,
-                        e.ts_ns,
+                        start..e.ts_ns,
                         json!({"task": task}),
                     );
                     b.slice(
@@ -252,8 +245,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                         *task,
                         &name,
                         "blocking",
-                        start,
-                        e.ts_ns,
+                        start..e.ts_ns,
                         json!({"task": task}),
                     );
                 }
@@ -294,8 +286,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             task,
             &name,
             "poll",
-            start,
-            end_ts,
+            start..end_ts,
             json!({"unfinished": true}),
         );
         b.slice(
@@ -303,8 +294,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             thread as u64,
             &name,
             "poll",
-            start,
-            end_ts,
+            start..end_ts,
             json!({"unfinished": true}),
         );
     }
@@ -314,8 +304,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             thread as u64,
             "parked",
             "park",
-            start,
-            end_ts,
+            start..end_ts,
             json!({"unfinished": true}),
         );
     }

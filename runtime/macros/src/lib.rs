@@ -26,7 +26,7 @@ fn expand(
     let mut f: ItemFn = syn::parse2(item)?;
     if f.sig.asyncness.take().is_none() {
         return Err(syn::Error::new_spanned(
-            &f.sig.fn_token,
+            f.sig.fn_token,
             "#[looptrace::main] needs an `async fn`",
         ));
     }
