@@ -258,6 +258,8 @@ impl Converter {
                     evs.push(ev(
                         e,
                         EventKind::PollEnd {
+                            clones: 0,
+                            drops: 0,
                             task: id,
                             ready: false,
                         },
@@ -284,6 +286,8 @@ impl Converter {
                         evs.push(ev(
                             s0 + each,
                             EventKind::PollEnd {
+                                clones: 0,
+                                drops: 0,
                                 task: id,
                                 ready: false,
                             },
@@ -295,6 +299,8 @@ impl Converter {
                     Some(e) => evs.push(ev(
                         e,
                         EventKind::PollEnd {
+                            clones: 0,
+                            drops: 0,
                             task: id,
                             ready: dropped.is_some(),
                         },

@@ -77,6 +77,8 @@ impl Source {
 pub struct Counters {
     pub frames: AtomicU64,
     pub events: AtomicU64,
+    /// Encoded bytes of the event frames ingested.
+    pub bytes: AtomicU64,
     pub bad_frames: AtomicU64,
     pub rejected_connections: AtomicU64,
     pub evicted_events: AtomicU64,
@@ -273,6 +275,11 @@ impl Hub {
         self.counters
             .events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
+        if let Some(f) = frame {
+            self.counters
+                .bytes
+                .fetch_add(f.len() as u64, Ordering::Relaxed);
+        }
         let mut inner = self.lock();
         let Inner {
             sessions, next_seq, ..
@@ -523,6 +530,7 @@ pub fn session_summary(s: &SessionState) -> Value {
         "now_ns": s.model.now_ns,
         "events": s.store.events,
         "retained_events": s.store.retained(),
+        "store_bytes": s.store.memory(),
         "evicted_events": s.store.evicted_events,
         "dropped_events": s.model.dropped,
         "bad_frames": s.bad_frames,

@@ -70,17 +70,30 @@ impl LiveLog {
                 self.poll_started.insert(*task, e.ts_ns);
                 format!("poll     {} on {}", self.name(*task), self.thread(e.thread))
             }
-            EventKind::PollEnd { task, ready } => {
+            EventKind::PollEnd {
+                task,
+                ready,
+                clones,
+                drops,
+            } => {
                 let took = self
                     .poll_started
                     .remove(task)
                     .map(|s| fmt_dur(e.ts_ns.saturating_sub(s)))
                     .unwrap_or_default();
+                let wakers = if self.verbose && (*clones > 0 || *drops > 0) {
+                    format!(" (cloned its waker {clones}x, dropped {drops})")
+                } else {
+                    String::new()
+                };
                 if *ready {
-                    format!("ready    {} returned Ready after {took}", self.name(*task))
+                    format!(
+                        "ready    {} returned Ready after {took}{wakers}",
+                        self.name(*task)
+                    )
                 } else {
                     format!(
-                        "pending  {} returned Pending after {took}, yielding to the loop",
+                        "pending  {} returned Pending after {took}, yielding to the loop{wakers}",
                         self.name(*task)
                     )
                 }

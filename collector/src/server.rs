@@ -386,6 +386,7 @@ fn counters(hub: &Hub) -> Value {
     json!({
         "frames": c.frames.load(Relaxed),
         "events": c.events.load(Relaxed),
+        "bytes": c.bytes.load(Relaxed),
         "bad_frames": c.bad_frames.load(Relaxed),
         "rejected_connections": c.rejected_connections.load(Relaxed),
         "evicted_events": c.evicted_events.load(Relaxed),

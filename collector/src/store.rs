@@ -269,6 +269,8 @@ mod tests {
                     EventKind::PollStart { task: 7 + i % 50 }
                 } else {
                     EventKind::PollEnd {
+                        clones: 0,
+                        drops: 0,
                         task: 7 + i % 50,
                         ready: false,
                     }

@@ -41,7 +41,15 @@ fn start(ts: u64, task: u64) -> Event {
     ev(ts, EventKind::PollStart { task })
 }
 fn end(ts: u64, task: u64, ready: bool) -> Event {
-    ev(ts, EventKind::PollEnd { task, ready })
+    ev(
+        ts,
+        EventKind::PollEnd {
+            task,
+            ready,
+            clones: 0,
+            drops: 0,
+        },
+    )
 }
 fn wake(ts: u64, task: u64, op: WakeOp, by: WakeSource) -> Event {
     ev(ts, EventKind::Waker { task, op, by })

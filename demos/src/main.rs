@@ -40,7 +40,8 @@ struct Cli {
     /// Worker threads on the multi-thread scheduler.
     #[arg(long, default_value_t = 2)]
     workers: usize,
-    /// Also log waker clones and drops.
+    /// Capture every waker clone and drop as an event of its own, and log them
+    /// (by default a task's own ones during its poll are counted in the poll's end).
     #[arg(long)]
     verbose: bool,
     /// Print no live log.
@@ -186,6 +187,7 @@ fn main() -> Result<()> {
     builder = builder
         .process_name(format!("demos {}", demo.name))
         .from_env(false)
+        .every_waker_op(cli.verbose)
         .sink(sink);
     if let Some(path) = &cli.record {
         builder = builder.record(path);

@@ -329,7 +329,12 @@ fn timeline_benchmark() {
         batch.push(ev(
             ts + step * 3 / 4,
             thread,
-            EventKind::PollEnd { task, ready: false },
+            EventKind::PollEnd {
+                task,
+                ready: false,
+                clones: 0,
+                drops: 0,
+            },
         ));
         if batch.len() >= 30_000 {
             total += batch.len();
@@ -370,7 +375,16 @@ fn timeline_benchmark() {
                         },
                     ),
                     ev(ts + 1000, 0, EventKind::PollStart { task }),
-                    ev(ts + 50_000, 0, EventKind::PollEnd { task, ready: true }),
+                    ev(
+                        ts + 50_000,
+                        0,
+                        EventKind::PollEnd {
+                            task,
+                            ready: true,
+                            clones: 0,
+                            drops: 0,
+                        },
+                    ),
                 ],
                 None,
             );

@@ -20,6 +20,9 @@ pub(crate) enum Raw {
     PollEnd {
         task: u64,
         ready: bool,
+        /// The task's own waker, cloned and dropped during the poll (folded).
+        clones: u32,
+        drops: u32,
     },
     Terminate {
         task: u64,
@@ -144,6 +147,9 @@ pub(crate) struct Local {
     pub worker_gen: Cell<u64>,
     /// The last clock reading pushed from this thread.
     pub last_tsc: Cell<u64>,
+    /// The current task's own waker, cloned and dropped during this poll.
+    pub own_clones: Cell<u32>,
+    pub own_drops: Cell<u32>,
 }
 
 thread_local! {
@@ -161,6 +167,8 @@ thread_local! {
             sleep: Cell::new(0),
             worker_gen: Cell::new(0),
             last_tsc: Cell::new(0),
+            own_clones: Cell::new(0),
+            own_drops: Cell::new(0),
         }
     };
     static OWNER: BufOwner = const { BufOwner };

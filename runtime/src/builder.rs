@@ -22,6 +22,9 @@ pub const ENV_RECORD: &str = "LOOPTRACE_RECORD";
 /// Environment variable: where the embedded collector serves its viewer API
 /// (`HOST:PORT`; default `127.0.0.1:0`, any free port).
 pub const ENV_VIEW: &str = "LOOPTRACE_VIEW";
+/// Environment variable: `1` records every waker clone and drop as an event of its
+/// own (see [`Builder::every_waker_op`]).
+pub const ENV_EVERY_WAKER_OP: &str = "LOOPTRACE_EVERY_WAKER_OP";
 
 static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
 static LAYER_USED: AtomicBool = AtomicBool::new(false);
@@ -83,6 +86,7 @@ pub struct Builder {
     flush_interval: Duration,
     from_env: bool,
     prefault: bool,
+    every_waker_op: bool,
 }
 
 impl Builder {
@@ -136,6 +140,7 @@ impl Builder {
             flush_interval: Duration::from_millis(10),
             from_env: true,
             prefault: false,
+            every_waker_op: false,
         }
     }
 
@@ -244,7 +249,7 @@ impl Builder {
         self
     }
 
-    /// Whether to read [`ENV_ADDR`] and [`ENV_RECORD`] (default: yes). With `false`,
+    /// Whether to read [`ENV_ADDR`], [`ENV_RECORD`] and [`ENV_EVERY_WAKER_OP`] (default: yes). With `false`,
     /// only the destinations given in code are used.
     ///
     /// ```
@@ -324,6 +329,38 @@ impl Builder {
         self
     }
 
+    /// Records every waker clone and drop as an event of its own (default: no; also
+    /// set by [`ENV_EVERY_WAKER_OP`]`=1`).
+    ///
+    /// By default a task cloning or dropping its own waker while it is polled is
+    /// counted in the poll's end event instead: on a busy server those are nearly
+    /// half of all events, and only their number matters (how many wakers of the
+    /// task are alive, which the lost-waker warning follows). One event each shows
+    /// when, inside the poll, each happened (`looptrace log --verbose`), at a cost.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-every-waker-op.ltrace");
+    /// use looptrace::wire::{EventKind, WakeOp};
+    /// let rt = looptrace::Builder::new_current_thread().every_waker_op(true).record(&path).build()?;
+    /// rt.block_on(async {
+    ///     tokio::spawn(async { tokio::time::sleep(std::time::Duration::from_millis(1)).await })
+    ///         .await
+    ///         .unwrap()
+    /// });
+    /// rt.shutdown();
+    /// let rec = looptrace::wire::Recording::open(&path)?;
+    /// let clones = rec.events.iter().filter(|e| {
+    ///     matches!(e.kind, EventKind::Waker { op: WakeOp::Clone, .. })
+    /// });
+    /// assert!(clones.count() > 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn every_waker_op(mut self, yes: bool) -> Self {
+        self.every_waker_op = yes;
+        self
+    }
+
     /// How often the shipper drains the buffers (default 10 ms).
     ///
     /// ```
@@ -365,6 +402,9 @@ impl Builder {
             if let Some(path) = std::env::var_os(ENV_RECORD).filter(|p| !p.is_empty()) {
                 self.destinations.push(Destination::File(path.into()));
             }
+            if std::env::var(ENV_EVERY_WAKER_OP).is_ok_and(|v| v == "1") {
+                self.every_waker_op = true;
+            }
         }
         let mut viewer = None;
         if self.destinations.is_empty() {
@@ -389,6 +429,7 @@ impl Builder {
             return Err(Error::AlreadyCapturing);
         }
         install_subscriber();
+        capture::FOLD_OWN_WAKER_OPS.store(!self.every_waker_op, Ordering::Relaxed);
         capture::install_hooks(&mut self.tokio);
 
         let origin = Origin::now();

@@ -106,6 +106,8 @@ fn on_poll_start(meta: &TaskMeta<'_>) {
     timed(|l, gen, tsc| {
         note_worker(l, gen, tsc);
         l.current.set(task);
+        l.own_clones.set(0);
+        l.own_drops.set(0);
         l.enters.set(0);
         l.terminated.set(false);
         l.panicked.set(false);
@@ -131,6 +133,8 @@ fn on_poll_end(meta: &TaskMeta<'_>) {
                 raw: Raw::PollEnd {
                     task,
                     ready: l.terminated.get(),
+                    clones: l.own_clones.get(),
+                    drops: l.own_drops.get(),
                 },
             },
         );
@@ -260,11 +264,20 @@ pub(crate) fn on_exit(key: u64) {
     });
 }
 
+/// Whether a task's clones and drops of its own waker during its poll are folded
+/// into the poll's end (the default) rather than recorded one event each.
+pub(crate) static FOLD_OWN_WAKER_OPS: AtomicBool = AtomicBool::new(true);
+
 /// A waker operation on the task keyed `key`.
 ///
-/// Wakes are timed. Clones and drops during a poll take the time of the thread's
-/// last timed event (inside that same poll): they matter for their order and count,
-/// and not reading the clock for them halves the cost of the wake path.
+/// A task cloning or dropping its own waker while it is polled (registering
+/// interest in a socket, a channel, a timer) is only counted: the count goes out
+/// with the poll's end. Those are most of a busy server's waker operations, and
+/// matter only by their number (how many wakers of the task are alive).
+///
+/// Wakes are timed. Other clones and drops during a poll take the time of the
+/// thread's last timed event (inside that same poll): they matter for their order
+/// and count, and not reading the clock for them halves their cost.
 #[inline]
 pub(crate) fn on_waker(key: u64, op: WakeOp) {
     if key & 3 != TAG_TASK {
@@ -276,6 +289,13 @@ pub(crate) fn on_waker(key: u64, op: WakeOp) {
     }
     LOCAL.with(|l| {
         let current = l.current.get();
+        if current == key >> 2 && FOLD_OWN_WAKER_OPS.load(Relaxed) {
+            match op {
+                WakeOp::Clone => return l.own_clones.set(l.own_clones.get().saturating_add(1)),
+                WakeOp::Drop => return l.own_drops.set(l.own_drops.get().saturating_add(1)),
+                WakeOp::Wake | WakeOp::WakeByRef => {}
+            }
+        }
         let tsc = if current != 0 && matches!(op, WakeOp::Clone | WakeOp::Drop) {
             l.last_tsc.get()
         } else {

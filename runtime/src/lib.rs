@@ -41,7 +41,9 @@ mod resolve;
 mod ship;
 mod subscriber;
 
-pub use builder::{Builder, Error, Report, Runtime, ENV_ADDR, ENV_RECORD, ENV_VIEW};
+pub use builder::{
+    Builder, Error, Report, Runtime, ENV_ADDR, ENV_EVERY_WAKER_OP, ENV_RECORD, ENV_VIEW,
+};
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};
 pub use looptrace_macros::main;

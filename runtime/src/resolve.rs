@@ -154,7 +154,15 @@ impl Resolver {
                 }
                 self.emit(out, ts_ns, thread, EventKind::PollStart { task });
             }
-            Raw::PollEnd { task, ready } => {
+            Raw::PollEnd {
+                task,
+                ready,
+                clones,
+                drops,
+            } => {
+                if clones > 0 {
+                    self.cloned_own_waker(thread, task);
+                }
                 self.threads.entry(thread).or_default().polling = None;
                 if let Some(t) = self.tasks.get_mut(&task) {
                     // Sleeps not polled again were dropped (or are no longer awaited).
@@ -166,7 +174,17 @@ impl Resolver {
                     std::mem::swap(&mut t.armed, &mut t.polling);
                     t.polling.clear();
                 }
-                self.emit(out, ts_ns, thread, EventKind::PollEnd { task, ready });
+                self.emit(
+                    out,
+                    ts_ns,
+                    thread,
+                    EventKind::PollEnd {
+                        task,
+                        ready,
+                        clones,
+                        drops,
+                    },
+                );
             }
             Raw::Terminate { task, outcome } => {
                 // Tasks never announced (tokio's own worker-launch tasks, or another
@@ -285,6 +303,16 @@ impl Resolver {
         self.emit(out, ts_ns, thread, kind);
     }
 
+    /// `task`, polled on `thread`, cloned its own waker: a wake of it by this worker
+    /// outside any poll, before the worker parks, is tokio's deferred wake of it.
+    fn cloned_own_waker(&mut self, thread: u32, task: u64) {
+        let t = self.threads.entry(thread).or_default();
+        if t.deferred.len() >= MAX_DEFERRED {
+            t.deferred.remove(0);
+        }
+        t.deferred.push(task);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn source(
         &mut self,
@@ -298,11 +326,7 @@ impl Resolver {
     ) -> WakeSource {
         if current != 0 {
             if op == WakeOp::Clone && current == task {
-                let t = self.threads.entry(thread).or_default();
-                if t.deferred.len() >= MAX_DEFERRED {
-                    t.deferred.remove(0);
-                }
-                t.deferred.push(task);
+                self.cloned_own_waker(thread, task);
             }
             return WakeSource::Task(current);
         }

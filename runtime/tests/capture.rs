@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use looptrace::wire::{EventKind, Flavor, Outcome, TaskKind, ThreadRole, WakeSource};
+use looptrace::wire::{EventKind, Flavor, Outcome, TaskKind, ThreadRole, WakeOp, WakeSource};
 use looptrace::Builder;
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -435,4 +435,61 @@ fn marks_carry_their_label_time_and_thread() {
     let roles = t.roles();
     assert!(matches!(roles[&marks[1].1], ThreadRole::Worker(_)));
     assert_eq!(roles[&marks[2].1], ThreadRole::External);
+}
+
+/// A future that, on its first poll, clones its own waker three times, drops two of
+/// the clones and wakes itself with the third (consuming it); then finishes.
+struct Juggler(bool);
+
+impl std::future::Future for Juggler {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        let (a, b, c) = (cx.waker().clone(), cx.waker().clone(), cx.waker().clone());
+        drop(a);
+        drop(b);
+        c.wake();
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn own_waker_clones_and_drops_fold_into_the_poll_end() {
+    let _s = serial();
+    for every in [false, true] {
+        let (t, _) = run(
+            Builder::new_current_thread().every_waker_op(every),
+            || async { named("juggler", Juggler(false)).await.unwrap() },
+        );
+        let id = t.task("juggler");
+        let ops = |op: WakeOp| {
+            t.of(id)
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Waker { op: o, .. } if o == op))
+                .count()
+        };
+        let ends: Vec<(u32, u32)> = t
+            .of(id)
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::PollEnd { clones, drops, .. } => Some((clones, drops)),
+                _ => None,
+            })
+            .collect();
+        // The wake is an event either way, and by the task itself.
+        assert_eq!(t.wakes_of(id), vec![WakeSource::Task(id)], "every={every}");
+        if every {
+            assert_eq!((ops(WakeOp::Clone), ops(WakeOp::Drop)), (3, 2));
+            assert_eq!(ends, vec![(0, 0), (0, 0)]);
+        } else {
+            assert_eq!((ops(WakeOp::Clone), ops(WakeOp::Drop)), (0, 0));
+            assert_eq!(ends, vec![(3, 2), (0, 0)]);
+        }
+    }
 }

@@ -11,8 +11,15 @@
 use crate::event::*;
 use thiserror::Error;
 
-/// Version of the frame layout. A decoder refuses frames of any other version.
-pub const WIRE_VERSION: u8 = 1;
+/// Version of the frame layout this build writes. Version 2 added poll ends that
+/// carry the task's own waker clones and drops; decoders read versions 1 and 2 and
+/// refuse any other.
+pub const WIRE_VERSION: u8 = 2;
+/// Oldest frame layout a decoder still reads.
+pub const OLDEST_WIRE_VERSION: u8 = 1;
+/// Most events one events frame may hold. Encoders split longer runs; decoders
+/// refuse larger counts (a frame's size is bounded separately by its transport).
+pub const MAX_FRAME_EVENTS: u64 = (1 << 21) - 1;
 
 const FRAME_HEADER: u8 = 1;
 const FRAME_EVENTS: u8 = 2;
@@ -76,8 +83,9 @@ pub fn encode_note(note: &Note, out: &mut Vec<u8>) {
     put_str(out, &note.text);
 }
 
-/// Encodes an events frame holding `events`.
+/// Encodes an events frame holding `events` (at most [`MAX_FRAME_EVENTS`]).
 pub fn encode_events(events: &[Event], out: &mut Vec<u8>) {
+    debug_assert!(events.len() as u64 <= MAX_FRAME_EVENTS);
     out.push(WIRE_VERSION);
     out.push(FRAME_EVENTS);
     put_var(out, events.len() as u64);
@@ -93,8 +101,17 @@ fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::Spawn { .. } => 2,
         EventKind::Terminate { .. } => 3,
         EventKind::PollStart { .. } => 4,
-        EventKind::PollEnd { ready: false, .. } => 5,
-        EventKind::PollEnd { ready: true, .. } => 6,
+        EventKind::PollEnd {
+            ready,
+            clones,
+            drops,
+            ..
+        } => match (ready, *clones == 0 && *drops == 0) {
+            (false, true) => 5,
+            (true, true) => 6,
+            (false, false) => 16,
+            (true, false) => 17,
+        },
         EventKind::Waker { .. } => 7,
         EventKind::Park => 8,
         EventKind::Unpark => 9,
@@ -149,8 +166,19 @@ fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
                 Outcome::Panicked => 2,
             });
         }
+        EventKind::PollEnd {
+            task,
+            clones,
+            drops,
+            ..
+        } => {
+            put_var(out, *task);
+            if *clones != 0 || *drops != 0 {
+                put_var(out, *clones as u64);
+                put_var(out, *drops as u64);
+            }
+        }
         EventKind::PollStart { task }
-        | EventKind::PollEnd { task, .. }
         | EventKind::BlockingStart { task }
         | EventKind::BlockingEnd { task }
         | EventKind::TimerFired { task } => put_var(out, *task),
@@ -183,15 +211,48 @@ fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes one whole frame; `buf` must hold exactly one frame.
-pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
+/// What a frame holds, read from its first two bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameType {
+    Header,
+    Events,
+    Note,
+}
+
+/// The type of the frame in `buf`, checking its version; the rest is not read.
+pub fn frame_type(buf: &[u8]) -> Result<FrameType, DecodeError> {
     let mut r = Reader { buf, pos: 0 };
+    frame_start(&mut r)
+}
+
+fn frame_start(r: &mut Reader<'_>) -> Result<FrameType, DecodeError> {
     let version = r.u8().map_err(|_| DecodeError::Empty)?;
-    if version != WIRE_VERSION {
+    if !(OLDEST_WIRE_VERSION..=WIRE_VERSION).contains(&version) {
         return Err(DecodeError::Version { found: version });
     }
-    let frame = match r.u8()? {
-        FRAME_HEADER => {
+    match r.u8()? {
+        FRAME_HEADER => Ok(FrameType::Header),
+        FRAME_EVENTS => Ok(FrameType::Events),
+        FRAME_NOTE => Ok(FrameType::Note),
+        t => Err(DecodeError::FrameType(t)),
+    }
+}
+
+/// Decodes one whole frame; `buf` must hold exactly one frame.
+pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
+    if frame_type(buf)? == FrameType::Events {
+        let mut events = EventsReader::new(buf)?;
+        // Every event takes at least 3 bytes: never reserve for more than the
+        // frame can hold, whatever its count says.
+        let mut out = Vec::with_capacity((events.len() as usize).min(buf.len() / 3));
+        for e in events.by_ref() {
+            out.push(e?);
+        }
+        return Ok(Frame::Events(out));
+    }
+    let mut r = Reader { buf, pos: 0 };
+    let frame = match frame_start(&mut r)? {
+        FrameType::Header => {
             let process_name = r.string()?;
             let pid = r.var_u32()?;
             let at = r.pos;
@@ -216,25 +277,11 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
                 clock_origin_unix_ns,
             })
         }
-        FRAME_EVENTS => {
-            let count = r.var()?;
-            // Every event takes at least 3 bytes: refuse counts the frame cannot hold
-            // before allocating for them.
-            if count > (r.remaining() / 3) as u64 {
-                return Err(DecodeError::Range(r.pos));
-            }
-            let mut events = Vec::with_capacity(count as usize);
-            let mut prev = 0u64;
-            for _ in 0..count {
-                events.push(decode_event(&mut r, &mut prev)?);
-            }
-            Frame::Events(events)
-        }
-        FRAME_NOTE => Frame::Note(Note {
+        FrameType::Events => unreachable!("decoded above"),
+        FrameType::Note => Frame::Note(Note {
             title: r.string()?,
             text: r.string()?,
         }),
-        t => return Err(DecodeError::FrameType(t)),
     };
     if r.remaining() != 0 {
         return Err(DecodeError::Trailing(r.remaining()));
@@ -315,13 +362,17 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
             EventKind::Terminate { task, outcome }
         }
         4 => EventKind::PollStart { task: r.var()? },
-        5 => EventKind::PollEnd {
+        5 | 6 => EventKind::PollEnd {
             task: r.var()?,
-            ready: false,
+            ready: tag == 6,
+            clones: 0,
+            drops: 0,
         },
-        6 => EventKind::PollEnd {
+        16 | 17 => EventKind::PollEnd {
             task: r.var()?,
-            ready: true,
+            ready: tag == 17,
+            clones: r.var_u32()?,
+            drops: r.var_u32()?,
         },
         7 => {
             let task = r.var()?;
@@ -380,6 +431,175 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
         thread,
         kind,
     })
+}
+
+/// Reads the events of an events frame one at a time, without collecting them:
+/// ingest applies each as it is read. It also says where each event starts, so a
+/// store can keep runs of the encoded bytes as they came ([`EventsReader::run`]).
+///
+/// ```
+/// use looptrace_wire::{encode_events, Event, EventKind, EventsReader};
+/// let events: Vec<Event> = (0..3)
+///     .map(|i| Event { ts_ns: 100 * i, thread: 0, kind: EventKind::PollStart { task: i } })
+///     .collect();
+/// let mut frame = Vec::new();
+/// encode_events(&events, &mut frame);
+/// let mut r = EventsReader::new(&frame)?;
+/// assert_eq!(r.len(), 3);
+/// let first = r.next().unwrap()?;
+/// assert_eq!(first, events[0]);
+/// // The rest, as a run that decodes on its own.
+/// let (start, base) = (r.position(), r.prev_ns());
+/// let rest: Vec<Event> = r.collect::<Result<_, _>>()?;
+/// let again: Vec<Event> = EventsReader::run(&frame[start..], 2, base).collect::<Result<_, _>>()?;
+/// assert_eq!(rest, again);
+/// # Ok::<(), looptrace_wire::DecodeError>(())
+/// ```
+pub struct EventsReader<'a> {
+    r: Reader<'a>,
+    left: u64,
+    prev: u64,
+    /// Whether the bytes must end with the last event (a whole frame).
+    whole: bool,
+    failed: bool,
+}
+
+impl<'a> EventsReader<'a> {
+    /// Starts reading a whole events frame.
+    pub fn new(frame: &'a [u8]) -> Result<EventsReader<'a>, DecodeError> {
+        let mut r = Reader { buf: frame, pos: 0 };
+        match frame_start(&mut r)? {
+            FrameType::Events => {}
+            _ => return Err(DecodeError::FrameType(frame[1])),
+        }
+        let at = r.pos;
+        let count = r.var()?;
+        // Every event takes at least 3 bytes: a count the frame cannot hold is
+        // corrupt (and must not size any allocation).
+        if count > (r.remaining() / 3) as u64 || count > MAX_FRAME_EVENTS {
+            return Err(DecodeError::Range(at));
+        }
+        Ok(EventsReader {
+            r,
+            left: count,
+            prev: 0,
+            whole: true,
+            failed: false,
+        })
+    }
+
+    /// Reads `count` events encoded back to back in `bytes` (no frame header), the
+    /// first one's timestamp a delta from `base_ns`: a run cut out of a frame at
+    /// [`EventsReader::position`], with [`EventsReader::prev_ns`] as its base.
+    pub fn run(bytes: &'a [u8], count: u64, base_ns: u64) -> EventsReader<'a> {
+        EventsReader {
+            r: Reader { buf: bytes, pos: 0 },
+            left: count,
+            prev: base_ns,
+            whole: false,
+            failed: false,
+        }
+    }
+
+    /// Events not read yet.
+    pub fn len(&self) -> u64 {
+        self.left
+    }
+
+    /// Whether every event has been read.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// Byte offset of the next event in the frame (or run).
+    pub fn position(&self) -> usize {
+        self.r.pos
+    }
+
+    /// The timestamp the next event's delta is taken from.
+    pub fn prev_ns(&self) -> u64 {
+        self.prev
+    }
+}
+
+impl Iterator for EventsReader<'_> {
+    type Item = Result<Event, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if self.left == 0 {
+            if self.whole && self.r.remaining() != 0 {
+                self.failed = true;
+                return Some(Err(DecodeError::Trailing(self.r.remaining())));
+            }
+            return None;
+        }
+        self.left -= 1;
+        let e = decode_event(&mut self.r, &mut self.prev);
+        self.failed = e.is_err();
+        Some(e)
+    }
+}
+
+/// Encodes events into an events frame one at a time, as they are produced:
+/// [`EventsWriter::finish`] writes the count in place. At most
+/// [`MAX_FRAME_EVENTS`] events (see [`EventsWriter::is_full`]).
+pub struct EventsWriter<'a> {
+    out: &'a mut Vec<u8>,
+    count_at: usize,
+    count: u64,
+    prev: u64,
+}
+
+impl<'a> EventsWriter<'a> {
+    /// Starts an events frame at the end of `out`.
+    pub fn new(out: &'a mut Vec<u8>) -> EventsWriter<'a> {
+        out.push(WIRE_VERSION);
+        out.push(FRAME_EVENTS);
+        let count_at = out.len();
+        // The count, as a three-byte varint patched in `finish`.
+        out.extend_from_slice(&[0x80, 0x80, 0]);
+        EventsWriter {
+            out,
+            count_at,
+            count: 0,
+            prev: 0,
+        }
+    }
+
+    /// Appends one event.
+    pub fn push(&mut self, e: &Event) {
+        debug_assert!(self.count < MAX_FRAME_EVENTS);
+        encode_event(e, &mut self.prev, self.out);
+        self.count += 1;
+    }
+
+    /// Events written so far.
+    pub fn len(&self) -> u64 {
+        self.count
+    }
+
+    /// Whether no event was written.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the frame holds as many events as a frame may.
+    pub fn is_full(&self) -> bool {
+        self.count >= MAX_FRAME_EVENTS
+    }
+
+    /// Ends the frame; returns how many events it holds.
+    pub fn finish(self) -> u64 {
+        let c = self.count;
+        let b = &mut self.out[self.count_at..self.count_at + 3];
+        b[0] = (c & 0x7f) as u8 | 0x80;
+        b[1] = ((c >> 7) & 0x7f) as u8 | 0x80;
+        b[2] = ((c >> 14) & 0x7f) as u8;
+        c
+    }
 }
 
 fn zigzag(v: i64) -> u64 {
@@ -536,6 +756,8 @@ mod tests {
                     EventKind::PollStart { task: 42 }
                 } else {
                     EventKind::PollEnd {
+                        clones: 0,
+                        drops: 0,
                         task: 42,
                         ready: false,
                     }

@@ -167,9 +167,18 @@ pub enum EventKind {
         task: TaskId,
     },
     /// A poll returned: `ready` if the task's future completed.
+    ///
+    /// `clones` and `drops` count the operations on the task's own waker during
+    /// this poll (registering interest in a socket, a channel, a timer). They are
+    /// folded into the poll's end rather than sent one event each: they are most
+    /// of a busy server's waker traffic and matter only by their count. Waker
+    /// operations of other tasks, or outside the task's poll, are still
+    /// [`EventKind::Waker`] events.
     PollEnd {
         task: TaskId,
         ready: bool,
+        clones: u32,
+        drops: u32,
     },
     /// An operation on a waker of `task`, done by `by`.
     Waker {

@@ -18,7 +18,8 @@ pub mod sink;
 pub mod units;
 
 pub use codec::{
-    decode_frame, encode_events, encode_header, encode_note, DecodeError, Frame, WIRE_VERSION,
+    decode_frame, encode_events, encode_header, encode_note, frame_type, DecodeError, EventsReader,
+    EventsWriter, Frame, FrameType, MAX_FRAME_EVENTS, OLDEST_WIRE_VERSION, WIRE_VERSION,
 };
 pub use event::{
     Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, ThreadId, ThreadRole,

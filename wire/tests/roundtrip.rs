@@ -58,7 +58,20 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             }),
         (any::<u64>(), outcome).prop_map(|(task, outcome)| EventKind::Terminate { task, outcome }),
         any::<u64>().prop_map(|task| EventKind::PollStart { task }),
-        (any::<u64>(), any::<bool>()).prop_map(|(task, ready)| EventKind::PollEnd { task, ready }),
+        (
+            any::<u64>(),
+            any::<bool>(),
+            0..3u32,
+            any::<u32>(),
+            any::<u32>()
+        )
+            .prop_map(|(task, ready, shape, clones, drops)| EventKind::PollEnd {
+                task,
+                ready,
+                // A third without waker operations (the short form).
+                clones: if shape == 0 { 0 } else { clones },
+                drops: if shape < 2 { 0 } else { drops },
+            }),
         (any::<u64>(), op, arb_source()).prop_map(|(task, op, by)| EventKind::Waker {
             task,
             op,
@@ -100,6 +113,28 @@ proptest! {
         let mut buf = Vec::new();
         encode_events(&events, &mut buf);
         prop_assert_eq!(decode_frame(&buf), Ok(Frame::Events(events)));
+    }
+
+    #[test]
+    fn streamed_events_round_trip(events in proptest::collection::vec(arb_event(), 0..64), cut in 0usize..64) {
+        // Written one at a time, read one at a time, and read again as two runs cut
+        // anywhere (as the collector's store keeps them).
+        let mut buf = Vec::new();
+        let mut w = EventsWriter::new(&mut buf);
+        for e in &events {
+            w.push(e);
+        }
+        prop_assert_eq!(w.finish(), events.len() as u64);
+        prop_assert_eq!(decode_frame(&buf), Ok(Frame::Events(events.clone())));
+        let cut = cut.min(events.len());
+        let mut r = EventsReader::new(&buf).unwrap();
+        let head: Vec<Event> = r.by_ref().take(cut).collect::<Result<_, _>>().unwrap();
+        let (at, base) = (r.position(), r.prev_ns());
+        let tail: Vec<Event> = EventsReader::run(&buf[at..], (events.len() - cut) as u64, base)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        prop_assert_eq!(&head[..], &events[..cut]);
+        prop_assert_eq!(&tail[..], &events[cut..]);
     }
 
     #[test]
@@ -191,6 +226,8 @@ fn recording_round_trips_and_detects_corruption() {
             ts_ns: 9,
             thread: 0,
             kind: EventKind::PollEnd {
+                clones: 0,
+                drops: 0,
                 task: 1,
                 ready: true,
             },

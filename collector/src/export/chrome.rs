@@ -138,7 +138,7 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                     );
                 }
             }
-            EventKind::PollEnd { task, ready } => {
+            EventKind::PollEnd { task, ready, .. } => {
                 if let Some((start, thread)) = polls.remove(task) {
                     let name = session.task_name(*task);
                     let args = json!({"task": task, "ready": ready, "thread": thread});

@@ -88,8 +88,15 @@ pub fn event_json(e: &looptrace_wire::Event) -> Value {
             EventKind::Terminate { outcome, .. } => {
                 m.insert("outcome".into(), outcome.as_str().into());
             }
-            EventKind::PollEnd { ready, .. } => {
+            EventKind::PollEnd {
+                ready,
+                clones,
+                drops,
+                ..
+            } => {
                 m.insert("ready".into(), (*ready).into());
+                m.insert("waker_clones".into(), (*clones).into());
+                m.insert("waker_drops".into(), (*drops).into());
             }
             EventKind::Waker { op, by, .. } => {
                 m.insert("by".into(), by.label().into());

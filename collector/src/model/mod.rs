@@ -230,7 +230,18 @@ impl Model {
                 self.changed.insert(*task);
                 self.warn(found, Some(*task), ts);
             }
-            EventKind::PollEnd { task, ready } => self.poll_end(*task, *ready, e.thread, ts),
+            EventKind::PollEnd {
+                task,
+                ready,
+                clones,
+                drops,
+            } => {
+                if let Some(t) = self.tasks.get_mut(task) {
+                    // Its own waker's clones and drops during the poll, folded.
+                    t.live_wakers += *clones as i64 - *drops as i64;
+                }
+                self.poll_end(*task, *ready, e.thread, ts)
+            }
             EventKind::BlockingEnd { task } => self.poll_end(*task, true, e.thread, ts),
             EventKind::Waker { task, op, by } => {
                 if !self.saw_wakers {

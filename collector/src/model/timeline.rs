@@ -204,7 +204,9 @@ impl Tracker {
                 }
                 self.workers.insert(e.thread, (ts, Some(*task)));
             }
-            EventKind::PollEnd { task, ready } => self.poll_end(out, *task, *ready, e.thread, ts),
+            EventKind::PollEnd { task, ready, .. } => {
+                self.poll_end(out, *task, *ready, e.thread, ts)
+            }
             EventKind::BlockingEnd { task } => self.poll_end(out, *task, true, e.thread, ts),
             EventKind::Waker {
                 task,

@@ -109,7 +109,12 @@ pub fn poll_evs(ts: u64, task: u64) -> [Event; 2] {
         Event {
             ts_ns: ts + 100,
             thread: 0,
-            kind: EventKind::PollEnd { task, ready: false },
+            kind: EventKind::PollEnd {
+                task,
+                ready: false,
+                clones: 0,
+                drops: 0,
+            },
         },
     ]
 }

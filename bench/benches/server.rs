@@ -1,0 +1,305 @@
+//! The whole pipeline on a real server, against plain tokio and tokio-console.
+//!
+//! `cargo bench -p looptrace-bench --bench server` runs mini-redis (tokio's example
+//! Redis server, unmodified; `src/bin/kv-server.rs`) on 2 workers, loaded by its own
+//! client in another process (`kv-client`: 50 connections, each a run of SET/GET
+//! round trips), in every mode, interleaved round by round (the order rotates each
+//! round):
+//!
+//! * `plain`: tokio alone;
+//! * `record`: looptrace writing a recording (`LOOPTRACE_RECORD`);
+//! * `embedded`: looptrace with no destination, the default: the collector runs in
+//!   the app;
+//! * `stream`: looptrace streaming to a `looptrace serve` child process;
+//! * `console`: console-subscriber instead of looptrace.
+//!
+//! Every cost the user pays is counted: the server's CPU is its whole life's (from
+//! the kernel when it is reaped, after its runtime shut down and shipped its last
+//! events), and the collector's (`stream`) likewise, after it ingested every event.
+//! Throughput is requests per second of the client. Each round's losses are taken
+//! against that round's `plain` run; the table shows the median and the spread
+//! (min..max) over the rounds.
+//!
+//! Knobs: `LOOPTRACE_BENCH_ROUNDS` (default 5), `LOOPTRACE_BENCH_REQUESTS` (per
+//! connection, default 4000), `LOOPTRACE_BENCH_CONNECTIONS` (default 50),
+//! `LOOPTRACE_BENCH_MODES` (comma-separated subset).
+
+use looptrace_bench::{env_num, get_json, reap, terminate, Summary};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const MODES: [&str; 5] = ["plain", "record", "embedded", "stream", "console"];
+
+#[derive(Debug, Default, Clone)]
+struct Run {
+    throughput: f64,
+    requests: f64,
+    seconds: f64,
+    server_cpu: f64,
+    collector_cpu: f64,
+    events: f64,
+    wire_bytes: f64,
+    store_bytes: f64,
+    store_events: f64,
+    dropped: f64,
+}
+
+fn main() {
+    let rounds: usize = env_num("LOOPTRACE_BENCH_ROUNDS", 5);
+    let requests: usize = env_num("LOOPTRACE_BENCH_REQUESTS", 4000);
+    let connections: usize = env_num("LOOPTRACE_BENCH_CONNECTIONS", 50);
+    let modes: Vec<&str> = match std::env::var("LOOPTRACE_BENCH_MODES") {
+        Ok(m) => MODES
+            .iter()
+            .copied()
+            .filter(|x| m.split(',').any(|y| y == *x))
+            .collect(),
+        Err(_) => MODES.to_vec(),
+    };
+    let cli = looptrace_cli();
+    let tmp = std::env::temp_dir().join(format!("looptrace-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    println!(
+        "server benchmark: mini-redis, 2 workers, {connections} connections x {requests} requests, {rounds} rounds"
+    );
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); modes.len()];
+    for round in 0..rounds {
+        // Rotate the order so no mode always runs first (or after the same one).
+        let order: Vec<usize> = (0..modes.len())
+            .map(|i| (i + round) % modes.len())
+            .collect();
+        for &m in &order {
+            let r = run(modes[m], &cli, &tmp, connections, requests);
+            eprintln!(
+                "round {} {:>8}: {:>9.0} req/s, server {:.2} s CPU, collector {:.2} s, {:.0} events",
+                round + 1,
+                modes[m],
+                r.throughput,
+                r.server_cpu,
+                r.collector_cpu,
+                r.events
+            );
+            runs[m].push(r);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    report(&modes, &runs);
+}
+
+fn report(modes: &[&str], runs: &[Vec<Run>]) {
+    let plain = modes.iter().position(|m| *m == "plain");
+    let console = modes.iter().position(|m| *m == "console");
+    println!();
+    println!("| mode | throughput (req/s) | lost vs plain | CPU added (s) | CPU per request (µs) | events per request | events/s | wire B/event | store B/event | cost / console's |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (i, mode) in modes.iter().enumerate() {
+        let rs = &runs[i];
+        let col = |f: &dyn Fn(usize, &Run) -> f64| -> Summary {
+            Summary::of(
+                &rs.iter()
+                    .enumerate()
+                    .map(|(k, r)| f(k, r))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let thr = col(&|_, r| r.throughput);
+        let lost = |k: usize, r: &Run| -> f64 {
+            plain.map_or(f64::NAN, |p| {
+                100.0 * (1.0 - r.throughput / runs[p][k].throughput)
+            })
+        };
+        let cpu = |k: usize, r: &Run| -> f64 {
+            plain.map_or(f64::NAN, |p| {
+                r.server_cpu + r.collector_cpu - runs[p][k].server_cpu
+            })
+        };
+        let ratio = col(&|k, r| {
+            let c = console.map_or(f64::NAN, |c| lost(k, &runs[c][k]));
+            c / lost(k, r)
+        });
+        let total_cpu = col(&|_, r| 1e6 * (r.server_cpu + r.collector_cpu) / r.requests);
+        let evs = col(&|_, r| r.events / r.requests);
+        let eps = col(&|_, r| r.events / r.seconds);
+        let wire = col(&|_, r| r.wire_bytes / r.events);
+        let store = col(&|_, r| r.store_bytes / r.store_events);
+        let na = |s: Summary, d: usize| {
+            if s.median.is_nan() {
+                "-".to_string()
+            } else {
+                s.show(d)
+            }
+        };
+        println!(
+            "| {mode} | {} | {}% | {} | {} | {} | {} | {} | {} | {} |",
+            thr.show(0),
+            na(col(&lost), 1),
+            na(col(&cpu), 2),
+            total_cpu.show(2),
+            na(evs, 1),
+            na(eps, 0),
+            na(wire, 2),
+            na(store, 2),
+            if *mode == "plain" || *mode == "console" {
+                "-".into()
+            } else {
+                na(ratio, 1)
+            },
+        );
+        let dropped: f64 = rs.iter().map(|r| r.dropped).sum();
+        if dropped > 0.0 {
+            println!("|   ({mode} dropped {dropped} events over the rounds) |");
+        }
+    }
+    println!();
+    println!("lost: throughput lost against the same round's plain run; CPU added: server (and collector) CPU over plain's;");
+    println!("cost / console's: console's throughput loss divided by this mode's (higher is cheaper). Spread: [min..max] over rounds.");
+}
+
+fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) -> Run {
+    let mut r = Run::default();
+    let mut collector = None;
+    let mut args: Vec<String> = vec![mode.to_string()];
+    let record = tmp.join("server.ltrace");
+    match mode {
+        "record" => args.push(record.display().to_string()),
+        "stream" => {
+            let mut c = Command::new(cli)
+                .args(["serve", "--addr", "127.0.0.1:0"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("looptrace serve");
+            let mut out = BufReader::new(c.stdout.take().expect("stdout"));
+            let addr = read_until(&mut out, "looptrace collector listening on http://")
+                .expect("collector address");
+            std::thread::spawn(move || drain(out));
+            args.push(addr.clone());
+            collector = Some((c, addr));
+        }
+        _ => {}
+    }
+    let mut server = Command::new(env!("CARGO_BIN_EXE_kv-server"))
+        .args(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("kv-server");
+    let mut out = BufReader::new(server.stdout.take().expect("stdout"));
+    let addr = read_until(&mut out, "listening ").expect("server address");
+    let client = Command::new(env!("CARGO_BIN_EXE_kv-client"))
+        .args([addr, connections.to_string(), requests.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kv-client");
+    let client_out = last_json(client);
+    r.requests = client_out["requests"].as_f64().unwrap_or(f64::NAN);
+    r.seconds = client_out["seconds"].as_f64().unwrap_or(f64::NAN);
+    r.throughput = r.requests / r.seconds;
+    // Stop the server: it shuts its runtime down, ships the rest and reports.
+    drop(server.stdin.take());
+    let mut rest = String::new();
+    let _ = out.read_to_string(&mut rest);
+    let (cpu, code) = reap(server);
+    assert_eq!(code, 0, "kv-server {mode} failed");
+    r.server_cpu = cpu.as_secs_f64();
+    let report: Value = rest
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    r.events = report["events"].as_f64().unwrap_or(f64::NAN);
+    r.dropped = report["dropped"].as_f64().unwrap_or(0.0);
+    match mode {
+        "record" => {
+            r.wire_bytes = std::fs::metadata(&record).map_or(f64::NAN, |m| m.len() as f64);
+            let _ = std::fs::remove_file(&record);
+        }
+        "embedded" => collector_figures(&report["collector"], &mut r),
+        "stream" => {
+            let (c, addr) = collector.take().expect("collector");
+            // Wait until the collector has ingested everything the app shipped.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut doc = Value::Null;
+            while Instant::now() < deadline {
+                doc = get_json(&addr, "/api/sessions");
+                let got = doc["counters"]["events"].as_f64().unwrap_or(0.0);
+                if got >= r.events - r.dropped {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            collector_figures(&doc, &mut r);
+            terminate(&c);
+            r.collector_cpu = reap(c).0.as_secs_f64();
+        }
+        _ => {}
+    }
+    r
+}
+
+/// Wire and store figures from a collector's `/api/sessions`.
+fn collector_figures(doc: &Value, r: &mut Run) {
+    r.wire_bytes = doc["counters"]["bytes"].as_f64().unwrap_or(f64::NAN);
+    if let Some(s) = doc["sessions"].as_array().and_then(|s| s.first()) {
+        r.store_events = s["retained_events"].as_f64().unwrap_or(f64::NAN);
+        r.store_bytes = s["store_bytes"].as_f64().unwrap_or(f64::NAN);
+    }
+}
+
+/// The last JSON line a child prints, once it exits (successfully).
+fn last_json(mut child: Child) -> Value {
+    let mut s = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut s);
+    }
+    let (_, code) = reap(child);
+    assert_eq!(code, 0, "kv-client failed");
+    s.lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn read_until(out: &mut BufReader<ChildStdout>, prefix: &str) -> Option<String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            return Some(rest.to_string());
+        }
+    }
+}
+
+fn drain(mut out: BufReader<ChildStdout>) {
+    let mut sink = Vec::new();
+    let _ = out.read_to_end(&mut sink);
+}
+
+/// The `looptrace` command of this checkout, built in release mode if needed.
+fn looptrace_cli() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "looptrace-collector",
+            "--bin",
+            "looptrace",
+        ])
+        .status()
+        .expect("cargo build of the looptrace command");
+    assert!(status.success(), "building the looptrace command failed");
+    // This benchmark runs from target/release/deps.
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("looptrace"))
+        .expect("target directory")
+}

@@ -1,0 +1,78 @@
+//! The server under test: mini-redis (tokio's example Redis server, unmodified) on a
+//! 2-worker runtime, captured one way or another.
+//!
+//! `kv-server MODE [ARG]` prints `listening ADDR`, serves until its standard input
+//! closes, shuts the runtime down, then prints one JSON line of what capture
+//! reported. MODE: `plain` (tokio alone), `record FILE`, `embedded` (the default
+//! with no destination: the collector in-process), `stream ADDR` (to a collector),
+//! `console` (console-subscriber instead of looptrace).
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+
+const WORKERS: usize = 2;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args.first().map(String::as_str).unwrap_or("plain");
+    let arg = args.get(1).cloned();
+    let mut out = serde_json::json!({"mode": mode});
+    match mode {
+        "plain" | "console" => {
+            if mode == "console" {
+                use tracing_subscriber::prelude::*;
+                let console = console_subscriber::ConsoleLayer::builder()
+                    .server_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .spawn();
+                tracing_subscriber::registry().with(console).init();
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(WORKERS)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(serve());
+        }
+        "record" | "embedded" | "stream" => {
+            let mut b = looptrace::Builder::new_multi_thread()
+                .worker_threads(WORKERS)
+                .from_env(false);
+            match mode {
+                "record" => b = b.record(arg.clone().expect("record FILE")),
+                "stream" => b = b.collector(arg.clone().expect("stream ADDR")),
+                _ => {}
+            }
+            let rt = b.build().expect("looptrace runtime");
+            let viewer = rt.viewer_addr();
+            rt.block_on(serve());
+            let report = rt.shutdown();
+            out["events"] = report.events.into();
+            out["dropped"] = (report.dropped_buffer_full + report.dropped_unsent).into();
+            if let (Some(addr), "embedded") = (viewer, mode) {
+                out["collector"] = looptrace_bench::get_json(&addr.to_string(), "/api/sessions");
+            }
+        }
+        other => {
+            eprintln!("kv-server: unknown mode {other}");
+            std::process::exit(2);
+        }
+    }
+    println!("{out}");
+}
+
+async fn serve() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    println!("listening {}", listener.local_addr().expect("addr"));
+    let _ = std::io::stdout().flush();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().lock().read_to_end(&mut sink);
+        let _ = tx.send(());
+    });
+    if let Err(e) = mini_redis::server::run(listener, rx).await {
+        eprintln!("kv-server: {e}");
+    }
+}
