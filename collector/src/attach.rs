@@ -77,7 +77,7 @@ pub async fn attach(hub: Arc<Hub>, target: &str) -> Result<SessionId, AttachErro
         };
         let events = convert.update(update);
         if !events.is_empty() {
-            hub.ingest(id, events, None);
+            hub.ingest(id, &events);
         }
     }
     let id = session.unwrap_or(0);

@@ -7,7 +7,7 @@
 
 use crate::hub::{Hub, HubConfig, Note, SessionId, Source};
 use crate::server::{serve, AppState, ServerConfig};
-use looptrace_wire::{decode_frame, Event, Frame, FrameSink, Header};
+use looptrace_wire::{decode_frame, frame_type, Event, Frame, FrameSink, FrameType, Header};
 use std::net::SocketAddr;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -124,6 +124,21 @@ impl Embedded {
 
 impl FrameSink for Embedded {
     fn frame(&mut self, frame: &[u8]) {
+        if frame_type(frame) == Ok(FrameType::Events) {
+            // The hub decodes as it applies; events are decoded for the live log
+            // only when someone follows it.
+            if let Some(id) = *lock(&self.shared.session) {
+                if let Err(e) = self.shared.hub.ingest_frame(id, frame) {
+                    eprintln!("looptrace collector: dropped a malformed frame: {e}");
+                }
+            }
+            if !lock(&self.shared.subscribers).is_empty() {
+                if let Ok(Frame::Events(events)) = decode_frame(frame) {
+                    self.shared.broadcast(Update::Events(events));
+                }
+            }
+            return;
+        }
         match decode_frame(frame) {
             Ok(Frame::Header(h)) => {
                 let id = self.shared.hub.open(h.clone(), frame, Source::Embedded);
@@ -136,12 +151,7 @@ impl FrameSink for Embedded {
                 drop(note);
                 self.shared.broadcast(Update::Header(h));
             }
-            Ok(Frame::Events(events)) => {
-                if let Some(id) = *lock(&self.shared.session) {
-                    self.shared.hub.ingest(id, events.clone(), Some(frame));
-                }
-                self.shared.broadcast(Update::Events(events));
-            }
+            Ok(Frame::Events(_)) => {}
             Ok(Frame::Note(note)) => self.shared.set_note(note),
             Err(e) => {
                 self.shared.hub.bad_frame(*lock(&self.shared.session));

@@ -1,22 +1,26 @@
 //! The hub: every session the collector holds, their models and stores, the memory
 //! budget, recording, and the live updates viewers subscribe to.
 //!
-//! Ingest takes the hub's lock only to apply a batch; live updates go out on a
-//! broadcast channel that never waits for a viewer (a slow one is told it missed
-//! updates). Window queries snapshot the store under the lock and decode outside it.
+//! Ingest holds a session's own lock for a chunk of events at a time; live updates
+//! go out on a broadcast channel that never waits for a viewer (a slow one is told
+//! it missed updates), and only for sessions someone watches. Window queries
+//! snapshot the store under the lock and decode outside it.
 
 use crate::model::task::Task;
-use crate::model::timeline::{aggregate, window, window_from, Aggregate, Tracker, Window};
+use crate::model::timeline::{follow, Aggregate, Capped, Tracker, Window};
 use crate::model::{Model, Thresholds, Warning};
-use crate::store::Store;
-use looptrace_wire::{decode_frame, DecodeError, Event, Frame, Header, RecordingWriter};
+use crate::store::{RunSource, Store, CHECKPOINT_EVERY};
+use looptrace_wire::{
+    decode_frame, frame_type, DecodeError, Event, EventsReader, Frame, FrameType, Header,
+    RecordingWriter,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
@@ -98,8 +102,9 @@ pub struct SessionState {
     /// A text the traced program wants viewers to read (a demo's lesson).
     pub note: Option<Note>,
     recorder: Option<RecordingWriter<File>>,
-    /// Follows the live stream to send closed intervals with each batch.
-    tracker: Tracker,
+    /// While viewers watch live: follows the stream to send the intervals each
+    /// batch closes, having followed the first `live_index` events.
+    live: Option<(u64, Tracker)>,
 }
 
 pub use looptrace_wire::Note;
@@ -117,14 +122,39 @@ pub enum Update {
     },
 }
 
-struct Inner {
-    sessions: BTreeMap<SessionId, SessionState>,
-    next_id: SessionId,
-    next_seq: u64,
+/// A session and what is read of it without its lock.
+struct Slot {
+    state: Mutex<SessionState>,
+    /// Viewers subscribed to this session's live updates.
+    watchers: AtomicUsize,
+    /// Sealing order of the session's oldest block (`u64::MAX`: none), for eviction.
+    oldest_seq: AtomicU64,
+    /// Bytes the session's store holds.
+    memory: AtomicUsize,
 }
 
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Events applied under one hold of a session's lock: ingest of a huge frame lets
+/// viewers and the API in between.
+const CHUNK_EVENTS: usize = 16_384;
+
+/// Every session the collector holds. Each session has a lock of its own, held
+/// while a chunk of at most [`CHUNK_EVENTS`] events is applied; the list of
+/// sessions is locked only to add or find one.
 pub struct Hub {
-    inner: Mutex<Inner>,
+    sessions: RwLock<BTreeMap<SessionId, Arc<Slot>>>,
+    next_id: AtomicU64,
+    /// Sealing order of blocks across sessions.
+    next_seq: AtomicU64,
+    /// Bytes held by all stores.
+    used: AtomicUsize,
+    /// Viewers subscribed to every session's live updates.
+    watch_all: AtomicUsize,
     pub config: HubConfig,
     pub counters: Counters,
     updates: broadcast::Sender<Update>,
@@ -137,23 +167,57 @@ fn unix_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// A viewer's interest in live updates; dropping it ends the interest.
+pub struct Watch {
+    hub: Arc<Hub>,
+    session: Option<SessionId>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        match self.session {
+            None => {
+                self.hub.watch_all.fetch_sub(1, Ordering::Relaxed);
+            }
+            Some(id) => {
+                if let Some(slot) = self.hub.slot(id) {
+                    slot.watchers.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
 impl Hub {
     pub fn new(config: HubConfig) -> Arc<Hub> {
         let (updates, _) = broadcast::channel(1024);
         Arc::new(Hub {
-            inner: Mutex::new(Inner {
-                sessions: BTreeMap::new(),
-                next_id: 1,
-                next_seq: 0,
-            }),
+            sessions: RwLock::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            next_seq: AtomicU64::new(0),
+            used: AtomicUsize::new(0),
+            watch_all: AtomicUsize::new(0),
             config,
             counters: Counters::default(),
             updates,
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn slot(&self, id: SessionId) -> Option<Arc<Slot>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Live updates from now on.
@@ -161,11 +225,29 @@ impl Hub {
         self.updates.subscribe()
     }
 
+    /// Says a viewer follows `session` live (`None`: every session) until the
+    /// returned [`Watch`] is dropped. Batches of sessions nobody watches carry no
+    /// intervals and cost no JSON.
+    pub fn watch(self: &Arc<Self>, session: Option<SessionId>) -> Watch {
+        match session {
+            None => {
+                self.watch_all.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(id) => {
+                if let Some(slot) = self.slot(id) {
+                    slot.watchers.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Watch {
+            hub: self.clone(),
+            session,
+        }
+    }
+
     /// Opens a session for `header`; `header_frame` is its encoded form (recorded first).
     pub fn open(&self, header: Header, header_frame: &[u8], source: Source) -> SessionId {
-        let mut inner = self.lock();
-        let id = inner.next_id;
-        inner.next_id += 1;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (recording, recorder) = match &self.config.record_dir {
             Some(dir) => {
                 let safe: String = header
@@ -193,9 +275,8 @@ impl Hub {
         let mut model = Model::new(header, self.config.thresholds);
         // Console data does not follow wakers closely enough to call one lost.
         model.coarse = source == Source::Console;
-        inner.sessions.insert(
-            id,
-            SessionState {
+        let slot = Slot {
+            state: Mutex::new(SessionState {
                 id,
                 source,
                 model,
@@ -206,17 +287,24 @@ impl Hub {
                 recording,
                 note: None,
                 recorder,
-                tracker: Tracker::new(0, u64::MAX),
-            },
-        );
-        drop(inner);
+                live: None,
+            }),
+            watchers: AtomicUsize::new(0),
+            oldest_seq: AtomicU64::new(u64::MAX),
+            memory: AtomicUsize::new(0),
+        };
+        self.sessions
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, Arc::new(slot));
         let _ = self.updates.send(Update::Sessions);
         id
     }
 
     /// Sets the note viewers show beside a session (replacing any before).
     pub fn set_note(&self, id: SessionId, note: Note) {
-        if let Some(s) = self.lock().sessions.get_mut(&id) {
+        if let Some(slot) = self.slot(id) {
+            let mut s = slot.lock();
             // Recorded too, so a replay shows it.
             if let Some(w) = s.recorder.as_mut() {
                 if let Err(e) = w.write_note(&note) {
@@ -231,7 +319,8 @@ impl Hub {
 
     /// Marks a session disconnected (its data stays).
     pub fn close(&self, id: SessionId) {
-        if let Some(s) = self.lock().sessions.get_mut(&id) {
+        if let Some(slot) = self.slot(id) {
+            let mut s = slot.lock();
             s.disconnected_unix_ns = Some(unix_ns());
             s.recorder = None;
         }
@@ -241,69 +330,179 @@ impl Hub {
     /// Counts a malformed frame against a session.
     pub fn bad_frame(&self, id: Option<SessionId>) {
         self.counters.bad_frames.fetch_add(1, Ordering::Relaxed);
-        if let Some(id) = id {
-            if let Some(s) = self.lock().sessions.get_mut(&id) {
-                s.bad_frames += 1;
-            }
+        if let Some(slot) = id.and_then(|id| self.slot(id)) {
+            slot.lock().bad_frames += 1;
         }
     }
 
-    /// Decodes and ingests one frame of session `id`.
+    /// Decodes and ingests one frame of session `id`: events are applied as they
+    /// are decoded, a chunk at a time, in time linear in their number. A frame
+    /// that turns out malformed part way keeps the events before the fault.
     pub fn ingest_frame(&self, id: SessionId, frame: &[u8]) -> Result<usize, DecodeError> {
-        match decode_frame(frame) {
-            Ok(Frame::Events(events)) => {
-                let n = events.len();
-                self.ingest(id, events, Some(frame));
-                Ok(n)
-            }
+        let result = self.ingest_frame_inner(id, frame);
+        if result.is_err() {
+            self.bad_frame(Some(id));
+        }
+        result
+    }
+
+    fn ingest_frame_inner(&self, id: SessionId, frame: &[u8]) -> Result<usize, DecodeError> {
+        match frame_type(frame)? {
             // A restated header (the app reconnected): nothing new.
-            Ok(Frame::Header(_)) => Ok(0),
-            Ok(Frame::Note(note)) => {
-                self.set_note(id, note);
-                Ok(0)
+            FrameType::Header => return Ok(0),
+            FrameType::Note => {
+                if let Frame::Note(note) = decode_frame(frame)? {
+                    self.set_note(id, note);
+                }
+                return Ok(0);
             }
-            Err(e) => {
-                self.bad_frame(Some(id));
-                Err(e)
+            FrameType::Events => {}
+        }
+        let mut reader = EventsReader::new(frame)?;
+        let Some(slot) = self.slot(id) else {
+            return Ok(0);
+        };
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        let mut chunk = Vec::with_capacity((reader.len() as usize).min(CHUNK_EVENTS));
+        let mut applied = 0;
+        loop {
+            chunk.clear();
+            let (start, base) = (reader.position(), reader.prev_ns());
+            let mut fault = None;
+            for e in reader.by_ref().take(CHUNK_EVENTS) {
+                match e {
+                    Ok(e) => chunk.push(e),
+                    Err(e) => {
+                        fault = Some(e);
+                        break;
+                    }
+                }
             }
+            if fault.is_none() && reader.is_empty() {
+                // Trailing bytes show once every event is read.
+                if let Some(Err(e)) = reader.next() {
+                    fault = Some(e);
+                }
+            }
+            let run = RunSource {
+                bytes: &frame[start..reader.position()],
+                base_ns: base,
+                events: &chunk,
+            };
+            if !chunk.is_empty() {
+                let whole = fault.is_none() && applied == 0 && reader.is_empty();
+                // The recording gets the frame as it came when it is one chunk, else
+                // the chunk encoded anew.
+                let record = if whole {
+                    Record::Frame(frame)
+                } else {
+                    Record::Events
+                };
+                self.apply(&slot, id, &chunk, fault.is_none().then_some(run), record);
+                applied += chunk.len();
+            }
+            if let Some(e) = fault {
+                return Err(e);
+            }
+            if reader.is_empty() {
+                break;
+            }
+        }
+        self.counters
+            .bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        Ok(applied)
+    }
+
+    /// Ingests decoded events of session `id`.
+    pub fn ingest(&self, id: SessionId, events: &[Event]) {
+        let Some(slot) = self.slot(id) else { return };
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        for chunk in events.chunks(CHUNK_EVENTS) {
+            self.apply(&slot, id, chunk, None, Record::Events);
         }
     }
 
-    /// Ingests decoded events of session `id` (recording `frame` if given).
-    pub fn ingest(&self, id: SessionId, events: Vec<Event>, frame: Option<&[u8]>) {
-        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+    /// Applies one chunk: model, store, recording, and what live viewers get.
+    fn apply(
+        &self,
+        slot: &Slot,
+        id: SessionId,
+        events: &[Event],
+        run: Option<RunSource<'_>>,
+        record: Record<'_>,
+    ) {
         self.counters
             .events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
-        if let Some(f) = frame {
-            self.counters
-                .bytes
-                .fetch_add(f.len() as u64, Ordering::Relaxed);
-        }
-        let mut inner = self.lock();
-        let Inner {
-            sessions, next_seq, ..
-        } = &mut *inner;
-        let Some(s) = sessions.get_mut(&id) else {
-            return;
-        };
+        let watched =
+            slot.watchers.load(Ordering::Relaxed) > 0 || self.watch_all.load(Ordering::Relaxed) > 0;
+        let mut s = slot.lock();
         if let Some(w) = s.recorder.as_mut() {
-            let written = match frame {
-                Some(f) => w.write_frame(f),
-                None => w.write_events(&events),
+            let written = match record {
+                Record::Frame(f) => w.write_frame(f),
+                Record::Events => w.write_events(events),
             };
             if let Err(e) = written {
                 eprintln!("looptrace: recording of session {id} stopped: {e}");
                 s.recorder = None;
             }
         }
-        let mut closed = Window::default();
-        for e in &events {
+        s.model.track_changes = watched;
+        for e in events {
             s.model.apply(e);
-            s.tracker.push(e, &mut closed);
         }
-        s.store.push(&events, next_seq);
-        s.store.checkpoint(&s.tracker);
+        let mut seq = self.next_seq.load(Ordering::Relaxed);
+        let before = seq;
+        match run {
+            Some(run) => s.store.append_run(run, &mut seq),
+            None => s.store.append_events(events, &mut seq),
+        }
+        if seq != before {
+            self.next_seq.fetch_max(seq, Ordering::Relaxed);
+        }
+        let message = if watched {
+            Some(self.live_batch(&mut s, events))
+        } else {
+            s.live = None;
+            None
+        };
+        let memory = s.store.memory();
+        slot.oldest_seq
+            .store(s.store.oldest_seq().unwrap_or(u64::MAX), Ordering::Relaxed);
+        drop(s);
+        let was = slot.memory.swap(memory, Ordering::Relaxed);
+        let used = if memory >= was {
+            self.used.fetch_add(memory - was, Ordering::Relaxed) + (memory - was)
+        } else {
+            self.used.fetch_sub(was - memory, Ordering::Relaxed) - (was - memory)
+        };
+        if let Some(message) = message {
+            let _ = self.updates.send(Update::Batch {
+                session: id,
+                message: Arc::new(message),
+            });
+        }
+        if used > self.config.memory_budget {
+            self.enforce_budget();
+        }
+    }
+
+    /// The live batch message for `events`, just applied to `s`; follows them with
+    /// the live tracker (caught up first if viewers just arrived).
+    fn live_batch(&self, s: &mut SessionState, events: &[Event]) -> String {
+        let after = s.store.events;
+        let first = after - events.len() as u64;
+        if s.live.as_ref().is_none_or(|(i, _)| *i != first) {
+            s.live = Some((first, catch_up(&s.store, first)));
+        }
+        let mut closed = Window::default();
+        if let Some((index, tracker)) = s.live.as_mut() {
+            for e in events {
+                tracker.push(e, &mut closed);
+            }
+            *index = after;
+        }
         let changes = s.model.take_changes();
         let now = s.model.now_ns;
         let tasks: Vec<Value> = changes
@@ -326,7 +525,7 @@ impl Hub {
             .collect();
         let mut msg = json!({
             "type": "batch",
-            "session": id,
+            "session": s.id,
             "now_ns": now,
             "event_count": events.len(),
             "tasks": tasks,
@@ -348,63 +547,83 @@ impl Hub {
         } else {
             msg["events_skipped"] = json!(events.len());
         }
-        self.enforce_budget(&mut inner);
-        drop(inner);
-        let _ = self.updates.send(Update::Batch {
-            session: id,
-            message: Arc::new(msg.to_string()),
-        });
+        msg.to_string()
     }
 
-    fn enforce_budget(&self, inner: &mut Inner) {
-        let used: usize = inner.sessions.values().map(|s| s.store.memory()).sum();
-        if used > self.config.memory_budget {
-            // Compact what is still open first: it may be all it takes.
-            let Inner {
-                sessions, next_seq, ..
-            } = inner;
-            for s in sessions.values_mut() {
-                s.store.seal_open(next_seq);
-            }
+    /// Evicts the oldest blocks across sessions until the stores fit the budget.
+    fn enforce_budget(&self) {
+        let budget = self.config.memory_budget;
+        let slots = self.slots();
+        // Compact what is still open first: it may be all it takes.
+        for slot in &slots {
+            let mut s = slot.lock();
+            let mut seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            s.store.seal_open(&mut seq);
+            self.next_seq.fetch_max(seq, Ordering::Relaxed);
+            self.resync(slot, &s);
         }
-        loop {
-            let used: usize = inner.sessions.values().map(|s| s.store.memory()).sum();
-            if used <= self.config.memory_budget {
+        while self.used.load(Ordering::Relaxed) > budget {
+            let Some(slot) = slots
+                .iter()
+                .filter(|s| s.oldest_seq.load(Ordering::Relaxed) != u64::MAX)
+                .min_by_key(|s| s.oldest_seq.load(Ordering::Relaxed))
+            else {
                 return;
-            }
-            let oldest = inner
-                .sessions
-                .values_mut()
-                .filter(|s| s.store.oldest_seq().is_some())
-                .min_by_key(|s| s.store.oldest_seq());
-            let Some(s) = oldest else { return };
+            };
+            let mut s = slot.lock();
             let before = s.store.evicted_events;
             if s.store.evict_oldest().is_none() {
-                return;
+                self.resync(slot, &s);
+                continue;
             }
             self.counters
                 .evicted_events
                 .fetch_add(s.store.evicted_events - before, Ordering::Relaxed);
+            self.resync(slot, &s);
+        }
+    }
+
+    /// Brings a session's lock-free figures (memory, oldest block) up to date.
+    fn resync(&self, slot: &Slot, s: &SessionState) {
+        let memory = s.store.memory();
+        slot.oldest_seq
+            .store(s.store.oldest_seq().unwrap_or(u64::MAX), Ordering::Relaxed);
+        let was = slot.memory.swap(memory, Ordering::Relaxed);
+        if memory >= was {
+            self.used.fetch_add(memory - was, Ordering::Relaxed);
+        } else {
+            self.used.fetch_sub(was - memory, Ordering::Relaxed);
         }
     }
 
     /// Runs `f` on a session.
     pub fn with_session<R>(&self, id: SessionId, f: impl FnOnce(&SessionState) -> R) -> Option<R> {
-        self.lock().sessions.get(&id).map(f)
+        let slot = self.slot(id)?;
+        let s = slot.lock();
+        Some(f(&s))
     }
 
     /// Summaries of all sessions.
     pub fn sessions(&self) -> Vec<Value> {
-        self.lock().sessions.values().map(session_summary).collect()
+        self.slots()
+            .iter()
+            .map(|slot| session_summary(&slot.lock()))
+            .collect()
     }
 
     /// Session ids.
     pub fn session_ids(&self) -> Vec<SessionId> {
-        self.lock().sessions.keys().copied().collect()
+        self.sessions
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     /// A time window of a session: full detail if it has at most `max_intervals`
-    /// intervals, else aggregated into `buckets`.
+    /// intervals, else aggregated into `buckets`. Decoded and followed outside the
+    /// session's lock; checkpoints it passes are kept for later queries.
     pub fn window(
         &self,
         id: SessionId,
@@ -413,20 +632,35 @@ impl Hub {
         max_intervals: usize,
         buckets: usize,
     ) -> Option<WindowReply> {
-        let (tracker, snapshot) = self
-            .lock()
-            .sessions
-            .get(&id)
-            .map(|s| s.store.snapshot_window(start_ns, end_ns))?;
+        let slot = self.slot(id)?;
+        let (tracker, snapshot) = slot.lock().store.snapshot_window(start_ns, end_ns);
+        let from = snapshot.start_index();
         let events = snapshot.events();
-        let w = match tracker {
-            Some(t) => window_from(t.for_window(start_ns, end_ns), &events, start_ns, end_ns),
-            None => window(&events, start_ns, end_ns),
+        let tracker = match tracker {
+            Some(t) => t.for_window(start_ns, end_ns),
+            None => Tracker::new(start_ns, end_ns),
         };
-        Some(if w.intervals.len() <= max_intervals {
-            WindowReply::Full(w)
-        } else {
-            WindowReply::Aggregate(aggregate(&w, buckets))
+        let mut out = Capped::new(start_ns, end_ns, max_intervals, buckets);
+        let mut checkpoints = Vec::new();
+        let until = follow(tracker, &events, start_ns, end_ns, &mut out, |k, t| {
+            if k > 0 && (from + k as u64).is_multiple_of(CHECKPOINT_EVERY) {
+                checkpoints.push((from + k as u64, Arc::new(t.clone())));
+            }
+        });
+        if !checkpoints.is_empty() {
+            let mut s = slot.lock();
+            for (index, t) in checkpoints {
+                s.store.add_checkpoint(index, t);
+            }
+            self.resync(&slot, &s);
+        }
+        Some(match out {
+            Capped::Full(mut w, ..) => {
+                w.until_ns = until;
+                w.wakes.sort_by_key(|a| a.at_ns);
+                WindowReply::Full(w)
+            }
+            Capped::Aggregated(a) => WindowReply::Aggregate(a.finish(until)),
         })
     }
 
@@ -490,7 +724,8 @@ impl Hub {
             let woken_by = k
                 .checked_sub(1)
                 .and_then(|p| mine.get(p))
-                .and_then(|p| p.woken_by.clone());
+                .and_then(|p| p.woken_by)
+                .map(|b| b.label());
             polls.push(json!({"start_ns": i.start_ns, "duration_ns": i.end_ns - i.start_ns, "ready": i.ready, "thread": i.thread, "woken_by": woken_by}));
         }
         let skip = polls.len().saturating_sub(n);
@@ -502,6 +737,32 @@ impl Hub {
             .viewer_lagged
             .fetch_add(skipped, Ordering::Relaxed);
     }
+}
+
+/// How a chunk goes into the session's recording.
+enum Record<'a> {
+    /// The frame it came in, whole.
+    Frame(&'a [u8]),
+    /// Encoded anew.
+    Events,
+}
+
+/// A tracker that has followed the first `index` events of `store`, built from the
+/// nearest checkpoint (the live tracker, when viewers arrive).
+fn catch_up(store: &Store, index: u64) -> Tracker {
+    let (tracker, snapshot) = store.snapshot_window(u64::MAX, u64::MAX);
+    let mut tracker =
+        tracker.map_or_else(|| Tracker::new(0, u64::MAX), |t| t.for_window(0, u64::MAX));
+    let mut left = index.saturating_sub(snapshot.start_index());
+    let mut sink = Window::default();
+    snapshot.for_each_block(|events| {
+        for e in events.iter().take(left as usize) {
+            tracker.push(e, &mut sink);
+        }
+        left = left.saturating_sub(events.len() as u64);
+        sink = Window::default();
+    });
+    tracker
 }
 
 /// A window at the level of detail it was asked for.

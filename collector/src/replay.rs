@@ -97,7 +97,7 @@ pub async fn replay(hub: Arc<Hub>, mut rec: Recording, ctl: Arc<ReplayControl>) 
             i += 1;
         }
         if i > start {
-            hub.ingest(id, events[start..i].to_vec(), None);
+            hub.ingest(id, &events[start..i]);
         }
         if i >= events.len() {
             break;

@@ -187,7 +187,7 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
                     return;
                 }
             },
-            Some(id) => match hub.ingest_frame(id, &bytes) {
+            Some(id) => match ingest_off_loop(&hub, id, bytes).await {
                 Ok(_) => {}
                 Err(e @ DecodeError::Version { .. }) => {
                     close_with(socket, 1008, e.to_string()).await;
@@ -211,6 +211,24 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
     if let Some(id) = session {
         hub.close(id);
     }
+}
+
+/// Frames larger than this are ingested on a blocking thread, so that a huge one
+/// never holds up the server's other connections.
+const INLINE_FRAME_BYTES: usize = 256 << 10;
+
+async fn ingest_off_loop(
+    hub: &Arc<Hub>,
+    id: SessionId,
+    bytes: axum::body::Bytes,
+) -> Result<usize, DecodeError> {
+    if bytes.len() <= INLINE_FRAME_BYTES {
+        return hub.ingest_frame(id, &bytes);
+    }
+    let hub = hub.clone();
+    tokio::task::spawn_blocking(move || hub.ingest_frame(id, &bytes))
+        .await
+        .unwrap_or(Ok(0))
 }
 
 fn close_code(e: &DecodeError) -> u16 {
@@ -275,6 +293,8 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
     let mut updates = hub.subscribe();
     // None: not subscribed; Some(None): all sessions.
     let mut subscribed: Option<Option<SessionId>> = None;
+    // Tells the hub someone watches, for as long as the subscription lasts.
+    let mut _watch = None;
     let hello = json!({"type": "sessions", "sessions": hub.sessions(), "replay": state.replay.as_ref().map(|r| r.state())});
     if socket
         .send(Message::Text(hello.to_string().into()))
@@ -296,10 +316,12 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                 let reply = match serde_json::from_str::<ViewRequest>(&text) {
                     Ok(ViewRequest::Subscribe { session }) => {
                         subscribed = Some(session);
+                        _watch = Some(hub.watch(session));
                         json!({"type": "subscribed", "session": session})
                     }
                     Ok(ViewRequest::Unsubscribe) => {
                         subscribed = None;
+                        _watch = None;
                         json!({"type": "unsubscribed"})
                     }
                     Ok(ViewRequest::Window { id, session, start_ns, end_ns, max_intervals, buckets }) => {

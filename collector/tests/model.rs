@@ -123,7 +123,15 @@ fn window_intervals_have_exact_boundaries() {
     let got: Vec<_> = w
         .intervals
         .iter()
-        .map(|i| (i.start_ns, i.end_ns, i.phase, i.woken_by.clone(), i.ready))
+        .map(|i| {
+            (
+                i.start_ns,
+                i.end_ns,
+                i.phase,
+                i.woken_by.map(|b| b.label()),
+                i.ready,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -152,11 +160,14 @@ fn window_intervals_have_exact_boundaries() {
     let arrows: Vec<_> = w
         .wakes
         .iter()
-        .map(|a| (a.at_ns, a.by.as_str(), a.polled_ns))
+        .map(|a| (a.at_ns, a.by.label(), a.polled_ns))
         .collect();
     assert_eq!(
         arrows,
-        vec![(1000, "timer", Some(1500)), (1550, "task:1", Some(1700))]
+        vec![
+            (1000, "timer".to_string(), Some(1500)),
+            (1550, "task:1".to_string(), Some(1700))
+        ]
     );
     let parked: Vec<_> = w
         .workers
@@ -388,7 +399,7 @@ fn windows_from_checkpoints_match_windows_from_the_start() {
         }
     }
     for chunk in all.chunks(5000) {
-        hub.ingest(id, chunk.to_vec(), None);
+        hub.ingest(id, chunk);
     }
     for (a, b) in [(0, 1_000), (ts / 2, ts / 2 + 3_000), (ts - 5_000, ts + 1)] {
         let from_hub = match hub.window(id, a, b, usize::MAX, 10).unwrap() {

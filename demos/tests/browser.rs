@@ -133,7 +133,7 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
         if let Some(note) = rec.notes.last() {
             hub.set_note(id, note.clone());
         }
-        hub.ingest(id, rec.events, None);
+        hub.ingest(id, &rec.events);
         hub.close(id);
         ids.insert(name, id);
     }
@@ -338,11 +338,11 @@ fn timeline_benchmark() {
         ));
         if batch.len() >= 30_000 {
             total += batch.len();
-            hub.ingest(id, std::mem::take(&mut batch), None);
+            hub.ingest(id, &std::mem::take(&mut batch));
         }
     }
     total += batch.len();
-    hub.ingest(id, batch, None);
+    hub.ingest(id, &batch);
     println!("synthetic session: {total} events, 1M poll slices");
     let addr = serve_hub(hub.clone(), None);
     // Live probes: a task named after the wall time it reaches the collector.
@@ -361,7 +361,7 @@ fn timeline_benchmark() {
                 .as_millis();
             hub.ingest(
                 id,
-                vec![
+                &[
                     ev(
                         ts,
                         0,
@@ -386,7 +386,6 @@ fn timeline_benchmark() {
                         },
                     ),
                 ],
-                None,
             );
             std::thread::sleep(Duration::from_millis(300));
         }

@@ -107,5 +107,8 @@ fn every_demo_reads_the_same_folded() {
         let fewer = model_of(rec.header.clone(), &folded);
         assert_eq!(reading(&every), reading(&fewer), "{}", demo.name);
     }
-    assert!(folded_any > 200, "only {folded_any} waker operations folded");
+    assert!(
+        folded_any > 200,
+        "only {folded_any} waker operations folded"
+    );
 }

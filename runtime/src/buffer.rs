@@ -103,6 +103,7 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 static GEN: AtomicU64 = AtomicU64::new(0);
 static CAPACITY: AtomicUsize = AtomicUsize::new(1 << 16);
 static PREFAULT: AtomicBool = AtomicBool::new(false);
+/// Rings of threads that joined since the shipper last looked: it takes them over.
 static REGISTRY: Mutex<Vec<ThreadBuf>> = Mutex::new(Vec::new());
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
 
@@ -280,8 +281,13 @@ fn join(gen: u64) -> Buf {
     }
 }
 
-pub(crate) fn registry() -> MutexGuard<'static, Vec<ThreadBuf>> {
+fn registry() -> MutexGuard<'static, Vec<ThreadBuf>> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The rings of threads that joined since the last call, for the shipper to own.
+pub(crate) fn take_new_threads(into: &mut Vec<ThreadBuf>) {
+    into.append(&mut registry());
 }
 
 /// Gives the calling thread its ring now rather than at its first event.

@@ -11,8 +11,8 @@
 //! * anywhere else (threads outside the runtime, `block_on`'s own future): `external`.
 
 use crate::buffer::{Raw, SpanInfo, WakeCtx};
-use looptrace_wire::{Event, EventKind, TaskKind, ThreadRole, WakeOp, WakeSource};
-use std::collections::HashMap;
+use looptrace_wire::{Event, EventKind, EventsWriter, TaskKind, ThreadRole, WakeOp, WakeSource};
+use rustc_hash::FxHashMap;
 
 /// A wake this close before a `Sleep`'s deadline still counts as its firing: tokio's
 /// timer wheel works in whole milliseconds.
@@ -57,31 +57,49 @@ struct SleepState {
     fired: bool,
 }
 
+/// Per-thread state, indexed by looptrace's dense thread number.
+#[derive(Default)]
+struct Threads(Vec<ThreadState>);
+
+impl Threads {
+    fn get(&mut self, thread: u32) -> &mut ThreadState {
+        let i = thread as usize;
+        if i >= self.0.len() {
+            self.0.resize_with(i + 1, ThreadState::default);
+        }
+        &mut self.0[i]
+    }
+
+    fn peek(&self, thread: u32) -> Option<&ThreadState> {
+        self.0.get(thread as usize)
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct Resolver {
-    threads: HashMap<u32, ThreadState>,
-    tasks: HashMap<u64, TaskState>,
+    threads: Threads,
+    tasks: FxHashMap<u64, TaskState>,
     /// Per thread, the last task span created there: tokio creates it just before
     /// the spawn hook runs on the same thread. Spans of runtimes looptrace does not
     /// capture are simply replaced.
-    spans: HashMap<u32, SpanInfo>,
+    spans: FxHashMap<u32, SpanInfo>,
     /// `spawn_blocking` tasks not yet started, announced when they start on one of
     /// the traced runtime's blocking threads (other runtimes' are dropped then).
-    blocking: HashMap<u64, SpanInfo>,
-    sleeps: HashMap<u64, SleepState>,
+    blocking: FxHashMap<u64, SpanInfo>,
+    sleeps: FxHashMap<u64, SleepState>,
 }
 
 impl Resolver {
     pub(crate) fn thread_name(&mut self, thread: u32, name: &str) {
-        self.threads.entry(thread).or_default().name = name.to_string();
+        self.threads.get(thread).name = name.to_string();
     }
 
-    fn emit(&mut self, out: &mut Vec<Event>, ts_ns: u64, thread: u32, kind: EventKind) {
-        let t = self.threads.entry(thread).or_default();
+    fn emit(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64, thread: u32, kind: EventKind) {
+        let t = self.threads.get(thread);
         let role = t.role();
         if t.announced != Some(role) {
             t.announced = Some(role);
-            out.push(Event {
+            out.push(&Event {
                 ts_ns,
                 thread,
                 kind: EventKind::Thread {
@@ -90,7 +108,7 @@ impl Resolver {
                 },
             });
         }
-        out.push(Event {
+        out.push(&Event {
             ts_ns,
             thread,
             kind,
@@ -98,17 +116,23 @@ impl Resolver {
     }
 
     /// Resolves one raw fact at `ts_ns` on `thread`, appending wire events to `out`.
-    pub(crate) fn resolve(&mut self, ts_ns: u64, thread: u32, raw: Raw, out: &mut Vec<Event>) {
+    pub(crate) fn resolve(
+        &mut self,
+        ts_ns: u64,
+        thread: u32,
+        raw: Raw,
+        out: &mut EventsWriter<'_>,
+    ) {
         match raw {
-            Raw::RuntimeThread => self.threads.entry(thread).or_default().runtime = true,
+            Raw::RuntimeThread => self.threads.get(thread).runtime = true,
             Raw::Worker(i) => {
-                let t = self.threads.entry(thread).or_default();
+                let t = self.threads.get(thread);
                 t.worker = Some(i);
                 t.runtime = true;
             }
             Raw::Span(info) => {
                 if info.kind == TaskKind::Blocking {
-                    let parent = self.threads.get(&thread).and_then(|t| t.polling);
+                    let parent = self.threads.peek(thread).and_then(|t| t.polling);
                     if parent.is_some() {
                         // Spawned by one of our tasks: ours.
                         self.spawn_blocking(out, ts_ns, thread, *info, parent);
@@ -148,7 +172,7 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, kind);
             }
             Raw::PollStart(task) => {
-                self.threads.entry(thread).or_default().polling = Some(task);
+                self.threads.get(thread).polling = Some(task);
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.clear();
                 }
@@ -163,7 +187,7 @@ impl Resolver {
                 if clones > 0 {
                     self.cloned_own_waker(thread, task);
                 }
-                self.threads.entry(thread).or_default().polling = None;
+                self.threads.get(thread).polling = None;
                 if let Some(t) = self.tasks.get_mut(&task) {
                     // Sleeps not polled again were dropped (or are no longer awaited).
                     for s in &t.armed {
@@ -211,19 +235,19 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, EventKind::Waker { task, op, by });
             }
             Raw::Park => {
-                let t = self.threads.entry(thread).or_default();
+                let t = self.threads.get(thread);
                 t.in_park = true;
                 t.deferred.clear();
                 self.emit(out, ts_ns, thread, EventKind::Park);
             }
             Raw::Unpark => {
-                self.threads.entry(thread).or_default().in_park = false;
+                self.threads.get(thread).in_park = false;
                 self.emit(out, ts_ns, thread, EventKind::Unpark);
             }
             Raw::BlockingStart(task) => {
                 if let Some(info) = self.blocking.remove(&task) {
                     // Spawned from outside any task: ours if it runs on our blocking pool.
-                    if self.threads.get(&thread).is_some_and(|t| t.runtime) {
+                    if self.threads.peek(thread).is_some_and(|t| t.runtime) {
                         self.spawn_blocking(out, ts_ns, thread, info, None);
                     }
                 }
@@ -285,7 +309,7 @@ impl Resolver {
 
     fn spawn_blocking(
         &mut self,
-        out: &mut Vec<Event>,
+        out: &mut EventsWriter<'_>,
         ts_ns: u64,
         thread: u32,
         info: SpanInfo,
@@ -306,7 +330,7 @@ impl Resolver {
     /// `task`, polled on `thread`, cloned its own waker: a wake of it by this worker
     /// outside any poll, before the worker parks, is tokio's deferred wake of it.
     fn cloned_own_waker(&mut self, thread: u32, task: u64) {
-        let t = self.threads.entry(thread).or_default();
+        let t = self.threads.get(thread);
         if t.deferred.len() >= MAX_DEFERRED {
             t.deferred.remove(0);
         }
@@ -322,7 +346,7 @@ impl Resolver {
         op: WakeOp,
         current: u64,
         ctx: WakeCtx,
-        out: &mut Vec<Event>,
+        out: &mut EventsWriter<'_>,
     ) -> WakeSource {
         if current != 0 {
             if op == WakeOp::Clone && current == task {
@@ -335,7 +359,7 @@ impl Resolver {
             WakeCtx::BlockOn => return WakeSource::External,
             WakeCtx::Plain => {}
         }
-        let t = self.threads.entry(thread).or_default();
+        let t = self.threads.get(thread);
         if t.worker.is_none() {
             // A thread of the runtime that is not a worker is a blocking-pool thread
             // (e.g. completing a `spawn_blocking` task wakes whoever awaits it).
@@ -363,7 +387,7 @@ impl Resolver {
             }
             return WakeSource::Timer;
         }
-        let t = self.threads.entry(thread).or_default();
+        let t = self.threads.get(thread);
         if !t.in_park {
             if let Some(i) = t.deferred.iter().position(|&d| d == task) {
                 if waking {

@@ -1,13 +1,18 @@
-//! The shipping thread: drains every thread's ring, merges in time order, resolves,
-//! encodes, and hands frames to the destinations. It is a plain OS thread outside
-//! any runtime, so looptrace never traces itself.
+//! The shipping thread: merges every thread's ring in time order, resolves, encodes,
+//! and hands frames to the destinations. It is a plain OS thread outside any
+//! runtime, so looptrace never traces itself.
+//!
+//! Each ring is already in time order, so a round merges them in place: it reads
+//! the slots each ring holds, repeatedly takes the earliest head among them, and
+//! encodes what the resolver makes of it straight into the frame. Nothing is copied
+//! into an intermediate list or sorted.
 
-use crate::buffer::{self, Raw};
+use crate::buffer::{self, Raw, Slot, ThreadBuf};
 use crate::clock::{self, Origin};
 use crate::destination::Dest;
 use crate::resolve::Resolver;
-use looptrace_wire::{encode_events, encode_header, encode_note, Event, EventKind, Header, Note};
-use std::collections::HashSet;
+use looptrace_wire::{encode_header, encode_note, Event, EventKind, EventsWriter, Header, Note};
+use rtrb::chunks::ReadChunk;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -17,7 +22,9 @@ use std::time::Duration;
 /// was descheduled between its clock read and its push still goes out in order.
 const HOLD_NS: u64 = 2_000_000;
 /// Largest events frame the shipper sends.
-const MAX_FRAME_EVENTS: usize = 16_384;
+const FRAME_EVENTS: u64 = 16_384;
+/// Rings merged by scanning their heads; more use a heap.
+const SCAN_HEADS: usize = 8;
 
 /// Running totals, shared with the app's [`crate::Session`].
 #[derive(Debug, Default)]
@@ -63,6 +70,59 @@ impl Shipper {
     }
 }
 
+/// Where encoded frames go: every destination.
+struct Out<'a> {
+    dests: &'a mut [Dest],
+    events: u64,
+}
+
+impl Out<'_> {
+    fn send(&mut self, frame: &[u8], events: u64) {
+        for d in self.dests.iter_mut() {
+            d.events(frame, events);
+        }
+        self.events += events;
+    }
+}
+
+/// One ring's slots readable this round, and how far the merge has taken them.
+struct Cursor<'a> {
+    chunk: ReadChunk<'a, Slot>,
+    taken: usize,
+    len: usize,
+    thread: u32,
+    /// The time of the slot at `taken`.
+    head_ns: u64,
+}
+
+impl Cursor<'_> {
+    fn slot(&mut self, i: usize) -> &mut Slot {
+        let (a, b) = self.chunk.as_mut_slices();
+        if i < a.len() {
+            &mut a[i]
+        } else {
+            &mut b[i - a.len()]
+        }
+    }
+
+    /// Sets `head_ns` to the next slot's time; false if none is due by `cutoff`.
+    fn advance(&mut self, origin: &Origin, cutoff: u64) -> bool {
+        if self.taken == self.len {
+            return false;
+        }
+        let tsc = self.slot(self.taken).tsc;
+        self.head_ns = origin.ns(tsc);
+        self.head_ns <= cutoff
+    }
+
+    /// Moves the head slot's fact out (the ring drops the husk when committed).
+    fn take(&mut self) -> Raw {
+        let i = self.taken;
+        self.taken += 1;
+        std::mem::replace(&mut self.slot(i).raw, Raw::Park)
+    }
+}
+
 fn run(
     header: Header,
     origin: Origin,
@@ -77,84 +137,143 @@ fn run(
         d.header(&frame);
     }
     let mut resolver = Resolver::default();
-    let mut named = HashSet::new();
-    let mut pending: Vec<(u64, u32, Raw)> = Vec::new();
-    let mut out: Vec<Event> = Vec::new();
-    let mut drops: Vec<(u32, u64)> = Vec::new();
+    let mut threads: Vec<ThreadBuf> = Vec::new();
     let mut notes: Vec<Note> = Vec::new();
+    let mut drops: Vec<(u32, u64)> = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Acquire);
         let now_ns = origin.ns(clock::raw());
-        {
-            let mut reg = buffer::registry();
-            for tb in reg.iter_mut() {
-                if named.insert(tb.thread) {
-                    resolver.thread_name(tb.thread, &tb.name);
-                }
-                let n = tb.consumer.slots();
-                if n > 0 {
-                    if let Ok(chunk) = tb.consumer.read_chunk(n) {
-                        pending.extend(
-                            chunk
-                                .into_iter()
-                                .map(|s| (origin.ns(s.tsc), tb.thread, s.raw)),
-                        );
-                    }
-                }
-                let d = tb.dropped.load(Ordering::Relaxed);
-                if d > tb.reported_drops {
-                    drops.push((tb.thread, d - tb.reported_drops));
-                    tb.reported_drops = d;
-                }
-            }
-            // Threads that ended and were drained leave the registry.
-            reg.retain(|tb| !(tb.consumer.is_abandoned() && tb.consumer.is_empty()));
+        let joined = threads.len();
+        buffer::take_new_threads(&mut threads);
+        for tb in &threads[joined..] {
+            resolver.thread_name(tb.thread, &tb.name);
         }
-        pending.sort_by_key(|p| p.0);
         let cutoff = if stopping {
             u64::MAX
         } else {
             now_ns.saturating_sub(HOLD_NS)
         };
-        let ready = pending.partition_point(|p| p.0 <= cutoff);
-        for (ts, thread, raw) in pending.drain(..ready) {
-            match raw {
-                Raw::Note(note) => notes.push(*note),
-                raw => resolver.resolve(ts, thread, raw, &mut out),
+        let mut out = Out {
+            dests: &mut dests,
+            events: 0,
+        };
+        frame.clear();
+        let mut w = EventsWriter::new(&mut frame);
+        {
+            let mut cursors: Vec<Cursor<'_>> = Vec::new();
+            for tb in threads.iter_mut() {
+                let d = tb.dropped.load(Ordering::Relaxed);
+                if d > tb.reported_drops {
+                    drops.push((tb.thread, d - tb.reported_drops));
+                    tb.reported_drops = d;
+                }
+                let n = tb.consumer.slots();
+                if n == 0 {
+                    continue;
+                }
+                if let Ok(chunk) = tb.consumer.read_chunk(n) {
+                    let mut c = Cursor {
+                        chunk,
+                        taken: 0,
+                        len: n,
+                        thread: tb.thread,
+                        head_ns: 0,
+                    };
+                    if c.advance(&origin, cutoff) {
+                        cursors.push(c);
+                    } else {
+                        c.chunk.commit(0);
+                    }
+                }
+            }
+            let mut heap = std::collections::BinaryHeap::new();
+            if cursors.len() > SCAN_HEADS {
+                heap.extend(
+                    cursors
+                        .iter()
+                        .enumerate()
+                        .map(|(i, c)| std::cmp::Reverse((c.head_ns, i))),
+                );
+            }
+            loop {
+                // The cursor whose head is earliest.
+                let i = if cursors.len() > SCAN_HEADS {
+                    match heap.pop() {
+                        Some(std::cmp::Reverse((_, i))) => i,
+                        None => break,
+                    }
+                } else {
+                    let mut best: Option<usize> = None;
+                    for (i, c) in cursors.iter().enumerate() {
+                        if c.taken < c.len
+                            && c.head_ns <= cutoff
+                            && best.is_none_or(|b| c.head_ns < cursors[b].head_ns)
+                        {
+                            best = Some(i);
+                        }
+                    }
+                    match best {
+                        Some(i) => i,
+                        None => break,
+                    }
+                };
+                let c = &mut cursors[i];
+                let (ts, thread) = (c.head_ns, c.thread);
+                let raw = c.take();
+                let due = c.advance(&origin, cutoff);
+                if !due {
+                    // Past the cutoff (or empty): out of the race this round.
+                    c.head_ns = u64::MAX;
+                } else if cursors.len() > SCAN_HEADS {
+                    heap.push(std::cmp::Reverse((cursors[i].head_ns, i)));
+                }
+                match raw {
+                    Raw::Note(note) => {
+                        // After the events that came before it.
+                        let n = w.finish();
+                        if n > 0 {
+                            out.send(&frame, n);
+                        }
+                        notes.push(*note);
+                        send_notes(&mut notes, &mut frame, &mut out);
+                        frame.clear();
+                        w = EventsWriter::new(&mut frame);
+                    }
+                    raw => resolver.resolve(ts, thread, raw, &mut w),
+                }
+                if w.len() >= FRAME_EVENTS {
+                    let n = w.finish();
+                    out.send(&frame, n);
+                    frame.clear();
+                    w = EventsWriter::new(&mut frame);
+                }
+            }
+            for c in cursors {
+                let taken = c.taken;
+                c.chunk.commit(taken);
             }
         }
         for (thread, count) in drops.drain(..) {
             counters.dropped_full.fetch_add(count, Ordering::Relaxed);
-            out.push(Event {
+            w.push(&Event {
                 ts_ns: now_ns,
                 thread,
                 kind: EventKind::Dropped { count },
             });
         }
-        for batch in out.chunks(MAX_FRAME_EVENTS) {
-            frame.clear();
-            encode_events(batch, &mut frame);
-            for d in &mut dests {
-                d.events(&frame, batch.len() as u64);
-            }
+        let n = w.finish();
+        if n > 0 {
+            out.send(&frame, n);
         }
-        // Notes after the events that came before them.
-        for note in notes.drain(..) {
-            frame.clear();
-            encode_note(&note, &mut frame);
-            for d in &mut dests {
-                d.events(&frame, 0);
-            }
-        }
-        counters
-            .events
-            .fetch_add(out.len() as u64, Ordering::Relaxed);
-        if out.is_empty() {
+        let shipped = out.events;
+        counters.events.fetch_add(shipped, Ordering::Relaxed);
+        if shipped == 0 {
             for d in &mut dests {
                 d.tick();
             }
         }
-        out.clear();
+        // Threads that ended and were drained leave.
+        threads.retain(|tb| !(tb.consumer.is_abandoned() && tb.consumer.is_empty()));
         if stopping {
             break;
         }
@@ -164,5 +283,13 @@ fn run(
         counters
             .dropped_unsent
             .fetch_add(d.close(), Ordering::Relaxed);
+    }
+}
+
+fn send_notes(notes: &mut Vec<Note>, frame: &mut Vec<u8>, out: &mut Out<'_>) {
+    for note in notes.drain(..) {
+        frame.clear();
+        encode_note(&note, frame);
+        out.send(frame, 0);
     }
 }

@@ -17,7 +17,7 @@ fn hello_state(columns: usize) -> State {
     let mut frame = Vec::new();
     encode_header(&rec.header, &mut frame);
     let id = hub.open(rec.header.clone(), &frame, Source::Replay);
-    hub.ingest(id, rec.events.clone(), None);
+    hub.ingest(id, &rec.events);
     let mut state = State {
         connected: true,
         ..State::default()

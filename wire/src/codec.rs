@@ -95,7 +95,9 @@ pub fn encode_events(events: &[Event], out: &mut Vec<u8>) {
     }
 }
 
-fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
+/// Encodes one event onto `out`, its timestamp a delta from `*prev` (which it
+/// then becomes): how the events of a frame, or of a run, follow each other.
+pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
     let tag = match &e.kind {
         EventKind::Thread { .. } => 1,
         EventKind::Spawn { .. } => 2,

@@ -8,7 +8,8 @@ pub mod warning;
 pub mod worker;
 
 use looptrace_wire::{Event, EventKind, Header, TaskId, ThreadRole, WakeOp, WakeSource};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use task::{Phase, Task};
 use warning::*;
 use worker::Worker;
@@ -42,10 +43,10 @@ const EARLY_IDLE_MAX: usize = 4096;
 /// One session's derived state.
 pub struct Model {
     pub header: Header,
-    pub tasks: HashMap<TaskId, Task>,
+    pub tasks: FxHashMap<TaskId, Task>,
     /// Worker threads by looptrace thread id.
     pub workers: BTreeMap<u32, Worker>,
-    pub threads: HashMap<u32, (ThreadRole, String)>,
+    pub threads: FxHashMap<u32, (ThreadRole, String)>,
     pub warnings: Vec<Warning>,
     /// Labelled moments, oldest first (at most [`MARKS_MAX`]).
     pub marks: VecDeque<Mark>,
@@ -61,16 +62,19 @@ pub struct Model {
     /// Tasks that went idle before any waker event was seen, and when: checked for
     /// a lost waker once the session shows it carries waker events at all.
     idle_unchecked: Vec<(TaskId, u64)>,
-    warning_index: HashMap<(WarningKind, Option<TaskId>), usize>,
+    warning_index: FxHashMap<(WarningKind, Option<TaskId>), usize>,
     finished: VecDeque<TaskId>,
     live: u64,
     live_history: VecDeque<(u64, u64)>,
     last_tick: u64,
     /// Per task: start of its self-wake window and self-wakes in it.
-    storms: HashMap<TaskId, (u64, u64)>,
+    storms: FxHashMap<TaskId, (u64, u64)>,
     /// Polls already reported as never yielding.
     flagged_polls: BTreeSet<(TaskId, u64)>,
-    changed: BTreeSet<TaskId>,
+    /// Tasks changed since the last [`Model::take_changes`], followed only while
+    /// [`Model::track_changes`] is set (someone watches live).
+    changed: FxHashSet<TaskId>,
+    pub track_changes: bool,
     new_warnings: Vec<usize>,
     new_marks: usize,
 }
@@ -88,9 +92,9 @@ impl Model {
     pub fn new(header: Header, thresholds: Thresholds) -> Model {
         Model {
             header,
-            tasks: HashMap::new(),
+            tasks: FxHashMap::default(),
             workers: BTreeMap::new(),
-            threads: HashMap::new(),
+            threads: FxHashMap::default(),
             warnings: Vec::new(),
             marks: VecDeque::new(),
             thresholds,
@@ -100,14 +104,15 @@ impl Model {
             coarse: false,
             saw_wakers: false,
             idle_unchecked: Vec::new(),
-            warning_index: HashMap::new(),
+            warning_index: FxHashMap::default(),
             finished: VecDeque::new(),
             live: 0,
             live_history: VecDeque::new(),
             last_tick: 0,
-            storms: HashMap::new(),
+            storms: FxHashMap::default(),
             flagged_polls: BTreeSet::new(),
-            changed: BTreeSet::new(),
+            changed: FxHashSet::default(),
+            track_changes: true,
             new_warnings: Vec::new(),
             new_marks: 0,
         }
@@ -201,7 +206,7 @@ impl Model {
                 t.spawned_ns = ts;
                 t.since_ns = ts;
                 let found = LargeFuture::check(&thresholds, t);
-                self.changed.insert(*task);
+                self.note_change(*task);
                 self.warn(found, Some(*task), ts);
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
@@ -227,7 +232,7 @@ impl Model {
                     w.running = Some(*task);
                     w.since_ns = ts;
                 }
-                self.changed.insert(*task);
+                self.note_change(*task);
                 self.warn(found, Some(*task), ts);
             }
             EventKind::PollEnd {
@@ -281,7 +286,7 @@ impl Model {
                 } else if *op == WakeOp::Drop && !self.coarse {
                     found = LostWaker::check(t);
                 }
-                self.changed.insert(*task);
+                self.note_change(*task);
                 self.warn(found, Some(*task), ts);
             }
             EventKind::Terminate { task, outcome } => {
@@ -293,7 +298,7 @@ impl Model {
                     t.enter(Phase::Done, ts);
                     self.finish(*task);
                 }
-                self.changed.insert(*task);
+                self.note_change(*task);
             }
             EventKind::Park => {
                 if let Some(w) = self.workers.get_mut(&e.thread) {
@@ -384,7 +389,7 @@ impl Model {
         if ready {
             self.finish(task);
         }
-        self.changed.insert(task);
+        self.note_change(task);
         self.warn(blocking, Some(task), started);
         if !self.flagged_polls.remove(&(task, started)) {
             self.warn(never, Some(task), started);
@@ -423,10 +428,19 @@ impl Model {
         self.warn(found, None, now);
     }
 
-    /// Tasks and warnings changed since the last call.
+    fn note_change(&mut self, task: TaskId) {
+        if self.track_changes {
+            self.changed.insert(task);
+        }
+    }
+
+    /// Tasks and warnings changed since the last call (tasks only while
+    /// [`Model::track_changes`] is set).
     pub fn take_changes(&mut self) -> Changes {
+        let mut tasks: Vec<TaskId> = self.changed.drain().collect();
+        tasks.sort_unstable();
         Changes {
-            tasks: std::mem::take(&mut self.changed).into_iter().collect(),
+            tasks,
             warnings: std::mem::take(&mut self.new_warnings),
             marks: std::mem::take(&mut self.new_marks),
         }

@@ -4,8 +4,29 @@
 
 use super::task::Phase;
 use looptrace_wire::{Event, EventKind, TaskId, WakeOp, WakeSource};
-use serde::Serialize;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
+use serde::{Serialize, Serializer};
+
+/// A wake source as viewers read it: `task:<id>`, `timer`, `io`, `blocking`,
+/// `external`.
+fn label<S: Serializer>(by: &WakeSource, s: S) -> Result<S::Ok, S::Error> {
+    match by {
+        WakeSource::Task(id) => s.collect_str(&format_args!("task:{id}")),
+        other => s.serialize_str(match other {
+            WakeSource::Timer => "timer",
+            WakeSource::Io => "io",
+            WakeSource::Blocking => "blocking",
+            _ => "external",
+        }),
+    }
+}
+
+fn label_opt<S: Serializer>(by: &Option<WakeSource>, s: S) -> Result<S::Ok, S::Error> {
+    match by {
+        Some(by) => label(by, s),
+        None => s.serialize_none(),
+    }
+}
 
 /// A stretch of time a task spent in one phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -20,8 +41,8 @@ pub struct Interval {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ready: Option<bool>,
     /// Scheduled: who woke it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub woken_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "label_opt")]
+    pub woken_by: Option<WakeSource>,
 }
 
 /// A wake: from its source, at `at_ns`, to the task's next poll.
@@ -29,7 +50,8 @@ pub struct Interval {
 pub struct WakeArrow {
     pub task: TaskId,
     pub at_ns: u64,
-    pub by: String,
+    #[serde(serialize_with = "label")]
+    pub by: WakeSource,
     pub thread: u32,
     /// When the woken task was next polled.
     pub polled_ns: Option<u64>,
@@ -71,10 +93,39 @@ struct TaskTrack {
     phase: Option<Phase>,
     since: u64,
     thread: Option<u32>,
-    woken_by: Option<String>,
-    woken_in_poll: Option<String>,
+    woken_by: Option<WakeSource>,
+    woken_in_poll: Option<WakeSource>,
     /// Wakes waiting for the task's next poll.
     arrows: Vec<WakeArrow>,
+}
+
+/// Where a [`Tracker`] puts what it finds: a [`Window`] keeps everything, an
+/// [`Aggregator`] sums it into buckets as it comes, [`Capped`] does the first until
+/// there is too much, then the second.
+pub trait Out {
+    fn interval(&mut self, i: Interval);
+    fn wake(&mut self, a: WakeArrow);
+    fn worker(&mut self, s: WorkerSpan);
+    fn marker(&mut self, m: Marker);
+}
+
+impl Out for Window {
+    fn interval(&mut self, i: Interval) {
+        self.intervals.push(i);
+    }
+    fn wake(&mut self, a: WakeArrow) {
+        self.wakes.push(a);
+    }
+    fn worker(&mut self, s: WorkerSpan) {
+        self.workers.push(s);
+    }
+    fn marker(&mut self, m: Marker) {
+        self.markers.push(m);
+    }
+}
+
+fn overlaps((start_ns, end_ns): (u64, u64), a: u64, b: u64) -> bool {
+    (b > a && b >= start_ns && a < end_ns) || (a == b && a >= start_ns && a < end_ns)
 }
 
 /// Follows events and produces what they mean over time, clipped to a window:
@@ -84,8 +135,8 @@ struct TaskTrack {
 pub struct Tracker {
     start_ns: u64,
     end_ns: u64,
-    tasks: HashMap<TaskId, TaskTrack>,
-    workers: HashMap<u32, (u64, Option<TaskId>)>,
+    tasks: FxHashMap<TaskId, TaskTrack>,
+    workers: FxHashMap<u32, (u64, Option<TaskId>)>,
     last_ns: u64,
 }
 
@@ -95,10 +146,19 @@ impl Tracker {
         Tracker {
             start_ns,
             end_ns,
-            tasks: HashMap::new(),
-            workers: HashMap::new(),
+            tasks: FxHashMap::default(),
+            workers: FxHashMap::default(),
             last_ns: 0,
         }
+    }
+
+    /// Approximate bytes held (a checkpoint's cost).
+    pub fn memory(&self) -> usize {
+        let arrows: usize = self.tasks.values().map(|t| t.arrows.capacity()).sum();
+        std::mem::size_of::<Tracker>()
+            + self.tasks.capacity() * (std::mem::size_of::<(TaskId, TaskTrack)>() + 1)
+            + arrows * std::mem::size_of::<WakeArrow>()
+            + self.workers.capacity() * 32
     }
 
     /// A copy of this tracker's state, keeping from now on what overlaps a new window.
@@ -121,20 +181,22 @@ impl Tracker {
         self.last_ns
     }
 
-    fn overlaps(&self, a: u64, b: u64) -> bool {
-        (b > a && b >= self.start_ns && a < self.end_ns)
-            || (a == b && a >= self.start_ns && a < self.end_ns)
-    }
-
-    fn close(&self, out: &mut Window, task: TaskId, t: &TaskTrack, ts: u64, ready: Option<bool>) {
+    fn close(
+        (start_ns, end_ns): (u64, u64),
+        out: &mut impl Out,
+        task: TaskId,
+        t: &TaskTrack,
+        ts: u64,
+        ready: Option<bool>,
+    ) {
         let Some(phase) = t.phase else { return };
-        if phase == Phase::Done || !self.overlaps(t.since, ts) {
+        if phase == Phase::Done || !overlaps((start_ns, end_ns), t.since, ts) {
             return;
         }
-        out.intervals.push(Interval {
+        out.interval(Interval {
             task,
-            start_ns: t.since.max(self.start_ns),
-            end_ns: ts.min(self.end_ns),
+            start_ns: t.since.max(start_ns),
+            end_ns: ts.min(end_ns),
             phase,
             thread: if phase == Phase::Running {
                 t.thread
@@ -143,23 +205,27 @@ impl Tracker {
             },
             ready: if phase == Phase::Running { ready } else { None },
             woken_by: if phase == Phase::Scheduled {
-                t.woken_by.clone()
+                t.woken_by
             } else {
                 None
             },
         });
     }
 
+    fn range(&self) -> (u64, u64) {
+        (self.start_ns, self.end_ns)
+    }
+
     fn worker_span(
         &self,
-        out: &mut Window,
+        out: &mut impl Out,
         thread: u32,
         since: u64,
         until: u64,
         task: Option<TaskId>,
     ) {
-        if self.overlaps(since, until) {
-            out.workers.push(WorkerSpan {
+        if overlaps(self.range(), since, until) {
+            out.worker(WorkerSpan {
                 thread,
                 start_ns: since.max(self.start_ns),
                 end_ns: until.min(self.end_ns),
@@ -169,35 +235,38 @@ impl Tracker {
     }
 
     /// Follows one event (in time order), adding what it closes to `out`.
-    pub fn push(&mut self, e: &Event, out: &mut Window) {
+    pub fn push(&mut self, e: &Event, out: &mut impl Out) {
         let ts = e.ts_ns;
         self.last_ns = self.last_ns.max(ts);
+        let range = self.range();
         let in_window = ts >= self.start_ns && ts < self.end_ns;
+        let marker = |out: &mut dyn FnMut(Marker), task: TaskId, kind| {
+            if in_window {
+                out(Marker {
+                    task,
+                    at_ns: ts,
+                    kind,
+                })
+            }
+        };
         match &e.kind {
             EventKind::Spawn { task, .. } => {
                 let t = self.tasks.entry(*task).or_default();
                 t.phase = Some(Phase::Scheduled);
                 t.since = ts;
-                if in_window {
-                    out.markers.push(Marker {
-                        task: *task,
-                        at_ns: ts,
-                        kind: "spawn",
-                    });
-                }
+                marker(&mut |m| out.marker(m), *task, "spawn");
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
-                let mut t = self.tasks.remove(task).unwrap_or_default();
-                self.close(out, *task, &t, ts, None);
+                let t = self.tasks.entry(*task).or_default();
+                Self::close(range, out, *task, t, ts, None);
                 for mut a in t.arrows.drain(..) {
                     a.polled_ns = Some(ts);
-                    out.wakes.push(a);
+                    out.wake(a);
                 }
                 t.phase = Some(Phase::Running);
                 t.since = ts;
                 t.thread = Some(e.thread);
                 t.woken_by = None;
-                self.tasks.insert(*task, t);
                 if let Some((since, None)) = self.workers.get(&e.thread).copied() {
                     // A poll on a worker still marked parked: the park ended.
                     self.worker_span(out, e.thread, since, ts, None);
@@ -213,19 +282,18 @@ impl Tracker {
                 op: WakeOp::Wake | WakeOp::WakeByRef,
                 by,
             } => {
-                let mut t = self.tasks.remove(task).unwrap_or_default();
-                let label = by.label();
+                let t = self.tasks.entry(*task).or_default();
                 if in_window {
                     t.arrows.push(WakeArrow {
                         task: *task,
                         at_ns: ts,
-                        by: label.clone(),
+                        by: *by,
                         thread: e.thread,
                         polled_ns: None,
                     });
                     if *by == WakeSource::Io {
                         // tokio reports I/O readiness only as the wake it causes.
-                        out.markers.push(Marker {
+                        out.marker(Marker {
                             task: *task,
                             at_ns: ts,
                             kind: "io_ready",
@@ -234,47 +302,35 @@ impl Tracker {
                 }
                 match t.phase {
                     Some(Phase::Running) => {
-                        t.woken_in_poll.get_or_insert(label);
+                        t.woken_in_poll.get_or_insert(*by);
                     }
                     Some(Phase::Idle) | None => {
-                        self.close(out, *task, &t, ts, None);
+                        Self::close(range, out, *task, t, ts, None);
                         t.phase = Some(Phase::Scheduled);
                         t.since = ts;
-                        t.woken_by = Some(label);
+                        t.woken_by = Some(*by);
                     }
                     Some(Phase::Scheduled) | Some(Phase::Done) => {}
                 }
-                self.tasks.insert(*task, t);
             }
             EventKind::Terminate { task, .. } => {
-                if let Some(mut t) = self.tasks.remove(task) {
+                if let Some(t) = self.tasks.get_mut(task) {
+                    // While running, its last poll closes it.
                     if t.phase != Some(Phase::Running) {
-                        self.close(out, *task, &t, ts, None);
+                        Self::close(range, out, *task, t, ts, None);
                         // Wakes that will never lead to a poll.
-                        out.wakes.append(&mut t.arrows);
-                    } else {
-                        // Its last poll closes it.
-                        self.tasks.insert(*task, t);
+                        for a in t.arrows.drain(..) {
+                            out.wake(a);
+                        }
+                        self.tasks.remove(task);
                     }
                 }
-                if in_window {
-                    out.markers.push(Marker {
-                        task: *task,
-                        at_ns: ts,
-                        kind: "terminate",
-                    });
-                }
+                marker(&mut |m| out.marker(m), *task, "terminate");
             }
-            EventKind::TimerArmed { task, .. } if in_window => out.markers.push(Marker {
-                task: *task,
-                at_ns: ts,
-                kind: "timer_armed",
-            }),
-            EventKind::TimerFired { task } if in_window => out.markers.push(Marker {
-                task: *task,
-                at_ns: ts,
-                kind: "timer_fired",
-            }),
+            EventKind::TimerArmed { task, .. } => {
+                marker(&mut |m| out.marker(m), *task, "timer_armed")
+            }
+            EventKind::TimerFired { task } => marker(&mut |m| out.marker(m), *task, "timer_fired"),
             EventKind::Park => {
                 self.workers.insert(e.thread, (ts, None));
             }
@@ -288,15 +344,19 @@ impl Tracker {
         }
     }
 
-    fn poll_end(&mut self, out: &mut Window, task: TaskId, ready: bool, thread: u32, ts: u64) {
-        let mut t = self.tasks.remove(&task).unwrap_or_default();
+    fn poll_end(&mut self, out: &mut impl Out, task: TaskId, ready: bool, thread: u32, ts: u64) {
+        let range = self.range();
+        let t = self.tasks.entry(task).or_default();
         if t.phase == Some(Phase::Running) {
-            self.close(out, task, &t, ts, Some(ready));
+            Self::close(range, out, task, t, ts, Some(ready));
         }
         t.since = ts;
         if ready {
             // Finished: wakes of it that never led to a poll end here.
-            out.wakes.append(&mut t.arrows);
+            for a in t.arrows.drain(..) {
+                out.wake(a);
+            }
+            self.tasks.remove(&task);
         } else {
             t.phase = Some(match t.woken_in_poll.take() {
                 Some(by) => {
@@ -305,7 +365,6 @@ impl Tracker {
                 }
                 None => Phase::Idle,
             });
-            self.tasks.insert(task, t);
         }
         if let Some((since, Some(_))) = self.workers.get(&thread).copied() {
             self.worker_span(out, thread, since, ts, Some(task));
@@ -314,13 +373,16 @@ impl Tracker {
     }
 
     /// Closes everything still open at `until` (the end of a window).
-    pub fn finish(mut self, until: u64, out: &mut Window) {
+    pub fn finish(mut self, until: u64, out: &mut impl Out) {
+        let range = self.range();
         let mut ids: Vec<_> = self.tasks.keys().copied().collect();
         ids.sort_unstable();
         for id in ids {
             if let Some(mut t) = self.tasks.remove(&id) {
-                self.close(out, id, &t, until, None);
-                out.wakes.append(&mut t.arrows);
+                Self::close(range, out, id, &t, until, None);
+                for a in t.arrows.drain(..) {
+                    out.wake(a);
+                }
             }
         }
         let mut open: Vec<_> = self.workers.drain().collect();
@@ -328,7 +390,6 @@ impl Tracker {
         for (thread, (since, task)) in open {
             self.worker_span(out, thread, since, until, task);
         }
-        out.wakes.sort_by_key(|a| a.at_ns);
     }
 }
 
@@ -341,28 +402,106 @@ pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
 
 /// Like [`window`], continuing from a tracker that followed the events before
 /// `events` (a checkpoint).
-pub fn window_from(mut tracker: Tracker, events: &[Event], start_ns: u64, end_ns: u64) -> Window {
+pub fn window_from(tracker: Tracker, events: &[Event], start_ns: u64, end_ns: u64) -> Window {
     let mut w = Window {
         start_ns,
         end_ns,
         ..Window::default()
     };
+    w.until_ns = follow(tracker, events, start_ns, end_ns, &mut w, |_, _| {});
+    w.wakes.sort_by_key(|a| a.at_ns);
+    w
+}
+
+/// Runs `tracker` over `events` up to `end_ns` and closes what is open; returns
+/// the time phases were closed at. `each(k, tracker)` is called before the k-th
+/// event (checkpoints are taken there).
+pub fn follow(
+    mut tracker: Tracker,
+    events: &[Event],
+    start_ns: u64,
+    end_ns: u64,
+    out: &mut impl Out,
+    mut each: impl FnMut(usize, &Tracker),
+) -> u64 {
     let mut more = false;
-    for e in events {
+    for (k, e) in events.iter().enumerate() {
         if e.ts_ns >= end_ns {
             more = true;
             break;
         }
-        tracker.push(e, &mut w);
+        each(k, &tracker);
+        tracker.push(e, out);
     }
     let until = if more {
         end_ns
     } else {
         end_ns.min(tracker.last_ns.max(start_ns))
     };
-    w.until_ns = until;
-    tracker.finish(until, &mut w);
-    w
+    tracker.finish(until, out);
+    until
+}
+
+/// A window at full detail while it has at most `max` intervals, then summed into
+/// buckets as the rest comes (so a huge window never holds every interval).
+pub enum Capped {
+    Full(Window, usize, usize),
+    Aggregated(Aggregator),
+}
+
+impl Capped {
+    /// Full detail up to `max_intervals`, else `buckets` buckets over `[start_ns, end_ns)`.
+    pub fn new(start_ns: u64, end_ns: u64, max_intervals: usize, buckets: usize) -> Capped {
+        Capped::Full(
+            Window {
+                start_ns,
+                end_ns,
+                ..Window::default()
+            },
+            max_intervals,
+            buckets,
+        )
+    }
+
+    fn spill(&mut self) {
+        if let Capped::Full(w, max, buckets) = self {
+            if w.intervals.len() > *max {
+                let mut a = Aggregator::new(w.start_ns, w.end_ns, *buckets);
+                a.absorb(std::mem::take(w));
+                *self = Capped::Aggregated(a);
+            }
+        }
+    }
+}
+
+impl Out for Capped {
+    fn interval(&mut self, i: Interval) {
+        match self {
+            Capped::Full(w, ..) => {
+                w.intervals.push(i);
+                self.spill();
+            }
+            Capped::Aggregated(a) => a.interval(i),
+        }
+    }
+    fn wake(&mut self, x: WakeArrow) {
+        match self {
+            Capped::Full(w, ..) => w.wakes.push(x),
+            Capped::Aggregated(a) => a.wake(x),
+        }
+    }
+    fn worker(&mut self, s: WorkerSpan) {
+        match self {
+            Capped::Full(w, ..) => w.workers.push(s),
+            Capped::Aggregated(a) => a.worker(s),
+        }
+    }
+    fn marker(&mut self, m: Marker) {
+        match self {
+            Capped::Full(w, ..) => w.markers.push(m),
+            Capped::Aggregated(a) => a.marker(m),
+        }
+    }
 }
 
 /// A window summarised into equal time buckets, for zoomed-out views.
@@ -416,93 +555,142 @@ fn spread(buckets: &mut [f32], start: u64, end: u64, w0: u64, bucket: u64) {
     }
 }
 
-/// Summarises `w` into `buckets` equal buckets.
-pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
-    let buckets = buckets.clamp(1, 10_000);
-    let span = w.end_ns.saturating_sub(w.start_ns).max(1);
-    let bucket_ns = span.div_ceil(buckets as u64).max(1);
-    let mut tasks: HashMap<TaskId, TaskBuckets> = HashMap::new();
-    for i in &w.intervals {
-        let t = tasks.entry(i.task).or_insert_with(|| TaskBuckets {
-            task: i.task,
-            running: vec![0.0; buckets],
-            scheduled: vec![0.0; buckets],
-            polls: vec![0; buckets],
+/// Sums intervals, worker spans and wakes into equal time buckets as they come.
+pub struct Aggregator {
+    start_ns: u64,
+    end_ns: u64,
+    buckets: usize,
+    bucket_ns: u64,
+    tasks: FxHashMap<TaskId, TaskBuckets>,
+    workers: FxHashMap<u32, WorkerBuckets>,
+    wakes: Vec<u32>,
+}
+
+impl Aggregator {
+    /// `buckets` buckets (1 to 10 000) over `[start_ns, end_ns)`.
+    pub fn new(start_ns: u64, end_ns: u64, buckets: usize) -> Aggregator {
+        let buckets = buckets.clamp(1, 10_000);
+        let span = end_ns.saturating_sub(start_ns).max(1);
+        Aggregator {
+            start_ns,
+            end_ns,
+            buckets,
+            bucket_ns: span.div_ceil(buckets as u64).max(1),
+            tasks: FxHashMap::default(),
+            workers: FxHashMap::default(),
             wakes: vec![0; buckets],
-        });
+        }
+    }
+
+    fn bucket(&self, at: u64) -> usize {
+        ((at.saturating_sub(self.start_ns) / self.bucket_ns) as usize).min(self.buckets - 1)
+    }
+
+    fn task(&mut self, task: TaskId) -> &mut TaskBuckets {
+        let n = self.buckets;
+        self.tasks.entry(task).or_insert_with(|| TaskBuckets {
+            task,
+            running: vec![0.0; n],
+            scheduled: vec![0.0; n],
+            polls: vec![0; n],
+            wakes: vec![0; n],
+        })
+    }
+
+    /// Adds everything in `w`.
+    pub fn absorb(&mut self, w: Window) {
+        for i in w.intervals {
+            self.interval(i);
+        }
+        for s in w.workers {
+            self.worker(s);
+        }
+        for a in w.wakes {
+            self.wake(a);
+        }
+    }
+
+    /// The buckets, their shares rounded, for `until_ns`.
+    pub fn finish(self, until_ns: u64) -> Aggregate {
+        // Three decimals are plenty for a share of a bucket, and keep replies small; a
+        // share too small for them still shows (a 10 µs poll in a 30 ms bucket is a poll).
+        let round = |v: &mut Vec<f32>| {
+            v.iter_mut().for_each(|x| {
+                *x = if *x > 0.0 {
+                    ((*x * 1000.0).round() / 1000.0).max(0.001)
+                } else {
+                    0.0
+                }
+            })
+        };
+        let mut tasks: Vec<_> = self.tasks.into_values().collect();
+        for t in &mut tasks {
+            round(&mut t.running);
+            round(&mut t.scheduled);
+        }
+        let mut workers: Vec<_> = self.workers.into_values().collect();
+        for w in &mut workers {
+            round(&mut w.busy);
+            round(&mut w.parked);
+        }
+        tasks.sort_unstable_by_key(|t| t.task);
+        workers.sort_unstable_by_key(|w| w.thread);
+        Aggregate {
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            until_ns,
+            bucket_ns: self.bucket_ns,
+            tasks,
+            workers,
+            wakes: self.wakes,
+        }
+    }
+}
+
+impl Out for Aggregator {
+    fn interval(&mut self, i: Interval) {
+        let (w0, bucket_ns) = (self.start_ns, self.bucket_ns);
+        let b = self.bucket(i.start_ns);
+        let t = self.task(i.task);
         match i.phase {
             Phase::Running => {
-                spread(&mut t.running, i.start_ns, i.end_ns, w.start_ns, bucket_ns);
-                let b = (((i.start_ns - w.start_ns) / bucket_ns) as usize).min(buckets - 1);
+                spread(&mut t.running, i.start_ns, i.end_ns, w0, bucket_ns);
                 t.polls[b] += 1;
             }
-            Phase::Scheduled => spread(
-                &mut t.scheduled,
-                i.start_ns,
-                i.end_ns,
-                w.start_ns,
-                bucket_ns,
-            ),
+            Phase::Scheduled => spread(&mut t.scheduled, i.start_ns, i.end_ns, w0, bucket_ns),
             _ => {}
         }
     }
-    let mut workers: HashMap<u32, WorkerBuckets> = HashMap::new();
-    for s in &w.workers {
-        let wb = workers.entry(s.thread).or_insert_with(|| WorkerBuckets {
-            thread: s.thread,
-            busy: vec![0.0; buckets],
-            parked: vec![0.0; buckets],
-        });
+    fn wake(&mut self, a: WakeArrow) {
+        let b = self.bucket(a.at_ns);
+        self.wakes[b] += 1;
+        if let Some(t) = self.tasks.get_mut(&a.task) {
+            t.wakes[b] += 1;
+        }
+    }
+    fn worker(&mut self, s: WorkerSpan) {
+        let (w0, bucket_ns, n) = (self.start_ns, self.bucket_ns, self.buckets);
+        let wb = self
+            .workers
+            .entry(s.thread)
+            .or_insert_with(|| WorkerBuckets {
+                thread: s.thread,
+                busy: vec![0.0; n],
+                parked: vec![0.0; n],
+            });
         let target = if s.task.is_some() {
             &mut wb.busy
         } else {
             &mut wb.parked
         };
-        spread(target, s.start_ns, s.end_ns, w.start_ns, bucket_ns);
+        spread(target, s.start_ns, s.end_ns, w0, bucket_ns);
     }
-    let mut wakes = vec![0u32; buckets];
-    for a in &w.wakes {
-        let b = (((a.at_ns.saturating_sub(w.start_ns)) / bucket_ns) as usize).min(buckets - 1);
-        wakes[b] += 1;
-        if let Some(t) = tasks.get_mut(&a.task) {
-            t.wakes[b] += 1;
-        }
-    }
-    // Three decimals are plenty for a share of a bucket, and keep replies small; a
-    // share too small for them still shows (a 10 µs poll in a 30 ms bucket is a poll).
-    let round = |v: &mut Vec<f32>| {
-        v.iter_mut().for_each(|x| {
-            *x = if *x > 0.0 {
-                ((*x * 1000.0).round() / 1000.0).max(0.001)
-            } else {
-                0.0
-            }
-        })
-    };
-    for t in tasks.values_mut() {
-        round(&mut t.running);
-        round(&mut t.scheduled);
-    }
-    for w in workers.values_mut() {
-        round(&mut w.busy);
-        round(&mut w.parked);
-    }
-    let mut tasks: Vec<_> = tasks.into_values().collect();
-    tasks.sort_unstable_by_key(|t| t.task);
-    let mut workers: Vec<_> = workers.into_values().collect();
-    workers.sort_unstable_by_key(|w| w.thread);
-    Aggregate {
-        start_ns: w.start_ns,
-        end_ns: w.end_ns,
-        until_ns: w.until_ns,
-        bucket_ns,
-        tasks,
-        workers,
-        wakes,
-    }
+    fn marker(&mut self, _: Marker) {}
 }
 
-/// The label a viewer shows for a wake source.
-pub fn source_label(by: WakeSource) -> String {
-    by.label()
+/// Summarises `w` into `buckets` equal buckets.
+pub fn aggregate(w: &Window, buckets: usize) -> Aggregate {
+    let mut a = Aggregator::new(w.start_ns, w.end_ns, buckets);
+    a.absorb(w.clone());
+    a.finish(w.until_ns)
 }
