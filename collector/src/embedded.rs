@@ -123,6 +123,19 @@ impl Embedded {
 }
 
 impl FrameSink for Embedded {
+    fn wants_events(&self) -> bool {
+        true
+    }
+
+    fn events(&mut self, frame: &[u8], events: &[Event]) {
+        if let Some(id) = *lock(&self.shared.session) {
+            self.shared.hub.ingest_decoded(id, frame, events);
+        }
+        if !lock(&self.shared.subscribers).is_empty() {
+            self.shared.broadcast(Update::Events(events.to_vec()));
+        }
+    }
+
     fn frame(&mut self, frame: &[u8]) {
         if frame_type(frame) == Ok(FrameType::Events) {
             // The hub decodes as it applies; events are decoded for the live log

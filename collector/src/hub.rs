@@ -7,7 +7,7 @@
 //! snapshot the store under the lock and decode outside it.
 
 use crate::model::task::Task;
-use crate::model::timeline::{follow, Aggregate, Capped, Tracker, Window};
+use crate::model::timeline::{Aggregate, Capped, Discard, Follow, OneTask, Out, Tracker, Window};
 use crate::model::{Model, Thresholds, Warning};
 use crate::store::{RunSource, Store, CHECKPOINT_EVERY};
 use looptrace_wire::{
@@ -414,6 +414,31 @@ impl Hub {
         Ok(applied)
     }
 
+    /// Ingests an events frame whose events the caller has decoded already: the
+    /// embedded collector, handed both by the shipper in the same process. The
+    /// frame is kept as it is; `events` must be what it encodes.
+    pub fn ingest_decoded(&self, id: SessionId, frame: &[u8], events: &[Event]) {
+        let start = match EventsReader::new(frame) {
+            Ok(r) if r.len() == events.len() as u64 && events.len() <= CHUNK_EVENTS => r.position(),
+            // Not what was promised, or too big for one chunk: decode it.
+            _ => {
+                let _ = self.ingest_frame(id, frame);
+                return;
+            }
+        };
+        let Some(slot) = self.slot(id) else { return };
+        self.counters.frames.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(frame.len() as u64, Ordering::Relaxed);
+        let run = RunSource {
+            bytes: &frame[start..],
+            base_ns: 0,
+            events,
+        };
+        self.apply(&slot, id, events, Some(run), Record::Frame(frame));
+    }
+
     /// Ingests decoded events of session `id`.
     pub fn ingest(&self, id: SessionId, events: &[Event]) {
         let Some(slot) = self.slot(id) else { return };
@@ -632,28 +657,8 @@ impl Hub {
         max_intervals: usize,
         buckets: usize,
     ) -> Option<WindowReply> {
-        let slot = self.slot(id)?;
-        let (tracker, snapshot) = slot.lock().store.snapshot_window(start_ns, end_ns);
-        let from = snapshot.start_index();
-        let events = snapshot.events();
-        let tracker = match tracker {
-            Some(t) => t.for_window(start_ns, end_ns),
-            None => Tracker::new(start_ns, end_ns),
-        };
         let mut out = Capped::new(start_ns, end_ns, max_intervals, buckets);
-        let mut checkpoints = Vec::new();
-        let until = follow(tracker, &events, start_ns, end_ns, &mut out, |k, t| {
-            if k > 0 && (from + k as u64).is_multiple_of(CHECKPOINT_EVERY) {
-                checkpoints.push((from + k as u64, Arc::new(t.clone())));
-            }
-        });
-        if !checkpoints.is_empty() {
-            let mut s = slot.lock();
-            for (index, t) in checkpoints {
-                s.store.add_checkpoint(index, t);
-            }
-            self.resync(&slot, &s);
-        }
+        let until = self.follow(id, start_ns, end_ns, &mut out)?;
         Some(match out {
             Capped::Full(mut w, ..) => {
                 w.until_ns = until;
@@ -662,6 +667,37 @@ impl Hub {
             }
             Capped::Aggregated(a) => WindowReply::Aggregate(a.finish(until)),
         })
+    }
+
+    /// Follows a session's events over `[start_ns, end_ns)` into `out`, from the
+    /// nearest checkpoint, a block at a time, outside the session's lock; keeps
+    /// the checkpoints it passes. Returns the time open phases were closed at.
+    fn follow(&self, id: SessionId, start_ns: u64, end_ns: u64, out: &mut impl Out) -> Option<u64> {
+        let slot = self.slot(id)?;
+        let (tracker, snapshot) = slot.lock().store.snapshot_window(start_ns, end_ns);
+        let from = snapshot.start_index();
+        let tracker = match tracker {
+            Some(t) => t.for_window(start_ns, end_ns),
+            None => Tracker::new(start_ns, end_ns),
+        };
+        let mut follow = Follow::new(tracker, start_ns, end_ns);
+        let mut checkpoints = Vec::new();
+        snapshot.for_each_block(|events| {
+            follow.feed(events, out, |k, t| {
+                if k > 0 && (from + k as u64).is_multiple_of(CHECKPOINT_EVERY) {
+                    checkpoints.push((from + k as u64, Arc::new(t.clone())));
+                }
+            })
+        });
+        let until = follow.finish(out);
+        if !checkpoints.is_empty() {
+            let mut s = slot.lock();
+            for (index, t) in checkpoints {
+                s.store.add_checkpoint(index, t);
+            }
+            self.resync(&slot, &s);
+        }
+        Some(until)
     }
 
     /// Everything known about a session now: tasks, warnings and stats.
@@ -711,11 +747,9 @@ impl Hub {
                 .map(|t| t.last_poll_ns.unwrap_or(s.model.now_ns))
         })??;
         let end = last.saturating_add(1);
-        let reply = self.window(id, end.saturating_sub(lookback_ns), end, usize::MAX, 1)?;
-        let WindowReply::Full(w) = reply else {
-            return Some(Vec::new());
-        };
-        let mine: Vec<_> = w.intervals.iter().filter(|i| i.task == task).collect();
+        let mut out = OneTask(task, Vec::new());
+        self.follow(id, end.saturating_sub(lookback_ns), end, &mut out)?;
+        let mine: Vec<_> = out.1.iter().collect();
         let mut polls = Vec::new();
         for (k, i) in mine.iter().enumerate() {
             if i.phase != crate::model::task::Phase::Running {
@@ -754,13 +788,12 @@ fn catch_up(store: &Store, index: u64) -> Tracker {
     let mut tracker =
         tracker.map_or_else(|| Tracker::new(0, u64::MAX), |t| t.for_window(0, u64::MAX));
     let mut left = index.saturating_sub(snapshot.start_index());
-    let mut sink = Window::default();
     snapshot.for_each_block(|events| {
         for e in events.iter().take(left as usize) {
-            tracker.push(e, &mut sink);
+            tracker.push(e, &mut Discard);
         }
         left = left.saturating_sub(events.len() as u64);
-        sink = Window::default();
+        left > 0
     });
     tracker
 }

@@ -433,9 +433,10 @@ impl Snapshot {
         out
     }
 
-    /// The snapshot's events in arrival order, a block at a time: bounded memory
-    /// for long replays of the store (checkpoint building, exports).
-    pub fn for_each_block(&self, mut f: impl FnMut(&[Event])) {
+    /// The snapshot's events a block at a time, each block in time order (blocks
+    /// follow each other in arrival order), until `f` returns false: bounded
+    /// memory however long the snapshot.
+    pub fn for_each_block(&self, mut f: impl FnMut(&mut [Event]) -> bool) {
         let mut skip = self.skip as usize;
         let mut buf = Vec::new();
         for b in self.blocks.iter().chain(&self.open) {
@@ -444,7 +445,12 @@ impl Snapshot {
             let s = skip.min(buf.len());
             skip -= s;
             if s < buf.len() {
-                f(&buf[s..]);
+                let rest = &mut buf[s..];
+                // Threads' events interleave with small disorder: restore time order.
+                rest.sort_by_key(|e| e.ts_ns);
+                if !f(rest) {
+                    return;
+                }
             }
         }
     }

@@ -1,7 +1,7 @@
 //! Where captured events go: a collector over WebSocket, a recording file, or an
 //! in-process [`FrameSink`] (the embedded collector).
 
-use looptrace_wire::{FrameSink, RecordingWriter};
+use looptrace_wire::{Event, FrameSink, RecordingWriter};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::net::{TcpStream, ToSocketAddrs};
@@ -98,7 +98,14 @@ impl Dest {
         }
     }
 
-    pub(crate) fn events(&mut self, frame: &[u8], count: u64) {
+    /// Whether this destination takes decoded events with each events frame.
+    pub(crate) fn wants_events(&self) -> bool {
+        matches!(self, Dest::Sink(s) if s.wants_events())
+    }
+
+    /// An events frame holding `count` events (`events`, if they were kept), or
+    /// a note frame (`count` 0).
+    pub(crate) fn events(&mut self, frame: &[u8], count: u64, events: &[Event]) {
         match self {
             Dest::Ws(ws) => ws.send(frame, count),
             Dest::File { path, writer } => {
@@ -109,6 +116,7 @@ impl Dest {
                     }
                 }
             }
+            Dest::Sink(s) if count > 0 && s.wants_events() => s.events(frame, events),
             Dest::Sink(s) => s.frame(frame),
         }
     }

@@ -77,6 +77,10 @@ impl Threads {
 
 #[derive(Default)]
 pub(crate) struct Resolver {
+    /// Also keep every event emitted, in [`Resolver::kept`] (for an in-process
+    /// consumer that would otherwise decode them again).
+    pub keep: bool,
+    pub kept: Vec<Event>,
     threads: Threads,
     tasks: FxHashMap<u64, TaskState>,
     /// Per thread, the last task span created there: tokio creates it just before
@@ -99,20 +103,28 @@ impl Resolver {
         let role = t.role();
         if t.announced != Some(role) {
             t.announced = Some(role);
-            out.push(&Event {
+            let e = Event {
                 ts_ns,
                 thread,
                 kind: EventKind::Thread {
                     role,
                     name: t.name.clone(),
                 },
-            });
+            };
+            out.push(&e);
+            if self.keep {
+                self.kept.push(e);
+            }
         }
-        out.push(&Event {
+        let e = Event {
             ts_ns,
             thread,
             kind,
-        });
+        };
+        out.push(&e);
+        if self.keep {
+            self.kept.push(e);
+        }
     }
 
     /// Resolves one raw fact at `ts_ns` on `thread`, appending wire events to `out`.

@@ -77,11 +77,13 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn send(&mut self, frame: &[u8], events: u64) {
+    /// Sends a frame of `count` events; `kept` holds them decoded, if kept.
+    fn send(&mut self, frame: &[u8], count: u64, kept: &mut Vec<Event>) {
         for d in self.dests.iter_mut() {
-            d.events(frame, events);
+            d.events(frame, count, kept);
         }
-        self.events += events;
+        kept.clear();
+        self.events += count;
     }
 }
 
@@ -137,6 +139,7 @@ fn run(
         d.header(&frame);
     }
     let mut resolver = Resolver::default();
+    resolver.keep = dests.iter().any(Dest::wants_events);
     let mut threads: Vec<ThreadBuf> = Vec::new();
     let mut notes: Vec<Note> = Vec::new();
     let mut drops: Vec<(u32, u64)> = Vec::new();
@@ -232,7 +235,7 @@ fn run(
                         // After the events that came before it.
                         let n = w.finish();
                         if n > 0 {
-                            out.send(&frame, n);
+                            out.send(&frame, n, &mut resolver.kept);
                         }
                         notes.push(*note);
                         send_notes(&mut notes, &mut frame, &mut out);
@@ -243,7 +246,7 @@ fn run(
                 }
                 if w.len() >= FRAME_EVENTS {
                     let n = w.finish();
-                    out.send(&frame, n);
+                    out.send(&frame, n, &mut resolver.kept);
                     frame.clear();
                     w = EventsWriter::new(&mut frame);
                 }
@@ -255,15 +258,19 @@ fn run(
         }
         for (thread, count) in drops.drain(..) {
             counters.dropped_full.fetch_add(count, Ordering::Relaxed);
-            w.push(&Event {
+            let e = Event {
                 ts_ns: now_ns,
                 thread,
                 kind: EventKind::Dropped { count },
-            });
+            };
+            w.push(&e);
+            if resolver.keep {
+                resolver.kept.push(e);
+            }
         }
         let n = w.finish();
         if n > 0 {
-            out.send(&frame, n);
+            out.send(&frame, n, &mut resolver.kept);
         }
         let shipped = out.events;
         counters.events.fetch_add(shipped, Ordering::Relaxed);
@@ -290,6 +297,6 @@ fn send_notes(notes: &mut Vec<Note>, frame: &mut Vec<u8>, out: &mut Out<'_>) {
     for note in notes.drain(..) {
         frame.clear();
         encode_note(&note, frame);
-        out.send(frame, 0);
+        out.send(frame, 0, &mut Vec::new());
     }
 }

@@ -142,7 +142,29 @@ impl<R: Read> RecordingReader<R> {
         })
     }
 
+    /// The next chunk's frame, checked against its CRC but not decoded (the
+    /// collector decodes as it ingests), with the file offset it starts at.
+    pub fn next_raw(&mut self) -> Result<Option<(u64, Vec<u8>)>, RecordingError> {
+        if self.done {
+            return Ok(None);
+        }
+        let r = self.read_payload();
+        if !matches!(r, Ok(Some(_))) {
+            self.done = true;
+        }
+        r
+    }
+
     fn next_chunk(&mut self) -> Result<Option<Frame>, RecordingError> {
+        let Some((at, payload)) = self.read_payload()? else {
+            return Ok(None);
+        };
+        decode_frame(&payload)
+            .map(Some)
+            .map_err(|source| RecordingError::Decode { offset: at, source })
+    }
+
+    fn read_payload(&mut self) -> Result<Option<(u64, Vec<u8>)>, RecordingError> {
         let at = self.offset;
         let mut head = [0u8; 8];
         match read_full(&mut self.input, &mut head)? {
@@ -169,9 +191,7 @@ impl<R: Read> RecordingReader<R> {
             });
         }
         self.offset += 8 + len as u64;
-        decode_frame(&payload)
-            .map(Some)
-            .map_err(|source| RecordingError::Decode { offset: at, source })
+        Ok(Some((at, payload)))
     }
 }
 

@@ -37,6 +37,12 @@ fn main() {
             let mut b = looptrace::Builder::new_multi_thread()
                 .worker_threads(WORKERS)
                 .from_env(false);
+            if let Ok(n) = std::env::var("KV_CAPACITY") {
+                b = b.buffer_capacity(n.parse().unwrap());
+            }
+            if let Ok(ms) = std::env::var("KV_FLUSH_MS") {
+                b = b.flush_interval(std::time::Duration::from_millis(ms.parse().unwrap()));
+            }
             match mode {
                 "record" => b = b.record(arg.clone().expect("record FILE")),
                 "stream" => b = b.collector(arg.clone().expect("stream ADDR")),

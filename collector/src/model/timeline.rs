@@ -417,29 +417,93 @@ pub fn window_from(tracker: Tracker, events: &[Event], start_ns: u64, end_ns: u6
 /// the time phases were closed at. `each(k, tracker)` is called before the k-th
 /// event (checkpoints are taken there).
 pub fn follow(
-    mut tracker: Tracker,
+    tracker: Tracker,
     events: &[Event],
     start_ns: u64,
     end_ns: u64,
     out: &mut impl Out,
-    mut each: impl FnMut(usize, &Tracker),
+    each: impl FnMut(usize, &Tracker),
 ) -> u64 {
-    let mut more = false;
-    for (k, e) in events.iter().enumerate() {
-        if e.ts_ns >= end_ns {
-            more = true;
-            break;
+    let mut f = Follow::new(tracker, start_ns, end_ns);
+    f.feed(events, out, each);
+    f.finish(out)
+}
+
+/// [`follow`], fed a run of events at a time (a store's blocks, each in time order).
+pub struct Follow {
+    tracker: Tracker,
+    start_ns: u64,
+    end_ns: u64,
+    /// Events followed so far.
+    k: usize,
+    /// An event at or past `end_ns` was seen: the rest is not needed.
+    past_end: bool,
+}
+
+impl Follow {
+    pub fn new(tracker: Tracker, start_ns: u64, end_ns: u64) -> Follow {
+        Follow {
+            tracker,
+            start_ns,
+            end_ns,
+            k: 0,
+            past_end: false,
         }
-        each(k, &tracker);
-        tracker.push(e, out);
     }
-    let until = if more {
-        end_ns
-    } else {
-        end_ns.min(tracker.last_ns.max(start_ns))
-    };
-    tracker.finish(until, out);
-    until
+
+    /// Follows `events`; false once the window's end is passed (feed no more).
+    pub fn feed(
+        &mut self,
+        events: &[Event],
+        out: &mut impl Out,
+        mut each: impl FnMut(usize, &Tracker),
+    ) -> bool {
+        for e in events {
+            if e.ts_ns >= self.end_ns {
+                self.past_end = true;
+                return false;
+            }
+            each(self.k, &self.tracker);
+            self.tracker.push(e, out);
+            self.k += 1;
+        }
+        true
+    }
+
+    /// Closes what is open; returns the time phases were closed at.
+    pub fn finish(self, out: &mut impl Out) -> u64 {
+        let until = if self.past_end {
+            self.end_ns
+        } else {
+            self.end_ns.min(self.tracker.last_ns.max(self.start_ns))
+        };
+        self.tracker.finish(until, out);
+        until
+    }
+}
+
+/// Keeps nothing: for following events only to reach a tracker's state.
+pub struct Discard;
+
+impl Out for Discard {
+    fn interval(&mut self, _: Interval) {}
+    fn wake(&mut self, _: WakeArrow) {}
+    fn worker(&mut self, _: WorkerSpan) {}
+    fn marker(&mut self, _: Marker) {}
+}
+
+/// Keeps the intervals of one task and nothing else.
+pub struct OneTask(pub TaskId, pub Vec<Interval>);
+
+impl Out for OneTask {
+    fn interval(&mut self, i: Interval) {
+        if i.task == self.0 {
+            self.1.push(i);
+        }
+    }
+    fn wake(&mut self, _: WakeArrow) {}
+    fn worker(&mut self, _: WorkerSpan) {}
+    fn marker(&mut self, _: Marker) {}
 }
 
 /// A window at full detail while it has at most `max` intervals, then summed into
