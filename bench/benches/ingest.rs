@@ -106,12 +106,7 @@ fn ingest(frames: &[Vec<u8>], viewer: bool) -> Run {
                 .unwrap();
             rt.block_on(async move {
                 use tokio::sync::broadcast::error::RecvError;
-                loop {
-                    match rx.recv().await {
-                        Ok(_) | Err(RecvError::Lagged(_)) => {}
-                        Err(RecvError::Closed) => break,
-                    }
-                }
+                while !matches!(rx.recv().await, Err(RecvError::Closed)) {}
             })
         })
     });
