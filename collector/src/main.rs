@@ -178,13 +178,13 @@ fn main() -> Result<()> {
             addr,
             common,
         } => {
-            let rec = looptrace_wire::Recording::open(&file)
+            let rec = looptrace_wire::RawRecording::open(&file)
                 .with_context(|| format!("cannot read recording {}", file.display()))?;
             if let Some(damage) = &rec.damage {
                 eprintln!(
-                    "looptrace: {}: {damage}; replaying the {} events before it",
+                    "looptrace: {}: {damage}; replaying the {} frames before it",
                     file.display(),
-                    rec.events.len()
+                    rec.frames.len()
                 );
             }
             if !(speed.is_finite() && speed > 0.0) {
@@ -235,7 +235,7 @@ fn main() -> Result<()> {
 /// Where a served collector's sessions come from, besides apps connecting.
 enum Feed {
     Live,
-    Replay(looptrace_wire::Recording, std::sync::Arc<ReplayControl>),
+    Replay(looptrace_wire::RawRecording, std::sync::Arc<ReplayControl>),
     #[cfg(feature = "attach")]
     Attach(String),
 }

@@ -1,7 +1,7 @@
 //! Serving a recording as if it were live, at any speed, pausable.
 
 use crate::hub::{Hub, Source};
-use looptrace_wire::{encode_header, Recording};
+use looptrace_wire::{decode_frame, Frame, RawRecording};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,63 +56,103 @@ impl ReplayControl {
 
 /// Feeds `rec` into `hub` as a session, paced by its timestamps and `ctl`.
 /// Returns when the recording is exhausted.
-pub async fn replay(hub: Arc<Hub>, mut rec: Recording, ctl: Arc<ReplayControl>) {
-    let mut header_frame = Vec::new();
-    encode_header(&rec.header, &mut header_frame);
-    let id = hub.open(rec.header.clone(), &header_frame, Source::Replay);
+///
+/// Frames are taken as they are in the file: one whose events are all due goes
+/// to the hub whole (decoded as it is applied, kept as it came); one that is due
+/// only in part (slow speeds, pauses) is decoded and fed as its events fall due.
+pub async fn replay(hub: Arc<Hub>, rec: RawRecording, ctl: Arc<ReplayControl>) {
+    let id = hub.open(rec.header.clone(), &rec.header_frame, Source::Replay);
     // The recording's first note (a demo's "what to watch for") from the start, its
     // last ("what happened") once everything has been replayed.
-    let notes = std::mem::take(&mut rec.notes);
+    let notes = rec.notes;
     if let Some(n) = notes.first() {
         hub.set_note(id, n.clone());
     }
-    let finish = |hub: &Hub| {
-        if notes.len() > 1 {
-            if let Some(n) = notes.last() {
-                hub.set_note(id, n.clone());
+    let mut pace = Pace::new(ctl);
+    for frame in &rec.frames {
+        let Ok(Frame::Events(events)) = decode_frame(frame) else {
+            // Checked when read: cannot happen short of a bug; count it.
+            hub.bad_frame(Some(id));
+            continue;
+        };
+        let mut i = 0;
+        while i < events.len() {
+            let due = pace.due(events[i].ts_ns);
+            let j = i + events[i..].partition_point(|e| e.ts_ns <= due);
+            if i == 0 && j == events.len() {
+                let _ = hub.ingest_frame(id, frame);
+            } else if j > i {
+                hub.ingest(id, &events[i..j]);
+            }
+            i = j;
+            if i < events.len() {
+                pace.wait_for(events[i].ts_ns).await;
             }
         }
-        hub.close(id);
-    };
-    rec.events.sort_by_key(|e| e.ts_ns);
-    let Some(first) = rec.events.first().map(|e| e.ts_ns) else {
-        finish(&hub);
-        return;
-    };
-    // Trace time reached so far, advanced by wall time times the speed.
-    let mut trace_ns = 0f64;
-    let mut last = Instant::now();
-    let mut i = 0;
-    let events = rec.events;
-    while i < events.len() {
-        let (paused, speed) = ctl.get();
+        // Let the server answer between frames, whatever the speed.
+        tokio::task::yield_now().await;
+    }
+    if notes.len() > 1 {
+        if let Some(n) = notes.last() {
+            hub.set_note(id, n.clone());
+        }
+    }
+    hub.close(id);
+}
+
+/// Trace time against wall time, at the replay's speed, paused or not.
+struct Pace {
+    ctl: Arc<ReplayControl>,
+    /// Trace time of the first event.
+    first: Option<u64>,
+    /// Trace time reached so far, advanced by wall time times the speed.
+    trace_ns: f64,
+    last: Instant,
+}
+
+impl Pace {
+    fn new(ctl: Arc<ReplayControl>) -> Pace {
+        Pace {
+            ctl,
+            first: None,
+            trace_ns: 0.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// The trace time due now (events up to it are replayed); `next` is the
+    /// time of the next event, which starts the clock.
+    fn due(&mut self, next: u64) -> u64 {
+        let first = *self.first.get_or_insert(next);
+        let (paused, speed) = self.ctl.get();
         let now = Instant::now();
         if !paused {
-            trace_ns += (now - last).as_nanos() as f64 * speed;
+            self.trace_ns += (now - self.last).as_nanos() as f64 * speed;
         }
-        last = now;
-        let due = first + trace_ns as u64;
-        let start = i;
-        while !paused && i < events.len() && events[i].ts_ns <= due {
-            i += 1;
+        self.last = now;
+        if paused {
+            // Nothing is due while paused.
+            return first
+                .saturating_add(self.trace_ns as u64)
+                .min(next.saturating_sub(1));
         }
-        if i > start {
-            hub.ingest(id, &events[start..i]);
-        }
-        if i >= events.len() {
-            break;
-        }
-        // Sleep until the next event is due (at most 50 ms, to notice changes).
+        first.saturating_add(self.trace_ns as u64)
+    }
+
+    /// Sleeps until the event at `next` is due (at most 50 ms, to notice changes).
+    async fn wait_for(&mut self, next: u64) {
+        let (paused, speed) = self.ctl.get();
+        let first = self.first.unwrap_or(next);
+        let due = first.saturating_add(self.trace_ns as u64);
         let wait = if paused {
             Duration::from_millis(50)
         } else {
-            let gap = (events[i].ts_ns - due) as f64 / speed;
+            let gap = next.saturating_sub(due) as f64 / speed;
             Duration::from_nanos(gap.min(50e6) as u64)
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = ctl.changed.notified() => {}
+            _ = self.ctl.changed.notified() => {}
         }
     }
-    finish(&hub);
 }

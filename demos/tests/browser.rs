@@ -39,7 +39,7 @@ fn ensure_npm_packages(web: &Path) {
 /// recording and its control, is fed into the hub there.
 fn serve_hub(
     hub: Arc<Hub>,
-    replaying: Option<(looptrace_wire::Recording, Arc<ReplayControl>)>,
+    replaying: Option<(looptrace_wire::RawRecording, Arc<ReplayControl>)>,
 ) -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
@@ -70,7 +70,7 @@ fn serve_hub(
 
 /// Serves a replay of `file` at 10x.
 fn serve_replay(file: &Path) -> SocketAddr {
-    let rec = looptrace_wire::Recording::open(file).unwrap();
+    let rec = looptrace_wire::RawRecording::open(file).unwrap();
     serve_hub(
         Hub::new(HubConfig::default()),
         Some((rec, ReplayControl::new(10.0, false))),

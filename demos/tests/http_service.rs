@@ -46,6 +46,21 @@ fn exercise(console: bool) -> Recording {
         assert!(c.join().unwrap().starts_with("HTTP/1.1 200"));
     }
     assert!(http_get(&addr, "/blocking").contains("blocked a worker"));
+    // A client that connects, then waits before asking: its connection task must
+    // wait for the request, and the I/O driver wakes it when it comes.
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        write!(
+            s,
+            "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    }
 
     let status = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -77,7 +92,7 @@ fn check(rec: &Recording) {
         .collect();
     assert!(
         wakes.contains(&WakeSource::Io),
-        "requests arrive as I/O wakes"
+        "requests arrive as I/O wakes: {wakes:?}"
     );
     assert!(
         wakes.contains(&WakeSource::Timer),

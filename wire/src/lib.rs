@@ -25,5 +25,7 @@ pub use event::{
     Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, ThreadId, ThreadRole,
     WakeOp, WakeSource,
 };
-pub use recording::{append_note, Recording, RecordingError, RecordingReader, RecordingWriter};
+pub use recording::{
+    append_note, RawRecording, Recording, RecordingError, RecordingReader, RecordingWriter,
+};
 pub use sink::FrameSink;

@@ -7,7 +7,10 @@
 //! writer killed mid-run leaves a file that reads back up to its last complete
 //! chunk; the reader reports where and why it stopped.
 
-use crate::codec::{decode_frame, encode_events, encode_header, encode_note, DecodeError, Frame};
+use crate::codec::{
+    decode_frame, encode_events, encode_header, encode_note, frame_type, DecodeError, Frame,
+    FrameType,
+};
 use crate::event::{Event, Header, Note};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Write};
@@ -293,5 +296,66 @@ impl Recording {
             notes,
             damage,
         })
+    }
+}
+
+/// A recording's frames as they are in the file, checked against their CRCs but
+/// not decoded: what replays a large recording without holding it decoded.
+#[derive(Debug)]
+pub struct RawRecording {
+    pub header: Header,
+    /// The header frame, encoded.
+    pub header_frame: Vec<u8>,
+    /// The events frames, in order.
+    pub frames: Vec<Vec<u8>>,
+    pub notes: Vec<Note>,
+    /// Set when the file did not end cleanly: every frame before it is in `frames`.
+    pub damage: Option<RecordingError>,
+}
+
+impl RawRecording {
+    /// Reads `path`, like [`Recording::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<RawRecording, RecordingError> {
+        let mut r = RecordingReader::new(BufReader::new(File::open(path)?))?;
+        let (at, header_frame) = r.next_raw()?.ok_or(RecordingError::NoHeader)?;
+        let header = match decode_frame(&header_frame) {
+            Ok(Frame::Header(h)) => h,
+            Ok(_) => return Err(RecordingError::NoHeader),
+            Err(source) => return Err(RecordingError::Decode { offset: at, source }),
+        };
+        let mut rec = RawRecording {
+            header,
+            header_frame,
+            frames: Vec::new(),
+            notes: Vec::new(),
+            damage: None,
+        };
+        loop {
+            match r.next_raw() {
+                Ok(Some((at, frame))) => match frame_type(&frame) {
+                    Ok(FrameType::Events) => rec.frames.push(frame),
+                    Ok(FrameType::Note) => match decode_frame(&frame) {
+                        Ok(Frame::Note(n)) => rec.notes.push(n),
+                        Ok(_) => {}
+                        Err(source) => {
+                            rec.damage = Some(RecordingError::Decode { offset: at, source });
+                            break;
+                        }
+                    },
+                    // A restated header (after a reconnect); keep the first.
+                    Ok(FrameType::Header) => {}
+                    Err(source) => {
+                        rec.damage = Some(RecordingError::Decode { offset: at, source });
+                        break;
+                    }
+                },
+                Ok(None) => break,
+                Err(e) => {
+                    rec.damage = Some(e);
+                    break;
+                }
+            }
+        }
+        Ok(rec)
     }
 }
