@@ -77,8 +77,10 @@ pub async fn replay(hub: Arc<Hub>, rec: RawRecording, ctl: Arc<ReplayControl>) {
         };
         let mut i = 0;
         while i < events.len() {
-            let due = pace.due(events[i].ts_ns);
-            let j = i + events[i..].partition_point(|e| e.ts_ns <= due);
+            let j = match pace.due(events[i].ts_ns) {
+                Some(due) => i + events[i..].partition_point(|e| e.ts_ns <= due),
+                None => i,
+            };
             if i == 0 && j == events.len() {
                 let _ = hub.ingest_frame(id, frame);
             } else if j > i {
@@ -120,9 +122,9 @@ impl Pace {
         }
     }
 
-    /// The trace time due now (events up to it are replayed); `next` is the
-    /// time of the next event, which starts the clock.
-    fn due(&mut self, next: u64) -> u64 {
+    /// The trace time due now (events up to it are replayed), none while
+    /// paused; `next` is the time of the next event, which starts the clock.
+    fn due(&mut self, next: u64) -> Option<u64> {
         let first = *self.first.get_or_insert(next);
         let (paused, speed) = self.ctl.get();
         let now = Instant::now();
@@ -130,13 +132,7 @@ impl Pace {
             self.trace_ns += (now - self.last).as_nanos() as f64 * speed;
         }
         self.last = now;
-        if paused {
-            // Nothing is due while paused.
-            return first
-                .saturating_add(self.trace_ns as u64)
-                .min(next.saturating_sub(1));
-        }
-        first.saturating_add(self.trace_ns as u64)
+        (!paused).then(|| first.saturating_add(self.trace_ns as u64))
     }
 
     /// Sleeps until the event at `next` is due (at most 50 ms, to notice changes).
