@@ -13,14 +13,25 @@
 //! events over the ingesting thread's CPU time; bytes per event retained are the
 //! store's (blocks, open block and checkpoints) over the events it holds.
 //!
+//! Then, as a user meets them:
+//!
+//! * `looptrace replay FILE --speed 100` of that recording: from start until the
+//!   session is served whole (every event ingested, the API answering);
+//! * the page opening that session in headless Chromium (when Node.js and the
+//!   browser tests' packages are installed): until its tasks and first timeline
+//!   window are drawn;
+//! * one frame as large as the wire allows (16 MiB) sent to a collector while `/api/health` is asked every 2 ms: the
+//!   ingest time and the health answers' latency.
+//!
 //! Knobs: `LOOPTRACE_BENCH_ROUNDS` (default 7), `LOOPTRACE_BENCH_REQUESTS` (per
-//! connection for the recorded load, default 8000).
+//! connection for the recorded load, default 13000: some 2M events).
 
 use looptrace_bench::{env_num, Summary};
 use looptrace_collector::hub::{Hub, HubConfig, Source};
 use looptrace_wire::{frame_type, EventsReader, FrameType, RecordingReader};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 fn thread_cpu() -> Duration {
@@ -30,9 +41,13 @@ fn thread_cpu() -> Duration {
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
-/// Records mini-redis under load; returns its frames (header first).
-fn record(requests: usize) -> Vec<Vec<u8>> {
-    let dir = std::env::temp_dir().join(format!("looptrace-ingest-{}", std::process::id()));
+fn temp_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("looptrace-ingest-{}", std::process::id()))
+}
+
+/// Records mini-redis under load; returns its frames (header first) and the file.
+fn record(requests: usize) -> (Vec<Vec<u8>>, std::path::PathBuf) {
+    let dir = temp_dir();
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("server.ltrace");
     let mut server = Command::new(env!("CARGO_BIN_EXE_kv-server"))
@@ -62,8 +77,7 @@ fn record(requests: usize) -> Vec<Vec<u8>> {
     while let Some((_, f)) = reader.next_raw().expect("undamaged") {
         frames.push(f);
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    frames
+    (frames, path)
 }
 
 struct Run {
@@ -133,8 +147,8 @@ fn ingest(frames: &[Vec<u8>], viewer: bool) -> Run {
 
 fn main() {
     let rounds: usize = env_num("LOOPTRACE_BENCH_ROUNDS", 7);
-    let requests: usize = env_num("LOOPTRACE_BENCH_REQUESTS", 8000);
-    let frames = record(requests);
+    let requests: usize = env_num("LOOPTRACE_BENCH_REQUESTS", 13000);
+    let (frames, recording) = record(requests);
     let bytes: usize = frames.iter().map(Vec::len).sum();
     println!(
         "ingest benchmark: a recording of mini-redis under load, {} frames, {:.1} MB, {rounds} rounds",
@@ -184,4 +198,229 @@ fn main() {
     }
     println!();
     println!("Spread: [min..max] over rounds; CPU of the ingesting thread only (a viewer's own thread drains the channel).");
+
+    let events = runs[1][0].events;
+    replay_and_open(&recording, events, rounds.min(5));
+    big_frame(rounds.min(5));
+    let _ = std::fs::remove_dir_all(temp_dir());
+}
+
+/// The `looptrace` command of this checkout, built in release mode if needed.
+fn looptrace_cli() -> std::path::PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "looptrace-collector",
+            "--bin",
+            "looptrace",
+        ])
+        .status()
+        .expect("cargo build of the looptrace command");
+    assert!(status.success(), "building the looptrace command failed");
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(std::path::Path::parent)
+        .map(|d| d.join("looptrace"))
+        .expect("target directory")
+}
+
+/// `looptrace replay` at the fastest speed: until the session is served whole;
+/// and the page opening it.
+fn replay_and_open(recording: &std::path::Path, events: u64, rounds: usize) {
+    let cli = looptrace_cli();
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let browser = web.join("node_modules/playwright-core").exists()
+        && std::path::Path::new("/usr/bin/chromium").exists();
+    let mut served = Vec::new();
+    let mut opened = Vec::new();
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        let mut child = Command::new(&cli)
+            .args(["replay", &recording.display().to_string(), "--speed", "100"])
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("looptrace replay");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(out.read_line(&mut line).expect("reads") > 0, "no address");
+            if let Some(a) = line
+                .trim()
+                .strip_prefix("looptrace collector listening on http://")
+            {
+                break a.to_string();
+            }
+        };
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        loop {
+            let doc = looptrace_bench::get_json(&addr, "/api/sessions");
+            let s = &doc["sessions"][0];
+            if s["events"].as_u64() == Some(events) && s["live"] == false {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        served.push(t.elapsed().as_secs_f64());
+        if browser {
+            let out = Command::new("node")
+                .arg(web.join("bench/open.mjs"))
+                .env("LOOPTRACE_BENCH_URL", format!("http://{addr}/"))
+                .env("LOOPTRACE_BENCH_OPENS", "1")
+                .output()
+                .expect("node runs");
+            let doc: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .rev()
+                .find_map(|l| serde_json::from_str(l).ok())
+                .unwrap_or_default();
+            if let Some(ms) = doc["open_ms"][0].as_f64() {
+                opened.push(ms / 1000.0);
+            } else {
+                eprintln!(
+                    "page bench failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+        }
+        looptrace_bench::terminate(&child);
+        let _ = looptrace_bench::reap(child);
+    }
+    println!();
+    println!("| as a user meets it | seconds |");
+    println!("|---|---|");
+    println!(
+        "| `looptrace replay --speed 100` of {events} events, start to served whole | {} |",
+        Summary::of(&served).show(2)
+    );
+    if browser {
+        println!(
+            "| the page opening that session (1280x720), to its tasks and timeline drawn | {} |",
+            Summary::of(&opened).show(2)
+        );
+    } else {
+        println!("| the page opening it | not measured: no Node.js packages or Chromium (run scripts/test once) |");
+    }
+}
+
+/// A 16 MiB frame (as large as the wire allows), while `/api/health` is asked
+/// every 2 ms.
+fn big_frame(rounds: usize) {
+    use looptrace_collector::server::{serve, AppState, ServerConfig};
+    use looptrace_wire::{Event, EventKind, EventsWriter, MAX_FRAME_EVENTS};
+    let max_bytes = ServerConfig::default().max_frame_bytes;
+    // Polls of many tasks, far apart: large varints, some 9 bytes an event, as many
+    // as 16 MiB holds.
+    let mut frame = Vec::new();
+    let mut w = EventsWriter::new(&mut frame);
+    let mut ts = 0u64;
+    for i in 0..MAX_FRAME_EVENTS {
+        if w.len().is_multiple_of(1024) && w.bytes() > max_bytes - 16 * 1024 {
+            break;
+        }
+        ts += 1_000_003;
+        let task = 1_000_000 + i % 100_000;
+        w.push(&Event {
+            ts_ns: ts,
+            thread: (i % 2) as u32,
+            kind: if i % 2 == 0 {
+                EventKind::PollStart { task }
+            } else {
+                EventKind::PollEnd {
+                    task,
+                    ready: false,
+                    clones: 1,
+                    drops: 1,
+                }
+            },
+        });
+    }
+    let events = w.finish();
+    assert!(frame.len() <= max_bytes, "{} bytes", frame.len());
+    let mut ingest = Vec::new();
+    let mut health = Vec::new();
+    let mut worst = Vec::new();
+    for _ in 0..rounds {
+        let hub = Hub::new(HubConfig::default());
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let state = AppState {
+            hub: hub.clone(),
+            config: Arc::new(ServerConfig::default()),
+            replay: None,
+        };
+        // As `looptrace serve` runs it: two workers.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let l = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let _ = serve(l, state).await;
+            })
+        });
+        let url = format!("ws://{addr}/ingest");
+        let payload = frame.clone();
+        let sender = std::thread::spawn(move || {
+            let (mut ws, _) = tungstenite::connect(url).expect("ingest connects");
+            let mut h = Vec::new();
+            looptrace_wire::encode_header(
+                &looptrace_wire::Header {
+                    process_name: "big".into(),
+                    pid: 1,
+                    flavor: looptrace_wire::Flavor::MultiThread,
+                    workers: 2,
+                    clock_origin_unix_ns: 0,
+                },
+                &mut h,
+            );
+            ws.send(tungstenite::Message::Binary(h.into()))
+                .expect("header");
+            ws.send(tungstenite::Message::Binary(payload.into()))
+                .expect("frame");
+            ws
+        });
+        let t = std::time::Instant::now();
+        let mut latencies = Vec::new();
+        loop {
+            let a = std::time::Instant::now();
+            let doc = looptrace_bench::get_json(&addr, "/api/health");
+            assert_eq!(doc["ok"], true);
+            latencies.push(a.elapsed().as_secs_f64() * 1000.0);
+            if hub
+                .session_ids()
+                .first()
+                .and_then(|id| hub.with_session(*id, |s| s.store.events))
+                == Some(events)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        ingest.push(t.elapsed().as_secs_f64());
+        let s = Summary::of(&latencies);
+        health.push(s.median);
+        worst.push(s.max);
+        if let Ok(mut ws) = sender.join() {
+            let _ = ws.close(None);
+            let _ = ws.flush();
+        }
+    }
+    println!(
+        "| one {:.1} MiB frame of {events} events, sent to ingested | {} |",
+        frame.len() as f64 / (1 << 20) as f64,
+        Summary::of(&ingest).show(2)
+    );
+    println!();
+    println!(
+        "`/api/health` meanwhile, ms: median {} , worst {} (median and [min..max] over rounds).",
+        Summary::of(&health).show(2),
+        Summary::of(&worst).show(2)
+    );
 }

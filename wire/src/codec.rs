@@ -588,6 +588,11 @@ impl<'a> EventsWriter<'a> {
         self.count == 0
     }
 
+    /// Bytes of the frame so far (the whole buffer it writes into).
+    pub fn bytes(&self) -> usize {
+        self.out.len()
+    }
+
     /// Whether the frame holds as many events as a frame may.
     pub fn is_full(&self) -> bool {
         self.count >= MAX_FRAME_EVENTS

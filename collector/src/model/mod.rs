@@ -51,6 +51,8 @@ pub struct Model {
     /// Labelled moments, oldest first (at most [`MARKS_MAX`]).
     pub marks: VecDeque<Mark>,
     pub thresholds: Thresholds,
+    /// The detectors, built from the thresholds.
+    lints: Lints,
     /// Latest event time seen.
     pub now_ns: u64,
     pub events: u64,
@@ -71,6 +73,12 @@ pub struct Model {
     storms: FxHashMap<TaskId, (u64, u64)>,
     /// Polls already reported as never yielding.
     flagged_polls: BTreeSet<(TaskId, u64)>,
+    /// Polls running now and not yet reported as never yielding, by start: the
+    /// periodic check takes those past the threshold off the front, so each poll
+    /// is looked at once however many checks run.
+    running: BTreeSet<(u64, TaskId)>,
+    /// When each task being polled now started.
+    running_since: FxHashMap<TaskId, u64>,
     /// Tasks changed since the last [`Model::take_changes`], followed only while
     /// [`Model::track_changes`] is set (someone watches live).
     changed: FxHashSet<TaskId>,
@@ -98,6 +106,7 @@ impl Model {
             warnings: Vec::new(),
             marks: VecDeque::new(),
             thresholds,
+            lints: Lints::new(&thresholds),
             now_ns: 0,
             events: 0,
             dropped: 0,
@@ -111,6 +120,8 @@ impl Model {
             last_tick: 0,
             storms: FxHashMap::default(),
             flagged_polls: BTreeSet::new(),
+            running: BTreeSet::new(),
+            running_since: FxHashMap::default(),
             changed: FxHashSet::default(),
             track_changes: true,
             new_warnings: Vec::new(),
@@ -123,10 +134,18 @@ impl Model {
         self.live
     }
 
-    fn warn(&mut self, found: Option<(WarningKind, u64, String)>, task: Option<TaskId>, ts: u64) {
-        let Some((kind, value, message)) = found else {
+    /// Raises (or counts again) what lint `w` found, `found` its value.
+    fn warn<W: Warn<T>, T: ?Sized>(
+        &mut self,
+        w: W,
+        found: Option<u64>,
+        task: Option<TaskId>,
+        ts: u64,
+    ) {
+        let Some(value) = found else {
             return;
         };
+        let kind = W::KIND;
         if let Some(&i) = self.warning_index.get(&(kind, task)) {
             let w = &mut self.warnings[i];
             w.count += 1;
@@ -139,6 +158,7 @@ impl Model {
             t.warnings += 1;
             t.name.clone()
         });
+        let message = w.format(task_name.as_deref().unwrap_or_default(), value);
         self.warnings.push(Warning {
             id,
             kind,
@@ -166,6 +186,7 @@ impl Model {
         self.live = self.live.saturating_sub(1);
         self.finished.push_back(id);
         self.storms.remove(&id);
+        self.not_running(id);
         while self.finished.len() > KEEP_FINISHED {
             if let Some(old) = self.finished.pop_front() {
                 self.tasks.remove(&old);
@@ -195,7 +216,7 @@ impl Model {
                 parent,
                 size_bytes,
             } => {
-                let thresholds = self.thresholds;
+                let lints = self.lints;
                 let t = self.task(*task, ts);
                 t.name = crate::session::display_name(name.as_deref(), location);
                 t.given_name = name.clone();
@@ -205,12 +226,12 @@ impl Model {
                 t.size_bytes = *size_bytes;
                 t.spawned_ns = ts;
                 t.since_ns = ts;
-                let found = LargeFuture::check(&thresholds, t);
+                let found = lints.large_future.check(t);
                 self.note_change(*task);
-                self.warn(found, Some(*task), ts);
+                self.warn(lints.large_future, found, Some(*task), ts);
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
-                let thresholds = self.thresholds;
+                let lints = self.lints;
                 let t = self.task(*task, ts);
                 let was = t.phase;
                 let waited = t.enter(Phase::Running, ts);
@@ -220,7 +241,7 @@ impl Model {
                     t.sched_hist
                         .saturating_record(waited.clamp(1, task::HISTOGRAM_MAX_NS));
                     if t.woken_by.is_some() {
-                        found = SchedulingLatency::check(&thresholds, t, waited);
+                        found = lints.scheduling_latency.check(&(&*t, waited));
                     }
                 }
                 t.woken_by = None;
@@ -232,8 +253,11 @@ impl Model {
                     w.running = Some(*task);
                     w.since_ns = ts;
                 }
+                self.not_running(*task);
+                self.running.insert((ts, *task));
+                self.running_since.insert(*task, ts);
                 self.note_change(*task);
-                self.warn(found, Some(*task), ts);
+                self.warn(lints.scheduling_latency, found, Some(*task), ts);
             }
             EventKind::PollEnd {
                 task,
@@ -249,6 +273,7 @@ impl Model {
             }
             EventKind::BlockingEnd { task } => self.poll_end(*task, true, e.thread, ts),
             EventKind::Waker { task, op, by } => {
+                let lints = self.lints;
                 if !self.saw_wakers {
                     self.saw_wakers = true;
                     self.check_early_idle();
@@ -261,7 +286,7 @@ impl Model {
                     WakeOp::Drop | WakeOp::Wake => -1,
                     WakeOp::WakeByRef => 0,
                 };
-                let mut found = None;
+                let (mut storm, mut lost) = (None, None);
                 if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
                     t.wakes.count(*task, *by);
                     match t.phase {
@@ -281,13 +306,14 @@ impl Model {
                             *s = (ts, 0);
                         }
                         s.1 += 1;
-                        found = SelfWakeStorm::check(&self.thresholds, t, s.1);
+                        storm = lints.self_wake_storm.check(&s.1);
                     }
                 } else if *op == WakeOp::Drop && !self.coarse {
-                    found = LostWaker::check(t);
+                    lost = lints.lost_waker.check(t);
                 }
                 self.note_change(*task);
-                self.warn(found, Some(*task), ts);
+                self.warn(lints.self_wake_storm, storm, Some(*task), ts);
+                self.warn(lints.lost_waker, lost, Some(*task), ts);
             }
             EventKind::Terminate { task, outcome } => {
                 let t = self.task(*task, ts);
@@ -340,17 +366,25 @@ impl Model {
     /// those still idle since then, with no waker alive, lost theirs.
     fn check_early_idle(&mut self) {
         for (task, at) in std::mem::take(&mut self.idle_unchecked) {
+            let lost = self.lints.lost_waker;
             let found = self
                 .tasks
                 .get(&task)
                 .filter(|t| t.since_ns == at)
-                .and_then(LostWaker::check);
-            self.warn(found, Some(task), at);
+                .and_then(|t| lost.check(t));
+            self.warn(lost, found, Some(task), at);
+        }
+    }
+
+    fn not_running(&mut self, task: TaskId) {
+        if let Some(since) = self.running_since.remove(&task) {
+            self.running.remove(&(since, task));
         }
     }
 
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: u32, ts: u64) {
-        let thresholds = self.thresholds;
+        self.not_running(task);
+        let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
         let t = self.task(task, ts);
         let started = t.since_ns;
@@ -367,10 +401,10 @@ impl Model {
             .saturating_record(poll.clamp(1, task::HISTOGRAM_MAX_NS));
         t.longest_poll_ns = t.longest_poll_ns.max(poll);
         t.last_poll_ns = Some(ts);
-        let blocking = BlockingPoll::check(&thresholds, t, poll);
-        let never = NeverYields::check(&thresholds, t, poll);
+        let blocking = lints.blocking_poll.check(&(&*t, poll));
+        let never = lints.never_yields.check(&(&*t, poll));
         let lost = if check_wakers && next == Phase::Idle {
-            LostWaker::check(t)
+            lints.lost_waker.check(t)
         } else {
             None
         };
@@ -390,33 +424,28 @@ impl Model {
             self.finish(task);
         }
         self.note_change(task);
-        self.warn(blocking, Some(task), started);
+        self.warn(lints.blocking_poll, blocking, Some(task), started);
         if !self.flagged_polls.remove(&(task, started)) {
-            self.warn(never, Some(task), started);
+            self.warn(lints.never_yields, never, Some(task), started);
         }
-        self.warn(lost, Some(task), ts);
+        self.warn(lints.lost_waker, lost, Some(task), ts);
     }
 
     /// Periodic checks: polls running too long, live tasks growing.
     pub fn tick(&mut self, now: u64) {
         self.last_tick = now;
-        let thresholds = self.thresholds;
-        let running: Vec<(TaskId, u64)> = self
-            .tasks
-            .values()
-            .filter(|t| {
-                t.phase == Phase::Running
-                    && now.saturating_sub(t.since_ns) >= thresholds.never_yields_ns
-            })
-            .map(|t| (t.id, t.since_ns))
-            .collect();
-        for (id, since) in running {
+        let lints = self.lints;
+        while let Some(&(since, id)) = self.running.first() {
+            if now.saturating_sub(since) < self.thresholds.never_yields_ns {
+                break;
+            }
+            self.running.pop_first();
             if self.flagged_polls.insert((id, since)) {
                 let found = self
                     .tasks
                     .get(&id)
-                    .and_then(|t| NeverYields::check(&thresholds, t, now - since));
-                self.warn(found, Some(id), since);
+                    .and_then(|t| lints.never_yields.check(&(t, now - since)));
+                self.warn(lints.never_yields, found, Some(id), since);
             }
         }
         self.live_history.push_back((now, self.live));
@@ -424,8 +453,8 @@ impl Model {
             self.live_history.pop_front();
         }
         let history: Vec<_> = self.live_history.iter().copied().collect();
-        let found = TaskLeak::check(&thresholds, &history);
-        self.warn(found, None, now);
+        let found = lints.task_leak.check(&history);
+        self.warn(lints.task_leak, found, None, now);
     }
 
     fn note_change(&mut self, task: TaskId) {
