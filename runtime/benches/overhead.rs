@@ -10,15 +10,21 @@
 //! * `spans`: the poll path plus tokio's task spans (entered and exited on every
 //!   poll), without waker events;
 //! * `full`: looptrace capturing everything (hooks plus waker and span events);
+//! * `live`: the same, shipped as it goes: a recording written by the shipping
+//!   thread at its usual pace (every 10 ms), so its cost is in the timed part too
+//!   (the CPU column shows it; wall time hides what it does on the other core);
 //! * `console`: `console_subscriber` active instead.
 //!
 //! The tracing subscriber is switched per configuration behind one global dispatcher
 //! (and the callsite cache rebuilt), so each configuration sees tokio's callsites
-//! exactly as it would alone. Shipping is deferred to the end of each run (large
-//! buffers, long flush interval) so that the figures are the cost inside the traced
-//! runtime; events are counted and drops reported.
+//! exactly as it would alone. Except in `live`, shipping is deferred to the end of
+//! each run (large buffers, long flush interval) so that the figures are the cost
+//! inside the traced runtime; events are counted and drops reported.
 //!
-//! Environment: `LOOPTRACE_BENCH_ROUNDS` (default 5), `LOOPTRACE_BENCH_SCALE`
+//! Each round's cost is taken against the same round's `plain`; the report gives
+//! the median and the spread (min..max) over rounds.
+//!
+//! Environment: `LOOPTRACE_BENCH_ROUNDS` (default 7), `LOOPTRACE_BENCH_SCALE`
 //! (default 1.0; 0.1 for a quick look).
 
 use looptrace::wire::FrameSink;
@@ -39,12 +45,15 @@ enum Mode {
     /// Hooks and tokio's task spans (entered on every poll), but no waker events:
     /// what `full` adds on top of this is the waker operations alone.
     Spans = 4,
+    /// Everything, shipped live to a recording.
+    Live = 5,
 }
-const MODES: [Mode; 5] = [
+const MODES: [Mode; 6] = [
     Mode::Plain,
     Mode::Hooks,
     Mode::Spans,
     Mode::Full,
+    Mode::Live,
     Mode::Console,
 ];
 
@@ -56,6 +65,7 @@ fn mode() -> Mode {
         2 => Mode::Full,
         3 => Mode::Console,
         4 => Mode::Spans,
+        5 => Mode::Live,
         _ => Mode::Plain,
     }
 }
@@ -119,7 +129,7 @@ struct Switch {
 impl Subscriber for Switch {
     fn register_callsite(&self, m: &'static Metadata<'static>) -> Interest {
         match mode() {
-            Mode::Full => self.looptrace.register_callsite(m),
+            Mode::Full | Mode::Live => self.looptrace.register_callsite(m),
             Mode::Spans if m.target() == "tokio::task::waker" => Interest::never(),
             Mode::Spans => self.looptrace.register_callsite(m),
             Mode::Console => self.console.register_callsite(m),
@@ -128,7 +138,7 @@ impl Subscriber for Switch {
     }
     fn enabled(&self, m: &Metadata<'_>) -> bool {
         match mode() {
-            Mode::Full => self.looptrace.enabled(m),
+            Mode::Full | Mode::Live => self.looptrace.enabled(m),
             Mode::Spans => m.target() != "tokio::task::waker" && self.looptrace.enabled(m),
             Mode::Console => self.console.enabled(m),
             _ => false,
@@ -155,21 +165,21 @@ impl Subscriber for Switch {
     }
     fn event(&self, e: &Event<'_>) {
         match mode() {
-            Mode::Full | Mode::Spans => self.looptrace.event(e),
+            Mode::Full | Mode::Live | Mode::Spans => self.looptrace.event(e),
             Mode::Console => self.console.event(e),
             _ => {}
         }
     }
     fn enter(&self, s: &Id) {
         match mode() {
-            Mode::Full | Mode::Spans => self.looptrace.enter(s),
+            Mode::Full | Mode::Live | Mode::Spans => self.looptrace.enter(s),
             Mode::Console => self.console.enter(s),
             _ => {}
         }
     }
     fn exit(&self, s: &Id) {
         match mode() {
-            Mode::Full | Mode::Spans => self.looptrace.exit(s),
+            Mode::Full | Mode::Live | Mode::Spans => self.looptrace.exit(s),
             Mode::Console => self.console.exit(s),
             _ => {}
         }
@@ -194,22 +204,36 @@ impl Subscriber for Switch {
     }
 }
 
-/// Counts waker operations. Shipping is deferred past the timed part, so decoding
-/// here costs the measurement nothing.
+/// Counts waker operations: those sent one event each, and a task's own clones
+/// and drops folded into its poll ends. Shipping is deferred past the timed part,
+/// so decoding here costs the measurement nothing.
 #[derive(Clone, Default)]
 struct Count {
     wakers: Arc<AtomicU64>,
 }
 impl FrameSink for Count {
     fn frame(&mut self, f: &[u8]) {
+        use looptrace::wire::EventKind;
         if let Ok(looptrace::wire::Frame::Events(events)) = looptrace::wire::decode_frame(f) {
-            let n = events
+            let n: u64 = events
                 .iter()
-                .filter(|e| matches!(e.kind, looptrace::wire::EventKind::Waker { .. }))
-                .count();
-            self.wakers.fetch_add(n as u64, Ordering::Relaxed);
+                .map(|e| match e.kind {
+                    EventKind::Waker { .. } => 1,
+                    EventKind::PollEnd { clones, drops, .. } => (clones + drops) as u64,
+                    _ => 0,
+                })
+                .sum();
+            self.wakers.fetch_add(n, Ordering::Relaxed);
         }
     }
+}
+
+/// CPU time of the whole process (every thread, the shipping one included).
+fn process_cpu() -> Duration {
+    // SAFETY: a zeroed timespec is a valid out-parameter.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 #[derive(Clone, Copy)]
@@ -271,6 +295,8 @@ impl Workload {
 
 struct Sample {
     ns_per_poll: f64,
+    /// Process CPU per poll (all threads).
+    cpu_per_poll: f64,
     events_per_poll: f64,
     wakers_per_poll: f64,
     dropped: u64,
@@ -308,45 +334,62 @@ fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
             let rt = b.enable_all().build().unwrap();
             warm_up(&rt);
             let before = polls(&rt);
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), process_cpu());
             rt.block_on(w.run());
-            let took = t.elapsed();
+            let (took, cpu) = (t.elapsed(), process_cpu() - cpu);
             let p = polls(&rt) - before;
             Sample {
                 ns_per_poll: took.as_nanos() as f64 / p as f64,
+                cpu_per_poll: cpu.as_nanos() as f64 / p as f64,
                 events_per_poll: 0.0,
                 wakers_per_poll: 0.0,
                 dropped: 0,
             }
         }
-        Mode::Hooks | Mode::Spans | Mode::Full => {
+        Mode::Hooks | Mode::Spans | Mode::Full | Mode::Live => {
             let b = if multi {
                 looptrace::Builder::new_multi_thread().worker_threads(workers)
             } else {
                 looptrace::Builder::new_current_thread()
             };
             let sink = Count::default();
-            let rt = b
-                .from_env(false)
-                .sink(sink.clone())
-                .buffer_capacity(1 << 23)
-                .prefault_buffers(true)
-                .flush_interval(Duration::from_secs(30))
-                .build()
-                .unwrap();
+            let b = b.from_env(false);
+            let path = std::env::temp_dir().join(format!(
+                "looptrace-overhead-{}.ltrace",
+                std::process::id()
+            ));
+            let rt = if mode == Mode::Live {
+                // Shipped every 10 ms (the default) as it runs. A tight yield loop
+                // makes events faster than one shipping thread takes them: the
+                // buffers hold the backlog, so that all is shipped and counted.
+                b.record(&path)
+                    .buffer_capacity(1 << 23)
+                    .prefault_buffers(true)
+                    .build()
+                    .unwrap()
+            } else {
+                b.sink(sink.clone())
+                    .buffer_capacity(1 << 23)
+                    .prefault_buffers(true)
+                    .flush_interval(Duration::from_secs(30))
+                    .build()
+                    .unwrap()
+            };
             warm_up(rt.tokio());
             let before = polls(rt.tokio());
             let events_before = rt.report().events;
             let wakers_before = sink.wakers.load(Ordering::Relaxed);
-            let t = Instant::now();
+            let (t, cpu) = (Instant::now(), process_cpu());
             rt.block_on(w.run());
-            let took = t.elapsed();
+            let (took, cpu) = (t.elapsed(), process_cpu() - cpu);
             let p = polls(rt.tokio()) - before;
             let mut r = rt.shutdown();
+            let _ = std::fs::remove_file(&path);
             r.events -= events_before;
             let wakers = sink.wakers.load(Ordering::Relaxed) - wakers_before;
             Sample {
                 ns_per_poll: took.as_nanos() as f64 / p as f64,
+                cpu_per_poll: cpu.as_nanos() as f64 / p as f64,
                 events_per_poll: r.events as f64 / p as f64,
                 wakers_per_poll: wakers as f64 / p as f64,
                 dropped: r.dropped_buffer_full,
@@ -370,7 +413,7 @@ fn main() {
     let rounds: usize = std::env::var("LOOPTRACE_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(7);
     let scale: f64 = std::env::var("LOOPTRACE_BENCH_SCALE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -448,50 +491,79 @@ fn main() {
                     by_mode[m as usize].push(measure(m, multi, w));
                 }
             }
-            let med = |m: Mode| median(by_mode[m as usize].iter().map(|s| s.ns_per_poll).collect());
-            let (plain, hooks, spans, full, console) = (
-                med(Mode::Plain),
-                med(Mode::Hooks),
-                med(Mode::Spans),
-                med(Mode::Full),
-                med(Mode::Console),
-            );
+            // Per round, against that round's plain run: median [min..max].
+            let n = by_mode[Mode::Plain as usize].len();
+            let diff = |a: Mode, b: Mode, f: fn(&Sample) -> f64| -> Vec<f64> {
+                (0..n)
+                    .filter_map(|k| {
+                        Some(f(by_mode[a as usize].get(k)?) - f(by_mode[b as usize].get(k)?))
+                    })
+                    .collect()
+            };
+            let wall = |s: &Sample| s.ns_per_poll;
+            let cpu = |s: &Sample| s.cpu_per_poll;
+            let plain = median(by_mode[Mode::Plain as usize].iter().map(wall).collect());
+            let poll_path = diff(Mode::Hooks, Mode::Plain, wall);
+            let span_path = diff(Mode::Spans, Mode::Hooks, wall);
+            let waker_ops = diff(Mode::Full, Mode::Spans, wall);
+            let added = diff(Mode::Full, Mode::Plain, wall);
+            let live_wall = diff(Mode::Live, Mode::Plain, wall);
+            let live_cpu = diff(Mode::Live, Mode::Plain, cpu);
+            let console_added = diff(Mode::Console, Mode::Plain, wall);
+            let console_cpu = diff(Mode::Console, Mode::Plain, cpu);
             let full_s = &by_mode[Mode::Full as usize];
             let wakers = median(full_s.iter().map(|s| s.wakers_per_poll).collect());
             let events = median(full_s.iter().map(|s| s.events_per_poll).collect());
             let dropped: u64 = by_mode.iter().flatten().map(|s| s.dropped).sum();
-            let poll_path = hooks - plain;
-            let span_path = spans - hooks;
-            let wake_path = full - hooks;
-            let waker_ops = full - spans;
-            let added = full - plain;
-            let console_added = console - plain;
+            let per_op: Vec<f64> = waker_ops.iter().map(|x| x / wakers.max(1e-9)).collect();
+            let ratio = |a: &[f64], b: &[f64]| -> Vec<f64> {
+                a.iter().zip(b).map(|(c, l)| c / l.max(0.1)).collect()
+            };
             println!(
-                "{:<14} {:<10} plain {:>7.1}  hooks {:>7.1} (+{:>5.1})  full {:>7.1} (+{:>5.1})  console {:>8.1} (+{:>7.1})",
+                "{} {} (plain {plain:.1} ns/poll; {events:.2} events/poll, {wakers:.2} waker ops/poll; dropped {dropped})",
                 if multi { "multi_thread" } else { "current_thread" },
                 w.name(),
-                plain,
-                hooks,
-                poll_path,
-                full,
-                added,
-                console,
-                console_added
+            );
+            println!("  poll path          {} ns/poll", spread(&poll_path, "+"));
+            println!("  task spans         {} ns/poll", spread(&span_path, "+"));
+            println!("  waker ops          {} ns/op", spread(&per_op, "+"));
+            println!(
+                "  everything         {} ns/poll (shipping deferred)",
+                spread(&added, "+")
             );
             println!(
-                "{:<25} poll path +{:.1} ns/poll; wake path +{:.1} ns/poll (task spans +{:.1}, waker ops +{:.1} over {:.2} ops/poll = {:.1} ns/op); \
-                 {:.2} events/poll; console/looptrace added cost = {:.1}x; dropped {}",
-                "",
-                poll_path,
-                wake_path,
-                span_path,
-                waker_ops,
-                wakers,
-                if wakers > 0.0 { waker_ops / wakers } else { 0.0 },
-                events,
-                console_added / added.max(0.1),
-                dropped
+                "  everything, live   {} ns/poll wall, {} ns/poll CPU of all threads (recorded as it goes)",
+                spread(&live_wall, "+"),
+                spread(&live_cpu, "+")
             );
+            println!(
+                "  console            {} ns/poll wall, {} ns/poll CPU",
+                spread(&console_added, "+"),
+                spread(&console_cpu, "+")
+            );
+            println!(
+                "  console / looptrace: {}x (everything, wall), {}x (live, CPU)",
+                spread(&ratio(&console_added, &added), ""),
+                spread(&ratio(&console_cpu, &live_cpu), "")
+            );
+            println!();
         }
     }
+}
+
+/// `median [min..max]` of `v`, each with `sign` ("+" to show it).
+fn spread(v: &[f64], sign: &str) -> String {
+    let mut v = v.to_vec();
+    if v.is_empty() {
+        return "-".to_string();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let f = |x: f64| {
+        if sign == "+" {
+            format!("{x:+.1}")
+        } else {
+            format!("{x:.1}")
+        }
+    };
+    format!("{} [{}..{}]", f(v[v.len() / 2]), f(v[0]), f(v[v.len() - 1]))
 }
