@@ -354,10 +354,8 @@ fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
             };
             let sink = Count::default();
             let b = b.from_env(false);
-            let path = std::env::temp_dir().join(format!(
-                "looptrace-overhead-{}.ltrace",
-                std::process::id()
-            ));
+            let path = std::env::temp_dir()
+                .join(format!("looptrace-overhead-{}.ltrace", std::process::id()));
             let rt = if mode == Mode::Live {
                 // Shipped every 10 ms (the default) as it runs. A tight yield loop
                 // makes events faster than one shipping thread takes them: the

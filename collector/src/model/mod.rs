@@ -25,6 +25,10 @@ const LIVE_SAMPLES: usize = 64;
 /// How often (in trace time) the periodic checks run, at most.
 const TICK_NS: u64 = 1_000_000_000;
 
+/// Polls followed at once for the never-yields check: one per thread of the
+/// traced process, so far more than a runtime has.
+const RUNNING_MAX: usize = 4096;
+
 /// Labelled moments kept per session (the newest; older ones are dropped first).
 pub const MARKS_MAX: usize = 10_000;
 
@@ -73,12 +77,12 @@ pub struct Model {
     storms: FxHashMap<TaskId, (u64, u64)>,
     /// Polls already reported as never yielding.
     flagged_polls: BTreeSet<(TaskId, u64)>,
-    /// Polls running now and not yet reported as never yielding, by start: the
-    /// periodic check takes those past the threshold off the front, so each poll
-    /// is looked at once however many checks run.
-    running: BTreeSet<(u64, TaskId)>,
-    /// When each task being polled now started.
-    running_since: FxHashMap<TaskId, u64>,
+    /// The poll running on each thread now: task, start, and whether it was
+    /// reported as never yielding. A thread polls one task at a time, so this is
+    /// as small as the runtime (at most [`RUNNING_MAX`] are followed).
+    running: FxHashMap<u32, (TaskId, u64, bool)>,
+    /// Events since the periodic check last ran.
+    since_tick: u64,
     /// Tasks changed since the last [`Model::take_changes`], followed only while
     /// [`Model::track_changes`] is set (someone watches live).
     changed: FxHashSet<TaskId>,
@@ -120,8 +124,8 @@ impl Model {
             last_tick: 0,
             storms: FxHashMap::default(),
             flagged_polls: BTreeSet::new(),
-            running: BTreeSet::new(),
-            running_since: FxHashMap::default(),
+            running: FxHashMap::default(),
+            since_tick: 0,
             changed: FxHashSet::default(),
             track_changes: true,
             new_warnings: Vec::new(),
@@ -186,7 +190,6 @@ impl Model {
         self.live = self.live.saturating_sub(1);
         self.finished.push_back(id);
         self.storms.remove(&id);
-        self.not_running(id);
         while self.finished.len() > KEEP_FINISHED {
             if let Some(old) = self.finished.pop_front() {
                 self.tasks.remove(&old);
@@ -253,9 +256,9 @@ impl Model {
                     w.running = Some(*task);
                     w.since_ns = ts;
                 }
-                self.not_running(*task);
-                self.running.insert((ts, *task));
-                self.running_since.insert(*task, ts);
+                if self.running.len() < RUNNING_MAX || self.running.contains_key(&e.thread) {
+                    self.running.insert(e.thread, (*task, ts, false));
+                }
                 self.note_change(*task);
                 self.warn(lints.scheduling_latency, found, Some(*task), ts);
             }
@@ -357,7 +360,10 @@ impl Model {
         }
         // Often enough for the leak detector to sample its window several times.
         let every = TICK_NS.min(self.thresholds.task_leak_window_ns / 5).max(1);
-        if ts >= self.last_tick + every {
+        self.since_tick += 1;
+        // The check looks at every running poll: never more often than the events
+        // pay for (a frame may say minutes pass between any two events).
+        if ts >= self.last_tick + every && self.since_tick * 16 >= self.running.len() as u64 {
             self.tick(ts);
         }
     }
@@ -376,14 +382,10 @@ impl Model {
         }
     }
 
-    fn not_running(&mut self, task: TaskId) {
-        if let Some(since) = self.running_since.remove(&task) {
-            self.running.remove(&(since, task));
-        }
-    }
-
     fn poll_end(&mut self, task: TaskId, ready: bool, thread: u32, ts: u64) {
-        self.not_running(task);
+        if self.running.get(&thread).is_some_and(|r| r.0 == task) {
+            self.running.remove(&thread);
+        }
         let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
         let t = self.task(task, ts);
@@ -434,12 +436,19 @@ impl Model {
     /// Periodic checks: polls running too long, live tasks growing.
     pub fn tick(&mut self, now: u64) {
         self.last_tick = now;
+        self.since_tick = 0;
         let lints = self.lints;
-        while let Some(&(since, id)) = self.running.first() {
-            if now.saturating_sub(since) < self.thresholds.never_yields_ns {
-                break;
-            }
-            self.running.pop_first();
+        let threshold = self.thresholds.never_yields_ns;
+        let due: Vec<(TaskId, u64)> = self
+            .running
+            .values_mut()
+            .filter(|r| !r.2 && now.saturating_sub(r.1) >= threshold)
+            .map(|r| {
+                r.2 = true;
+                (r.0, r.1)
+            })
+            .collect();
+        for (id, since) in due {
             if self.flagged_polls.insert((id, since)) {
                 let found = self
                     .tasks
