@@ -141,7 +141,7 @@ impl Slot {
 
 /// Events applied under one hold of a session's lock: ingest of a huge frame lets
 /// viewers and the API in between.
-const CHUNK_EVENTS: usize = 16_384;
+pub const CHUNK_EVENTS: usize = 16_384;
 
 /// Every session the collector holds. Each session has a lock of its own, held
 /// while a chunk of at most [`CHUNK_EVENTS`] events is applied; the list of
