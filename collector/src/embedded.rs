@@ -69,18 +69,32 @@ pub struct EmbeddedHandle {
 impl Embedded {
     /// The full collector in this process: a hub and the viewer API served on
     /// `addr` (port 0 picks one; [`EmbeddedHandle::addr`] says which), on a thread
-    /// and runtime of its own, outside the traced runtime.
+    /// and runtime of its own, outside the traced runtime. No token: `addr` must
+    /// be loopback (see [`Embedded::serve_with`]).
     pub fn serve(
         addr: SocketAddr,
         config: HubConfig,
     ) -> std::io::Result<(Embedded, EmbeddedHandle)> {
+        Embedded::serve_with(addr, config, ServerConfig::default())
+    }
+
+    /// [`Embedded::serve`] with the server's access rules (a token, host names);
+    /// like `looptrace serve`, it refuses to listen off loopback without a token.
+    pub fn serve_with(
+        addr: SocketAddr,
+        config: HubConfig,
+        server: ServerConfig,
+    ) -> std::io::Result<(Embedded, EmbeddedHandle)> {
+        server
+            .check(addr)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = std::net::TcpListener::bind(addr)?;
         listener.set_nonblocking(true)?;
         let local = listener.local_addr()?;
         let hub = Hub::new(config);
         let state = AppState {
             hub: hub.clone(),
-            config: Arc::new(ServerConfig::default()),
+            config: Arc::new(server),
             replay: None,
         };
         std::thread::Builder::new()

@@ -107,6 +107,10 @@ struct Common {
     /// Token that apps and viewers must present (required off loopback).
     #[arg(long)]
     token: Option<String>,
+    /// A host name viewers may reach this collector by, besides loopback ones
+    /// (without a token, requests to any other name are refused). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    allow_host: Vec<String>,
     /// A poll at least this long is reported as blocking the loop.
     #[arg(long, default_value_t = 10)]
     blocking_poll_ms: u64,
@@ -247,9 +251,12 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         .with_context(|| format!("bad address {addr:?}"))?
         .next()
         .with_context(|| format!("{addr:?} resolves to nothing"))?;
-    if !sock.ip().is_loopback() && c.token.is_none() {
-        bail!("listening on {sock} (not loopback) needs --token, which apps and viewers must then present");
-    }
+    let config = ServerConfig {
+        token: c.token.clone(),
+        allow_hosts: c.allow_host.clone(),
+        ..ServerConfig::default()
+    };
+    config.check(sock).context("--token")?;
     let thresholds = Thresholds {
         blocking_poll_ns: c.blocking_poll_ms * 1_000_000,
         scheduling_latency_ns: c.scheduling_latency_ms * 1_000_000,
@@ -291,7 +298,7 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         println!("  apps:    LOOPTRACE_ADDR={local}");
         println!("  viewers: ws://{local}/ws/view, http://{local}/api/sessions");
         io::stdout().flush()?;
-        let state = AppState { hub, config: std::sync::Arc::new(ServerConfig { token: c.token.clone(), ..ServerConfig::default() }), replay: control };
+        let state = AppState { hub, config: std::sync::Arc::new(config), replay: control };
         looptrace_collector::server::serve(listener, state).await?;
         Ok::<_, anyhow::Error>(())
     })

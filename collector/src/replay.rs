@@ -46,7 +46,12 @@ impl ReplayControl {
                     s.1 = v.clamp(MIN_SPEED, MAX_SPEED)
                 }
                 ("speed", _) => return Err("speed needs a positive number".into()),
-                _ => return Err(format!("unknown replay action {action:?}")),
+                _ => {
+                    return Err(format!(
+                        "unknown replay action {:?}",
+                        crate::server::clip(action)
+                    ))
+                }
             }
         }
         self.changed.notify_waiters();

@@ -3,6 +3,7 @@
 
 use crate::hub::{session_stats, task_detail, task_summary, Hub, SessionId, Source, Update};
 use crate::replay::ReplayControl;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -23,9 +24,13 @@ use tokio::sync::broadcast::error::RecvError;
 pub struct ServerConfig {
     /// Required (as `Authorization: Bearer T` or `?token=T`) when set.
     pub token: Option<String>,
+    /// Host names (besides loopback ones) requests may be addressed to when no
+    /// token is set: a page from another site that rebinds its own name to this
+    /// machine's address is refused.
+    pub allow_hosts: Vec<String>,
     /// Largest WebSocket message accepted, in bytes.
     pub max_frame_bytes: usize,
-    /// Malformed frames a connection may send before it is closed.
+    /// Malformed frames a connection may send; the last of them closes it.
     pub max_bad_frames: u32,
 }
 
@@ -33,10 +38,95 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             token: None,
+            allow_hosts: Vec::new(),
             max_frame_bytes: 16 << 20,
             max_bad_frames: 10,
         }
     }
+}
+
+/// Why a server's access rules cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AccessError {
+    #[error("an empty token protects nothing: give a real one")]
+    EmptyToken,
+    #[error(
+        "listening on {0} (not loopback) needs a token, which apps and viewers must then present"
+    )]
+    NeedsToken(std::net::SocketAddr),
+}
+
+impl ServerConfig {
+    /// Checks the rules for a server listening on `addr`: tokens are never empty,
+    /// and anything but loopback needs one.
+    pub fn check(&self, addr: std::net::SocketAddr) -> Result<(), AccessError> {
+        match &self.token {
+            Some(t) if t.trim().is_empty() => Err(AccessError::EmptyToken),
+            None if !addr.ip().is_loopback() => Err(AccessError::NeedsToken(addr)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Largest `max_intervals` a window query may ask for: beyond it, windows come
+/// aggregated.
+pub const MAX_WINDOW_INTERVALS: usize = 100_000;
+/// Most task x bucket cells an aggregated window holds: the buckets are fewer
+/// when a window has many tasks.
+pub const MAX_WINDOW_CELLS: usize = 2_000_000;
+
+/// The API's errors: a status and a JSON body `{"error": "..."}`.
+#[derive(Debug)]
+pub enum ApiError {
+    NotFound(String),
+    BadRequest(String),
+    Forbidden(String),
+    Unauthorized(String),
+    Internal(String),
+}
+
+impl ApiError {
+    /// A message quoting at most the first 80 characters of what was sent.
+    pub fn bad(what: &str, input: &str) -> ApiError {
+        ApiError::BadRequest(format!("{what}: {:?}", clip(input)))
+    }
+}
+
+/// At most 80 characters of `s`: error replies never echo a large input back.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
+            ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
+        };
+        (status, Json(json!({"error": message}))).into_response()
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> ApiError {
+        ApiError::BadRequest(clip(&r.body_text()))
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> ApiError {
+        ApiError::BadRequest(clip(&r.body_text()))
+    }
+}
+
+fn no_session(id: SessionId) -> ApiError {
+    ApiError::NotFound(format!("no session {id}"))
 }
 
 #[derive(Clone)]
@@ -48,7 +138,8 @@ pub struct AppState {
 }
 
 /// The router: `/ingest`, `/ws/view` and `/api/...` (behind the token, if one is
-/// set), and the browser timeline's files.
+/// set), and the browser timeline's files; every route behind the Host and
+/// Origin checks.
 pub fn router(state: AppState) -> Router {
     let guarded = Router::new()
         .route("/ingest", get(ingest))
@@ -66,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::web::index))
         .route("/{*path}", get(crate::web::file))
         .merge(guarded)
+        .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .with_state(state)
 }
 
@@ -75,9 +167,82 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
         .map(|q| q.0)
         .unwrap_or_default();
     if !authorized(&state, req.headers(), &query) {
-        return reject(&state, "missing or wrong token");
+        return reject(
+            &state,
+            ApiError::Unauthorized("missing or wrong token".into()),
+        );
     }
     next.run(req).await
+}
+
+/// Refuses requests addressed to a host name that is not this collector's (DNS
+/// rebinding), and requests from a browser page of another origin. Apps send no
+/// Origin and pass.
+async fn same_origin(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Err(why) = check_origin(&state.config, req.headers()) {
+        return reject(&state, ApiError::Forbidden(why));
+    }
+    next.run(req).await
+}
+
+/// The host part of `authority` (`host`, `host:port`, `[v6]:port`), lower case.
+fn host_of(authority: &str) -> String {
+    let a = authority.trim();
+    let host = if let Some(rest) = a.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        a.rsplit_once(':').map_or(a, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                a
+            }
+        })
+    };
+    host.to_ascii_lowercase()
+}
+
+fn loopback_host(host: &str) -> bool {
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The Host and Origin rules (see [`same_origin`]).
+pub fn check_origin(config: &ServerConfig, headers: &HeaderMap) -> Result<(), String> {
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let host_name = host_of(host);
+    let allowed = loopback_host(&host_name)
+        || config
+            .allow_hosts
+            .iter()
+            .any(|h| h.eq_ignore_ascii_case(&host_name));
+    if config.token.is_none() && !allowed {
+        return Err(format!(
+            "host {:?} is not this collector's (use --allow-host, or a token)",
+            clip(host)
+        ));
+    }
+    let Some(origin) = headers.get("origin") else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .map(|a| a.trim_end_matches('/'));
+    match authority {
+        Some(a) if !host.is_empty() && a.eq_ignore_ascii_case(host) => Ok(()),
+        _ => Err(format!(
+            "origin {:?} is not this collector's page",
+            clip(origin)
+        )),
+    }
 }
 
 /// Serves the collector on `listener` until the process ends.
@@ -85,46 +250,28 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
     axum::serve(listener, router(state)).await
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
-}
-
 /// Checks the token, if one is required.
 fn authorized(state: &AppState, headers: &HeaderMap, query: &HashMap<String, String>) -> bool {
     let Some(token) = &state.config.token else {
         return true;
     };
+    // The scheme is case-insensitive (RFC 7235).
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     bearer == Some(token.as_str()) || query.get("token") == Some(token)
 }
 
-/// A browser page may only open a viewer socket if it was served by this host.
-fn origin_allowed(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get("origin").and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, h)| h)
-        .unwrap_or(origin)
-        .trim_end_matches('/');
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
-}
-
-fn reject(state: &AppState, message: &str) -> Response {
+fn reject(state: &AppState, e: ApiError) -> Response {
     state
         .hub
         .counters
         .rejected_connections
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    error(StatusCode::UNAUTHORIZED, message)
+    e.into_response()
 }
 
 async fn ingest(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
@@ -155,7 +302,7 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
             Ok(Message::Text(_)) => {
                 hub.bad_frame(session);
                 bad += 1;
-                if bad > state.config.max_bad_frames {
+                if bad >= state.config.max_bad_frames {
                     close_with(
                         socket,
                         1003,
@@ -169,7 +316,13 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
             Err(e) => {
                 // Oversize messages and protocol errors end the connection.
                 hub.bad_frame(session);
-                eprintln!("looptrace collector: ingest connection dropped: {e}");
+                let text = e.to_string();
+                if text.contains("too long") || text.contains("Space limit") {
+                    let max = state.config.max_frame_bytes;
+                    close_with(socket, 1009, format!("frames are at most {max} bytes")).await;
+                } else {
+                    eprintln!("looptrace collector: ingest connection dropped: {e}");
+                }
                 break;
             }
         };
@@ -195,7 +348,7 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
                 }
                 Err(e) => {
                     bad += 1;
-                    if bad > state.config.max_bad_frames {
+                    if bad >= state.config.max_bad_frames {
                         close_with(
                             socket,
                             1007,
@@ -238,10 +391,7 @@ fn close_code(e: &DecodeError) -> u16 {
     }
 }
 
-async fn view(State(state): State<AppState>, headers: HeaderMap, ws: WebSocketUpgrade) -> Response {
-    if !origin_allowed(&headers) {
-        return reject(&state, "origin not allowed");
-    }
+async fn view(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| view_socket(state, socket))
 }
 
@@ -314,6 +464,9 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                     _ => continue,
                 };
                 let reply = match serde_json::from_str::<ViewRequest>(&text) {
+                    Ok(ViewRequest::Subscribe { session: Some(id) }) if hub.with_session(id, |_| ()).is_none() => {
+                        json!({"type": "error", "message": format!("no session {id}")})
+                    }
                     Ok(ViewRequest::Subscribe { session }) => {
                         subscribed = Some(session);
                         _watch = Some(hub.watch(session));
@@ -326,7 +479,7 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                     }
                     Ok(ViewRequest::Window { id, session, start_ns, end_ns, max_intervals, buckets }) => {
                         let hub = hub.clone();
-                        let w = tokio::task::spawn_blocking(move || hub.window(session, start_ns, end_ns, max_intervals, buckets)).await.ok().flatten();
+                        let w = tokio::task::spawn_blocking(move || bounded_window(&hub, session, start_ns, end_ns, max_intervals, buckets)).await.ok().flatten();
                         match w {
                             Some(w) => {
                                 let mut v = serde_json::to_value(&w).unwrap_or(Value::Null);
@@ -356,7 +509,7 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                         },
                         None => json!({"type": "error", "message": "not a replay"}),
                     },
-                    Err(e) => json!({"type": "error", "message": format!("bad request: {e}")}),
+                    Err(e) => json!({"type": "error", "message": format!("bad request: {}", clip(&e.to_string()))}),
                 };
                 if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
                     break;
@@ -416,11 +569,15 @@ fn counters(hub: &Hub) -> Value {
     })
 }
 
+type Api = Result<Json<Value>, ApiError>;
+
 async fn tasks(
     State(state): State<AppState>,
-    Path(id): Path<SessionId>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
+    id: Result<Path<SessionId>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Api {
+    let Path(id) = id?;
+    let Query(q) = q?;
     let state_filter = q.get("state").cloned();
     let name_filter = q.get("name").map(|n| n.to_lowercase());
     let list = state.hub.with_session(id, |s| {
@@ -440,69 +597,121 @@ async fn tasks(
             .map(|t| task_summary(t, s.model.now_ns))
             .collect::<Vec<_>>()
     });
-    match list {
-        Some(l) => Json(json!({"session": id, "tasks": l})).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
-    }
+    let list = list.ok_or_else(|| no_session(id))?;
+    Ok(Json(json!({"session": id, "tasks": list})))
 }
 
-async fn task(State(state): State<AppState>, Path((id, task)): Path<(SessionId, u64)>) -> Response {
-    match state.hub.with_session(id, |s| {
-        s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
-    }) {
-        Some(Some(t)) => Json(t).into_response(),
-        Some(None) => error(
-            StatusCode::NOT_FOUND,
-            format!("no task {task} in session {id}"),
-        ),
-        None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
-    }
+async fn task(
+    State(state): State<AppState>,
+    ids: Result<Path<(SessionId, u64)>, PathRejection>,
+) -> Api {
+    let Path((id, task)) = ids?;
+    state
+        .hub
+        .with_session(id, |s| {
+            s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
+        })
+        .ok_or_else(|| no_session(id))?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no task {task} in session {id}")))
 }
 
-async fn warnings(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
-    match state
+async fn warnings(
+    State(state): State<AppState>,
+    id: Result<Path<SessionId>, PathRejection>,
+) -> Api {
+    let Path(id) = id?;
+    state
         .hub
         .with_session(id, |s| json!({"session": id, "warnings": s.model.warnings}))
-    {
-        Some(v) => Json(v).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
-    }
+        .map(Json)
+        .ok_or_else(|| no_session(id))
 }
 
-async fn marks(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
-    match state
+async fn marks(State(state): State<AppState>, id: Result<Path<SessionId>, PathRejection>) -> Api {
+    let Path(id) = id?;
+    state
         .hub
         .with_session(id, |s| json!({"session": id, "marks": s.model.marks}))
-    {
-        Some(v) => Json(v).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
-    }
+        .map(Json)
+        .ok_or_else(|| no_session(id))
 }
 
-async fn stats(State(state): State<AppState>, Path(id): Path<SessionId>) -> Response {
-    match state.hub.with_session(id, session_stats) {
-        Some(v) => Json(v).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no session {id}")),
+async fn stats(State(state): State<AppState>, id: Result<Path<SessionId>, PathRejection>) -> Api {
+    let Path(id) = id?;
+    state
+        .hub
+        .with_session(id, session_stats)
+        .map(Json)
+        .ok_or_else(|| no_session(id))
+}
+
+/// A window's parameters as a query gives them: numbers, or an error naming the
+/// one that is not.
+fn window_params(q: &HashMap<String, String>) -> Result<(u64, u64, usize, usize), ApiError> {
+    let num = |k: &str, d: u64| -> Result<u64, ApiError> {
+        match q.get(k) {
+            None => Ok(d),
+            Some(v) => v.parse::<u64>().map_err(|_| {
+                ApiError::bad(
+                    &format!("{k} must be a whole number of nanoseconds or items"),
+                    v,
+                )
+            }),
+        }
+    };
+    let (start, end) = (num("start_ns", 0)?, num("end_ns", u64::MAX)?);
+    if end <= start {
+        return Err(ApiError::BadRequest(format!(
+            "end_ns ({end}) must be after start_ns ({start})"
+        )));
     }
+    Ok((
+        start,
+        end,
+        num("max_intervals", 20_000)? as usize,
+        num("buckets", 1000)? as usize,
+    ))
 }
 
 async fn window(
     State(state): State<AppState>,
-    Path(id): Path<SessionId>,
-    Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    let num = |k: &str, d: u64| q.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d);
-    let (start, end) = (num("start_ns", 0), num("end_ns", u64::MAX));
-    let (max_intervals, buckets) = (
-        num("max_intervals", 20_000) as usize,
-        num("buckets", 1000) as usize,
-    );
+    id: Result<Path<SessionId>, PathRejection>,
+    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Path(id) = id?;
+    let Query(q) = q?;
+    let (start, end, max_intervals, buckets) = window_params(&q)?;
     let hub = state.hub.clone();
-    match tokio::task::spawn_blocking(move || hub.window(id, start, end, max_intervals, buckets))
-        .await
+    match tokio::task::spawn_blocking(move || {
+        bounded_window(&hub, id, start, end, max_intervals, buckets)
+    })
+    .await
     {
-        Ok(Some(w)) => Json(w).into_response(),
-        Ok(None) => error(StatusCode::NOT_FOUND, format!("no session {id}")),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(Some(w)) => Ok(Json(w).into_response()),
+        Ok(None) => Err(no_session(id)),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
     }
+}
+
+/// A window whose size is bounded whatever was asked: at most
+/// [`MAX_WINDOW_INTERVALS`] intervals at full detail, and aggregated into at most
+/// [`MAX_WINDOW_CELLS`] task buckets.
+fn bounded_window(
+    hub: &Hub,
+    id: SessionId,
+    start: u64,
+    end: u64,
+    max_intervals: usize,
+    buckets: usize,
+) -> Option<crate::hub::WindowReply> {
+    let tasks = hub.with_session(id, |s| s.model.tasks.len())?.max(1);
+    let buckets = buckets.clamp(1, (MAX_WINDOW_CELLS / tasks).max(1));
+    hub.window(
+        id,
+        start,
+        end,
+        max_intervals.min(MAX_WINDOW_INTERVALS),
+        buckets,
+    )
 }

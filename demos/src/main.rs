@@ -57,6 +57,9 @@ struct Cli {
     /// that one is taken; port 0: any free port).
     #[arg(long)]
     serve: Option<std::net::SocketAddr>,
+    /// The token viewers must present (needed when --serve is not loopback).
+    #[arg(long)]
+    token: Option<String>,
 }
 
 fn positive(s: &str) -> Result<f64, String> {
@@ -145,7 +148,14 @@ fn main() -> Result<()> {
     );
 
     let (sink, handle) = match cli.serve {
-        Some(addr) => Embedded::serve(addr, HubConfig::default()),
+        Some(addr) => Embedded::serve_with(
+            addr,
+            HubConfig::default(),
+            looptrace_collector::server::ServerConfig {
+                token: cli.token.clone(),
+                ..Default::default()
+            },
+        ),
         None => Embedded::serve(([127, 0, 0, 1], 7878).into(), HubConfig::default())
             .or_else(|_| Embedded::serve(([127, 0, 0, 1], 0).into(), HubConfig::default())),
     }

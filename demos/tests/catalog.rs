@@ -180,6 +180,14 @@ fn list_names_every_demo_and_unknown_names_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a positive number"));
+    // Serving off loopback needs a token, as `looptrace serve` does.
+    let out = Command::new(env!("CARGO_BIN_EXE_demos"))
+        .args(["hello", "--no-tui", "--serve", "0.0.0.0:0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs a token"), "{err}");
 }
 
 #[test]

@@ -22,6 +22,10 @@ pub const ENV_RECORD: &str = "LOOPTRACE_RECORD";
 /// Environment variable: where the embedded collector serves its viewer API
 /// (`HOST:PORT`; default `127.0.0.1:0`, any free port).
 pub const ENV_VIEW: &str = "LOOPTRACE_VIEW";
+/// Environment variable: the token the embedded collector requires of viewers
+/// (needed when [`ENV_VIEW`] is not a loopback address), and that the app presents
+/// to a collector ([`ENV_ADDR`]) started with `--token`.
+pub const ENV_TOKEN: &str = "LOOPTRACE_TOKEN";
 /// Environment variable: `1` records every waker clone and drop as an event of its
 /// own (see [`Builder::every_waker_op`]).
 pub const ENV_EVERY_WAKER_OP: &str = "LOOPTRACE_EVERY_WAKER_OP";
@@ -487,7 +491,11 @@ fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
         .ok()
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| ([127, 0, 0, 1], 0).into());
-    match looptrace_collector::Embedded::serve(addr, Default::default()) {
+    let server = looptrace_collector::server::ServerConfig {
+        token: std::env::var(ENV_TOKEN).ok(),
+        ..Default::default()
+    };
+    match looptrace_collector::Embedded::serve_with(addr, Default::default(), server) {
         Ok((sink, handle)) => Some((Box::new(sink), handle.addr())),
         Err(e) => {
             eprintln!("looptrace: cannot start the embedded collector on {addr}: {e}");

@@ -177,11 +177,20 @@ impl WsSink {
     }
 
     fn connect(&self) -> Result<WebSocket<TcpStream>, String> {
-        let request = self
+        let mut request = self
             .url
             .as_str()
             .into_client_request()
             .map_err(|e| format!("bad collector URL: {e}"))?;
+        if let Some(token) = std::env::var(crate::ENV_TOKEN)
+            .ok()
+            .filter(|t| !t.is_empty())
+        {
+            let value = format!("Bearer {token}")
+                .parse()
+                .map_err(|_| "the token is not a valid header value".to_string())?;
+            request.headers_mut().insert("authorization", value);
+        }
         let uri = request.uri();
         let host = uri.host().ok_or("collector URL has no host")?;
         let port = uri.port_u16().unwrap_or(80);
