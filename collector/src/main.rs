@@ -38,9 +38,15 @@ enum Command {
         /// Where to write (default: standard output).
         #[arg(long, short)]
         output: Option<PathBuf>,
+        #[command(flatten)]
+        damage: AllowDamage,
     },
     /// Summarise a recording: process, tasks, polls, wakes.
-    Info { file: PathBuf },
+    Info {
+        file: PathBuf,
+        #[command(flatten)]
+        damage: AllowDamage,
+    },
     /// Run the collector: traced apps stream to it, viewers connect to it.
     Serve {
         /// Where to listen. Anything but loopback needs --token.
@@ -61,6 +67,8 @@ enum Command {
         /// Start paused (viewers press play).
         #[arg(long)]
         paused: bool,
+        #[command(flatten)]
+        damage: AllowDamage,
         #[arg(long, default_value = "127.0.0.1:7878")]
         addr: String,
         #[command(flatten)]
@@ -95,7 +103,48 @@ enum Command {
         /// Also show waker clones and drops.
         #[arg(long)]
         verbose: bool,
+        #[command(flatten)]
+        damage: AllowDamage,
     },
+}
+
+/// What to do with a damaged recording.
+#[derive(clap::Args)]
+struct AllowDamage {
+    /// Use what can be read of a damaged recording and exit 0 (without it, the
+    /// command says what was skipped and exits 3).
+    #[arg(long)]
+    allow_damage: bool,
+}
+
+/// Exit status of a command that read a damaged recording without --allow-damage.
+const DAMAGED: i32 = 3;
+
+/// Says what of `file` could not be read; whether the command must fail for it.
+fn report_damage(
+    file: &std::path::Path,
+    damage: &[looptrace_wire::Damage],
+    allow: &AllowDamage,
+) -> bool {
+    if damage.is_empty() {
+        return false;
+    }
+    let bytes: u64 = damage.iter().map(|d| d.skipped).sum();
+    for d in damage {
+        eprintln!("looptrace: {}: {d}", file.display());
+    }
+    eprintln!(
+        "looptrace: {}: {} damaged stretch{} skipped ({bytes} bytes); everything else was read{}",
+        file.display(),
+        damage.len(),
+        if damage.len() == 1 { "" } else { "es" },
+        if allow.allow_damage {
+            ""
+        } else {
+            " (--allow-damage to accept it and exit 0)"
+        }
+    );
+    !allow.allow_damage
 }
 
 /// Options `serve` and `replay` share.
@@ -149,8 +198,9 @@ fn main() -> Result<()> {
             file,
             format,
             output,
+            damage,
         } => {
-            let session = open(&file)?;
+            let (session, failed) = open(&file, &damage)?;
             let mut out: Box<dyn Write> = match &output {
                 Some(p) => Box::new(BufWriter::new(
                     File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -162,8 +212,17 @@ fn main() -> Result<()> {
                 Format::Jsonl => write_jsonl(&session, &mut out)?,
             }
             out.flush()?;
+            if failed {
+                std::process::exit(DAMAGED);
+            }
         }
-        Command::Info { file } => info(&open(&file)?),
+        Command::Info { file, damage } => {
+            let (session, failed) = open(&file, &damage)?;
+            info(&session);
+            if failed {
+                std::process::exit(DAMAGED);
+            }
+        }
         Command::Serve {
             addr,
             record,
@@ -181,15 +240,12 @@ fn main() -> Result<()> {
             paused,
             addr,
             common,
+            damage,
         } => {
             let rec = looptrace_wire::RawRecording::open(&file)
                 .with_context(|| format!("cannot read recording {}", file.display()))?;
-            if let Some(damage) = &rec.damage {
-                eprintln!(
-                    "looptrace: {}: {damage}; replaying the {} frames before it",
-                    file.display(),
-                    rec.frames.len()
-                );
+            if report_damage(&file, &rec.damage, &damage) {
+                std::process::exit(DAMAGED);
             }
             if !(speed.is_finite() && speed > 0.0) {
                 bail!("--speed must be a positive number");
@@ -220,8 +276,12 @@ fn main() -> Result<()> {
             note: None,
             lesson: None,
         })?,
-        Command::Log { file, verbose } => {
-            let session = open(&file)?;
+        Command::Log {
+            file,
+            verbose,
+            damage,
+        } => {
+            let (session, failed) = open(&file, &damage)?;
             let mut log = LiveLog::new();
             log.verbose = verbose;
             let mut out = BufWriter::new(io::stdout().lock());
@@ -231,6 +291,9 @@ fn main() -> Result<()> {
                 }
             }
             out.flush()?;
+            if failed {
+                std::process::exit(DAMAGED);
+            }
         }
     }
     Ok(())
@@ -304,21 +367,16 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
     })
 }
 
-/// Reads a recording; a damaged tail is reported and the rest is used.
-fn open(path: &PathBuf) -> Result<Session> {
+/// Reads a recording; what could not be read is reported and the rest is used.
+/// Also says whether the command must fail for the damage.
+fn open(path: &PathBuf, allow: &AllowDamage) -> Result<(Session, bool)> {
     let rec = Recording::open(path)
         .with_context(|| format!("cannot read recording {}", path.display()))?;
-    if let Some(damage) = &rec.damage {
-        eprintln!(
-            "looptrace: {}: {damage}; using the {} events before it",
-            path.display(),
-            rec.events.len()
-        );
-    }
-    if rec.events.is_empty() && rec.damage.is_some() {
+    let failed = report_damage(path, &rec.damage, allow);
+    if rec.events.is_empty() && !rec.damage.is_empty() {
         bail!("{}: no complete events in the recording", path.display());
     }
-    Ok(Session::from_events(rec.header, rec.events))
+    Ok((Session::from_events(rec.header, rec.events), failed))
 }
 
 fn info(s: &Session) {

@@ -261,9 +261,20 @@ fn a_truncated_recording_exports_what_it_holds() {
     let cut = dir.path().join("cut.ltrace");
     std::fs::write(&cut, &bytes[..bytes.len() - 3]).unwrap();
     let o = looptrace(&["export", cut.to_str().unwrap(), "--format", "jsonl"]);
-    assert!(o.status.success());
+    // What it holds is exported, and the command says what was lost and fails,
+    // unless told to accept it.
+    assert_eq!(o.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.contains("ends mid-chunk"), "{stderr}");
+    let accepted = looptrace(&[
+        "export",
+        cut.to_str().unwrap(),
+        "--format",
+        "jsonl",
+        "--allow-damage",
+    ]);
+    assert!(accepted.status.success());
+    assert_eq!(accepted.stdout, o.stdout);
     let full = looptrace(&["export", file.to_str().unwrap(), "--format", "jsonl"]);
     let (a, b) = (
         String::from_utf8_lossy(&o.stdout).lines().count(),

@@ -67,7 +67,7 @@ fn a_recording_survives_kill_9_of_the_collector() {
     let rec = Recording::open(&files[0]).unwrap();
     assert_eq!(rec.header.process_name, "victim");
     assert!(
-        rec.damage.is_none(),
+        rec.damage.is_empty(),
         "every chunk was complete: {:?}",
         rec.damage
     );
@@ -79,7 +79,70 @@ fn a_recording_survives_kill_9_of_the_collector() {
     std::fs::write(&torn, &bytes[..bytes.len() - 5]).unwrap();
     let rec = Recording::open(&torn).unwrap();
     assert_eq!(rec.events, sent[..sent.len() - 2]);
-    assert!(matches!(rec.damage, Some(RecordingError::Truncated { .. })));
+    assert_eq!(rec.damage.len(), 1);
+    assert!(rec.damage[0].is_torn_tail(), "{}", rec.damage[0]);
+    // The command line says so, and fails unless told to accept it.
+    let info = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_looptrace"))
+            .arg("info")
+            .arg(&torn)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = info(&[]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("writer was stopped") && err.contains("--allow-damage"),
+        "{err}"
+    );
+    assert!(info(&["--allow-damage"]).status.success());
+
+    // A flipped byte in the middle: that chunk is skipped, the rest is read, and
+    // the commands say so.
+    let mut bytes = std::fs::read(&files[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    let flipped = dir.path().join("flipped.ltrace");
+    std::fs::write(&flipped, &bytes).unwrap();
+    let rec = Recording::open(&flipped).unwrap();
+    assert_eq!(rec.damage.len(), 1, "{:?}", rec.damage);
+    assert!(!rec.damage[0].is_torn_tail());
+    assert!(rec.events.len() < sent.len() && rec.events.len() >= sent.len() - 4);
+    assert_eq!(
+        rec.events.last(),
+        sent.last(),
+        "chunks after the damage are read"
+    );
+    for cmd in ["info", "log"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_looptrace"))
+            .args([cmd, flipped.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{cmd}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("corrupt chunk"),
+            "{cmd}"
+        );
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_looptrace"))
+        .args([
+            "export",
+            flipped.to_str().unwrap(),
+            "--format",
+            "jsonl",
+            "--allow-damage",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let lines = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(
+        lines,
+        rec.events.len() + 1,
+        "the header and every event read"
+    );
 }
 
 /// A recording with an event every 100 ms for a second.

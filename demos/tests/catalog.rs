@@ -108,7 +108,7 @@ fn run(name: &str, speed: f64) -> Run {
         "{name} says what happened after:\n{stdout}"
     );
     let rec = Recording::open(&path).unwrap();
-    assert!(rec.damage.is_none(), "{:?}", rec.damage);
+    assert!(rec.damage.is_empty(), "{:?}", rec.damage);
     // The lesson is in the recording, for replays: before, then after.
     let titles: Vec<_> = rec.notes.iter().map(|n| n.title.as_str()).collect();
     assert_eq!(

@@ -73,7 +73,7 @@ fn exercise(console: bool) -> Recording {
     assert!(exit.success(), "graceful stop on Ctrl-C: {exit:?} {rest}");
     assert!(rest.contains("stopped after"), "{rest}");
     let rec = Recording::open(&path).unwrap();
-    assert!(rec.damage.is_none(), "{:?}", rec.damage);
+    assert!(rec.damage.is_empty(), "{:?}", rec.damage);
     rec
 }
 

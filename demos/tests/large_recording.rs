@@ -113,7 +113,7 @@ fn replay_and_export_match_the_live_session() {
     // Replayed at the fastest speed.
     let replayed = Hub::new(HubConfig::default());
     let rec = RawRecording::open(&path).unwrap();
-    assert!(rec.damage.is_none());
+    assert!(rec.damage.is_empty());
     tokio::runtime::Runtime::new().unwrap().block_on(replay(
         replayed.clone(),
         rec,

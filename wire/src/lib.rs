@@ -26,6 +26,7 @@ pub use event::{
     WakeOp, WakeSource,
 };
 pub use recording::{
-    append_note, RawRecording, Recording, RecordingError, RecordingReader, RecordingWriter,
+    append_note, Damage, DamageKind, RawRecording, Recording, RecordingError, RecordingReader,
+    RecordingWriter,
 };
 pub use sink::FrameSink;

@@ -201,17 +201,53 @@ proptest! {
         let expected: Vec<Event> = batches[..whole].iter().flatten().cloned().collect();
         prop_assert_eq!(&rec.events, &expected);
         let at_chunk_boundary = cut == first_chunk_end || ends.contains(&cut);
-        prop_assert_eq!(rec.damage.is_none(), at_chunk_boundary);
-        if let Some(d) = rec.damage {
-            prop_assert!(matches!(d, RecordingError::Truncated { .. }), "{}", d);
+        prop_assert_eq!(rec.damage.is_empty(), at_chunk_boundary);
+        if !at_chunk_boundary {
+            // A torn tail: the writer stopped, nothing else is wrong.
+            prop_assert_eq!(rec.damage.len(), 1);
+            prop_assert!(rec.damage[0].is_torn_tail(), "{}", rec.damage[0]);
+            prop_assert_eq!(rec.damage[0].offset as usize, ends.iter().copied().filter(|&e| e <= cut).max().unwrap_or(first_chunk_end).max(first_chunk_end));
         }
+    }
+
+    #[test]
+    fn damage_in_any_chunk_loses_that_chunk_only(
+        batches in proptest::collection::vec(proptest::collection::vec(arb_event(), 1..8), 2..6),
+        which in any::<prop::sample::Index>(),
+        at in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let mut w = RecordingWriter::new(Vec::new(), &header()).unwrap();
+        let mut starts = Vec::new();
+        for b in &batches {
+            starts.push(w.get_ref().len());
+            w.write_events(b).unwrap();
+        }
+        let mut file = w.into_inner();
+        let k = which.index(batches.len());
+        let end = starts.get(k + 1).copied().unwrap_or(file.len());
+        // Any byte of chunk k: its marker, length, checksum or payload.
+        let i = starts[k] + at.index(end - starts[k]);
+        file[i] ^= flip;
+        let rec = Recording::from_reader(&file[..]).unwrap();
+        let expected: Vec<Event> = batches
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != k)
+            .flat_map(|(_, b)| b.iter().cloned())
+            .collect();
+        prop_assert_eq!(&rec.events, &expected);
+        prop_assert_eq!(rec.damage.len(), 1, "{:?}", rec.damage);
+        prop_assert_eq!(rec.damage[0].offset as usize, starts[k]);
+        prop_assert!(!rec.damage[0].is_torn_tail(), "{}", rec.damage[0]);
+        prop_assert_eq!(rec.damage[0].skipped as usize, end - starts[k]);
     }
 }
 
 fn chunk_len(events: &[Event]) -> usize {
     let mut buf = Vec::new();
     encode_events(events, &mut buf);
-    buf.len() + 8
+    buf.len() + 16
 }
 
 #[test]
@@ -240,15 +276,16 @@ fn recording_round_trips_and_detects_corruption() {
     let rec = Recording::from_reader(&file[..]).unwrap();
     assert_eq!(rec.header, header());
     assert_eq!(rec.events, events);
-    assert!(rec.damage.is_none());
+    assert!(rec.damage.is_empty());
 
-    // Flip a byte of the last chunk's payload: the first chunk survives, the error says where.
+    // Flip a byte of the last chunk's payload: the first chunk survives, the damage
+    // says where and why.
     let last = file.len() - 1;
     file[last] ^= 0x55;
     let rec = Recording::from_reader(&file[..]).unwrap();
     assert_eq!(rec.events, events[..1]);
-    let damage = rec.damage.expect("corruption reported");
-    assert!(matches!(damage, RecordingError::Corrupt { .. }), "{damage}");
+    let damage = &rec.damage[0];
+    assert!(matches!(damage.kind, DamageKind::Corrupt(_)), "{damage}");
     assert!(damage.to_string().contains("checksum"), "{damage}");
 
     assert!(matches!(
@@ -287,7 +324,7 @@ fn notes_are_kept_in_recordings_and_appended_only_to_whole_ones() {
     drop(w);
     looptrace_wire::append_note(&path, &last).unwrap();
     let rec = Recording::open(&path).unwrap();
-    assert!(rec.damage.is_none());
+    assert!(rec.damage.is_empty());
     assert_eq!(rec.notes, vec![first.clone(), last.clone()]);
     assert_eq!(rec.events.len(), 1);
     // A torn tail: appending after it would be unreadable, so it is refused.
