@@ -129,8 +129,10 @@ struct Slot {
     watchers: AtomicUsize,
     /// Sealing order of the session's oldest block (`u64::MAX`: none), for eviction.
     oldest_seq: AtomicU64,
-    /// Bytes the session's store holds.
+    /// Bytes the session holds: its store (checkpoints included) and model.
     memory: AtomicUsize,
+    /// Bytes of those its model holds.
+    model_memory: AtomicUsize,
 }
 
 impl Slot {
@@ -138,6 +140,14 @@ impl Slot {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+/// Tasks a snapshot carries at most (a session may hold hundreds of thousands).
+pub const SNAPSHOT_TASKS: usize = 5000;
+
+/// Models may hold at most 1/this of the memory budget.
+const MODEL_SHARE: usize = 2;
+/// Timeline checkpoints may hold at most 1/this of it.
+const CHECKPOINT_SHARE: usize = 8;
 
 /// Events applied under one hold of a session's lock: ingest of a huge frame lets
 /// viewers and the API in between.
@@ -292,6 +302,7 @@ impl Hub {
             watchers: AtomicUsize::new(0),
             oldest_seq: AtomicU64::new(u64::MAX),
             memory: AtomicUsize::new(0),
+            model_memory: AtomicUsize::new(0),
         };
         self.sessions
             .write()
@@ -492,16 +503,9 @@ impl Hub {
             s.live = None;
             None
         };
-        let memory = s.store.memory();
-        slot.oldest_seq
-            .store(s.store.oldest_seq().unwrap_or(u64::MAX), Ordering::Relaxed);
+        self.resync(slot, &s);
         drop(s);
-        let was = slot.memory.swap(memory, Ordering::Relaxed);
-        let used = if memory >= was {
-            self.used.fetch_add(memory - was, Ordering::Relaxed) + (memory - was)
-        } else {
-            self.used.fetch_sub(was - memory, Ordering::Relaxed) - (was - memory)
-        };
+        let used = self.used.load(Ordering::Relaxed);
         if let Some(message) = message {
             let _ = self.updates.send(Update::Batch {
                 session: id,
@@ -579,7 +583,31 @@ impl Hub {
     fn enforce_budget(&self) {
         let budget = self.config.memory_budget;
         let slots = self.slots();
-        // Compact what is still open first: it may be all it takes.
+        // Models take at most half the budget: beyond it each gives up detail,
+        // oldest first (see `model::memory`), down to three quarters of its share
+        // so that this does not run at every batch.
+        let models: usize = slots
+            .iter()
+            .map(|s| s.model_memory.load(Ordering::Relaxed))
+            .sum();
+        if models > budget / MODEL_SHARE {
+            let scale = 0.75 * (budget / MODEL_SHARE) as f64 / models as f64;
+            for slot in &slots {
+                let mut s = slot.lock();
+                let target = (s.model.memory().total() as f64 * scale) as usize;
+                s.model.shrink_to(target);
+                self.resync(slot, &s);
+            }
+        }
+        // Checkpoints at most an eighth: they are made again when needed.
+        for slot in &slots {
+            let mut s = slot.lock();
+            if s.store.checkpoint_bytes() > budget / CHECKPOINT_SHARE / slots.len().max(1) {
+                s.store.clear_checkpoints();
+                self.resync(slot, &s);
+            }
+        }
+        // Compact what is still open: it may be all it takes.
         for slot in &slots {
             let mut s = slot.lock();
             let mut seq = self.next_seq.fetch_add(1, Ordering::Relaxed) + 1;
@@ -610,7 +638,9 @@ impl Hub {
 
     /// Brings a session's lock-free figures (memory, oldest block) up to date.
     fn resync(&self, slot: &Slot, s: &SessionState) {
-        let memory = s.store.memory();
+        let model = s.model.memory().total();
+        let memory = s.store.memory() + model;
+        slot.model_memory.store(model, Ordering::Relaxed);
         slot.oldest_seq
             .store(s.store.oldest_seq().unwrap_or(u64::MAX), Ordering::Relaxed);
         let was = slot.memory.swap(memory, Ordering::Relaxed);
@@ -700,14 +730,30 @@ impl Hub {
         Some(until)
     }
 
-    /// Everything known about a session now: tasks, warnings and stats.
+    /// Everything known about a session now: tasks (at most
+    /// [`SNAPSHOT_TASKS`], the busiest now first), warnings and stats.
     pub fn snapshot(&self, id: SessionId) -> Option<Value> {
         self.with_session(id, |s| {
             let mut tasks: Vec<_> = s.model.tasks.values().collect();
+            let total = tasks.len();
+            if total > SNAPSHOT_TASKS {
+                use crate::model::task::Phase;
+                tasks.sort_by_key(|t| {
+                    let rank = match t.phase {
+                        Phase::Running => 0,
+                        Phase::Scheduled => 1,
+                        Phase::Idle => 2,
+                        Phase::Done => 3,
+                    };
+                    (rank, std::cmp::Reverse(t.since_ns))
+                });
+                tasks.truncate(SNAPSHOT_TASKS);
+            }
             tasks.sort_by_key(|t| t.id);
             json!({
                 "type": "snapshot",
                 "session": id,
+                "tasks_total": total,
                 "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns)).collect::<Vec<_>>(),
                 "warnings": s.model.warnings,
                 "marks": s.model.marks,
@@ -825,12 +871,17 @@ pub fn session_summary(s: &SessionState) -> Value {
         "events": s.store.events,
         "retained_events": s.store.retained(),
         "store_bytes": s.store.memory(),
+        "model_bytes": s.model.memory().total(),
         "evicted_events": s.store.evicted_events,
         "dropped_events": s.model.dropped,
         "bad_frames": s.bad_frames,
         "tasks": s.model.tasks.len(),
         "live_tasks": s.model.live_tasks(),
+        "folded_tasks": s.model.folded_tasks(),
+        // What the model gave up to stay within the memory budget (zeros: nothing).
+        "given_up": s.model.given_up(),
         "warnings": s.model.warnings.len(),
+        "warnings_over": s.model.warnings_over,
         "recording": s.recording,
         "note": s.note,
     })
@@ -867,10 +918,11 @@ pub fn task_summary(t: &Task, now: u64) -> Value {
         "self_wakes": t.wakes.own,
         "longest_poll_ns": t.longest_poll_ns,
         "last_poll_ns": t.last_poll_ns,
-        "poll_p50_ns": percentile(&t.poll_hist, 0.5),
-        "poll_p99_ns": percentile(&t.poll_hist, 0.99),
-        "scheduled_p50_ns": percentile(&t.sched_hist, 0.5),
-        "scheduled_p99_ns": percentile(&t.sched_hist, 0.99),
+        // Null once the histograms were given up to save memory.
+        "poll_p50_ns": t.hist.as_ref().map(|h| percentile(&h.poll, 0.5)),
+        "poll_p99_ns": t.hist.as_ref().map(|h| percentile(&h.poll, 0.99)),
+        "scheduled_p50_ns": t.hist.as_ref().map(|h| percentile(&h.sched, 0.5)),
+        "scheduled_p99_ns": t.hist.as_ref().map(|h| percentile(&h.sched, 0.99)),
         "size_bytes": t.size_bytes,
         "live_wakers": t.live_wakers,
         "thread": t.last_thread,
@@ -893,8 +945,14 @@ pub fn histogram_buckets(h: &hdrhistogram::Histogram<u32>) -> Vec<(u64, u64)> {
 /// The JSON of one task in `/api/sessions/{id}/tasks/{task}`.
 pub fn task_detail(t: &Task, model: &Model) -> Value {
     let mut v = task_summary(t, model.now_ns);
-    v["poll_histogram"] = json!(histogram_buckets(&t.poll_hist));
-    v["scheduled_histogram"] = json!(histogram_buckets(&t.sched_hist));
+    let (poll, sched) = t
+        .hist
+        .as_ref()
+        .map(|h| (histogram_buckets(&h.poll), histogram_buckets(&h.sched)))
+        .unwrap_or_default();
+    v["poll_histogram"] = json!(poll);
+    v["scheduled_histogram"] = json!(sched);
+    v["histograms_dropped"] = json!(t.hist.is_none());
     v["warning_list"] = json!(model
         .warnings
         .iter()
@@ -923,6 +981,9 @@ pub fn session_stats(s: &SessionState) -> Value {
     for t in m.tasks.values() {
         *by_state.entry(t.phase.as_str()).or_insert(0u64) += 1;
     }
+    let mut folded: Vec<_> = m.folded().filter(|f| f.tasks > 0).collect();
+    folded.sort_by_key(|f| std::cmp::Reverse(f.tasks));
+    folded.truncate(20);
     json!({
         "session": s.id,
         "now_ns": now,
@@ -937,7 +998,16 @@ pub fn session_stats(s: &SessionState) -> Value {
             "retained_events": s.store.retained(),
             "evicted_events": s.store.evicted_events,
             "memory_bytes": s.store.memory(),
+            "checkpoint_bytes": s.store.checkpoint_bytes(),
             "bytes_per_event": s.store.bytes_per_event(),
+        },
+        "model": {
+            "memory": m.memory(),
+            "memory_bytes": m.memory().total(),
+            "given_up": m.given_up(),
+            "folded_tasks": m.folded_tasks(),
+            // Where folded tasks were spawned, the most first (at most 20).
+            "folded": folded,
         },
     })
 }

@@ -68,6 +68,10 @@ impl ServerConfig {
     }
 }
 
+/// Tasks a task list gives by default, and at most (`?limit=`, `?offset=`).
+pub const TASKS_PAGE: usize = 5000;
+pub const MAX_TASKS_PAGE: usize = 50_000;
+
 /// Largest `max_intervals` a window query may ask for: beyond it, windows come
 /// aggregated.
 pub const MAX_WINDOW_INTERVALS: usize = 100_000;
@@ -366,18 +370,13 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
     }
 }
 
-/// Frames larger than this are ingested on a blocking thread, so that a huge one
-/// never holds up the server's other connections.
-const INLINE_FRAME_BYTES: usize = 256 << 10;
-
+/// Ingests a frame on a blocking thread: ingest (and the memory budget's work
+/// after it) never holds up the server's workers, so the API answers meanwhile.
 async fn ingest_off_loop(
     hub: &Arc<Hub>,
     id: SessionId,
     bytes: axum::body::Bytes,
 ) -> Result<usize, DecodeError> {
-    if bytes.len() <= INLINE_FRAME_BYTES {
-        return hub.ingest_frame(id, &bytes);
-    }
     let hub = hub.clone();
     tokio::task::spawn_blocking(move || hub.ingest_frame(id, &bytes))
         .await
@@ -580,10 +579,19 @@ async fn tasks(
     let Query(q) = q?;
     let state_filter = q.get("state").cloned();
     let name_filter = q.get("name").map(|n| n.to_lowercase());
+    let number = |k: &str, d: usize| -> Result<usize, ApiError> {
+        q.get(k).map_or(Ok(d), |v| {
+            v.parse()
+                .map_err(|_| ApiError::bad(&format!("{k} must be a whole number"), v))
+        })
+    };
+    let limit = number("limit", TASKS_PAGE)?.min(MAX_TASKS_PAGE);
+    let offset = number("offset", 0)?;
     let list = state.hub.with_session(id, |s| {
-        let mut ts: Vec<_> = s.model.tasks.values().collect();
-        ts.sort_by_key(|t| t.id);
-        ts.into_iter()
+        let mut ts: Vec<_> = s
+            .model
+            .tasks
+            .values()
             .filter(|t| {
                 state_filter
                     .as_deref()
@@ -594,11 +602,21 @@ async fn tasks(
                     .as_deref()
                     .is_none_or(|f| t.name.to_lowercase().contains(f))
             })
+            .collect();
+        ts.sort_by_key(|t| t.id);
+        let total = ts.len();
+        let page: Vec<_> = ts
+            .into_iter()
+            .skip(offset)
+            .take(limit)
             .map(|t| task_summary(t, s.model.now_ns))
-            .collect::<Vec<_>>()
+            .collect();
+        (total, page)
     });
-    let list = list.ok_or_else(|| no_session(id))?;
-    Ok(Json(json!({"session": id, "tasks": list})))
+    let (total, list) = list.ok_or_else(|| no_session(id))?;
+    Ok(Json(
+        json!({"session": id, "total": total, "offset": offset, "tasks": list}),
+    ))
 }
 
 async fn task(

@@ -124,6 +124,8 @@ pub struct Store {
     /// Timeline trackers that had followed the first `index` events, so a window
     /// query starts from the nearest one instead of the beginning.
     checkpoints: VecDeque<(u64, Arc<Tracker>)>,
+    /// Bytes the checkpoints hold (each measured when kept).
+    checkpoint_bytes: usize,
     /// Events ever stored.
     pub events: u64,
     /// Events evicted to stay within the budget.
@@ -236,9 +238,15 @@ impl Store {
         self.sealed_bytes + self.open.bytes() + self.checkpoint_bytes()
     }
 
+    /// Drops the timeline checkpoints (window queries make them again).
+    pub fn clear_checkpoints(&mut self) {
+        self.checkpoints.clear();
+        self.checkpoint_bytes = 0;
+    }
+
     /// Memory held by timeline checkpoints.
     pub fn checkpoint_bytes(&self) -> usize {
-        self.checkpoints.iter().map(|(_, t)| t.memory()).sum()
+        self.checkpoint_bytes
     }
 
     /// Events retained now.
@@ -270,7 +278,9 @@ impl Store {
         // A checkpoint is usable only if every event after it is still here.
         let first = self.first_index();
         while self.checkpoints.front().is_some_and(|(i, _)| *i < first) {
-            self.checkpoints.pop_front();
+            if let Some((_, t)) = self.checkpoints.pop_front() {
+                self.checkpoint_bytes -= t.memory();
+            }
         }
         Some(b.bytes())
     }
@@ -297,6 +307,7 @@ impl Store {
         if near(at) || (at > 0 && near(at - 1)) {
             return;
         }
+        self.checkpoint_bytes += tracker.memory();
         self.checkpoints.insert(at, (index, tracker));
         if self.checkpoints.len() > MAX_CHECKPOINTS {
             let mut k = 0;
@@ -304,6 +315,7 @@ impl Store {
                 k += 1;
                 k % 2 == 1
             });
+            self.checkpoint_bytes = self.checkpoints.iter().map(|(_, t)| t.memory()).sum();
         }
     }
 

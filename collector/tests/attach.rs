@@ -71,7 +71,7 @@ fn a_console_app_becomes_a_coarse_session() {
                 .model
                 .tasks
                 .values()
-                .find(|t| t.name == "ticker")
+                .find(|t| &*t.name == "ticker")
                 .map(|t| (t.polls, t.wakes.total(), t.busy_ns, t.outcome));
             (
                 looptrace_collector::hub::session_summary(s)["capture"]

@@ -107,8 +107,9 @@ fn phases_and_statistics_are_exact() {
     assert_eq!(t.wakes.total(), 2);
     assert_eq!(t.longest_poll_ns, 100);
     assert_eq!(t.outcome, Some(Outcome::Completed));
-    assert_eq!(t.poll_hist.len(), 3);
-    assert_eq!(t.sched_hist.len(), 3);
+    let h = t.hist.as_ref().unwrap();
+    assert_eq!(h.poll.len(), 3);
+    assert_eq!(h.sched.len(), 3);
     assert_eq!(m.live_tasks(), 0);
     let w = &m.workers[&0];
     assert_eq!(w.busy_ns, 250);
@@ -448,7 +449,7 @@ fn per_task_histograms_stay_small() {
     m.apply(&spawn(0, 1));
     let t = &m.tasks[&1];
     // Two histograms per task: they are what a task costs the collector most.
-    let bytes = (t.poll_hist.distinct_values() + t.sched_hist.distinct_values()) * 4;
+    let bytes = t.hist.as_ref().unwrap().bytes();
     assert!(bytes <= 6 * 1024, "{bytes} bytes of histograms per task");
     // Durations beyond the range count at its top, rather than being lost.
     let mut m = Model::new(header(), Thresholds::default());
@@ -459,5 +460,5 @@ fn per_task_histograms_stay_small() {
     ] {
         m.apply(&e);
     }
-    assert_eq!(m.tasks[&1].poll_hist.len(), 1);
+    assert_eq!(m.tasks[&1].hist.as_ref().unwrap().poll.len(), 1);
 }

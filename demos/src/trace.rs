@@ -42,7 +42,7 @@ impl<'a> Trace<'a> {
         self.model
             .tasks
             .values()
-            .filter(|t| t.name == name)
+            .filter(|t| &*t.name == name)
             .min_by_key(|t| (t.spawned_ns, t.id))
     }
 
@@ -89,7 +89,7 @@ impl<'a> Trace<'a> {
 
     /// The longest a task waited between being woken (or spawned) and being polled, in seconds.
     pub fn longest_wait(&self, t: &Task) -> f64 {
-        t.sched_hist.max() as f64 / 1e9
+        t.hist.as_ref().map_or(0, |h| h.sched.max()) as f64 / 1e9
     }
 
     /// Its longest single poll, in seconds.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 fn reading(m: &Model) -> BTreeMap<u64, (String, u64, WakeCounts)> {
     m.tasks
         .values()
-        .map(|t| (t.id, (t.name.clone(), t.polls, t.wakes)))
+        .map(|t| (t.id, (t.name.to_string(), t.polls, t.wakes)))
         .collect()
 }
 

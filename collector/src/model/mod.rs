@@ -2,6 +2,7 @@
 //! per task its phase (running, scheduled, idle), statistics and histograms, per
 //! worker its busy and parked time, and warnings.
 
+pub mod memory;
 pub mod task;
 pub mod timeline;
 pub mod warning;
@@ -28,6 +29,9 @@ const TICK_NS: u64 = 1_000_000_000;
 /// Polls followed at once for the never-yields check: one per thread of the
 /// traced process, so far more than a runtime has.
 const RUNNING_MAX: usize = 4096;
+
+/// Distinct warnings kept per session (each counts its repeats).
+pub const MAX_WARNINGS: usize = 10_000;
 
 /// Labelled moments kept per session (the newest; older ones are dropped first).
 pub const MARKS_MAX: usize = 10_000;
@@ -89,6 +93,15 @@ pub struct Model {
     pub track_changes: bool,
     new_warnings: Vec<usize>,
     new_marks: usize,
+    /// Names and locations, shared between tasks.
+    pub(crate) names: memory::Interner,
+    /// Tasks with histograms.
+    pub(crate) histograms: usize,
+    pub(crate) folds: memory::Folds,
+    pub(crate) given_up: memory::GivenUp,
+    pub(crate) warning_bytes: usize,
+    /// Findings past [`MAX_WARNINGS`], counted only.
+    pub warnings_over: u64,
 }
 
 /// What changed since the last [`Model::take_changes`].
@@ -128,6 +141,12 @@ impl Model {
             since_tick: 0,
             changed: FxHashSet::default(),
             track_changes: true,
+            names: Default::default(),
+            histograms: 0,
+            folds: Default::default(),
+            given_up: Default::default(),
+            warning_bytes: 0,
+            warnings_over: 0,
             new_warnings: Vec::new(),
             new_marks: 0,
         }
@@ -157,12 +176,21 @@ impl Model {
             w.value = w.value.max(value);
             return;
         }
+        if self.warnings.len() >= MAX_WARNINGS {
+            // Bounded like the rest: further findings are only counted.
+            self.warnings_over += 1;
+            return;
+        }
         let id = self.warnings.len();
         let task_name = task.and_then(|t| self.tasks.get_mut(&t)).map(|t| {
             t.warnings += 1;
-            t.name.clone()
+            t.name.to_string()
         });
         let message = w.format(task_name.as_deref().unwrap_or_default(), value);
+        self.warning_bytes += std::mem::size_of::<Warning>()
+            + message.len()
+            + task_name.as_ref().map_or(0, String::len)
+            + 64;
         self.warnings.push(Warning {
             id,
             kind,
@@ -179,11 +207,19 @@ impl Model {
     }
 
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
-        let live = &mut self.live;
-        self.tasks.entry(id).or_insert_with(|| {
-            *live += 1;
-            Task::new(id, ts)
-        })
+        if !self.tasks.contains_key(&id) {
+            let t = match self.unfold(id, ts) {
+                // Folded: still live, counted already.
+                Some(t) => t,
+                None => {
+                    self.live += 1;
+                    self.histograms += 1;
+                    Task::new(id, ts)
+                }
+            };
+            self.tasks.insert(id, t);
+        }
+        self.tasks.get_mut(&id).expect("inserted above")
     }
 
     fn finish(&mut self, id: TaskId) {
@@ -192,7 +228,7 @@ impl Model {
         self.storms.remove(&id);
         while self.finished.len() > KEEP_FINISHED {
             if let Some(old) = self.finished.pop_front() {
-                self.tasks.remove(&old);
+                self.remove_task(old);
             }
         }
     }
@@ -220,10 +256,15 @@ impl Model {
                 size_bytes,
             } => {
                 let lints = self.lints;
+                let shown = self
+                    .names
+                    .get(&crate::session::display_name(name.as_deref(), location));
+                let given = name.as_deref().map(|n| self.names.get(n));
+                let location = self.names.get(location);
                 let t = self.task(*task, ts);
-                t.name = crate::session::display_name(name.as_deref(), location);
-                t.given_name = name.clone();
-                t.location = location.clone();
+                t.name = shown;
+                t.given_name = given;
+                t.location = location;
                 t.kind = *kind;
                 t.parent = *parent;
                 t.size_bytes = *size_bytes;
@@ -241,8 +282,7 @@ impl Model {
                 t.polls += 1;
                 let mut found = None;
                 if was == Phase::Scheduled {
-                    t.sched_hist
-                        .saturating_record(waited.clamp(1, task::HISTOGRAM_MAX_NS));
+                    t.record_scheduled(waited);
                     if t.woken_by.is_some() {
                         found = lints.scheduling_latency.check(&(&*t, waited));
                     }
@@ -399,8 +439,7 @@ impl Model {
             Phase::Idle
         };
         let poll = t.enter(next, ts);
-        t.poll_hist
-            .saturating_record(poll.clamp(1, task::HISTOGRAM_MAX_NS));
+        t.record_poll(poll);
         t.longest_poll_ns = t.longest_poll_ns.max(poll);
         t.last_poll_ns = Some(ts);
         let blocking = lints.blocking_poll.check(&(&*t, poll));

@@ -3,6 +3,7 @@
 use hdrhistogram::Histogram;
 use looptrace_wire::{Outcome, TaskId, TaskKind, WakeSource};
 use serde::Serialize;
+use std::sync::Arc;
 
 /// What a task is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +49,15 @@ impl WakeCounts {
         self.task + self.own + self.timer + self.io + self.blocking + self.external
     }
 
+    pub(crate) fn add(&mut self, o: &WakeCounts) {
+        self.task += o.task;
+        self.own += o.own;
+        self.timer += o.timer;
+        self.io += o.io;
+        self.blocking += o.blocking;
+        self.external += o.external;
+    }
+
     pub(crate) fn count(&mut self, woken: TaskId, by: WakeSource) {
         match by {
             WakeSource::Task(t) if t == woken => self.own += 1,
@@ -60,13 +70,40 @@ impl WakeCounts {
     }
 }
 
+/// A task's poll-time and scheduling-latency histograms: most of what a task
+/// costs the collector (some 4 KiB), so the first detail given up when memory
+/// runs short.
+#[derive(Debug, Clone)]
+pub struct Histograms {
+    /// Poll durations (ns).
+    pub poll: Histogram<u32>,
+    /// Wake-to-poll latencies (ns).
+    pub sched: Histogram<u32>,
+}
+
+impl Histograms {
+    fn new() -> Box<Histograms> {
+        Box::new(Histograms {
+            poll: histogram(),
+            sched: histogram(),
+        })
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<Histograms>()
+            + (self.poll.distinct_values() + self.sched.distinct_values()) * 4
+    }
+}
+
 /// Everything the collector knows about one task.
 #[derive(Debug, Clone)]
 pub struct Task {
     pub id: TaskId,
-    pub name: String,
-    pub given_name: Option<String>,
-    pub location: String,
+    /// Names and locations are shared between the tasks that have them.
+    pub name: Arc<str>,
+    pub given_name: Option<Arc<str>>,
+    pub location: Arc<str>,
     pub kind: TaskKind,
     pub parent: Option<TaskId>,
     pub size_bytes: Option<u64>,
@@ -93,10 +130,8 @@ pub struct Task {
     pub warnings: u32,
     /// Woken while being polled: scheduled again once the poll ends.
     pub(crate) woken_in_poll: Option<WakeSource>,
-    /// Poll durations (ns).
-    pub poll_hist: Histogram<u32>,
-    /// Wake-to-poll latencies (ns).
-    pub sched_hist: Histogram<u32>,
+    /// `None` once given up to stay within the memory budget (the counters stay).
+    pub hist: Option<Box<Histograms>>,
 }
 
 /// Longest duration a histogram tells apart (longer ones count as this).
@@ -111,9 +146,9 @@ impl Task {
     pub(crate) fn new(id: TaskId, ts: u64) -> Task {
         Task {
             id,
-            name: format!("task {id}"),
+            name: format!("task {id}").into(),
             given_name: None,
-            location: String::new(),
+            location: "".into(),
             kind: TaskKind::Task,
             parent: None,
             size_bytes: None,
@@ -134,8 +169,21 @@ impl Task {
             live_wakers: 0,
             warnings: 0,
             woken_in_poll: None,
-            poll_hist: histogram(),
-            sched_hist: histogram(),
+            hist: Some(Histograms::new()),
+        }
+    }
+
+    /// Records a poll's duration, if the histograms are kept.
+    pub(crate) fn record_poll(&mut self, ns: u64) {
+        if let Some(h) = &mut self.hist {
+            h.poll.saturating_record(ns.clamp(1, HISTOGRAM_MAX_NS));
+        }
+    }
+
+    /// Records a wake-to-poll latency, if the histograms are kept.
+    pub(crate) fn record_scheduled(&mut self, ns: u64) {
+        if let Some(h) = &mut self.hist {
+            h.sched.saturating_record(ns.clamp(1, HISTOGRAM_MAX_NS));
         }
     }
 
@@ -164,9 +212,5 @@ impl Task {
             Phase::Done => {}
         }
         (b, s, i)
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.phase != Phase::Done
     }
 }

@@ -1,0 +1,243 @@
+//! What a session's model costs, and how it gives up detail to stay within the
+//! collector's memory budget: oldest detail first.
+//!
+//! 1. Finished tasks are forgotten, oldest first.
+//! 2. The longest-idle live tasks lose their histograms (p50/p99 and the charts);
+//!    their counters stay.
+//! 3. The longest-idle live tasks are folded into one record per spawn location
+//!    (how many, and their summed counters), keeping only which location each
+//!    belongs to; one that runs again gets a task record back, counting afresh.
+//!
+//! A task leak (the very thing the leak warning is for) then costs a few dozen
+//! bytes per leaked task, not kilobytes.
+
+use super::task::{Histograms, Phase, Task, WakeCounts};
+use super::Model;
+use looptrace_wire::TaskId;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Strings tasks share: names and spawn locations (a thousand connection tasks
+/// spawned at one place hold one copy).
+#[derive(Default)]
+pub(crate) struct Interner {
+    set: FxHashSet<Arc<str>>,
+    bytes: usize,
+    /// Size at the last sweep: strings no task holds any more are dropped when the
+    /// set has doubled since.
+    swept: usize,
+}
+
+impl Interner {
+    pub(crate) fn get(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(s) {
+            return a.clone();
+        }
+        if self.set.len() >= 2 * self.swept.max(1024) {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.bytes = self.set.iter().map(|a| a.len() + STRING_OVERHEAD).sum();
+            self.swept = self.set.len();
+        }
+        let a: Arc<str> = s.into();
+        self.bytes += a.len() + STRING_OVERHEAD;
+        self.set.insert(a.clone());
+        a
+    }
+}
+
+const STRING_OVERHEAD: usize = 48;
+/// A task record and its place in the task map.
+const TASK_BYTES: usize = std::mem::size_of::<Task>() + 16;
+/// A folded task's entry (its id and its location).
+const FOLDED_BYTES: usize = 40;
+
+/// Live tasks folded into their spawn location, to save memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct Folded {
+    pub name: Arc<str>,
+    pub location: Arc<str>,
+    /// Tasks folded here and not run since.
+    pub tasks: u64,
+    pub polls: u64,
+    pub busy_ns: u64,
+    pub scheduled_ns: u64,
+    /// Idle time up to when each was folded.
+    pub idle_ns: u64,
+    pub wakes: WakeCounts,
+}
+
+/// What a model gave up to stay within its memory.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct GivenUp {
+    /// Finished tasks forgotten to save memory (besides the usual oldest of
+    /// 10 000).
+    pub finished_tasks: u64,
+    /// Live tasks whose histograms were dropped.
+    pub histograms: u64,
+    /// Live tasks folded into their spawn location.
+    pub folded_tasks: u64,
+}
+
+/// Where a model's memory goes, in bytes.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ModelMemory {
+    pub tasks: usize,
+    pub histograms: usize,
+    pub folded: usize,
+    pub names: usize,
+    pub warnings: usize,
+    pub other: usize,
+}
+
+impl ModelMemory {
+    pub fn total(&self) -> usize {
+        self.tasks + self.histograms + self.folded + self.names + self.warnings + self.other
+    }
+}
+
+/// The folded tasks of a model.
+#[derive(Default)]
+pub(crate) struct Folds {
+    pub(crate) by_location: FxHashMap<Arc<str>, Folded>,
+    pub(crate) of_task: FxHashMap<TaskId, Arc<str>>,
+}
+
+impl Model {
+    /// Where this model's memory goes.
+    pub fn memory(&self) -> ModelMemory {
+        ModelMemory {
+            tasks: self.tasks.len() * TASK_BYTES,
+            histograms: self.histograms * histogram_bytes(),
+            folded: self.folds.of_task.len() * FOLDED_BYTES
+                + self.folds.by_location.len() * std::mem::size_of::<Folded>(),
+            names: self.names.bytes,
+            warnings: self.warning_bytes,
+            other: self.marks.len() * (std::mem::size_of::<super::Mark>() + 32)
+                + (self.storms.len() + self.flagged_polls.len() + self.running.len()) * 32
+                + self.finished.len() * 8
+                + self.idle_unchecked.len() * 16,
+        }
+    }
+
+    /// Folded tasks, by spawn location.
+    pub fn folded(&self) -> impl Iterator<Item = &Folded> {
+        self.folds.by_location.values()
+    }
+
+    /// How many live tasks are folded.
+    pub fn folded_tasks(&self) -> u64 {
+        self.folds.of_task.len() as u64
+    }
+
+    /// What was given up so far.
+    pub fn given_up(&self) -> GivenUp {
+        self.given_up
+    }
+
+    /// Gives up detail, oldest first (see the module), until the model holds at
+    /// most `target` bytes or nothing is left to give up.
+    pub fn shrink_to(&mut self, target: usize) {
+        while self.memory().total() > target {
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            if self.remove_task(old).is_some() {
+                self.given_up.finished_tasks += 1;
+            }
+        }
+        if self.memory().total() <= target {
+            return;
+        }
+        // Live tasks, longest idle first (idle, then scheduled: running ones are
+        // being watched right now).
+        let mut idle: Vec<(u8, u64, TaskId)> = self
+            .tasks
+            .values()
+            .filter(|t| t.phase != Phase::Done && t.phase != Phase::Running)
+            .map(|t| ((t.phase != Phase::Idle) as u8, t.since_ns, t.id))
+            .collect();
+        idle.sort_unstable();
+        for &(_, _, id) in &idle {
+            if self.memory().total() <= target {
+                return;
+            }
+            if let Some(t) = self.tasks.get_mut(&id) {
+                if t.hist.take().is_some() {
+                    self.histograms -= 1;
+                    self.given_up.histograms += 1;
+                }
+            }
+        }
+        for &(_, _, id) in &idle {
+            if self.memory().total() <= target {
+                return;
+            }
+            self.fold(id);
+        }
+    }
+
+    /// Forgets a task's record (it finished, or is being folded).
+    pub(crate) fn remove_task(&mut self, id: TaskId) -> Option<Task> {
+        let t = self.tasks.remove(&id)?;
+        if t.hist.is_some() {
+            self.histograms -= 1;
+        }
+        self.storms.remove(&id);
+        self.changed.remove(&id);
+        Some(t)
+    }
+
+    /// Folds a live task into its spawn location's record.
+    fn fold(&mut self, id: TaskId) {
+        let Some(t) = self.remove_task(id) else {
+            return;
+        };
+        let (busy, scheduled, idle) = t.totals_at(self.now_ns);
+        let f = self
+            .folds
+            .by_location
+            .entry(t.location.clone())
+            .or_insert_with(|| Folded {
+                name: t.name.clone(),
+                location: t.location.clone(),
+                tasks: 0,
+                polls: 0,
+                busy_ns: 0,
+                scheduled_ns: 0,
+                idle_ns: 0,
+                wakes: WakeCounts::default(),
+            });
+        f.tasks += 1;
+        f.polls += t.polls;
+        f.busy_ns += busy;
+        f.scheduled_ns += scheduled;
+        f.idle_ns += idle;
+        f.wakes.add(&t.wakes);
+        self.folds.of_task.insert(id, t.location);
+        self.given_up.folded_tasks += 1;
+    }
+
+    /// A task record for a folded task that does something again: its name and
+    /// location back, its counters starting afresh (the old ones stay folded).
+    pub(crate) fn unfold(&mut self, id: TaskId, ts: u64) -> Option<Task> {
+        let location = self.folds.of_task.remove(&id)?;
+        let f = self.folds.by_location.get_mut(&location)?;
+        f.tasks = f.tasks.saturating_sub(1);
+        let mut t = Task::new(id, ts);
+        t.name = f.name.clone();
+        t.location = location;
+        t.hist = None;
+        t.phase = Phase::Idle;
+        Some(t)
+    }
+}
+
+fn histogram_bytes() -> usize {
+    use std::sync::OnceLock;
+    static BYTES: OnceLock<usize> = OnceLock::new();
+    *BYTES.get_or_init(|| {
+        let mut t = Task::new(0, 0);
+        t.hist.take().map_or(0, |h: Box<Histograms>| h.bytes())
+    })
+}
