@@ -42,7 +42,7 @@ impl App {
         let mut out = Vec::new();
         let mut w = EventsWriter::new(&mut out);
         let mut n = 0;
-        let mut push = |w: &mut EventsWriter<'_>, kind: EventKind, ts: u64, n: &mut usize| {
+        let push = |w: &mut EventsWriter<'_>, kind: EventKind, ts: u64, n: &mut usize| {
             w.push(&Event {
                 ts_ns: ts,
                 thread: (*n % 2) as u32,
