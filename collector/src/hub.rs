@@ -101,6 +101,9 @@ pub struct SessionState {
     pub recording: Option<PathBuf>,
     /// A text the traced program wants viewers to read (a demo's lesson).
     pub note: Option<Note>,
+    /// The session of the same process (same name, pid and clock origin) this
+    /// one continues after a reconnect, if this collector holds it.
+    pub continues: Option<SessionId>,
     recorder: Option<RecordingWriter<File>>,
     /// While viewers watch live: follows the stream to send the intervals each
     /// batch closes, having followed the first `live_index` events.
@@ -282,6 +285,18 @@ impl Hub {
             }
             None => (None, None),
         };
+        let continues = self
+            .slots()
+            .iter()
+            .filter_map(|slot| {
+                let s = slot.lock();
+                let h = &s.model.header;
+                (h.pid == header.pid
+                    && h.clock_origin_unix_ns == header.clock_origin_unix_ns
+                    && h.process_name == header.process_name)
+                    .then_some(s.id)
+            })
+            .max();
         let mut model = Model::new(header, self.config.thresholds);
         // Console data does not follow wakers closely enough to call one lost.
         model.coarse = source == Source::Console;
@@ -296,6 +311,7 @@ impl Hub {
                 bad_frames: 0,
                 recording,
                 note: None,
+                continues,
                 recorder,
                 live: None,
             }),
@@ -884,6 +900,7 @@ pub fn session_summary(s: &SessionState) -> Value {
         "warnings_over": s.model.warnings_over,
         "recording": s.recording,
         "note": s.note,
+        "continues": s.continues,
     })
 }
 

@@ -2,7 +2,9 @@
 //! spawns, polls and their outcome, who woke whom, timers, parking.
 
 use crate::session::display_name;
-use looptrace_wire::{Event, EventKind, Outcome, TaskId, ThreadId, ThreadRole, WakeOp, WakeSource};
+use looptrace_wire::{
+    Event, EventKind, Outcome, TaskId, TaskState, ThreadId, ThreadRole, WakeOp, WakeSource,
+};
 use std::collections::HashMap;
 
 /// Turns events into lines. Keeps the little state it needs (names, poll starts).
@@ -146,6 +148,15 @@ impl LiveLog {
                 self.thread(e.thread)
             ),
             EventKind::Mark { label } => format!("mark     {label}"),
+            EventKind::TaskState { task, state } => format!(
+                "resume   {} is {} (the stream starts over here)",
+                self.name(*task),
+                match state {
+                    TaskState::Running => "running",
+                    TaskState::Scheduled => "scheduled",
+                    TaskState::Idle => "idle",
+                }
+            ),
         };
         Some(format!("{:>10}  {what}", fmt_ts(e.ts_ns)))
     }

@@ -280,9 +280,16 @@ fn reject(state: &AppState, e: ApiError) -> Response {
 
 async fn ingest(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     let max = state.config.max_frame_bytes;
-    ws.max_message_size(max)
+    let mut response = ws
+        .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| ingest_socket(state, socket))
+        .on_upgrade(move |socket| ingest_socket(state, socket));
+    // This collector acknowledges frames: apps keep what is not acknowledged and
+    // send it again after a reconnect.
+    response
+        .headers_mut()
+        .insert("looptrace-ack", axum::http::HeaderValue::from_static("1"));
+    response
 }
 
 async fn close_with(mut socket: WebSocket, code: u16, reason: String) {
@@ -298,6 +305,9 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
     let hub = state.hub.clone();
     let mut session: Option<SessionId> = None;
     let mut bad = 0u32;
+    // Frames taken after the header, acknowledged as each is ingested (recorded,
+    // when recording): the app lets go of them then.
+    let mut taken = 0u64;
     while let Some(msg) = socket.recv().await {
         let bytes = match msg {
             Ok(Message::Binary(b)) => b,
@@ -345,12 +355,22 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
                 }
             },
             Some(id) => match ingest_off_loop(&hub, id, bytes).await {
-                Ok(_) => {}
+                Ok(_) => {
+                    taken += 1;
+                    let ack = format!("{{\"ack\":{taken}}}");
+                    if socket.send(Message::Text(ack.into())).await.is_err() {
+                        break;
+                    }
+                }
                 Err(e @ DecodeError::Version { .. }) => {
                     close_with(socket, 1008, e.to_string()).await;
                     break;
                 }
                 Err(e) => {
+                    // Taken (and counted as malformed): not to be sent again.
+                    taken += 1;
+                    let ack = format!("{{\"ack\":{taken}}}");
+                    let _ = socket.send(Message::Text(ack.into())).await;
                     bad += 1;
                     if bad >= state.config.max_bad_frames {
                         close_with(

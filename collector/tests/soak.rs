@@ -185,6 +185,7 @@ fn soak(total_events: u64, leak: u64) {
             sent += EventsReader::new(&f).unwrap().len();
             send_bin(&mut ws, f).await;
         }
+        finish(ws).await;
         sent
     });
     // Until the collector has taken it all.

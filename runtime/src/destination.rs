@@ -128,6 +128,22 @@ impl Dest {
         }
     }
 
+    /// A collector connection waiting to be told the threads and live tasks
+    /// (after a reconnect), and the events to report lost.
+    pub(crate) fn needs_resume(&self) -> Option<u64> {
+        match self {
+            Dest::Ws(ws) if ws.needs_resume => Some(ws.unreported()),
+            _ => None,
+        }
+    }
+
+    /// Gives a collector connection what it waits for ([`Dest::needs_resume`]).
+    pub(crate) fn resume(&mut self, frames: Vec<Vec<u8>>) {
+        if let Dest::Ws(ws) = self {
+            ws.resume(frames);
+        }
+    }
+
     /// Flushes and closes; returns how many events could not be delivered.
     pub(crate) fn close(&mut self) -> u64 {
         match self {
@@ -141,24 +157,48 @@ impl Dest {
     }
 }
 
-/// A WebSocket connection to a collector that survives the collector: frames wait in
-/// a bounded backlog while it is unreachable, reconnects back off from 100 ms to 5 s,
-/// and what overflows the backlog is dropped and counted.
+/// A WebSocket connection to a collector that survives the collector.
+///
+/// Frames wait in a bounded backlog while it is unreachable; reconnects back off
+/// from 100 ms to 5 s. A collector that acknowledges (it says so in its handshake
+/// response, `looptrace-ack: 1`) tells how many frames of this connection it has
+/// taken; frames sent but not acknowledged are kept (within the same bound) and
+/// sent again on the next connection, after a restatement of the threads and live
+/// tasks so that the new session stands on its own. What overflows the bound is
+/// dropped, counted, reported in the next session and when the runtime shuts down.
 pub(crate) struct WsSink {
     url: String,
     header: Vec<u8>,
     conn: Option<WebSocket<TcpStream>>,
+    /// The collector on this connection acknowledges frames.
+    acks: bool,
+    /// Not sent yet on this connection, oldest first.
     backlog: VecDeque<(Vec<u8>, u64)>,
-    backlog_bytes: usize,
+    /// Sent on this connection and not acknowledged, oldest first.
+    unacked: VecDeque<(Vec<u8>, u64)>,
+    /// Frames of this connection acknowledged so far.
+    acked: u64,
+    /// Bytes held in `backlog` and `unacked`.
+    bytes: usize,
     limit: usize,
     next_try: Instant,
     backoff: Duration,
+    /// Events never delivered, in all.
     dropped: u64,
+    /// Of those, not yet reported to a collector.
+    unreported: u64,
+    /// Connections made so far.
+    connections: u64,
+    /// This connection waits for the restatement of threads and tasks before
+    /// anything else ([`WsSink::resume`]).
+    pub(crate) needs_resume: bool,
     warned: bool,
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a closing runtime waits for a collector to acknowledge the last frames.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 impl WsSink {
     fn new(url: String, limit: usize) -> WsSink {
@@ -166,17 +206,23 @@ impl WsSink {
             url,
             header: Vec::new(),
             conn: None,
+            acks: false,
             backlog: VecDeque::new(),
-            backlog_bytes: 0,
+            unacked: VecDeque::new(),
+            acked: 0,
+            bytes: 0,
             limit,
             next_try: Instant::now(),
             backoff: MIN_BACKOFF,
             dropped: 0,
+            unreported: 0,
+            connections: 0,
+            needs_resume: false,
             warned: false,
         }
     }
 
-    fn connect(&self) -> Result<WebSocket<TcpStream>, String> {
+    fn connect(&self) -> Result<(WebSocket<TcpStream>, bool), String> {
         let mut request = self
             .url
             .as_str()
@@ -205,23 +251,95 @@ impl WsSink {
         // A collector that stops reading must not stall the shipper for long.
         let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
         let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let (mut ws, _) = tungstenite::client(request, stream).map_err(|e| e.to_string())?;
+        let (mut ws, response) = tungstenite::client(request, stream).map_err(|e| e.to_string())?;
+        let acks = response
+            .headers()
+            .get("looptrace-ack")
+            .is_some_and(|v| v == "1");
         ws.send(Message::Binary(self.header.clone().into()))
             .map_err(|e| e.to_string())?;
-        Ok(ws)
+        // Acknowledgements are read as they come, without waiting for them.
+        let _ = ws
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_micros(100)));
+        Ok((ws, acks))
     }
 
     fn send(&mut self, frame: &[u8], count: u64) {
         self.backlog.push_back((frame.to_vec(), count));
-        self.backlog_bytes += frame.len();
-        while self.backlog_bytes > self.limit {
+        self.bytes += frame.len();
+        self.bound();
+        self.flush(false);
+    }
+
+    /// Keeps within the bound: first lets go of the bytes of the oldest frames
+    /// sent but not yet acknowledged (they are probably delivered: lost only if
+    /// the connection fails before their acknowledgement), then drops the oldest
+    /// frames not sent at all, counting their events.
+    fn bound(&mut self) {
+        for (f, _) in self.unacked.iter_mut() {
+            if self.bytes <= self.limit {
+                return;
+            }
+            self.bytes -= f.len();
+            *f = Vec::new();
+        }
+        while self.bytes > self.limit {
             let Some((f, n)) = self.backlog.pop_front() else {
                 break;
             };
-            self.backlog_bytes -= f.len();
+            self.bytes -= f.len();
             self.dropped += n;
+            self.unreported += n;
+        }
+    }
+
+    /// Frames sent but not acknowledged go back to the front of the backlog, to be
+    /// sent again on the next connection.
+    fn lost(&mut self, why: &str) {
+        if !self.warned {
+            eprintln!(
+                "looptrace: lost the collector at {} ({why}); reconnecting",
+                self.url
+            );
+        }
+        self.warned = true;
+        self.conn = None;
+        while let Some((f, n)) = self.unacked.pop_back() {
+            if f.is_empty() {
+                // Let go of (for room) or a restatement: not to be sent again.
+                self.dropped += n;
+                self.unreported += n;
+            } else {
+                self.backlog.push_front((f, n));
+            }
+        }
+        self.next_try = Instant::now() + self.backoff;
+    }
+
+    /// The restatement a new connection sends first (see [`Resolver::resume`]);
+    /// how many events to report lost is [`WsSink::unreported`].
+    ///
+    /// [`Resolver::resume`]: crate::resolve::Resolver::resume
+    pub(crate) fn resume(&mut self, frames: Vec<Vec<u8>>) {
+        self.needs_resume = false;
+        self.unreported = 0;
+        let Some(ws) = self.conn.as_mut() else { return };
+        for f in frames {
+            if let Err(e) = ws.send(Message::Binary(f.into())) {
+                return self.lost(&e.to_string());
+            }
+            // Acknowledged like any frame; nothing to send again if it is not.
+            if self.acks {
+                self.unacked.push_back((Vec::new(), 0));
+            }
         }
         self.flush(false);
+    }
+
+    /// Events lost so far and not yet reported to a collector.
+    pub(crate) fn unreported(&self) -> u64 {
+        self.unreported
     }
 
     fn flush(&mut self, force: bool) {
@@ -230,11 +348,17 @@ impl WsSink {
                 return;
             }
             match self.connect() {
-                Ok(ws) => {
+                Ok((ws, acks)) => {
                     if self.warned {
                         eprintln!("looptrace: connected to collector at {}", self.url);
                     }
+                    // A new session: it needs the threads and live tasks first, unless
+                    // it will get everything from the very start.
+                    self.needs_resume = self.connections > 0 || self.dropped > 0;
+                    self.connections += 1;
                     self.conn = Some(ws);
+                    self.acks = acks;
+                    self.acked = 0;
                     self.backoff = MIN_BACKOFF;
                     self.warned = false;
                 }
@@ -252,32 +376,86 @@ impl WsSink {
                 }
             }
         }
-        let Some(ws) = self.conn.as_mut() else { return };
-        while let Some((f, _)) = self.backlog.front() {
+        if self.needs_resume {
+            // The shipper restates first (it knows the threads and tasks).
+            return;
+        }
+        self.read_acks();
+        while let Some(ws) = self.conn.as_mut() {
+            let Some((f, n)) = self.backlog.pop_front() else {
+                break;
+            };
             if let Err(e) = ws.send(Message::Binary(f.clone().into())) {
-                eprintln!(
-                    "looptrace: lost the collector at {} ({e}); reconnecting",
-                    self.url
-                );
-                self.warned = true;
-                self.conn = None;
-                self.next_try = Instant::now() + self.backoff;
-                return;
+                self.backlog.push_front((f, n));
+                return self.lost(&e.to_string());
             }
-            if let Some((f, _)) = self.backlog.pop_front() {
-                self.backlog_bytes -= f.len();
+            if self.acks {
+                self.unacked.push_back((f, n));
+            } else {
+                self.bytes -= f.len();
+            }
+        }
+        self.read_acks();
+    }
+
+    /// Takes the acknowledgements that have come (`{"ack":N}`: the first N frames
+    /// of this connection are the collector's).
+    fn read_acks(&mut self) {
+        loop {
+            let Some(ws) = self.conn.as_mut() else { return };
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    let n = t
+                        .strip_prefix("{\"ack\":")
+                        .and_then(|r| r.strip_suffix('}'))
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if let Some(n) = n {
+                        while self.acked < n {
+                            let Some((f, _)) = self.unacked.pop_front() else {
+                                break;
+                            };
+                            self.bytes -= f.len();
+                            self.acked += 1;
+                        }
+                    }
+                }
+                Ok(Message::Close(_)) => return self.lost("it closed the connection"),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return
+                }
+                Err(e) => return self.lost(&e.to_string()),
             }
         }
     }
 
+    /// Sends what is left, waits a little for the acknowledgements, closes; returns
+    /// the events never delivered.
     fn close(&mut self) -> u64 {
-        if !self.backlog.is_empty() {
+        if !self.backlog.is_empty() || !self.unacked.is_empty() {
             self.flush(true);
+        }
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while self.conn.is_some() && !self.unacked.is_empty() && Instant::now() < deadline {
+            self.read_acks();
+            std::thread::sleep(Duration::from_millis(2));
         }
         if let Some(mut ws) = self.conn.take() {
             let _ = ws.close(None);
             let _ = ws.flush();
         }
-        self.dropped + self.backlog.drain(..).map(|(_, n)| n).sum::<u64>()
+        let lost: u64 = self
+            .backlog
+            .drain(..)
+            .chain(self.unacked.drain(..))
+            .map(|(_, n)| n)
+            .sum();
+        self.dropped += lost;
+        self.dropped
     }
 }

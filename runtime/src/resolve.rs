@@ -49,6 +49,25 @@ struct TaskState {
     armed: Vec<u64>,
     /// `Sleep`s polled during the current poll.
     polling: Vec<u64>,
+    /// How it was spawned, to tell a collector met later (a reconnect).
+    spawn: Option<Box<Spawned>>,
+    /// Where it stands, and on which thread it last did anything.
+    state: Option<looptrace_wire::TaskState>,
+    thread: u32,
+    /// Woken while being polled: scheduled again once the poll ends.
+    woken_in_poll: bool,
+}
+
+/// A live task's spawn, kept to restate it when a stream starts over.
+struct Spawned {
+    ts_ns: u64,
+    thread: u32,
+    kind: TaskKind,
+    name: Option<String>,
+    /// Shared: a thousand connections spawned at one place keep one copy.
+    location: std::sync::Arc<str>,
+    parent: Option<u64>,
+    size_bytes: Option<u64>,
 }
 
 struct SleepState {
@@ -91,6 +110,8 @@ pub(crate) struct Resolver {
     /// the traced runtime's blocking threads (other runtimes' are dropped then).
     blocking: FxHashMap<u64, SpanInfo>,
     sleeps: FxHashMap<u64, SleepState>,
+    /// Spawn locations of live tasks, shared.
+    locations: rustc_hash::FxHashSet<std::sync::Arc<str>>,
 }
 
 impl Resolver {
@@ -99,6 +120,7 @@ impl Resolver {
     }
 
     fn emit(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64, thread: u32, kind: EventKind) {
+        self.follow(ts_ns, thread, &kind);
         let t = self.threads.get(thread);
         let role = t.role();
         if t.announced != Some(role) {
@@ -337,6 +359,142 @@ impl Resolver {
             size_bytes: info.size_bytes,
         };
         self.emit(out, ts_ns, thread, kind);
+    }
+
+    /// Keeps each live task's spawn and where it stands, for [`Resolver::resume`].
+    fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
+        use looptrace_wire::TaskState as S;
+        let Some(task) = kind.task() else { return };
+        if !self.tasks.contains_key(&task) {
+            return;
+        }
+        if matches!(kind, EventKind::Spawn { .. })
+            && self.locations.len() > 2 * self.tasks.len() + 1024
+        {
+            // Locations no live task holds any more.
+            self.locations
+                .retain(|l| std::sync::Arc::strong_count(l) > 1);
+        }
+        let Some(t) = self.tasks.get_mut(&task) else {
+            return;
+        };
+        match kind {
+            EventKind::Spawn {
+                kind,
+                name,
+                location,
+                parent,
+                size_bytes,
+                ..
+            } => {
+                let location = match self.locations.get(location.as_str()) {
+                    Some(l) => l.clone(),
+                    None => {
+                        let l: std::sync::Arc<str> = location.as_str().into();
+                        self.locations.insert(l.clone());
+                        l
+                    }
+                };
+                let Some(t) = self.tasks.get_mut(&task) else {
+                    return;
+                };
+                t.spawn = Some(Box::new(Spawned {
+                    ts_ns,
+                    thread,
+                    kind: *kind,
+                    name: name.clone(),
+                    location,
+                    parent: *parent,
+                    size_bytes: *size_bytes,
+                }));
+                t.state = Some(S::Scheduled);
+                t.thread = thread;
+            }
+            EventKind::PollStart { .. } | EventKind::BlockingStart { .. } => {
+                t.state = Some(S::Running);
+                t.thread = thread;
+                t.woken_in_poll = false;
+            }
+            EventKind::PollEnd { .. } => {
+                t.state = Some(if std::mem::take(&mut t.woken_in_poll) {
+                    S::Scheduled
+                } else {
+                    S::Idle
+                });
+            }
+            EventKind::Waker {
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                ..
+            } => match t.state {
+                Some(S::Running) => t.woken_in_poll = true,
+                Some(S::Idle) => t.state = Some(S::Scheduled),
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// What a collector met part way through needs to know first: the threads'
+    /// roles, every live task's spawn (at its spawn time) and where it stands now,
+    /// and how many events earlier connections lost (`undelivered`). In frames of
+    /// at most [`looptrace_wire::MAX_FRAME_EVENTS`] events.
+    pub(crate) fn resume(&self, now_ns: u64, undelivered: u64) -> Vec<Vec<u8>> {
+        let mut events = Vec::new();
+        for (i, t) in self.threads.0.iter().enumerate() {
+            if let Some(role) = t.announced {
+                events.push(Event {
+                    ts_ns: now_ns,
+                    thread: i as u32,
+                    kind: EventKind::Thread {
+                        role,
+                        name: t.name.clone(),
+                    },
+                });
+            }
+        }
+        let mut live: Vec<(&u64, &TaskState)> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.spawn.is_some())
+            .collect();
+        live.sort_unstable_by_key(|(id, _)| **id);
+        for (&task, t) in live {
+            let Some(s) = &t.spawn else { continue };
+            events.push(Event {
+                ts_ns: s.ts_ns,
+                thread: s.thread,
+                kind: EventKind::Spawn {
+                    task,
+                    kind: s.kind,
+                    name: s.name.clone(),
+                    location: s.location.to_string(),
+                    parent: s.parent,
+                    size_bytes: s.size_bytes,
+                },
+            });
+            if let Some(state) = t.state {
+                events.push(Event {
+                    ts_ns: now_ns,
+                    thread: t.thread,
+                    kind: EventKind::TaskState { task, state },
+                });
+            }
+        }
+        if undelivered > 0 {
+            events.push(Event {
+                ts_ns: now_ns,
+                thread: 0,
+                kind: EventKind::Dropped { count: undelivered },
+            });
+        }
+        events
+            .chunks(16_384)
+            .map(|chunk| {
+                let mut frame = Vec::new();
+                looptrace_wire::encode_events(chunk, &mut frame);
+                frame
+            })
+            .collect()
     }
 
     /// `task`, polled on `thread`, cloned its own waker: a wake of it by this worker

@@ -279,6 +279,12 @@ fn run(
                 d.tick();
             }
         }
+        // A collector met again (or late) hears first what it missed.
+        for d in &mut dests {
+            if let Some(undelivered) = d.needs_resume() {
+                d.resume(resolver.resume(now_ns, undelivered));
+            }
+        }
         // Threads that ended and were drained leave.
         threads.retain(|tb| !(tb.consumer.is_abandoned() && tb.consumer.is_empty()));
         if stopping {

@@ -123,6 +123,7 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::TimerFired { .. } => 13,
         EventKind::Dropped { .. } => 14,
         EventKind::Mark { .. } => 15,
+        EventKind::TaskState { .. } => 18,
     };
     out.push(tag);
     let delta = e.ts_ns.wrapping_sub(*prev) as i64;
@@ -210,6 +211,14 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         }
         EventKind::Dropped { count } => put_var(out, *count),
         EventKind::Mark { label } => put_str(out, label),
+        EventKind::TaskState { task, state } => {
+            put_var(out, *task);
+            out.push(match state {
+                TaskState::Running => 0,
+                TaskState::Scheduled => 1,
+                TaskState::Idle => 2,
+            });
+        }
     }
 }
 
@@ -420,6 +429,23 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
         13 => EventKind::TimerFired { task: r.var()? },
         14 => EventKind::Dropped { count: r.var()? },
         15 => EventKind::Mark { label: r.string()? },
+        18 => {
+            let task = r.var()?;
+            let at = r.pos;
+            let state = match r.u8()? {
+                0 => TaskState::Running,
+                1 => TaskState::Scheduled,
+                2 => TaskState::Idle,
+                tag => {
+                    return Err(DecodeError::Tag {
+                        what: "task state",
+                        tag,
+                        at,
+                    })
+                }
+            };
+            EventKind::TaskState { task, state }
+        }
         tag => {
             return Err(DecodeError::Tag {
                 what: "event",

@@ -216,6 +216,24 @@ pub enum EventKind {
     Mark {
         label: String,
     },
+    /// Where a task already spawned stands now: sent (after its `Spawn`, which
+    /// keeps its spawn time) when a stream starts over after a reconnect, so the
+    /// new session knows the tasks that existed before it. Not a transition.
+    TaskState {
+        task: TaskId,
+        state: TaskState,
+    },
+}
+
+/// Where a task stands (see [`EventKind::TaskState`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    /// Being polled.
+    Running,
+    /// Woken, waiting to be polled.
+    Scheduled,
+    /// Returned Pending, not woken since.
+    Idle,
 }
 
 impl EventKind {
@@ -230,6 +248,7 @@ impl EventKind {
             | EventKind::BlockingStart { task }
             | EventKind::BlockingEnd { task }
             | EventKind::TimerArmed { task, .. }
+            | EventKind::TaskState { task, .. }
             | EventKind::TimerFired { task } => Some(task),
             EventKind::Thread { .. }
             | EventKind::Park
@@ -265,6 +284,7 @@ impl EventKind {
             EventKind::TimerFired { .. } => "timer_fired",
             EventKind::Dropped { .. } => "dropped",
             EventKind::Mark { .. } => "mark",
+            EventKind::TaskState { .. } => "task_state",
         }
     }
 }

@@ -22,8 +22,8 @@ pub use codec::{
     EventsWriter, Frame, FrameType, MAX_FRAME_EVENTS, OLDEST_WIRE_VERSION, WIRE_VERSION,
 };
 pub use event::{
-    Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, ThreadId, ThreadRole,
-    WakeOp, WakeSource,
+    Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, TaskState, ThreadId,
+    ThreadRole, WakeOp, WakeSource,
 };
 pub use recording::{
     append_note, Damage, DamageKind, RawRecording, Recording, RecordingError, RecordingReader,

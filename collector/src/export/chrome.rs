@@ -276,6 +276,8 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             EventKind::Mark { label } => {
                 b.global_instant(THREADS_PID, thread_tid, label, "mark", e.ts_ns)
             }
+            // Where a task stood when a stream resumed: no slice of its own.
+            EventKind::TaskState { .. } => {}
         }
     }
     // Close what the recording left open.

@@ -121,6 +121,9 @@ pub fn event_json(e: &looptrace_wire::Event) -> Value {
             EventKind::Mark { label } => {
                 m.insert("label".into(), label.as_str().into());
             }
+            EventKind::TaskState { state, .. } => {
+                m.insert("state".into(), format!("{state:?}").to_lowercase().into());
+            }
             _ => {}
         }
         Value::Object(m)

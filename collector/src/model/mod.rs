@@ -8,7 +8,7 @@ pub mod timeline;
 pub mod warning;
 pub mod worker;
 
-use looptrace_wire::{Event, EventKind, Header, TaskId, ThreadRole, WakeOp, WakeSource};
+use looptrace_wire::{Event, EventKind, Header, TaskId, TaskState, ThreadRole, WakeOp, WakeSource};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use task::{Phase, Task};
@@ -385,6 +385,21 @@ impl Model {
                 }
             }
             EventKind::TimerArmed { .. } | EventKind::TimerFired { .. } => {}
+            EventKind::TaskState { task, state } => {
+                // Where it stands, not a transition: nothing is counted.
+                let phase = match state {
+                    TaskState::Running => Phase::Running,
+                    TaskState::Scheduled => Phase::Scheduled,
+                    TaskState::Idle => Phase::Idle,
+                };
+                let t = self.task(*task, ts);
+                t.phase = phase;
+                t.since_ns = ts;
+                if phase == Phase::Running {
+                    self.running.insert(e.thread, (*task, ts, false));
+                }
+                self.note_change(*task);
+            }
             EventKind::Dropped { count } => self.dropped += count,
             EventKind::Mark { label } => {
                 if self.marks.len() == MARKS_MAX {

@@ -3,7 +3,7 @@
 //! and markers; or, zoomed out, the same aggregated into time buckets.
 
 use super::task::Phase;
-use looptrace_wire::{Event, EventKind, TaskId, WakeOp, WakeSource};
+use looptrace_wire::{Event, EventKind, TaskId, TaskState, WakeOp, WakeSource};
 use rustc_hash::FxHashMap;
 use serde::{Serialize, Serializer};
 
@@ -250,6 +250,17 @@ impl Tracker {
             }
         };
         match &e.kind {
+            EventKind::TaskState { task, state } => {
+                // A stream starting over: where the task stands, from now.
+                let t = self.tasks.entry(*task).or_default();
+                t.phase = Some(match state {
+                    TaskState::Running => Phase::Running,
+                    TaskState::Scheduled => Phase::Scheduled,
+                    TaskState::Idle => Phase::Idle,
+                });
+                t.since = ts;
+                t.thread = Some(e.thread);
+            }
             EventKind::Spawn { task, .. } => {
                 let t = self.tasks.entry(*task).or_default();
                 t.phase = Some(Phase::Scheduled);

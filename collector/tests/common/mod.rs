@@ -133,6 +133,15 @@ pub async fn send_bin(ws: &mut Ws, bytes: Vec<u8>) {
     ws.send(Message::Binary(bytes.into())).await.unwrap();
 }
 
+/// Closes an app's connection the way an app does: a close frame, then whatever
+/// the collector still sends (its acknowledgements) until it closes too. (Dropping
+/// a socket with unread acknowledgements resets it, and the collector loses the
+/// frames it had not read yet.)
+pub async fn finish(mut ws: Ws) {
+    let _ = ws.close(None).await;
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(30), ws.next()).await {}
+}
+
 pub async fn send_json(ws: &mut Ws, v: Value) {
     ws.send(Message::Text(v.to_string().into())).await.unwrap();
 }
