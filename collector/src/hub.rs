@@ -168,6 +168,9 @@ pub struct Hub {
     used: AtomicUsize,
     /// Viewers subscribed to every session's live updates.
     watch_all: AtomicUsize,
+    /// When viewers were last told the memory budget took something (ms since
+    /// the Unix epoch): at most once a second.
+    budget_told_ms: AtomicU64,
     pub config: HubConfig,
     pub counters: Counters,
     updates: broadcast::Sender<Update>,
@@ -210,6 +213,7 @@ impl Hub {
             next_seq: AtomicU64::new(0),
             used: AtomicUsize::new(0),
             watch_all: AtomicUsize::new(0),
+            budget_told_ms: AtomicU64::new(0),
             config,
             counters: Counters::default(),
             updates,
@@ -637,7 +641,7 @@ impl Hub {
                 .filter(|s| s.oldest_seq.load(Ordering::Relaxed) != u64::MAX)
                 .min_by_key(|s| s.oldest_seq.load(Ordering::Relaxed))
             else {
-                return;
+                break;
             };
             let mut s = slot.lock();
             let before = s.store.evicted_events;
@@ -649,6 +653,18 @@ impl Hub {
                 .evicted_events
                 .fetch_add(s.store.evicted_events - before, Ordering::Relaxed);
             self.resync(slot, &s);
+        }
+        // Viewers hear of it through the session list (what was evicted and given
+        // up is in each summary).
+        let now_ms = unix_ns() / 1_000_000;
+        let told = self.budget_told_ms.load(Ordering::Relaxed);
+        if now_ms >= told + 1000
+            && self
+                .budget_told_ms
+                .compare_exchange(told, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let _ = self.updates.send(Update::Sessions);
         }
     }
 

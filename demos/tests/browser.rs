@@ -140,6 +140,63 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
     (serve_hub(hub, None), ids)
 }
 
+/// A collector whose memory budget (256 KiB) a session of 20 000 idle tasks and
+/// 100 000 polls has passed: history evicted, tasks folded.
+fn serve_over_budget() -> SocketAddr {
+    use looptrace_collector::hub::Source;
+    use looptrace_wire::{encode_header, Event, EventKind, Flavor, Header, TaskKind};
+    let hub = Hub::new(HubConfig {
+        memory_budget: 256 << 10,
+        ..HubConfig::default()
+    });
+    let header = Header {
+        process_name: "leaky".into(),
+        pid: 7,
+        flavor: Flavor::CurrentThread,
+        workers: 1,
+        clock_origin_unix_ns: 0,
+    };
+    let mut frame = Vec::new();
+    encode_header(&header, &mut frame);
+    let id = hub.open(header, &frame, Source::Live);
+    let ev = |ts: u64, kind: EventKind| Event {
+        ts_ns: ts,
+        thread: 0,
+        kind,
+    };
+    let mut events = Vec::new();
+    for t in 1..=20_000u64 {
+        events.push(ev(
+            t * 1_000,
+            EventKind::Spawn {
+                task: t,
+                kind: TaskKind::Task,
+                name: None,
+                location: "app/src/conn.rs:12:5".into(),
+                parent: None,
+                size_bytes: None,
+            },
+        ));
+    }
+    for i in 0..100_000u64 {
+        let (task, ts) = (1 + i % 20_000, 20_000_000 + i * 1_000);
+        events.push(ev(ts, EventKind::PollStart { task }));
+        events.push(ev(
+            ts + 500,
+            EventKind::PollEnd {
+                task,
+                ready: false,
+                clones: 1,
+                drops: 0,
+            },
+        ));
+    }
+    for chunk in events.chunks(4096) {
+        hub.ingest(id, chunk);
+    }
+    serve_hub(hub, None)
+}
+
 /// A live program: a new task every 250 ms, and one that blocks its worker.
 fn live_program(stop: Arc<AtomicBool>) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let (sink, handle) =
@@ -215,6 +272,7 @@ fn the_timeline_in_headless_chromium() {
     let demo_sessions = serde_json::to_string(&demo_sessions).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let (live_addr, live) = live_program(stop.clone());
+    let budget_addr = serve_over_budget();
 
     let artifacts = repo().join("artifacts");
     let status = Command::new("node")
@@ -222,6 +280,7 @@ fn the_timeline_in_headless_chromium() {
         .current_dir(&web)
         .env("LOOPTRACE_REPLAY_URL", format!("http://{replay_addr}/"))
         .env("LOOPTRACE_LIVE_URL", format!("http://{live_addr}/"))
+        .env("LOOPTRACE_BUDGET_URL", format!("http://{budget_addr}/"))
         .env("LOOPTRACE_DEMOS_URL", format!("http://{demos_addr}/"))
         .env("LOOPTRACE_DEMO_SESSIONS", demo_sessions)
         .env("LOOPTRACE_ARTIFACTS", &artifacts)

@@ -127,13 +127,28 @@ async function loadSession(m) {
   m.version++;
 }
 
+/** What the line beside the session picker says: a coarse source, and what the collector's memory budget took. */
+function infoLine(info) {
+  const parts = [];
+  if (info.capture && info.capture !== "native") parts.push(info.capture);
+  const g = info.given_up || {};
+  const n = (x) => Number(x).toLocaleString("en-US");
+  const bits = [];
+  if (info.evicted_events > 0) bits.push(`the oldest ${n(info.evicted_events)} events evicted`);
+  if (g.finished_tasks > 0) bits.push(`${n(g.finished_tasks)} finished tasks forgotten`);
+  if (g.histograms > 0) bits.push(`histograms of ${n(g.histograms)} idle tasks dropped`);
+  if (g.folded_tasks > 0) bits.push(`${n(g.folded_tasks)} idle tasks folded by spawn location`);
+  if (bits.length) parts.push(`Memory budget reached: ${bits.join("; ")}.`);
+  return parts.join(" · ");
+}
+
 async function choose(id) {
   const m = models.get(id);
   if (!m) return;
   current = m;
   $("session").value = String(id);
   showNote(m.info.note);
-  $("capture").textContent = m.info.capture && m.info.capture !== "native" ? m.info.capture : "";
+  $("capture").textContent = infoLine(m.info);
   conn.subscribe(id);
   table.model = m;
   timeline.setModel(m);
@@ -171,6 +186,7 @@ conn.addEventListener("message", (e) => {
         choose(pick.id);
       } else if (current) {
         timeline.advancing = current.info.live && !(replay && replay.paused);
+        $("capture").textContent = infoLine(current.info);
       }
       showNote(current && current.info.note);
       break;
