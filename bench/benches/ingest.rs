@@ -212,7 +212,7 @@ fn looptrace_cli() -> std::path::PathBuf {
             "build",
             "--release",
             "-p",
-            "looptrace-collector",
+            "looptrace-cli",
             "--bin",
             "looptrace",
         ])

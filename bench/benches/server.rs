@@ -289,7 +289,7 @@ fn looptrace_cli() -> PathBuf {
             "build",
             "--release",
             "-p",
-            "looptrace-collector",
+            "looptrace-cli",
             "--bin",
             "looptrace",
         ])

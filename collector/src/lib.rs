@@ -6,15 +6,13 @@
 //! * [`model`]: what the events mean: task phases, statistics, workers, warnings,
 //!   and time windows for viewers.
 //! * [`livelog`]: a readable, line-per-event account of what the loop does.
-//! * [`attach`] (feature `attach`): a tokio-console server as a session source.
 //! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
 //!
 //! * [`web`]: the browser timeline, embedded and served at `/`.
 //!
-//! The `looptrace` command-line tool is this crate's binary.
+//! The `looptrace` command-line tool (`looptrace-cli`) is built on it; an app's
+//! embedded collector is this library alone.
 
-#[cfg(feature = "attach")]
-pub mod attach;
 pub mod embedded;
 pub mod export;
 pub mod hub;

@@ -1,4 +1,4 @@
-//! The browser timeline (`web/` in the repository), embedded in the binary and
+//! The browser timeline (`collector/web/`), embedded in the crate and
 //! served at `/`: plain JavaScript modules, nothing loaded from elsewhere.
 
 use axum::extract::Path;
@@ -10,47 +10,47 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "index.html",
         "text/html; charset=utf-8",
-        include_bytes!("../../web/index.html"),
+        include_bytes!("../web/index.html"),
     ),
     (
         "style.css",
         "text/css; charset=utf-8",
-        include_bytes!("../../web/style.css"),
+        include_bytes!("../web/style.css"),
     ),
     (
         "favicon.svg",
         "image/svg+xml",
-        include_bytes!("../../web/favicon.svg"),
+        include_bytes!("../web/favicon.svg"),
     ),
     (
         "js/main.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/js/main.js"),
+        include_bytes!("../web/js/main.js"),
     ),
     (
         "js/conn.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/js/conn.js"),
+        include_bytes!("../web/js/conn.js"),
     ),
     (
         "js/store.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/js/store.js"),
+        include_bytes!("../web/js/store.js"),
     ),
     (
         "js/timeline.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/js/timeline.js"),
+        include_bytes!("../web/js/timeline.js"),
     ),
     (
         "js/panels.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/js/panels.js"),
+        include_bytes!("../web/js/panels.js"),
     ),
     (
         "js/format.js",
         "text/javascript; charset=utf-8",
-        include_bytes!("../../web/js/format.js"),
+        include_bytes!("../web/js/format.js"),
     ),
 ];
 

@@ -7,8 +7,8 @@
 
 use looptrace_collector::embedded::Embedded;
 use looptrace_collector::hub::{Hub, HubConfig};
-use looptrace_collector::replay::{replay, ReplayControl};
-use looptrace_collector::server::{serve, AppState, ServerConfig};
+use looptrace_collector::replay::ReplayControl;
+use looptrace_collector::server::{AppState, ServerConfig};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,45 +35,22 @@ fn ensure_npm_packages(web: &Path) {
     assert!(status.success(), "npm ci in web/ failed");
 }
 
-/// Serves `hub`'s viewer API on a thread and runtime of its own; `replaying`, a
-/// recording and its control, is fed into the hub there.
-fn serve_hub(
-    hub: Arc<Hub>,
-    replaying: Option<(looptrace_wire::RawRecording, Arc<ReplayControl>)>,
-) -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let replay = replaying.map(|(rec, ctl)| {
-                tokio::spawn(replay(hub.clone(), rec, ctl.clone()));
-                ctl
-            });
-            let state = AppState {
-                hub,
-                config: Arc::new(ServerConfig::default()),
-                replay,
-            };
-            serve(tokio::net::TcpListener::from_std(listener).unwrap(), state)
-                .await
-                .unwrap();
-        });
-    });
-    addr
+/// Serves `hub`'s viewer API on a thread and runtime of its own.
+fn serve_hub(hub: Arc<Hub>) -> SocketAddr {
+    looptrace_test_support::serve(AppState {
+        hub,
+        config: Arc::new(ServerConfig::default()),
+        replay: None,
+    })
 }
 
 /// Serves a replay of `file` at 10x.
 fn serve_replay(file: &Path) -> SocketAddr {
     let rec = looptrace_wire::RawRecording::open(file).unwrap();
-    serve_hub(
+    looptrace_test_support::serve_replay(
         Hub::new(HubConfig::default()),
-        Some((rec, ReplayControl::new(10.0, false))),
+        rec,
+        ReplayControl::new(10.0, false),
     )
 }
 
@@ -137,7 +114,7 @@ fn serve_demos(dir: &Path) -> (SocketAddr, std::collections::BTreeMap<String, u6
         hub.close(id);
         ids.insert(name, id);
     }
-    (serve_hub(hub, None), ids)
+    (serve_hub(hub), ids)
 }
 
 /// A collector whose memory budget (256 KiB) a session of 20 000 idle tasks and
@@ -194,7 +171,7 @@ fn serve_over_budget() -> SocketAddr {
     for chunk in events.chunks(4096) {
         hub.ingest(id, chunk);
     }
-    serve_hub(hub, None)
+    serve_hub(hub)
 }
 
 /// A live program: a new task every 250 ms, and one that blocks its worker.
@@ -403,7 +380,7 @@ fn timeline_benchmark() {
     total += batch.len();
     hub.ingest(id, &batch);
     println!("synthetic session: {total} events, 1M poll slices");
-    let addr = serve_hub(hub.clone(), None);
+    let addr = serve_hub(hub.clone());
     // Live probes: a task named after the wall time it reaches the collector.
     let stop = Arc::new(AtomicBool::new(false));
     let probe_stop = stop.clone();

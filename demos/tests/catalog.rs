@@ -1,13 +1,12 @@
 //! Every demo, run by its binary (sped up) with a recording: the phenomenon it
 //! teaches is in the trace.
 
-mod common;
-use common::{body, http_get};
 use demos::trace::{model_of, Trace};
 use looptrace_collector::model::task::Task;
 use looptrace_collector::model::warning::WarningKind;
 use looptrace_collector::model::Model;
-use looptrace_wire::{Event, EventKind, Outcome, Recording, TaskId, WakeOp, WakeSource};
+use looptrace_test_support::{body, http_get};
+use looptrace_wire::{Event, EventKind, Outcome, Recording, TaskId, WakeSource};
 use std::process::Command;
 
 struct Run {
@@ -29,17 +28,7 @@ impl Run {
 
     /// Wakes (wake or wake_by_ref) of `task`, with who did them.
     fn wakes_of(&self, task: TaskId) -> Vec<WakeSource> {
-        self.events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::Waker {
-                    task: t,
-                    op: WakeOp::Wake | WakeOp::WakeByRef,
-                    by,
-                } if t == task => Some(by),
-                _ => None,
-            })
-            .collect()
+        looptrace_test_support::wakes_of(&self.events, task)
     }
 
     /// Tasks in the order their polls started.

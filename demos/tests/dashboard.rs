@@ -2,26 +2,11 @@
 //! and the browser address, shows the demo's tasks live, reopens with what
 //! happened when the demo ends, and leaves that summary in the terminal on `q`.
 
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux runs (apt-get install -y tmux, as .ci/run does)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use looptrace_test_support::tmux;
+use std::time::Duration;
 
 fn wait_for(session: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let screen = tmux(&["capture-pane", "-p", "-t", session]);
-        if screen.contains(needle) || Instant::now() > deadline {
-            return screen;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tmux::wait_for(session, needle, Duration::from_secs(15))
 }
 
 #[test]
@@ -31,7 +16,7 @@ fn a_demo_on_a_terminal_runs_in_the_dashboard_with_its_lesson() {
         "{} sequential-vs-concurrent --speed 2 --serve 127.0.0.1:0 --no-color; echo DEMO-EXITED; sleep 30",
         env!("CARGO_BIN_EXE_demos")
     );
-    tmux(&[
+    tmux::tmux(&[
         "new-session",
         "-d",
         "-s",
@@ -52,7 +37,7 @@ fn a_demo_on_a_terminal_runs_in_the_dashboard_with_its_lesson() {
         "the browser timeline's address: {screen}"
     );
     // Any key closes the panel: the demo's tasks are in the table, live.
-    tmux(&["send-keys", "-t", &session, "Escape"]);
+    tmux::tmux(&["send-keys", "-t", &session, "Escape"]);
     let screen = wait_for(&session, "Alice (concurrent)");
     assert!(
         screen.contains("sequential") && screen.contains("Alice (concurrent)"),
@@ -66,10 +51,10 @@ fn a_demo_on_a_terminal_runs_in_the_dashboard_with_its_lesson() {
             && screen.contains("sequential took 3.0 s"),
         "{screen}"
     );
-    tmux(&["send-keys", "-t", &session, "Escape"]);
-    tmux(&["send-keys", "-t", &session, "q"]);
+    tmux::tmux(&["send-keys", "-t", &session, "Escape"]);
+    tmux::tmux(&["send-keys", "-t", &session, "q"]);
     let screen = wait_for(&session, "DEMO-EXITED");
-    tmux(&["kill-session", "-t", &session]);
+    tmux::tmux(&["kill-session", "-t", &session]);
     assert!(screen.contains("DEMO-EXITED"), "{screen}");
     assert!(
         !screen.contains("1 Tasks"),

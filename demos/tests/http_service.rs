@@ -3,10 +3,9 @@
 //! by I/O, a timer, the blocking pool, and the handler that blocks its worker.
 //! With `--console` it runs beside tokio-console and still captures wakes.
 
-mod common;
-use common::http_get;
 use demos::trace::{model_of, Trace};
 use looptrace_collector::model::warning::WarningKind;
+use looptrace_test_support::http_get;
 use looptrace_wire::{EventKind, Recording, WakeOp, WakeSource};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};

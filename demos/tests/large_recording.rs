@@ -6,11 +6,10 @@ use looptrace_collector::export::write_jsonl;
 use looptrace_collector::hub::{Hub, HubConfig};
 use looptrace_collector::model::{Model, WakeCounts};
 use looptrace_collector::replay::{replay, ReplayControl};
-use looptrace_collector::server::{serve, AppState, ServerConfig};
+use looptrace_collector::server::ServerConfig;
 use looptrace_collector::Session;
 use looptrace_wire::{RawRecording, Recording};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Per task: name, polls and wakes by source.
@@ -66,24 +65,7 @@ fn replay_and_export_match_the_live_session() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("busy.ltrace");
     // The live collector.
-    let live = Hub::new(HubConfig::default());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = AppState {
-        hub: live.clone(),
-        config: Arc::new(ServerConfig::default()),
-        replay: None,
-    };
-    std::thread::spawn(move || {
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(async move {
-                serve(tokio::net::TcpListener::from_std(listener).unwrap(), state)
-                    .await
-                    .unwrap()
-            })
-    });
+    let (addr, live) = looptrace_test_support::start(HubConfig::default(), ServerConfig::default());
     let rt = looptrace::Builder::new_multi_thread()
         .worker_threads(2)
         // Room for everything, even with the shipper of a debug build.

@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! LOOPTRACE_RECORD=attach.ltrace cargo run -p looptrace --example attach
-//! cargo run -p looptrace-collector -- log attach.ltrace
+//! cargo run -p looptrace-cli -- log attach.ltrace
 //! ```
 
 use std::time::Duration;

@@ -110,17 +110,7 @@ impl Trace {
     }
 
     pub fn wakes_of(&self, task: u64) -> Vec<WakeSource> {
-        self.events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::Waker {
-                    task: t,
-                    op: WakeOp::Wake | WakeOp::WakeByRef,
-                    by,
-                } if t == task => Some(by),
-                _ => None,
-            })
-            .collect()
+        looptrace_test_support::wakes_of(&self.events, task)
     }
 
     pub fn roles(&self) -> HashMap<u32, ThreadRole> {

@@ -9,10 +9,10 @@
 //! self-wakes have no known source (they appear as `external`); there are no worker
 //! threads, parks or timers.
 
-use crate::hub::{Hub, SessionId, Source};
 use console_api::instrument::{instrument_client::InstrumentClient, InstrumentRequest, Update};
 use console_api::tasks::task::Kind as ConsoleKind;
 use console_api::{field, Field, Location};
+use looptrace_collector::hub::{Hub, SessionId, Source};
 use looptrace_wire::{
     encode_header, Event, EventKind, Flavor, Header, Outcome, TaskKind, ThreadRole, WakeOp,
     WakeSource,

@@ -1,9 +1,8 @@
 //! The collector as a service: many apps, viewers, bad input, limits.
 
-mod common;
-use common::*;
 use looptrace_collector::hub::HubConfig;
 use looptrace_collector::server::ServerConfig;
+use looptrace_test_support::*;
 use looptrace_wire::*;
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -11,39 +10,9 @@ use std::process::Command;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-/// Not a test on its own: the traced app the tests below start as a child process
-/// (this same test binary, with `LOOPTRACE_TEST_APP` set).
-#[test]
-fn app() {
-    let Ok(names) = std::env::var("LOOPTRACE_TEST_APP") else {
-        return;
-    };
-    let rt = looptrace::Builder::new_current_thread().build().unwrap();
-    rt.block_on(async move {
-        let hs: Vec<_> = names
-            .split(',')
-            .map(|n| {
-                tokio::task::Builder::new()
-                    .name(n)
-                    .spawn(async {
-                        for _ in 0..15 {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    })
-                    .unwrap()
-            })
-            .collect();
-        for h in hs {
-            h.await.unwrap();
-        }
-    });
-    rt.shutdown();
-}
-
 fn run_app(addr: std::net::SocketAddr, names: &str) -> std::process::Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "app", "--nocapture", "--test-threads=1"])
-        .env("LOOPTRACE_TEST_APP", names)
+    Command::new(example("traced-app"))
+        .arg(names)
         .env("LOOPTRACE_ADDR", addr.to_string())
         .stdout(std::process::Stdio::null())
         .spawn()

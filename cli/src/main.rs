@@ -350,7 +350,7 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
             Feed::Attach(target) => {
                 let hub = hub.clone();
                 tokio::spawn(async move {
-                    match looptrace_collector::attach::attach(hub, &target).await {
+                    match looptrace_cli::attach::attach(hub, &target).await {
                         Ok(_) => eprintln!("looptrace attach: {target} closed its stream; the session stays viewable"),
                         Err(e) => eprintln!("looptrace attach: {e}"),
                     }

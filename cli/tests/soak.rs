@@ -1,11 +1,10 @@
 //! A long-running collector fed by an app that leaks tasks: memory stays within
 //! `--memory` plus a fixed allowance, and the API answers throughout.
 //!
-//! `cargo test -p looptrace-collector --release --test soak -- --ignored` runs the
+//! `cargo test -p looptrace-cli --release --test soak -- --ignored` runs the
 //! long one (100M events, 300 000 leaked tasks); the short one runs in CI.
 
-mod common;
-use common::*;
+use looptrace_test_support::*;
 use looptrace_wire::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

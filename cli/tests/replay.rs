@@ -1,8 +1,7 @@
 //! `looptrace serve --record` survives `kill -9`; `looptrace replay` serves a
 //! recording as if live, in order, at the asked speed, pausable.
 
-mod common;
-use common::*;
+use looptrace_test_support::*;
 use looptrace_wire::*;
 use serde_json::json;
 use std::io::{BufRead, BufReader};

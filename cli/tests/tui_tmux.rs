@@ -1,30 +1,13 @@
 //! `looptrace tui` in a real terminal (tmux): it draws, takes keys, and gives the
 //! terminal back when it quits.
 
-mod common;
-use common::*;
 use looptrace_collector::hub::HubConfig;
 use looptrace_collector::server::ServerConfig;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux")
-        .args(args)
-        .output()
-        .expect("tmux runs (apt-get install -y tmux, as .ci/run does)");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use looptrace_test_support::*;
+use std::time::Duration;
 
 fn wait_for(session: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let screen = tmux(&["capture-pane", "-p", "-t", session]);
-        if screen.contains(needle) || Instant::now() > deadline {
-            return screen;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    tmux::wait_for(session, needle, Duration::from_secs(10))
 }
 
 #[test]
@@ -47,7 +30,7 @@ fn the_tui_draws_takes_keys_and_restores_the_terminal() {
         "{} tui {addr} --no-color; echo TUI-EXITED; sleep 30",
         env!("CARGO_BIN_EXE_looptrace")
     );
-    tmux(&[
+    tmux::tmux(&[
         "new-session",
         "-d",
         "-s",
@@ -83,18 +66,18 @@ fn the_tui_draws_takes_keys_and_restores_the_terminal() {
     );
     let screen = wait_for(&session, "about this app");
     assert!(screen.contains("It spawns three tasks."), "{screen}");
-    tmux(&["send-keys", "-t", &session, "Escape"]);
+    tmux::tmux(&["send-keys", "-t", &session, "Escape"]);
     // Keys: the timeline view, then the help overlay.
-    tmux(&["send-keys", "-t", &session, "2"]);
+    tmux::tmux(&["send-keys", "-t", &session, "2"]);
     let screen = wait_for(&session, "follow");
     assert!(screen.contains("first-task #1"), "{screen}");
-    tmux(&["send-keys", "-t", &session, "?"]);
+    tmux::tmux(&["send-keys", "-t", &session, "?"]);
     let screen = wait_for(&session, "this help");
     assert!(screen.contains("q, Ctrl-C"), "{screen}");
-    tmux(&["send-keys", "-t", &session, "Escape"]);
-    tmux(&["send-keys", "-t", &session, "q"]);
+    tmux::tmux(&["send-keys", "-t", &session, "Escape"]);
+    tmux::tmux(&["send-keys", "-t", &session, "q"]);
     let screen = wait_for(&session, "TUI-EXITED");
-    tmux(&["kill-session", "-t", &session]);
+    tmux::tmux(&["kill-session", "-t", &session]);
     assert!(screen.contains("TUI-EXITED"), "{screen}");
     assert!(
         !screen.contains("1 Tasks"),

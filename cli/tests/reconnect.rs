@@ -3,7 +3,6 @@
 //! with its threads and live tasks. Every event the app produced is in one of the
 //! two recordings, or counted as not delivered.
 
-mod common;
 use looptrace_wire::{EventKind, Recording, TaskState, ThreadRole};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -181,8 +180,8 @@ fn a_collector_killed_and_restarted_loses_nothing_silently() {
 fn a_session_says_which_one_of_the_same_process_it_continues() {
     use looptrace_collector::hub::{Hub, HubConfig, Source};
     let hub = Hub::new(HubConfig::default());
-    let h = common::header("app");
-    let frame = common::header_frame("app");
+    let h = looptrace_test_support::header("app");
+    let frame = looptrace_test_support::header_frame("app");
     let a = hub.open(h.clone(), &frame, Source::Live);
     let other = looptrace_wire::Header {
         pid: 43,

@@ -1,9 +1,11 @@
-//! Test helpers: an in-process collector, HTTP GET, WebSocket clients, frames.
-#![allow(dead_code)]
+//! What looptrace's tests share (as console-subscriber's `tests/support`): a
+//! collector served on a thread of its own, HTTP and WebSocket clients speaking
+//! its API, frames of the wire codec, a terminal driven through tmux, and readings
+//! of event lists.
 
 use futures_util::{SinkExt, StreamExt};
 use looptrace_collector::hub::{Hub, HubConfig};
-use looptrace_collector::server::{router, AppState, ServerConfig};
+use looptrace_collector::server::{AppState, ServerConfig};
 use looptrace_wire::*;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -14,15 +16,47 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// Starts a collector on 127.0.0.1:0 on its own thread.
 pub fn start(hub: HubConfig, server: ServerConfig) -> (SocketAddr, Arc<Hub>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
     let hub = Hub::new(hub);
-    let state = AppState {
+    let addr = serve(AppState {
         hub: hub.clone(),
         config: Arc::new(server),
         replay: None,
-    };
+    });
+    (addr, hub)
+}
+
+/// Serves `hub` on 127.0.0.1:0 as [`serve`] does, replaying `rec` into it under
+/// `control` (as `looptrace replay`).
+pub fn serve_replay(
+    hub: Arc<Hub>,
+    rec: looptrace_wire::RawRecording,
+    control: Arc<looptrace_collector::replay::ReplayControl>,
+) -> SocketAddr {
+    let fed = hub.clone();
+    let ctl = control.clone();
+    serve_with(
+        AppState {
+            hub,
+            config: Arc::new(ServerConfig::default()),
+            replay: Some(control),
+        },
+        move || {
+            tokio::spawn(looptrace_collector::replay::replay(fed, rec, ctl));
+        },
+    )
+}
+
+/// Serves `state` on 127.0.0.1:0 on a thread and runtime of its own (two
+/// workers, as `looptrace serve`); returns the address.
+pub fn serve(state: AppState) -> SocketAddr {
+    serve_with(state, || {})
+}
+
+/// [`serve`], running `also` in the server's runtime first.
+fn serve_with(state: AppState, also: impl FnOnce() + Send + 'static) -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -30,11 +64,12 @@ pub fn start(hub: HubConfig, server: ServerConfig) -> (SocketAddr, Arc<Hub>) {
             .build()
             .unwrap();
         rt.block_on(async move {
+            also();
             let l = tokio::net::TcpListener::from_std(listener).unwrap();
-            axum::serve(l, router(state)).await.unwrap();
+            looptrace_collector::server::serve(l, state).await.unwrap();
         });
     });
-    (addr, hub)
+    addr
 }
 
 /// GET `path`: (status, JSON body).
@@ -221,4 +256,85 @@ pub async fn connect_with(
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
         Err(e) => panic!("handshake failed otherwise: {e}"),
     }
+}
+
+/// The body of an HTTP response.
+pub fn body(response: &str) -> &str {
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default()
+}
+
+/// `GET path` over HTTP/1.1 on `addr`: the whole response, status line first.
+pub fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("the server accepts");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// A terminal in tmux.
+pub mod tmux {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    /// Runs tmux with `args`; its output.
+    pub fn tmux(args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux runs (apt-get install -y tmux, as scripts/test does)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen of `session` once it shows `needle` (or after `within`).
+    pub fn wait_for(session: &str, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let screen = tmux(&["capture-pane", "-p", "-t", session]);
+            if screen.contains(needle) || Instant::now() > deadline {
+                return screen;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Wakes (wake or wake_by_ref) of `task` in `events`, with who did them.
+pub fn wakes_of(events: &[Event], task: TaskId) -> Vec<WakeSource> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Waker {
+                task: t,
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                by,
+            } if t == task => Some(by),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The path of example `name` of the package under test: tests start examples
+/// as the programs they watch (`cargo test` builds them).
+pub fn example(name: &str) -> std::path::PathBuf {
+    // A test runs from target/<profile>/deps; examples are in target/<profile>/examples.
+    let exe = std::env::current_exe().expect("the test binary");
+    let dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target directory");
+    let path = dir.join("examples").join(name);
+    assert!(
+        path.exists(),
+        "example {name} is built by `cargo test` (missing at {})",
+        path.display()
+    );
+    path
 }

@@ -1,11 +1,10 @@
 //! One frame of a million events, as large as the wire allows: ingested whole and
 //! exactly, while the API keeps answering.
 
-mod common;
-use common::*;
 use looptrace_collector::hub::{HubConfig, WindowReply};
 use looptrace_collector::model::task::Phase;
 use looptrace_collector::server::ServerConfig;
+use looptrace_test_support::*;
 use looptrace_wire::*;
 use std::time::Duration;
 

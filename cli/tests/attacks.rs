@@ -1,11 +1,10 @@
 //! The collector as an attacker meets it: pages of other sites, rebound host
 //! names, empty tokens, huge window requests, malformed requests.
 
-mod common;
-use common::*;
 use looptrace_collector::hub::{HubConfig, WindowReply};
 use looptrace_collector::server::{AccessError, ServerConfig};
 use looptrace_collector::Embedded;
+use looptrace_test_support::*;
 use looptrace_wire::*;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;

@@ -1,39 +1,9 @@
 //! `looptrace attach`: an unmodified tokio-console app becomes a (coarse) session.
 
 use looptrace_collector::hub::{Hub, HubConfig};
+use looptrace_test_support::example;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Not a test on its own: the console-instrumented app the test below starts.
-#[test]
-fn console_app() {
-    let Ok(port) = std::env::var("LOOPTRACE_TEST_CONSOLE_PORT") else {
-        return;
-    };
-    use tracing_subscriber::prelude::*;
-    let layer = console_subscriber::ConsoleLayer::builder()
-        .server_addr(([127, 0, 0, 1], port.parse::<u16>().unwrap()))
-        .publish_interval(Duration::from_millis(50))
-        .spawn();
-    tracing_subscriber::registry().with(layer).init();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let t = tokio::task::Builder::new()
-            .name("ticker")
-            .spawn(async {
-                for _ in 0..40 {
-                    tokio::time::sleep(Duration::from_millis(25)).await;
-                }
-            })
-            .unwrap();
-        t.await.unwrap();
-        // Stay up long enough for the last update to be published.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    });
-}
 
 #[test]
 fn a_console_app_becomes_a_coarse_session() {
@@ -42,9 +12,8 @@ fn a_console_app_becomes_a_coarse_session() {
         .local_addr()
         .unwrap()
         .port();
-    let mut app = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "console_app", "--test-threads=1"])
-        .env("LOOPTRACE_TEST_CONSOLE_PORT", port.to_string())
+    let mut app = Command::new(example("console-app"))
+        .arg(port.to_string())
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -54,7 +23,7 @@ fn a_console_app_becomes_a_coarse_session() {
     let attached = rt.block_on(async {
         let started = Instant::now();
         loop {
-            match looptrace_collector::attach::attach(hub.clone(), &target).await {
+            match looptrace_cli::attach::attach(hub.clone(), &target).await {
                 Ok(id) => return id,
                 Err(e) if started.elapsed() < Duration::from_secs(10) => {
                     let _ = e;
