@@ -43,10 +43,7 @@ fn a_console_app_becomes_a_coarse_session() {
                 .find(|t| &*t.name == "ticker")
                 .map(|t| (t.polls, t.wakes.total(), t.busy_ns, t.outcome));
             (
-                looptrace_collector::hub::session_summary(s)["capture"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
+                looptrace_collector::to_api::capture(s.source).to_string(),
                 t,
             )
         })

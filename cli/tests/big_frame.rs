@@ -2,9 +2,9 @@
 //! exactly, while the API keeps answering.
 
 use looptrace_collector::hub::{HubConfig, WindowReply};
-use looptrace_collector::model::task::Phase;
 use looptrace_collector::server::ServerConfig;
 use looptrace_test_support::*;
+use looptrace_wire::TaskState;
 use looptrace_wire::*;
 use std::time::Duration;
 
@@ -117,7 +117,7 @@ async fn a_million_events_in_one_frame_are_ingested_while_the_api_answers() {
     let running = w
         .intervals
         .iter()
-        .filter(|i| i.task == 7 && i.phase == Phase::Running)
+        .filter(|i| i.task == 7 && i.state == TaskState::Running)
         .count() as u64;
     let polls_of_7 = events
         .iter()

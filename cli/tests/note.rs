@@ -24,8 +24,11 @@ fn a_note_set_before_or_after_the_session_opens_is_in_the_session_list() {
     let mut updates = hub.subscribe();
     let sessions = hub.sessions();
     assert_eq!(sessions.len(), 1);
-    assert_eq!(sessions[0]["note"]["title"], "what to watch for");
-    assert_eq!(sessions[0]["note"]["text"], "the timer");
+    assert_eq!(
+        sessions[0].note.as_ref().unwrap().title,
+        "what to watch for"
+    );
+    assert_eq!(sessions[0].note.as_ref().unwrap().text, "the timer");
     handle.set_note("what happened", "Bob first");
     assert!(
         matches!(
@@ -34,7 +37,10 @@ fn a_note_set_before_or_after_the_session_opens_is_in_the_session_list() {
         ),
         "viewers are told the list changed"
     );
-    assert_eq!(hub.sessions()[0]["note"]["title"], "what happened");
+    assert_eq!(
+        hub.sessions()[0].note.as_ref().unwrap().title,
+        "what happened"
+    );
     // No note: null.
     let (mut bare_sink, bare) =
         Embedded::serve("127.0.0.1:0".parse().unwrap(), HubConfig::default()).unwrap();
@@ -47,7 +53,7 @@ fn a_note_set_before_or_after_the_session_opens_is_in_the_session_list() {
         &mut plain,
     );
     bare_sink.frame(&plain);
-    assert!(bare.hub().sessions()[0]["note"].is_null());
+    assert!(bare.hub().sessions()[0].note.is_none());
 }
 
 #[test]
@@ -70,8 +76,8 @@ fn a_traced_program_sends_its_own_note() {
     rt.shutdown();
     // The embedded collector shows the latest; the recording keeps both, in order.
     let sessions = handle.hub().sessions();
-    assert_eq!(sessions[0]["note"]["title"], "second");
-    assert_eq!(sessions[0]["note"]["text"], "two\nthree");
+    assert_eq!(sessions[0].note.as_ref().unwrap().title, "second");
+    assert_eq!(sessions[0].note.as_ref().unwrap().text, "two\nthree");
     let rec = looptrace_wire::Recording::open(&path).unwrap();
     let titles: Vec<_> = rec.notes.iter().map(|n| n.title.as_str()).collect();
     assert_eq!(titles, ["first", "second"]);

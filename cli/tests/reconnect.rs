@@ -195,5 +195,5 @@ fn a_session_says_which_one_of_the_same_process_it_continues() {
         (None, None, Some(a))
     );
     let listed = hub.sessions();
-    assert_eq!(listed[2]["continues"], a);
+    assert_eq!(listed[2].continues, Some(a));
 }

@@ -124,7 +124,7 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| i["phase"].as_str().unwrap().to_string())
+        .map(|i| i["state"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(live.len(), 1 + 50 + 49, "{live:?}");
     assert_eq!(live[0], "scheduled");
@@ -140,7 +140,7 @@ async fn viewers_get_live_updates_fast_and_windows_at_two_levels() {
     assert_eq!(full["id"], 1);
     let intervals = full["intervals"].as_array().unwrap();
     assert_eq!(
-        intervals.iter().filter(|i| i["phase"] == "running").count(),
+        intervals.iter().filter(|i| i["state"] == "running").count(),
         50
     );
     // Zoomed out: too many intervals for the limit, so buckets.

@@ -1,12 +1,17 @@
 //! Each view rendered with ratatui's TestBackend from a known model: the hello
 //! demo's recording, as the collector serves it.
 
-use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
+use looptrace_api::{Batch, Mark, Message, WindowMessage};
+use looptrace_collector::hub::{message_text, Hub, HubConfig, Source, WindowReply};
 use looptrace_tui::{view, App, State, Theme, View};
 use looptrace_wire::{encode_header, Recording};
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
-use serde_json::json;
+
+/// Gives `state` a message as the viewer socket carries it: as JSON.
+fn deliver(state: &mut State, m: Message) -> Option<u64> {
+    state.apply(serde_json::from_str(&message_text(&m)).expect("a message reads back"))
+}
 
 const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hello.ltrace");
 
@@ -22,20 +27,31 @@ fn hello_state(columns: usize) -> State {
         connected: true,
         ..State::default()
     };
-    let chosen = state.apply(&json!({"type": "sessions", "sessions": hub.sessions()}));
-    assert_eq!(chosen, Some(id));
-    state.apply(&hub.snapshot(id).unwrap());
-    let end = rec.events.iter().map(|e| e.ts_ns).max().unwrap();
-    let WindowReply::Aggregate(agg) = hub.window(id, 0, end, 0, columns).unwrap() else {
-        panic!("aggregate asked")
+    let sessions = Message::Sessions {
+        sessions: hub.sessions(),
+        replay: None,
     };
-    let mut w = serde_json::to_value(&agg).unwrap();
-    w["type"] = json!("window");
-    w["session"] = json!(id);
-    w["detail"] = json!("aggregate");
-    state.apply(&w);
+    assert_eq!(deliver(&mut state, sessions), Some(id));
+    deliver(&mut state, Message::Snapshot(hub.snapshot(id).unwrap()));
+    let end = rec.events.iter().map(|e| e.ts_ns).max().unwrap();
+    let window = hub.window(id, 0, end, 0, columns).unwrap();
+    assert!(
+        matches!(window, WindowReply::Aggregate(_)),
+        "aggregate asked"
+    );
+    deliver(
+        &mut state,
+        Message::Window(WindowMessage {
+            id: Some(0),
+            session: id,
+            window,
+        }),
+    );
     let bob = state.tasks.values().find(|t| t.name == "Bob").unwrap().id;
-    state.apply(&hub.task_json(id, bob).unwrap());
+    deliver(
+        &mut state,
+        Message::Task(hub.task_message(id, bob).unwrap()),
+    );
     state
 }
 
@@ -114,7 +130,7 @@ fn sorting_and_filtering_change_the_rows() {
 
 /// The timeline view over the whole hello run, `width` columns wide: the app, the
 /// aggregated window it shows, and the plot's columns.
-fn timeline_app(width: u16) -> (App, looptrace_tui::state::Timeline, usize) {
+fn timeline_app(width: u16) -> (App, looptrace_api::Aggregate, usize) {
     let columns = view::timeline_columns(width) as usize;
     let mut app = App::new(hello_state(columns));
     app.view = View::Timeline;
@@ -155,8 +171,26 @@ fn marks_are_flagged_on_the_timeline_with_their_labels() {
     let width = 120u16;
     let (mut app, tl, columns) = timeline_app(width);
     // As a live batch brings them.
-    app.state.apply(&json!({"type": "batch", "session": app.state.session, "now_ns": tl.end_ns, "tasks": [],
-        "marks": [{"at_ns": 1_000_000_000u64, "thread": 0, "label": "Bob's turn"}, {"at_ns": 2_000_000_000u64, "thread": 0, "label": "Alice's turn"}]}));
+    let mark = |secs: u64, label: &str| Mark {
+        at_ns: secs * 1_000_000_000,
+        thread: 0,
+        label: label.into(),
+    };
+    let batch = Batch {
+        session: app.state.session.unwrap(),
+        now_ns: tl.end_ns,
+        event_count: 2,
+        tasks: vec![],
+        warnings: vec![],
+        marks: vec![mark(1, "Bob's turn"), mark(2, "Alice's turn")],
+        events: None,
+        intervals: None,
+        workers: None,
+        wakes: None,
+        markers: None,
+        events_skipped: Some(2),
+    };
+    deliver(&mut app.state, Message::Batch(batch));
     assert_eq!(app.state.marks.len(), 2);
     let lines = render(&mut app, &Theme { color: true }, width, 24);
     let r: Vec<char> = row(&lines, "▼Bob's turn").chars().collect();

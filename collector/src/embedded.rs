@@ -8,9 +8,10 @@
 use crate::hub::{Hub, HubConfig, Note, SessionId, Source};
 use crate::server::{serve, AppState, ServerConfig};
 use looptrace_wire::{decode_frame, frame_type, Event, Frame, FrameSink, FrameType, Header};
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 /// A live update from the embedded collector.
 #[derive(Debug, Clone)]
@@ -34,22 +35,20 @@ struct Shared {
     addr: SocketAddr,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Shared {
     fn broadcast(&self, u: Update) {
-        lock(&self.subscribers).retain(|s| s.send(u.clone()).is_ok());
+        self.subscribers
+            .lock()
+            .retain(|s| s.send(u.clone()).is_ok());
     }
 
     /// Keeps `note` for the session, and gives it to the hub if the session is open.
     fn set_note(&self, note: Note) {
         // The session is read under the note's lock (as the header sets it), so a
         // note set while the session opens is not missed.
-        let mut kept = lock(&self.note);
+        let mut kept = self.note.lock();
         *kept = Some(note.clone());
-        if let Some(id) = *lock(&self.session) {
+        if let Some(id) = *self.session.lock() {
             self.hub.set_note(id, note);
         }
     }
@@ -142,10 +141,10 @@ impl FrameSink for Embedded {
     }
 
     fn events(&mut self, frame: &[u8], events: &[Event]) {
-        if let Some(id) = *lock(&self.shared.session) {
+        if let Some(id) = *self.shared.session.lock() {
             self.shared.hub.ingest_decoded(id, frame, events);
         }
-        if !lock(&self.shared.subscribers).is_empty() {
+        if !self.shared.subscribers.lock().is_empty() {
             self.shared.broadcast(Update::Events(events.to_vec()));
         }
     }
@@ -154,12 +153,12 @@ impl FrameSink for Embedded {
         if frame_type(frame) == Ok(FrameType::Events) {
             // The hub decodes as it applies; events are decoded for the live log
             // only when someone follows it.
-            if let Some(id) = *lock(&self.shared.session) {
+            if let Some(id) = *self.shared.session.lock() {
                 if let Err(e) = self.shared.hub.ingest_frame(id, frame) {
                     eprintln!("looptrace collector: dropped a malformed frame: {e}");
                 }
             }
-            if !lock(&self.shared.subscribers).is_empty() {
+            if !self.shared.subscribers.lock().is_empty() {
                 if let Ok(Frame::Events(events)) = decode_frame(frame) {
                     self.shared.broadcast(Update::Events(events));
                 }
@@ -170,8 +169,8 @@ impl FrameSink for Embedded {
             Ok(Frame::Header(h)) => {
                 let id = self.shared.hub.open(h.clone(), frame, Source::Embedded);
                 // Under the note's lock, so a note set meanwhile is not missed.
-                let note = lock(&self.shared.note);
-                *lock(&self.shared.session) = Some(id);
+                let note = self.shared.note.lock();
+                *self.shared.session.lock() = Some(id);
                 if let Some(n) = note.clone() {
                     self.shared.hub.set_note(id, n);
                 }
@@ -181,14 +180,14 @@ impl FrameSink for Embedded {
             Ok(Frame::Events(_)) => {}
             Ok(Frame::Note(note)) => self.shared.set_note(note),
             Err(e) => {
-                self.shared.hub.bad_frame(*lock(&self.shared.session));
+                self.shared.hub.bad_frame(*self.shared.session.lock());
                 eprintln!("looptrace collector: dropped a malformed frame: {e}");
             }
         }
     }
 
     fn close(&mut self) {
-        if let Some(id) = *lock(&self.shared.session) {
+        if let Some(id) = *self.shared.session.lock() {
             self.shared.hub.close(id);
         }
         self.shared.broadcast(Update::Closed);
@@ -199,7 +198,7 @@ impl EmbeddedHandle {
     /// Live updates from now on.
     pub fn subscribe(&self) -> Receiver<Update> {
         let (tx, rx) = channel();
-        lock(&self.shared.subscribers).push(tx);
+        self.shared.subscribers.lock().push(tx);
         rx
     }
 

@@ -6,21 +6,21 @@
 //! it missed updates), and only for sessions someone watches. Window queries
 //! snapshot the store under the lock and decode outside it.
 
-use crate::model::task::Task;
-use crate::model::timeline::{Aggregate, Capped, Discard, Follow, OneTask, Out, Tracker, Window};
-use crate::model::{Model, Thresholds, Warning};
+use crate::model::timeline::{Capped, Discard, Follow, OneTask, Out, Tracker, Window};
+use crate::model::{Model, Thresholds};
 use crate::store::{RunSource, Store, CHECKPOINT_EVERY};
+use crate::to_api::{snapshot_rank, task_detail, ToApi};
+use looptrace_api as api;
 use looptrace_wire::{
     decode_frame, frame_type, DecodeError, Event, EventsReader, Frame, FrameType, Header,
-    RecordingWriter,
+    RecordingWriter, TaskState,
 };
-use serde::Serialize;
-use serde_json::{json, Value};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::broadcast;
 
@@ -49,32 +49,7 @@ impl Default for HubConfig {
     }
 }
 
-/// Where a session's events come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// A traced app streaming live.
-    Live,
-    /// `looptrace replay`.
-    Replay,
-    /// The app's own process (embedded collector).
-    Embedded,
-    /// A tokio-console server (`looptrace attach`): coarser than native capture.
-    Console,
-}
-
-impl Source {
-    /// How detailed the session's data is, for viewers to say.
-    pub fn capture(self) -> &'static str {
-        match self {
-            Source::Console => {
-                "console (coarse: tokio-console's per-interval task statistics; polls between updates are \
-                 spread evenly, wake sources other than self-wakes are unknown, no workers or timers)"
-            }
-            _ => "native",
-        }
-    }
-}
+pub use looptrace_api::{Source, WindowReply};
 
 /// Hub-wide counters.
 #[derive(Debug, Default)]
@@ -140,7 +115,7 @@ struct Slot {
 
 impl Slot {
     fn lock(&self) -> MutexGuard<'_, SessionState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 }
 
@@ -221,20 +196,11 @@ impl Hub {
     }
 
     fn slot(&self, id: SessionId) -> Option<Arc<Slot>> {
-        self.sessions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&id)
-            .cloned()
+        self.sessions.read().get(&id).cloned()
     }
 
     fn slots(&self) -> Vec<Arc<Slot>> {
-        self.sessions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.sessions.read().values().cloned().collect()
     }
 
     /// Live updates from now on.
@@ -324,10 +290,7 @@ impl Hub {
             memory: AtomicUsize::new(0),
             model_memory: AtomicUsize::new(0),
         };
-        self.sessions
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, Arc::new(slot));
+        self.sessions.write().insert(id, Arc::new(slot));
         let _ = self.updates.send(Update::Sessions);
         id
     }
@@ -554,49 +517,47 @@ impl Hub {
         }
         let changes = s.model.take_changes();
         let now = s.model.now_ns;
-        let tasks: Vec<Value> = changes
+        let tasks = changes
             .tasks
             .iter()
             .filter_map(|t| s.model.tasks.get(t))
-            .map(|t| task_summary(t, now))
+            .map(|t| t.to_api(now))
             .collect();
-        let warnings: Vec<&Warning> = changes
+        let warnings = changes
             .warnings
             .iter()
-            .filter_map(|&i| s.model.warnings.get(i))
+            .filter_map(|&i| s.model.warnings.get(i).cloned())
             .collect();
         // Marks are few and drawn at every zoom: always sent, even in a batch too big for its events.
-        let marks: Vec<_> = s
+        let marks = s
             .model
             .marks
             .iter()
             .skip(s.model.marks.len() - changes.marks)
+            .cloned()
             .collect();
-        let mut msg = json!({
-            "type": "batch",
-            "session": s.id,
-            "now_ns": now,
-            "event_count": events.len(),
-            "tasks": tasks,
-            "warnings": warnings,
-            "marks": marks,
-        });
-        if events.len() <= self.config.max_live_events {
-            msg["events"] = Value::Array(
+        let small = events.len() <= self.config.max_live_events;
+        let batch = api::Batch {
+            session: s.id,
+            now_ns: now,
+            event_count: events.len() as u64,
+            tasks,
+            warnings,
+            marks,
+            events: small.then(|| {
                 events
                     .iter()
                     .map(crate::export::jsonl::event_json)
-                    .collect(),
-            );
+                    .collect()
+            }),
             // What the batch closed: intervals, worker spans, wake arrows, markers.
-            msg["intervals"] = json!(closed.intervals);
-            msg["workers"] = json!(closed.workers);
-            msg["wakes"] = json!(closed.wakes);
-            msg["markers"] = json!(closed.markers);
-        } else {
-            msg["events_skipped"] = json!(events.len());
-        }
-        msg.to_string()
+            intervals: small.then_some(closed.intervals),
+            workers: small.then_some(closed.workers),
+            wakes: small.then_some(closed.wakes),
+            markers: small.then_some(closed.markers),
+            events_skipped: (!small).then_some(events.len() as u64),
+        };
+        message_text(&api::Message::Batch(batch))
     }
 
     /// Evicts the oldest blocks across sessions until the stores fit the budget.
@@ -670,7 +631,7 @@ impl Hub {
 
     /// Brings a session's lock-free figures (memory, oldest block) up to date.
     fn resync(&self, slot: &Slot, s: &SessionState) {
-        let model = s.model.memory().total();
+        let model = s.model.memory().total() as usize;
         let memory = s.store.memory() + model;
         slot.model_memory.store(model, Ordering::Relaxed);
         slot.oldest_seq
@@ -691,21 +652,31 @@ impl Hub {
     }
 
     /// Summaries of all sessions.
-    pub fn sessions(&self) -> Vec<Value> {
+    pub fn sessions(&self) -> Vec<api::SessionSummary> {
         self.slots()
             .iter()
-            .map(|slot| session_summary(&slot.lock()))
+            .map(|slot| slot.lock().to_api(0))
             .collect()
+    }
+
+    /// The collector's own counters.
+    pub fn counters(&self) -> api::Counters {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        api::Counters {
+            frames: get(&c.frames),
+            events: get(&c.events),
+            bytes: get(&c.bytes),
+            bad_frames: get(&c.bad_frames),
+            rejected_connections: get(&c.rejected_connections),
+            evicted_events: get(&c.evicted_events),
+            viewer_lagged: get(&c.viewer_lagged),
+        }
     }
 
     /// Session ids.
     pub fn session_ids(&self) -> Vec<SessionId> {
-        self.sessions
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .copied()
-            .collect()
+        self.sessions.read().keys().copied().collect()
     }
 
     /// A time window of a session: full detail if it has at most `max_intervals`
@@ -733,7 +704,7 @@ impl Hub {
 
     /// Follows a session's events over `[start_ns, end_ns)` into `out`, from the
     /// nearest checkpoint, a block at a time, outside the session's lock; keeps
-    /// the checkpoints it passes. Returns the time open phases were closed at.
+    /// the checkpoints it passes. Returns the time open states were closed at.
     fn follow(&self, id: SessionId, start_ns: u64, end_ns: u64, out: &mut impl Out) -> Option<u64> {
         let slot = self.slot(id)?;
         let (tracker, snapshot) = slot.lock().store.snapshot_window(start_ns, end_ns);
@@ -764,49 +735,40 @@ impl Hub {
 
     /// Everything known about a session now: tasks (at most
     /// [`SNAPSHOT_TASKS`], the busiest now first), warnings and stats.
-    pub fn snapshot(&self, id: SessionId) -> Option<Value> {
+    pub fn snapshot(&self, id: SessionId) -> Option<api::Snapshot> {
         self.with_session(id, |s| {
             let mut tasks: Vec<_> = s.model.tasks.values().collect();
             let total = tasks.len();
             if total > SNAPSHOT_TASKS {
-                use crate::model::task::Phase;
-                tasks.sort_by_key(|t| {
-                    let rank = match t.phase {
-                        Phase::Running => 0,
-                        Phase::Scheduled => 1,
-                        Phase::Idle => 2,
-                        Phase::Done => 3,
-                    };
-                    (rank, std::cmp::Reverse(t.since_ns))
-                });
+                tasks.sort_by_key(|t| snapshot_rank(t));
                 tasks.truncate(SNAPSHOT_TASKS);
             }
             tasks.sort_by_key(|t| t.id);
-            json!({
-                "type": "snapshot",
-                "session": id,
-                "tasks_total": total,
-                "tasks": tasks.iter().map(|t| task_summary(t, s.model.now_ns)).collect::<Vec<_>>(),
-                "warnings": s.model.warnings,
-                "marks": s.model.marks,
-                "stats": session_stats(s),
-            })
+            api::Snapshot {
+                session: id,
+                tasks_total: total as u64,
+                tasks: tasks.iter().map(|t| t.to_api(s.model.now_ns)).collect(),
+                warnings: s.model.warnings.clone(),
+                marks: s.model.marks.iter().cloned().collect(),
+                stats: crate::to_api::session_stats(s),
+            }
         })
     }
 
     /// One task in detail, with its last 20 polls and who woke each.
-    pub fn task_json(&self, id: SessionId, task: u64) -> Option<Value> {
-        let mut d = self
+    pub fn task_message(&self, id: SessionId, task: u64) -> Option<api::TaskMessage> {
+        let detail = self
             .with_session(id, |s| {
                 s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
             })
             .flatten()?;
-        d["type"] = json!("task");
-        d["session"] = json!(id);
-        d["recent_polls"] = json!(self
-            .recent_polls(id, task, 20, 10_000_000_000)
-            .unwrap_or_default());
-        Some(d)
+        Some(api::TaskMessage {
+            session: id,
+            detail,
+            recent_polls: self
+                .recent_polls(id, task, 20, 10_000_000_000)
+                .unwrap_or_default(),
+        })
     }
 
     /// A task's last `n` polls, each with who woke it (from the last `lookback_ns`
@@ -817,7 +779,7 @@ impl Hub {
         task: u64,
         n: usize,
         lookback_ns: u64,
-    ) -> Option<Vec<Value>> {
+    ) -> Option<Vec<api::Poll>> {
         let last = self.with_session(id, |s| {
             s.model
                 .tasks
@@ -827,18 +789,24 @@ impl Hub {
         let end = last.saturating_add(1);
         let mut out = OneTask(task, Vec::new());
         self.follow(id, end.saturating_sub(lookback_ns), end, &mut out)?;
-        let mine: Vec<_> = out.1.iter().collect();
+        let mine = &out.1;
         let mut polls = Vec::new();
         for (k, i) in mine.iter().enumerate() {
-            if i.phase != crate::model::task::Phase::Running {
+            if i.state != TaskState::Running {
                 continue;
             }
+            // Who woke it: the scheduled stretch just before the poll says.
             let woken_by = k
                 .checked_sub(1)
                 .and_then(|p| mine.get(p))
-                .and_then(|p| p.woken_by)
-                .map(|b| b.label());
-            polls.push(json!({"start_ns": i.start_ns, "duration_ns": i.end_ns - i.start_ns, "ready": i.ready, "thread": i.thread, "woken_by": woken_by}));
+                .and_then(|p| p.woken_by);
+            polls.push(api::Poll {
+                start_ns: i.start_ns,
+                duration_ns: i.end_ns - i.start_ns,
+                ready: i.ready,
+                thread: i.thread,
+                woken_by,
+            });
         }
         let skip = polls.len().saturating_sub(n);
         Some(polls.split_off(skip))
@@ -876,171 +844,11 @@ fn catch_up(store: &Store, index: u64) -> Tracker {
     tracker
 }
 
-/// A window at the level of detail it was asked for.
-#[derive(Debug, Clone, Serialize)]
-#[serde(tag = "detail", rename_all = "snake_case")]
-pub enum WindowReply {
-    Full(Window),
-    Aggregate(Aggregate),
-}
-
-/// The JSON of a session in `/api/sessions`.
-pub fn session_summary(s: &SessionState) -> Value {
-    let h = &s.model.header;
-    json!({
-        "id": s.id,
-        "process": h.process_name,
-        "pid": h.pid,
-        "flavor": h.flavor.as_str(),
-        "workers": h.workers,
-        "clock_origin_unix_ns": h.clock_origin_unix_ns,
-        "source": s.source,
-        "capture": s.source.capture(),
-        "connected_unix_ns": s.connected_unix_ns,
-        "disconnected_unix_ns": s.disconnected_unix_ns,
-        "live": s.disconnected_unix_ns.is_none(),
-        "now_ns": s.model.now_ns,
-        "events": s.store.events,
-        "retained_events": s.store.retained(),
-        "store_bytes": s.store.memory(),
-        "model_bytes": s.model.memory().total(),
-        "evicted_events": s.store.evicted_events,
-        "dropped_events": s.model.dropped,
-        "bad_frames": s.bad_frames,
-        "tasks": s.model.tasks.len(),
-        "live_tasks": s.model.live_tasks(),
-        "folded_tasks": s.model.folded_tasks(),
-        // What the model gave up to stay within the memory budget (zeros: nothing).
-        "given_up": s.model.given_up(),
-        "warnings": s.model.warnings.len(),
-        "warnings_over": s.model.warnings_over,
-        "recording": s.recording,
-        "note": s.note,
-        "continues": s.continues,
-    })
-}
-
-fn percentile(h: &hdrhistogram::Histogram<u32>, q: f64) -> u64 {
-    if h.is_empty() {
-        0
-    } else {
-        h.value_at_quantile(q)
-    }
-}
-
-/// The JSON of a task in task lists and live updates.
-pub fn task_summary(t: &Task, now: u64) -> Value {
-    let (busy, scheduled, idle) = t.totals_at(now);
-    json!({
-        "id": t.id,
-        "name": t.name,
-        "given_name": t.given_name,
-        "location": t.location,
-        "kind": format!("{:?}", t.kind).to_lowercase(),
-        "parent": t.parent,
-        "state": t.phase.as_str(),
-        "state_since_ns": t.since_ns,
-        "spawned_ns": t.spawned_ns,
-        "ended_ns": t.ended_ns,
-        "outcome": t.outcome.map(|o| o.as_str()),
-        "polls": t.polls,
-        "busy_ns": busy,
-        "scheduled_ns": scheduled,
-        "idle_ns": idle,
-        "wakes": t.wakes,
-        "self_wakes": t.wakes.own,
-        "longest_poll_ns": t.longest_poll_ns,
-        "last_poll_ns": t.last_poll_ns,
-        // Null once the histograms were given up to save memory.
-        "poll_p50_ns": t.hist.as_ref().map(|h| percentile(&h.poll, 0.5)),
-        "poll_p99_ns": t.hist.as_ref().map(|h| percentile(&h.poll, 0.99)),
-        "scheduled_p50_ns": t.hist.as_ref().map(|h| percentile(&h.sched, 0.5)),
-        "scheduled_p99_ns": t.hist.as_ref().map(|h| percentile(&h.sched, 0.99)),
-        "size_bytes": t.size_bytes,
-        "live_wakers": t.live_wakers,
-        "thread": t.last_thread,
-        "warnings": t.warnings,
-        "lifetime_ns": t.ended_ns.unwrap_or(now).saturating_sub(t.spawned_ns),
-    })
-}
-
-/// Log-spaced buckets of a histogram: `[upper bound ns, count]`.
-pub fn histogram_buckets(h: &hdrhistogram::Histogram<u32>) -> Vec<(u64, u64)> {
-    if h.is_empty() {
-        return Vec::new();
-    }
-    h.iter_log(1000, 2.0)
-        .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
-        .filter(|(_, c)| *c > 0)
-        .collect()
-}
-
-/// The JSON of one task in `/api/sessions/{id}/tasks/{task}`.
-pub fn task_detail(t: &Task, model: &Model) -> Value {
-    let mut v = task_summary(t, model.now_ns);
-    let (poll, sched) = t
-        .hist
-        .as_ref()
-        .map(|h| (histogram_buckets(&h.poll), histogram_buckets(&h.sched)))
-        .unwrap_or_default();
-    v["poll_histogram"] = json!(poll);
-    v["scheduled_histogram"] = json!(sched);
-    v["histograms_dropped"] = json!(t.hist.is_none());
-    v["warning_list"] = json!(model
-        .warnings
-        .iter()
-        .filter(|w| w.task == Some(t.id))
-        .collect::<Vec<_>>());
-    v
-}
-
-/// The JSON of `/api/sessions/{id}/stats`.
-pub fn session_stats(s: &SessionState) -> Value {
-    let m = &s.model;
-    let now = m.now_ns;
-    let workers: Vec<Value> = m
-        .workers
-        .values()
-        .map(|w| {
-            json!({
-                "thread": w.thread, "index": w.index, "name": w.name,
-                "busy_ns": w.busy_ns, "parked_ns": w.parked_ns, "polls": w.polls,
-                "migrations": w.migrations, "utilization": w.utilization(now),
-                "running": w.running, "parked": w.parked,
-            })
-        })
-        .collect();
-    let mut by_state = BTreeMap::new();
-    for t in m.tasks.values() {
-        *by_state.entry(t.phase.as_str()).or_insert(0u64) += 1;
-    }
-    let mut folded: Vec<_> = m.folded().filter(|f| f.tasks > 0).collect();
-    folded.sort_by_key(|f| std::cmp::Reverse(f.tasks));
-    folded.truncate(20);
-    json!({
-        "session": s.id,
-        "now_ns": now,
-        "events": m.events,
-        "dropped_events": m.dropped,
-        "tasks": m.tasks.len(),
-        "live_tasks": m.live_tasks(),
-        "tasks_by_state": by_state,
-        "workers": workers,
-        "warnings": m.warnings.len(),
-        "store": {
-            "retained_events": s.store.retained(),
-            "evicted_events": s.store.evicted_events,
-            "memory_bytes": s.store.memory(),
-            "checkpoint_bytes": s.store.checkpoint_bytes(),
-            "bytes_per_event": s.store.bytes_per_event(),
-        },
-        "model": {
-            "memory": m.memory(),
-            "memory_bytes": m.memory().total(),
-            "given_up": m.given_up(),
-            "folded_tasks": m.folded_tasks(),
-            // Where folded tasks were spawned, the most first (at most 20).
-            "folded": folded,
-        },
+/// A message as the viewer socket carries it.
+pub fn message_text(m: &api::Message) -> String {
+    serde_json::to_string(m).unwrap_or_else(|e| {
+        // Only a non-finite float could fail; say so rather than send nothing.
+        serde_json::json!({"type": "error", "message": format!("unencodable message: {e}")})
+            .to_string()
     })
 }

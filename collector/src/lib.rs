@@ -3,9 +3,10 @@
 //! * [`embedded`]: the collector running inside a traced process, on its own
 //!   threads, fed frames through [`looptrace_wire::FrameSink`].
 //! * [`session`]: one traced process's events as the collector holds them.
-//! * [`model`]: what the events mean: task phases, statistics, workers, warnings,
+//! * [`model`]: what the events mean: task states, statistics, workers, warnings,
 //!   and time windows for viewers.
 //! * [`livelog`]: a readable, line-per-event account of what the loop does.
+//! * [`to_api`]: the model as the viewer protocol ([`looptrace_api`]) spells it.
 //! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
 //!
 //! * [`web`]: the browser timeline, embedded and served at `/`.
@@ -22,6 +23,7 @@ pub mod replay;
 pub mod server;
 pub mod session;
 pub mod store;
+pub mod to_api;
 pub mod web;
 
 pub use embedded::{Embedded, EmbeddedHandle};

@@ -2,9 +2,7 @@
 //! spawns, polls and their outcome, who woke whom, timers, parking.
 
 use crate::session::display_name;
-use looptrace_wire::{
-    Event, EventKind, Outcome, TaskId, TaskState, ThreadId, ThreadRole, WakeOp, WakeSource,
-};
+use looptrace_wire::{Event, EventKind, Outcome, TaskId, ThreadId, ThreadRole, WakeOp, WakeSource};
 use std::collections::HashMap;
 
 /// Turns events into lines. Keeps the little state it needs (names, poll starts).
@@ -151,11 +149,7 @@ impl LiveLog {
             EventKind::TaskState { task, state } => format!(
                 "resume   {} is {} (the stream starts over here)",
                 self.name(*task),
-                match state {
-                    TaskState::Running => "running",
-                    TaskState::Scheduled => "scheduled",
-                    TaskState::Idle => "idle",
-                }
+                state.as_str()
             ),
         };
         Some(format!("{:>10}  {what}", fmt_ts(e.ts_ns)))

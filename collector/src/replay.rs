@@ -1,9 +1,10 @@
 //! Serving a recording as if it were live, at any speed, pausable.
 
 use crate::hub::{Hub, Source};
+use looptrace_api::{ReplayAction, ReplayState};
 use looptrace_wire::{decode_frame, Frame, RawRecording};
-use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -27,31 +28,25 @@ impl ReplayControl {
     }
 
     fn get(&self) -> (bool, f64) {
-        *self.state.lock().unwrap_or_else(|p| p.into_inner())
+        *self.state.lock()
     }
 
-    pub fn state(&self) -> Value {
+    pub fn state(&self) -> ReplayState {
         let (paused, speed) = self.get();
-        json!({"paused": paused, "speed": speed})
+        ReplayState { paused, speed }
     }
 
-    /// `pause`, `play`, or `speed` (with `speed`).
-    pub fn apply(&self, action: &str, speed: Option<f64>) -> Result<(), String> {
+    /// Pauses, plays, or sets the speed (with `speed`).
+    pub fn apply(&self, action: ReplayAction, speed: Option<f64>) -> Result<(), String> {
         {
-            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut s = self.state.lock();
             match (action, speed) {
-                ("pause", _) => s.0 = true,
-                ("play", _) => s.0 = false,
-                ("speed", Some(v)) if v.is_finite() && v > 0.0 => {
+                (ReplayAction::Pause, _) => s.0 = true,
+                (ReplayAction::Play, _) => s.0 = false,
+                (ReplayAction::Speed, Some(v)) if v.is_finite() && v > 0.0 => {
                     s.1 = v.clamp(MIN_SPEED, MAX_SPEED)
                 }
-                ("speed", _) => return Err("speed needs a positive number".into()),
-                _ => {
-                    return Err(format!(
-                        "unknown replay action {:?}",
-                        crate::server::clip(action)
-                    ))
-                }
+                (ReplayAction::Speed, _) => return Err("speed needs a positive number".into()),
             }
         }
         self.changed.notify_waiters();

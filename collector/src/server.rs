@@ -1,8 +1,9 @@
 //! The collector's HTTP face (axum): ingest from traced apps, the viewer WebSocket,
 //! and the REST API. See `docs/api.md`.
 
-use crate::hub::{session_stats, task_detail, task_summary, Hub, SessionId, Source, Update};
+use crate::hub::{message_text, Hub, SessionId, Source, Update};
 use crate::replay::ReplayControl;
+use crate::to_api::{session_stats, task_detail, ToApi};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, Request, State};
@@ -11,9 +12,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use looptrace_api as api;
 use looptrace_wire::{decode_frame, DecodeError, Frame};
-use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,7 +113,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, m),
             ApiError::Internal(m) => (StatusCode::INTERNAL_SERVER_ERROR, m),
         };
-        (status, Json(json!({"error": message}))).into_response()
+        (status, Json(api::ErrorBody { error: message })).into_response()
     }
 }
 
@@ -148,7 +148,10 @@ pub fn router(state: AppState) -> Router {
     let guarded = Router::new()
         .route("/ingest", get(ingest))
         .route("/ws/view", get(view))
-        .route("/api/health", get(|| async { Json(json!({"ok": true})) }))
+        .route(
+            "/api/health",
+            get(|| async { Json(api::Health { ok: true }) }),
+        )
         .route("/api/sessions", get(sessions))
         .route("/api/sessions/{id}/tasks", get(tasks))
         .route("/api/sessions/{id}/tasks/{task}", get(task))
@@ -414,49 +417,6 @@ async fn view(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
     ws.on_upgrade(move |socket| view_socket(state, socket))
 }
 
-/// What a viewer asks for.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum ViewRequest {
-    /// Live updates of one session, or of all (`session` absent).
-    Subscribe {
-        session: Option<SessionId>,
-    },
-    Unsubscribe,
-    /// A time window, full or aggregated.
-    Window {
-        id: Option<u64>,
-        session: SessionId,
-        start_ns: u64,
-        end_ns: u64,
-        #[serde(default = "default_max_intervals")]
-        max_intervals: usize,
-        #[serde(default = "default_buckets")]
-        buckets: usize,
-    },
-    /// Replay control: `pause`, `play`, or `speed` with `speed`.
-    Replay {
-        action: String,
-        speed: Option<f64>,
-    },
-    /// Everything known about a session now: tasks, warnings, stats.
-    Snapshot {
-        session: SessionId,
-    },
-    /// One task in detail, with its recent polls and who woke each.
-    Task {
-        session: SessionId,
-        task: u64,
-    },
-}
-
-fn default_max_intervals() -> usize {
-    20_000
-}
-fn default_buckets() -> usize {
-    1000
-}
-
 async fn view_socket(state: AppState, mut socket: WebSocket) {
     let hub = state.hub.clone();
     let mut updates = hub.subscribe();
@@ -464,12 +424,11 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
     let mut subscribed: Option<Option<SessionId>> = None;
     // Tells the hub someone watches, for as long as the subscription lasts.
     let mut _watch = None;
-    let hello = json!({"type": "sessions", "sessions": hub.sessions(), "replay": state.replay.as_ref().map(|r| r.state())});
-    if socket
-        .send(Message::Text(hello.to_string().into()))
-        .await
-        .is_err()
-    {
+    let sessions = |hub: &Hub| api::Message::Sessions {
+        sessions: hub.sessions(),
+        replay: state.replay.as_ref().map(|r| r.state()),
+    };
+    if send(&mut socket, &sessions(&hub)).await.is_err() {
         return;
     }
     let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
@@ -478,65 +437,21 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
             msg = socket.recv() => {
                 let Some(Ok(msg)) = msg else { break };
                 let text = match msg {
-                    Message::Text(t) => t.to_string(),
+                    Message::Text(t) => t,
                     Message::Close(_) => break,
                     _ => continue,
                 };
-                let reply = match serde_json::from_str::<ViewRequest>(&text) {
-                    Ok(ViewRequest::Subscribe { session: Some(id) }) if hub.with_session(id, |_| ()).is_none() => {
-                        json!({"type": "error", "message": format!("no session {id}")})
-                    }
-                    Ok(ViewRequest::Subscribe { session }) => {
-                        subscribed = Some(session);
-                        _watch = Some(hub.watch(session));
-                        json!({"type": "subscribed", "session": session})
-                    }
-                    Ok(ViewRequest::Unsubscribe) => {
-                        subscribed = None;
-                        _watch = None;
-                        json!({"type": "unsubscribed"})
-                    }
-                    Ok(ViewRequest::Window { id, session, start_ns, end_ns, max_intervals, buckets }) => {
-                        let hub = hub.clone();
-                        let w = tokio::task::spawn_blocking(move || bounded_window(&hub, session, start_ns, end_ns, max_intervals, buckets)).await.ok().flatten();
-                        match w {
-                            Some(w) => {
-                                let mut v = serde_json::to_value(&w).unwrap_or(Value::Null);
-                                v["type"] = json!("window");
-                                v["id"] = json!(id);
-                                v["session"] = json!(session);
-                                v
-                            }
-                            None => json!({"type": "error", "id": id, "message": format!("no session {session}")}),
-                        }
-                    }
-                    Ok(ViewRequest::Snapshot { session }) => {
-                        hub.snapshot(session).unwrap_or_else(|| json!({"type": "error", "message": format!("no session {session}")}))
-                    }
-                    Ok(ViewRequest::Task { session, task }) => {
-                        let hub = hub.clone();
-                        tokio::task::spawn_blocking(move || hub.task_json(session, task))
-                            .await
-                            .ok()
-                            .flatten()
-                            .unwrap_or_else(|| json!({"type": "error", "message": format!("no task {task} in session {session}")}))
-                    }
-                    Ok(ViewRequest::Replay { action, speed }) => match &state.replay {
-                        Some(r) => match r.apply(&action, speed) {
-                            Ok(()) => json!({"type": "replay", "replay": r.state()}),
-                            Err(e) => json!({"type": "error", "message": e}),
-                        },
-                        None => json!({"type": "error", "message": "not a replay"}),
-                    },
-                    Err(e) => json!({"type": "error", "message": format!("bad request: {}", clip(&e.to_string()))}),
+                let reply = match serde_json::from_str::<api::Request>(&text) {
+                    Ok(request) => answer(&state, request, &mut subscribed, &mut _watch).await,
+                    Err(e) => error(None, format!("bad request: {}", clip(&e.to_string()))),
                 };
-                if socket.send(Message::Text(reply.to_string().into())).await.is_err() {
+                if send(&mut socket, &reply).await.is_err() {
                     break;
                 }
             }
             update = updates.recv() => {
                 let text = match update {
-                    Ok(Update::Sessions) => json!({"type": "sessions", "sessions": hub.sessions()}).to_string(),
+                    Ok(Update::Sessions) => message_text(&sessions(&hub)),
                     Ok(Update::Batch { session, message }) => match subscribed {
                         Some(None) => message.to_string(),
                         Some(Some(s)) if s == session => message.to_string(),
@@ -545,7 +460,7 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                     Err(RecvError::Lagged(n)) => {
                         // This viewer fell behind: tell it, carry on from the newest.
                         hub.record_lag(n);
-                        json!({"type": "lagged", "skipped": n}).to_string()
+                        message_text(&api::Message::Lagged { skipped: n })
                     }
                     Err(RecvError::Closed) => break,
                 };
@@ -557,9 +472,8 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                 let Some(which) = subscribed else { continue };
                 let ids = match which { Some(s) => vec![s], None => hub.session_ids() };
                 for id in ids {
-                    if let Some(mut s) = hub.with_session(id, session_stats) {
-                        s["type"] = json!("stats");
-                        if socket.send(Message::Text(s.to_string().into())).await.is_err() {
+                    if let Some(s) = hub.with_session(id, session_stats) {
+                        if send(&mut socket, &api::Message::Stats(s)).await.is_err() {
                             return;
                         }
                     }
@@ -569,32 +483,97 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
     }
 }
 
-async fn sessions(State(state): State<AppState>) -> Response {
-    Json(json!({"sessions": state.hub.sessions(), "counters": counters(&state.hub)}))
-        .into_response()
+async fn send(socket: &mut WebSocket, m: &api::Message) -> Result<(), axum::Error> {
+    socket.send(Message::Text(message_text(m).into())).await
 }
 
-fn counters(hub: &Hub) -> Value {
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = &hub.counters;
-    json!({
-        "frames": c.frames.load(Relaxed),
-        "events": c.events.load(Relaxed),
-        "bytes": c.bytes.load(Relaxed),
-        "bad_frames": c.bad_frames.load(Relaxed),
-        "rejected_connections": c.rejected_connections.load(Relaxed),
-        "evicted_events": c.evicted_events.load(Relaxed),
-        "viewer_lagged": c.viewer_lagged.load(Relaxed),
+fn error(id: Option<u64>, message: String) -> api::Message {
+    api::Message::Error { id, message }
+}
+
+/// A viewer's request answered.
+async fn answer(
+    state: &AppState,
+    request: api::Request,
+    subscribed: &mut Option<Option<SessionId>>,
+    watch: &mut Option<crate::hub::Watch>,
+) -> api::Message {
+    let hub = &state.hub;
+    match request {
+        api::Request::Subscribe { session: Some(id) } if hub.with_session(id, |_| ()).is_none() => {
+            error(None, format!("no session {id}"))
+        }
+        api::Request::Subscribe { session } => {
+            *subscribed = Some(session);
+            *watch = Some(hub.watch(session));
+            api::Message::Subscribed { session }
+        }
+        api::Request::Unsubscribe => {
+            *subscribed = None;
+            *watch = None;
+            api::Message::Unsubscribed
+        }
+        api::Request::Window {
+            id,
+            session,
+            start_ns,
+            end_ns,
+            max_intervals,
+            buckets,
+        } => {
+            let hub = hub.clone();
+            let w = tokio::task::spawn_blocking(move || {
+                bounded_window(&hub, session, start_ns, end_ns, max_intervals, buckets)
+            })
+            .await
+            .ok()
+            .flatten();
+            match w {
+                Some(window) => api::Message::Window(api::WindowMessage {
+                    id,
+                    session,
+                    window,
+                }),
+                None => error(id, format!("no session {session}")),
+            }
+        }
+        api::Request::Snapshot { session } => hub
+            .snapshot(session)
+            .map(api::Message::Snapshot)
+            .unwrap_or_else(|| error(None, format!("no session {session}"))),
+        api::Request::Task { session, task } => {
+            let hub = hub.clone();
+            tokio::task::spawn_blocking(move || hub.task_message(session, task))
+                .await
+                .ok()
+                .flatten()
+                .map(api::Message::Task)
+                .unwrap_or_else(|| error(None, format!("no task {task} in session {session}")))
+        }
+        api::Request::Replay { action, speed } => match &state.replay {
+            Some(r) => match r.apply(action, speed) {
+                Ok(()) => api::Message::Replay { replay: r.state() },
+                Err(e) => error(None, e),
+            },
+            None => error(None, "not a replay".into()),
+        },
+    }
+}
+
+async fn sessions(State(state): State<AppState>) -> Json<api::SessionList> {
+    Json(api::SessionList {
+        sessions: state.hub.sessions(),
+        counters: state.hub.counters(),
     })
 }
 
-type Api = Result<Json<Value>, ApiError>;
+type Api<T> = Result<Json<T>, ApiError>;
 
 async fn tasks(
     State(state): State<AppState>,
     id: Result<Path<SessionId>, PathRejection>,
     q: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Api {
+) -> Api<api::TaskPage> {
     let Path(id) = id?;
     let Query(q) = q?;
     let state_filter = q.get("state").cloned();
@@ -615,7 +594,7 @@ async fn tasks(
             .filter(|t| {
                 state_filter
                     .as_deref()
-                    .is_none_or(|f| t.phase.as_str() == f)
+                    .is_none_or(|f| t.state().as_str() == f)
             })
             .filter(|t| {
                 name_filter
@@ -629,20 +608,23 @@ async fn tasks(
             .into_iter()
             .skip(offset)
             .take(limit)
-            .map(|t| task_summary(t, s.model.now_ns))
+            .map(|t| t.to_api(s.model.now_ns))
             .collect();
         (total, page)
     });
-    let (total, list) = list.ok_or_else(|| no_session(id))?;
-    Ok(Json(
-        json!({"session": id, "total": total, "offset": offset, "tasks": list}),
-    ))
+    let (total, tasks) = list.ok_or_else(|| no_session(id))?;
+    Ok(Json(api::TaskPage {
+        session: id,
+        total: total as u64,
+        offset: offset as u64,
+        tasks,
+    }))
 }
 
 async fn task(
     State(state): State<AppState>,
     ids: Result<Path<(SessionId, u64)>, PathRejection>,
-) -> Api {
+) -> Api<api::TaskDetail> {
     let Path((id, task)) = ids?;
     state
         .hub
@@ -657,25 +639,37 @@ async fn task(
 async fn warnings(
     State(state): State<AppState>,
     id: Result<Path<SessionId>, PathRejection>,
-) -> Api {
+) -> Api<api::WarningList> {
     let Path(id) = id?;
     state
         .hub
-        .with_session(id, |s| json!({"session": id, "warnings": s.model.warnings}))
+        .with_session(id, |s| api::WarningList {
+            session: id,
+            warnings: s.model.warnings.clone(),
+        })
         .map(Json)
         .ok_or_else(|| no_session(id))
 }
 
-async fn marks(State(state): State<AppState>, id: Result<Path<SessionId>, PathRejection>) -> Api {
+async fn marks(
+    State(state): State<AppState>,
+    id: Result<Path<SessionId>, PathRejection>,
+) -> Api<api::MarkList> {
     let Path(id) = id?;
     state
         .hub
-        .with_session(id, |s| json!({"session": id, "marks": s.model.marks}))
+        .with_session(id, |s| api::MarkList {
+            session: id,
+            marks: s.model.marks.iter().cloned().collect(),
+        })
         .map(Json)
         .ok_or_else(|| no_session(id))
 }
 
-async fn stats(State(state): State<AppState>, id: Result<Path<SessionId>, PathRejection>) -> Api {
+async fn stats(
+    State(state): State<AppState>,
+    id: Result<Path<SessionId>, PathRejection>,
+) -> Api<api::Stats> {
     let Path(id) = id?;
     state
         .hub
@@ -742,7 +736,7 @@ fn bounded_window(
     end: u64,
     max_intervals: usize,
     buckets: usize,
-) -> Option<crate::hub::WindowReply> {
+) -> Option<api::WindowReply> {
     let tasks = hub.with_session(id, |s| s.model.tasks.len())?.max(1);
     let buckets = buckets.clamp(1, (MAX_WINDOW_CELLS / tasks).max(1));
     hub.window(

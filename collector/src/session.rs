@@ -1,15 +1,14 @@
 //! One traced process's events and what identifies it.
 
-use looptrace_wire::{Event, EventKind, Header, TaskId, ThreadId, ThreadRole};
+use looptrace_wire::{Event, EventKind, Header, TaskId};
 use std::collections::HashMap;
 
-/// A traced process's header and events, with the names needed to show them.
+/// A traced process's header and events, with its tasks' names.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub header: Header,
     pub events: Vec<Event>,
     names: HashMap<TaskId, String>,
-    threads: HashMap<ThreadId, (ThreadRole, String)>,
 }
 
 impl Session {
@@ -18,7 +17,6 @@ impl Session {
             header,
             events: Vec::new(),
             names: HashMap::new(),
-            threads: HashMap::new(),
         }
     }
 
@@ -38,20 +36,15 @@ impl Session {
     }
 
     pub(crate) fn learn(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::Spawn {
-                task,
-                name,
-                location,
-                ..
-            } => {
-                self.names
-                    .insert(*task, display_name(name.as_deref(), location));
-            }
-            EventKind::Thread { role, name } => {
-                self.threads.insert(e.thread, (*role, name.clone()));
-            }
-            _ => {}
+        if let EventKind::Spawn {
+            task,
+            name,
+            location,
+            ..
+        } = &e.kind
+        {
+            self.names
+                .insert(*task, display_name(name.as_deref(), location));
         }
     }
 
@@ -61,23 +54,6 @@ impl Session {
             .get(&task)
             .cloned()
             .unwrap_or_else(|| format!("task {task}"))
-    }
-
-    /// A thread's role, if it was announced.
-    pub fn thread_role(&self, thread: ThreadId) -> Option<ThreadRole> {
-        self.threads.get(&thread).map(|t| t.0)
-    }
-
-    /// A thread's OS name, if it was announced.
-    pub fn thread_name(&self, thread: ThreadId) -> Option<&str> {
-        self.threads.get(&thread).map(|t| t.1.as_str())
-    }
-
-    /// All threads announced, with their role and name.
-    pub fn threads(&self) -> impl Iterator<Item = (ThreadId, ThreadRole, &str)> {
-        self.threads
-            .iter()
-            .map(|(id, (role, name))| (*id, *role, name.as_str()))
     }
 }
 

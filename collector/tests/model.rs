@@ -1,9 +1,9 @@
 //! The derived model on hand-made event sequences: phases, their boundaries,
 //! statistics and the intervals a viewer gets, exactly.
 
-use looptrace_collector::model::task::Phase;
 use looptrace_collector::model::timeline::{aggregate, window};
 use looptrace_collector::model::{Model, Thresholds, WarningKind};
+use looptrace_wire::TaskState;
 use looptrace_wire::*;
 
 fn header() -> Header {
@@ -96,7 +96,7 @@ fn phases_and_statistics_are_exact() {
         m.apply(&e);
     }
     let t = &m.tasks[&1];
-    assert_eq!(t.phase, Phase::Done);
+    assert_eq!(t.state(), TaskState::Done);
     assert_eq!(t.polls, 3);
     assert_eq!(t.busy_ns, 100 + 100 + 50);
     // scheduled: spawn->first poll 100, timer wake->poll 500, self-wake (end of poll)->poll 100
@@ -128,8 +128,8 @@ fn window_intervals_have_exact_boundaries() {
             (
                 i.start_ns,
                 i.end_ns,
-                i.phase,
-                i.woken_by.map(|b| b.label()),
+                i.state,
+                i.woken_by.map(|b| b.to_string()),
                 i.ready,
             )
         })
@@ -137,31 +137,31 @@ fn window_intervals_have_exact_boundaries() {
     assert_eq!(
         got,
         vec![
-            (100, 200, Phase::Scheduled, None, None),
-            (200, 300, Phase::Running, None, Some(false)),
-            (300, 1000, Phase::Idle, None, None),
+            (100, 200, TaskState::Scheduled, None, None),
+            (200, 300, TaskState::Running, None, Some(false)),
+            (300, 1000, TaskState::Idle, None, None),
             (
                 1000,
                 1500,
-                Phase::Scheduled,
+                TaskState::Scheduled,
                 Some("timer".to_string()),
                 None
             ),
-            (1500, 1600, Phase::Running, None, Some(false)),
+            (1500, 1600, TaskState::Running, None, Some(false)),
             (
                 1600,
                 1700,
-                Phase::Scheduled,
+                TaskState::Scheduled,
                 Some("task:1".to_string()),
                 None
             ),
-            (1700, 1750, Phase::Running, None, Some(true)),
+            (1700, 1750, TaskState::Running, None, Some(true)),
         ]
     );
     let arrows: Vec<_> = w
         .wakes
         .iter()
-        .map(|a| (a.at_ns, a.by.label(), a.polled_ns))
+        .map(|a| (a.at_ns, a.by.to_string(), a.polled_ns))
         .collect();
     assert_eq!(
         arrows,
@@ -182,14 +182,14 @@ fn window_intervals_have_exact_boundaries() {
     let got: Vec<_> = mid
         .intervals
         .iter()
-        .map(|i| (i.start_ns, i.end_ns, i.phase))
+        .map(|i| (i.start_ns, i.end_ns, i.state))
         .collect();
     assert_eq!(
         got,
         vec![
-            (250, 300, Phase::Running),
-            (300, 1000, Phase::Idle),
-            (1000, 1200, Phase::Scheduled)
+            (250, 300, TaskState::Running),
+            (300, 1000, TaskState::Idle),
+            (1000, 1200, TaskState::Scheduled)
         ]
     );
 }
@@ -258,8 +258,8 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
     // Each task counts its own warnings, as task lists show them.
     assert_eq!(m.tasks[&1].warnings, 2);
     assert_eq!(m.tasks[&2].warnings, 1);
-    let summary = looptrace_collector::hub::task_summary(&m.tasks[&1], m.now_ns);
-    assert_eq!(summary["warnings"], 2);
+    use looptrace_collector::to_api::ToApi;
+    assert_eq!(m.tasks[&1].to_api(m.now_ns).warnings, 2);
 }
 
 #[test]
@@ -428,7 +428,7 @@ fn io_readiness_is_a_marker() {
     let io: Vec<_> = w
         .markers
         .iter()
-        .filter(|m| m.kind == "io_ready")
+        .filter(|m| m.kind == looptrace_collector::model::timeline::MarkerKind::IoReady)
         .map(|m| (m.task, m.at_ns))
         .collect();
     assert_eq!(io, vec![(1, 500)]);

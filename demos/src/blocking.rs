@@ -67,7 +67,7 @@ pub fn explain(t: &Trace) -> Vec<String> {
         format!(
             "std::thread::sleep held the worker for {} in one poll ({} blocking-poll warning); heartbeat 1 was woken on time but waited up to {} to be polled.",
             secs(t.longest_poll(blocker)),
-            t.warned(blocker, looptrace_collector::model::warning::WarningKind::BlockingPoll),
+            t.warned(blocker, looptrace_collector::model::WarningKind::BlockingPoll),
             secs(t.longest_wait(b1))
         ),
         format!(

@@ -90,7 +90,7 @@ pub async fn run() {
 }
 
 pub fn explain(t: &Trace) -> Vec<String> {
-    use looptrace_collector::model::warning::WarningKind::LostWaker;
+    use looptrace_collector::model::WarningKind::LostWaker;
     let (Some(lost), Some(ok)) = (t.task("forgetful"), t.task("faithful")) else {
         return vec!["The trace does not hold the demo's tasks.".into()];
     };

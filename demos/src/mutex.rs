@@ -64,7 +64,7 @@ pub async fn run() {
 }
 
 pub fn explain(t: &Trace) -> Vec<String> {
-    use looptrace_collector::model::warning::WarningKind::BlockingPoll;
+    use looptrace_collector::model::WarningKind::BlockingPoll;
     let tokio_tasks = t.tasks("tokio lock ");
     let std_tasks = t.tasks("std lock ");
     let (Some(b1), Some(b2)) = (t.task("heartbeat 1"), t.task("heartbeat 2")) else {

@@ -2,8 +2,8 @@
 //! they started and ended relative to the run, how long they waited, what warned.
 
 use looptrace_collector::model::task::Task;
-use looptrace_collector::model::warning::{Thresholds, WarningKind};
 use looptrace_collector::model::Model;
+use looptrace_collector::model::{Thresholds, WarningKind};
 use looptrace_wire::{Event, Header, Outcome};
 
 /// The derived model of a run, read the way a demo's summary reads it.

@@ -3,8 +3,8 @@
 
 use demos::trace::{model_of, Trace};
 use looptrace_collector::model::task::Task;
-use looptrace_collector::model::warning::WarningKind;
 use looptrace_collector::model::Model;
+use looptrace_collector::model::WarningKind;
 use looptrace_test_support::{body, http_get};
 use looptrace_wire::{Event, EventKind, Outcome, Recording, TaskId, WakeSource};
 use std::process::Command;

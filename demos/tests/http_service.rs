@@ -4,7 +4,7 @@
 //! With `--console` it runs beside tokio-console and still captures wakes.
 
 use demos::trace::{model_of, Trace};
-use looptrace_collector::model::warning::WarningKind;
+use looptrace_collector::model::WarningKind;
 use looptrace_test_support::http_get;
 use looptrace_wire::{EventKind, Recording, WakeOp, WakeSource};
 use std::io::{BufRead, BufReader, Read};

@@ -51,11 +51,8 @@ struct TaskState {
     polling: Vec<u64>,
     /// How it was spawned, to tell a collector met later (a reconnect).
     spawn: Option<Box<Spawned>>,
-    /// Where it stands, and on which thread it last did anything.
-    state: Option<looptrace_wire::TaskState>,
-    thread: u32,
-    /// Woken while being polled: scheduled again once the poll ends.
-    woken_in_poll: bool,
+    /// Where it stands.
+    life: looptrace_wire::Lifecycle,
 }
 
 /// A live task's spawn, kept to restate it when a stream starts over.
@@ -363,7 +360,6 @@ impl Resolver {
 
     /// Keeps each live task's spawn and where it stands, for [`Resolver::resume`].
     fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
-        use looptrace_wire::TaskState as S;
         let Some(task) = kind.task() else { return };
         if !self.tasks.contains_key(&task) {
             return;
@@ -375,62 +371,38 @@ impl Resolver {
             self.locations
                 .retain(|l| std::sync::Arc::strong_count(l) > 1);
         }
-        let Some(t) = self.tasks.get_mut(&task) else {
-            return;
-        };
-        match kind {
-            EventKind::Spawn {
-                kind,
-                name,
+        if let EventKind::Spawn {
+            kind,
+            name,
+            location,
+            parent,
+            size_bytes,
+            ..
+        } = kind
+        {
+            let location = match self.locations.get(location.as_str()) {
+                Some(l) => l.clone(),
+                None => {
+                    let l: std::sync::Arc<str> = location.as_str().into();
+                    self.locations.insert(l.clone());
+                    l
+                }
+            };
+            let Some(t) = self.tasks.get_mut(&task) else {
+                return;
+            };
+            t.spawn = Some(Box::new(Spawned {
+                ts_ns,
+                thread,
+                kind: *kind,
+                name: name.clone(),
                 location,
-                parent,
-                size_bytes,
-                ..
-            } => {
-                let location = match self.locations.get(location.as_str()) {
-                    Some(l) => l.clone(),
-                    None => {
-                        let l: std::sync::Arc<str> = location.as_str().into();
-                        self.locations.insert(l.clone());
-                        l
-                    }
-                };
-                let Some(t) = self.tasks.get_mut(&task) else {
-                    return;
-                };
-                t.spawn = Some(Box::new(Spawned {
-                    ts_ns,
-                    thread,
-                    kind: *kind,
-                    name: name.clone(),
-                    location,
-                    parent: *parent,
-                    size_bytes: *size_bytes,
-                }));
-                t.state = Some(S::Scheduled);
-                t.thread = thread;
-            }
-            EventKind::PollStart { .. } | EventKind::BlockingStart { .. } => {
-                t.state = Some(S::Running);
-                t.thread = thread;
-                t.woken_in_poll = false;
-            }
-            EventKind::PollEnd { .. } => {
-                t.state = Some(if std::mem::take(&mut t.woken_in_poll) {
-                    S::Scheduled
-                } else {
-                    S::Idle
-                });
-            }
-            EventKind::Waker {
-                op: WakeOp::Wake | WakeOp::WakeByRef,
-                ..
-            } => match t.state {
-                Some(S::Running) => t.woken_in_poll = true,
-                Some(S::Idle) => t.state = Some(S::Scheduled),
-                _ => {}
-            },
-            _ => {}
+                parent: *parent,
+                size_bytes: *size_bytes,
+            }));
+        }
+        if let Some(t) = self.tasks.get_mut(&task) {
+            t.life.apply_at(ts_ns, thread, kind);
         }
     }
 
@@ -472,10 +444,10 @@ impl Resolver {
                     size_bytes: s.size_bytes,
                 },
             });
-            if let Some(state) = t.state {
+            if let Some(state) = t.life.state {
                 events.push(Event {
                     ts_ns: now_ns,
-                    thread: t.thread,
+                    thread: t.life.thread.unwrap_or(s.thread),
                     kind: EventKind::TaskState { task, state },
                 });
             }

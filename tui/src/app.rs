@@ -1,7 +1,8 @@
 //! The terminal UI's state besides the data: which view, sorting, filtering,
 //! selection, the timeline's range; and what each key does.
 
-use crate::state::{State, Task};
+use crate::state::State;
+use looptrace_api::{Note, ReplayAction, TaskSummary as Task};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 
 /// The screens, in Tab order.
@@ -83,14 +84,14 @@ impl Column {
         match self {
             Column::Id => n(t.id),
             Column::Name => (0, t.name.to_lowercase()),
-            Column::State => (0, t.state.clone()),
+            Column::State => (0, t.state.to_string()),
             Column::Polls => n(t.polls),
             Column::Busy => n(t.busy_ns),
             Column::Scheduled => n(t.scheduled_ns),
             Column::Idle => n(t.idle_ns),
             Column::Wakes => n(t.wakes.total()),
             Column::LastPoll => n(t.last_poll_ns.unwrap_or(0)),
-            Column::Warnings => n(t.warnings),
+            Column::Warnings => n(t.warnings.into()),
         }
     }
 }
@@ -104,7 +105,7 @@ pub enum Action {
     /// Ask for a task's details.
     Task(u64),
     /// Replay control.
-    Replay(&'static str, Option<f64>),
+    Replay(ReplayAction, Option<f64>),
     /// Show another session.
     Session(u64),
 }
@@ -133,7 +134,7 @@ pub struct App {
     /// Shown at the top right.
     pub note: Option<String>,
     /// The lesson panel's title and text (a demo's), if any.
-    pub lesson: Option<crate::state::Note>,
+    pub lesson: Option<Note>,
     /// Whether the lesson panel is open.
     pub lesson_open: bool,
 }
@@ -377,16 +378,23 @@ impl App {
             // Replay: pause/play and speed.
             KeyCode::Char('p') | KeyCode::Char(' ') if self.state.replay.is_some() => {
                 let paused = self.state.replay.is_some_and(|r| r.paused);
-                actions.push(Action::Replay(if paused { "play" } else { "pause" }, None));
+                actions.push(Action::Replay(
+                    if paused {
+                        ReplayAction::Play
+                    } else {
+                        ReplayAction::Pause
+                    },
+                    None,
+                ));
             }
             KeyCode::Char(']') => {
                 if let Some(s) = self.replay_speed(true) {
-                    actions.push(Action::Replay("speed", Some(s)));
+                    actions.push(Action::Replay(ReplayAction::Speed, Some(s)));
                 }
             }
             KeyCode::Char('[') => {
                 if let Some(s) = self.replay_speed(false) {
-                    actions.push(Action::Replay("speed", Some(s)));
+                    actions.push(Action::Replay(ReplayAction::Speed, Some(s)));
                 }
             }
             // Sessions: n / N.

@@ -2,8 +2,8 @@
 //! later "what happened". It is shared with that program, which may replace it at
 //! any time; each new text opens the lesson panel again.
 
-use crate::state::Note;
-use std::sync::Mutex;
+use looptrace_api::Note;
+use parking_lot::Mutex;
 
 /// A shared, replaceable text for the lesson panel.
 #[derive(Debug, Default)]
@@ -28,7 +28,7 @@ impl Lesson {
 
     /// Replaces the title and text; the panel opens again to show them.
     pub fn set(&self, title: impl Into<String>, text: impl Into<String>) {
-        let mut n = self.note.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = self.note.lock();
         n.0 += 1;
         n.1 = Note {
             title: title.into(),
@@ -38,6 +38,6 @@ impl Lesson {
 
     /// The version (bumped by each [`Lesson::set`]) and the text.
     pub fn read(&self) -> (u64, Note) {
-        self.note.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.note.lock().clone()
     }
 }

@@ -18,11 +18,11 @@ pub use state::State;
 pub use theme::Theme;
 
 use futures_util::{SinkExt, StreamExt};
+use looptrace_api::{Message as ApiMessage, Request};
 use ratatui::crossterm::event::{
     self, DisableMouseCapture, EnableMouseCapture, Event, KeyEventKind,
 };
 use ratatui::crossterm::execute;
-use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,7 +71,9 @@ pub fn view_url(addr: &str, token: Option<&str>) -> String {
 enum Incoming {
     Connected,
     Disconnected,
-    Message(Value),
+    Message(Box<ApiMessage>),
+    /// A message this viewer cannot read (a collector of another version).
+    Unreadable(String),
 }
 
 /// Keeps a connection to the collector, reconnecting with backoff.
@@ -92,10 +94,12 @@ async fn connection(
                 tokio::select! {
                     msg = read.next() => match msg {
                         Some(Ok(Message::Text(t))) => {
-                            if let Ok(v) = serde_json::from_str(&t) {
-                                if tx.send(Incoming::Message(v)).is_err() {
-                                    return;
-                                }
+                            let incoming = match serde_json::from_str(&t) {
+                                Ok(m) => Incoming::Message(Box::new(m)),
+                                Err(e) => Incoming::Unreadable(e.to_string()),
+                            };
+                            if tx.send(incoming).is_err() {
+                                return;
                             }
                         }
                         Some(Ok(_)) => {}
@@ -140,8 +144,10 @@ pub fn run(opts: Options) -> Result<(), TuiError> {
     result
 }
 
-fn send(out: &mpsc::UnboundedSender<String>, v: Value) {
-    let _ = out.send(v.to_string());
+fn send(out: &mpsc::UnboundedSender<String>, r: Request) {
+    if let Ok(text) = serde_json::to_string(&r) {
+        let _ = out.send(text);
+    }
 }
 
 async fn event_loop(
@@ -186,10 +192,13 @@ async fn event_loop(
                     }
                 }
                 Incoming::Disconnected => app.state.connected = false,
-                Incoming::Message(v) => {
-                    if let Some(id) = app.state.apply(&v) {
+                Incoming::Message(m) => {
+                    if let Some(id) = app.state.apply(*m) {
                         actions.push(Action::Session(id));
                     }
+                }
+                Incoming::Unreadable(e) => {
+                    app.state.error = Some(format!("unreadable message from the collector: {e}"));
                 }
             },
             Some(ev) = key_rx.recv() => match ev {
@@ -239,23 +248,25 @@ async fn event_loop(
                 Action::Window => {
                     let (start, end) = app.range();
                     let buckets = view::timeline_columns(width);
+                    // Aggregated always: one bucket per column.
                     send(
                         &out_tx,
-                        json!({"op": "window", "id": 0, "session": session, "start_ns": start, "end_ns": end, "max_intervals": 0, "buckets": buckets}),
+                        Request::Window {
+                            id: Some(0),
+                            session,
+                            start_ns: start,
+                            end_ns: end,
+                            max_intervals: 0,
+                            buckets: buckets.into(),
+                        },
                     );
                 }
-                Action::Task(task) => send(
-                    &out_tx,
-                    json!({"op": "task", "session": session, "task": task}),
-                ),
-                Action::Replay(action, speed) => send(
-                    &out_tx,
-                    json!({"op": "replay", "action": action, "speed": speed}),
-                ),
+                Action::Task(task) => send(&out_tx, Request::Task { session, task }),
+                Action::Replay(action, speed) => send(&out_tx, Request::Replay { action, speed }),
                 Action::Session(id) => {
                     app.state.choose(id);
-                    send(&out_tx, json!({"op": "subscribe", "session": id}));
-                    send(&out_tx, json!({"op": "snapshot", "session": id}));
+                    send(&out_tx, Request::Subscribe { session: Some(id) });
+                    send(&out_tx, Request::Snapshot { session: id });
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Colours that read on dark and light terminals (the terminal's own foreground
 //! and background, plus the basic ANSI colours), or none at all.
 
+use looptrace_api::TaskState;
 use ratatui::style::{Color, Modifier, Style};
 
 #[derive(Debug, Clone, Copy)]
@@ -68,12 +69,12 @@ impl Theme {
         self.fg(Color::Cyan)
     }
     /// The style of a task state's name.
-    pub fn state(&self, state: &str) -> Style {
+    pub fn state(&self, state: TaskState) -> Style {
         match state {
-            "running" => self.running(),
-            "scheduled" => self.scheduled(),
-            "idle" => self.idle(),
-            _ => self.muted(),
+            TaskState::Running => self.running(),
+            TaskState::Scheduled => self.scheduled(),
+            TaskState::Idle => self.idle(),
+            TaskState::Done => self.muted(),
         }
     }
 }

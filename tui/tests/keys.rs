@@ -1,11 +1,47 @@
 //! What keys do to the app's state (no terminal needed).
 
+use looptrace_api::{
+    ReplayAction, ReplayState as Replay, TaskKind, TaskState, TaskSummary as Task, WakeCounts,
+    Warning, WarningKind,
+};
 use looptrace_tui::app::{Action, App, Column, View};
-use looptrace_tui::state::{Replay, Task, Warning};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn key(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn task(id: u64, name: &str, polls: u64) -> Task {
+    Task {
+        id,
+        name: name.into(),
+        given_name: Some(name.into()),
+        location: "src/main.rs:1:1".into(),
+        kind: TaskKind::Task,
+        parent: None,
+        state: TaskState::Idle,
+        state_since_ns: 0,
+        spawned_ns: 0,
+        ended_ns: None,
+        outcome: None,
+        polls,
+        busy_ns: 0,
+        scheduled_ns: 0,
+        idle_ns: 0,
+        wakes: WakeCounts::default(),
+        self_wakes: 0,
+        longest_poll_ns: 0,
+        last_poll_ns: None,
+        poll_p50_ns: None,
+        poll_p99_ns: None,
+        scheduled_p50_ns: None,
+        scheduled_p99_ns: None,
+        size_bytes: None,
+        live_wakers: 0,
+        thread: None,
+        warnings: 0,
+        lifetime_ns: 0,
+    }
 }
 
 fn app() -> App {
@@ -13,15 +49,7 @@ fn app() -> App {
     app.state.session = Some(1);
     app.state.now_ns = 10_000_000_000;
     for (id, name) in [(1, "alpha"), (2, "beta"), (3, "gamma")] {
-        app.state.tasks.insert(
-            id,
-            Task {
-                id,
-                name: name.into(),
-                polls: 10 - id,
-                ..Task::default()
-            },
-        );
+        app.state.tasks.insert(id, task(id, name, 10 - id));
     }
     app
 }
@@ -135,10 +163,14 @@ fn a_warning_jumps_to_its_moment_and_task() {
     let mut a = app();
     a.state.warnings.push(Warning {
         id: 0,
-        kind: "blocking_poll".into(),
+        kind: WarningKind::BlockingPoll,
         task: Some(3),
+        task_name: Some("gamma".into()),
         at_ns: 4_000_000_000,
-        ..Warning::default()
+        last_ns: 4_000_000_000,
+        count: 1,
+        value: 20_000_000,
+        message: "gamma blocked".into(),
     });
     a.view = View::Warnings;
     assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Window]);
@@ -161,15 +193,15 @@ fn replay_keys_help_and_quit() {
     });
     assert_eq!(
         a.on_key(key(KeyCode::Char('p'))),
-        vec![Action::Replay("pause", None)]
+        vec![Action::Replay(ReplayAction::Pause, None)]
     );
     assert_eq!(
         a.on_key(key(KeyCode::Char(']'))),
-        vec![Action::Replay("speed", Some(2.0))]
+        vec![Action::Replay(ReplayAction::Speed, Some(2.0))]
     );
     assert_eq!(
         a.on_key(key(KeyCode::Char('['))),
-        vec![Action::Replay("speed", Some(0.5))]
+        vec![Action::Replay(ReplayAction::Speed, Some(0.5))]
     );
     a.state.replay = Some(Replay {
         paused: true,
@@ -177,7 +209,7 @@ fn replay_keys_help_and_quit() {
     });
     assert_eq!(
         a.on_key(key(KeyCode::Char(' '))),
-        vec![Action::Replay("play", None)]
+        vec![Action::Replay(ReplayAction::Play, None)]
     );
     a.on_key(key(KeyCode::Char('?')));
     assert!(a.help);

@@ -50,7 +50,7 @@ test("the hello replay: three tasks, two polls each, Bob woken by the timer, sli
     const m = lt.current;
     const bobId = [...m.tasks.values()].find((t) => t.name === "Bob").id;
     const win = await lt.conn.window(m.id, 0, 4e9, 100000, 100);
-    const polls = win.intervals.filter((i) => i.task === bobId && i.phase === "running");
+    const polls = win.intervals.filter((i) => i.task === bobId && i.state === "running");
     const p = polls[1];
     const pad = (p.end_ns - p.start_ns) * 2;
     lt.timeline.setView(p.start_ns - pad, p.end_ns + pad);

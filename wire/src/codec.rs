@@ -217,6 +217,7 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
                 TaskState::Running => 0,
                 TaskState::Scheduled => 1,
                 TaskState::Idle => 2,
+                TaskState::Done => 3,
             });
         }
     }
@@ -436,6 +437,7 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
                 0 => TaskState::Running,
                 1 => TaskState::Scheduled,
                 2 => TaskState::Idle,
+                3 => TaskState::Done,
                 tag => {
                     return Err(DecodeError::Tag {
                         what: "task state",

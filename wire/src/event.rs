@@ -24,6 +24,8 @@ pub struct Header {
 
 /// The tokio scheduler the traced runtime uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum Flavor {
     CurrentThread,
     MultiThread,
@@ -58,8 +60,15 @@ pub enum ThreadRole {
     External,
 }
 
-/// Where a waker operation came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a waker operation came from. In JSON (viewers, exports) it is spelt
+/// `task:<id>`, `timer`, `io`, `blocking` or `external`.
+///
+/// ```
+/// use looptrace_wire::WakeSource;
+/// assert_eq!(WakeSource::Task(3).to_string(), "task:3");
+/// assert_eq!("io".parse::<WakeSource>(), Ok(WakeSource::Io));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WakeSource {
     /// Done while this task was being polled (a task may wake itself).
     Task(TaskId),
@@ -73,16 +82,64 @@ pub enum WakeSource {
     External,
 }
 
-impl WakeSource {
-    /// The JSONL spelling: `task:<id>`, `timer`, `io`, `blocking`, `external`.
-    pub fn label(&self) -> String {
+impl std::fmt::Display for WakeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            WakeSource::Task(id) => format!("task:{id}"),
-            WakeSource::Timer => "timer".into(),
-            WakeSource::Io => "io".into(),
-            WakeSource::Blocking => "blocking".into(),
-            WakeSource::External => "external".into(),
+            WakeSource::Task(id) => write!(f, "task:{id}"),
+            WakeSource::Timer => f.write_str("timer"),
+            WakeSource::Io => f.write_str("io"),
+            WakeSource::Blocking => f.write_str("blocking"),
+            WakeSource::External => f.write_str("external"),
         }
+    }
+}
+
+/// A string that is not a [`WakeSource`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a wake source (task:<id>, timer, io, blocking or external): {0:?}")]
+pub struct NotAWakeSource(pub String);
+
+impl std::str::FromStr for WakeSource {
+    type Err = NotAWakeSource;
+    fn from_str(s: &str) -> Result<Self, NotAWakeSource> {
+        Ok(match s {
+            "timer" => WakeSource::Timer,
+            "io" => WakeSource::Io,
+            "blocking" => WakeSource::Blocking,
+            "external" => WakeSource::External,
+            _ => WakeSource::Task(
+                s.strip_prefix("task:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| NotAWakeSource(s.chars().take(40).collect()))?,
+            ),
+        })
+    }
+}
+
+impl Serialize for WakeSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for WakeSource {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for WakeSource {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WakeSource".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^(task:[0-9]+|timer|io|blocking|external)$",
+            "description": "Who woke a task: task:<id> (a task may wake itself), timer, io, blocking (a spawn_blocking closure) or external (a thread outside the runtime)."
+        })
     }
 }
 
@@ -97,6 +154,8 @@ pub enum WakeOp {
 
 /// What kind of task tokio spawned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum TaskKind {
     /// `tokio::spawn` and friends.
     Task,
@@ -108,6 +167,8 @@ pub enum TaskKind {
 
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// Its future returned `Ready`.
     Completed,
@@ -130,6 +191,7 @@ impl Outcome {
 /// A text a traced program puts beside its session: a demo's "what to watch for"
 /// and "what happened". The latest one is shown; recordings keep them all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct Note {
     pub title: String,
@@ -225,15 +287,32 @@ pub enum EventKind {
     },
 }
 
-/// Where a task stands (see [`EventKind::TaskState`]).
+/// Where a task stands: restated by [`EventKind::TaskState`], and what viewers
+/// show of each task (a collector derives it from the events).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Being polled.
     Running,
-    /// Woken, waiting to be polled.
+    /// Woken (or just spawned), waiting to be polled.
     Scheduled,
     /// Returned Pending, not woken since.
     Idle,
+    /// Finished.
+    Done,
+}
+
+impl TaskState {
+    /// Its JSON spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Running => "running",
+            TaskState::Scheduled => "scheduled",
+            TaskState::Idle => "idle",
+            TaskState::Done => "done",
+        }
+    }
 }
 
 impl EventKind {
@@ -288,3 +367,15 @@ impl EventKind {
         }
     }
 }
+
+/// Their JSON spellings.
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Flavor, Outcome, TaskState);

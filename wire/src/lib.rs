@@ -5,6 +5,8 @@
 //!   wire between a traced app and a collector.
 //! * [`recording`]: the crash-safe recording file, a header and checksummed chunks of
 //!   codec frames.
+//! * [`lifecycle`]: how those events move a task between states (running,
+//!   scheduled, idle, done), derived once for everyone who needs it.
 //! * [`units`]: durations and moments written for people.
 //! * [`sink`]: the trait through which frames reach an in-process consumer.
 //!
@@ -13,6 +15,7 @@
 
 pub mod codec;
 pub mod event;
+pub mod lifecycle;
 pub mod recording;
 pub mod sink;
 pub mod units;
@@ -22,9 +25,10 @@ pub use codec::{
     EventsWriter, Frame, FrameType, MAX_FRAME_EVENTS, OLDEST_WIRE_VERSION, WIRE_VERSION,
 };
 pub use event::{
-    Event, EventKind, Flavor, Header, Note, Outcome, TaskId, TaskKind, TaskState, ThreadId,
-    ThreadRole, WakeOp, WakeSource,
+    Event, EventKind, Flavor, Header, NotAWakeSource, Note, Outcome, TaskId, TaskKind, TaskState,
+    ThreadId, ThreadRole, WakeOp, WakeSource,
 };
+pub use lifecycle::{Lifecycle, Span};
 pub use recording::{
     append_note, Damage, DamageKind, RawRecording, Recording, RecordingError, RecordingReader,
     RecordingWriter,

@@ -1,89 +1,179 @@
 //! Chrome Trace Event Format (the JSON Perfetto UI and `chrome://tracing` open).
 //!
 //! Two process groups: *threads* (a track per worker, blocking and other thread:
-//! which task each worker polled, when it was parked) and *tasks* (a track per task:
-//! each poll a slice named after the task, the time it waited scheduled, its
-//! timers). Every wake is a flow arrow from the waker (the waking task's poll, or a
-//! short `wake` slice on the waking thread) to the woken task's next poll.
+//! which task each polled, when it was parked) and *tasks* (a track per task:
+//! each poll a slice named after the task, the time it waited scheduled or sat
+//! idle, its timers). Every wake that led to a poll is a flow arrow from the
+//! waker (the waking task's poll, or a short `wake` slice on the waking thread)
+//! to that poll.
+//!
+//! The slices are the timeline's own intervals ([`Tracker`]), so Perfetto shows
+//! exactly what the page and the terminal UI show.
 
+use crate::model::timeline::{Interval, Marker, MarkerKind, Out, Tracker, WakeArrow, WorkerSpan};
 use crate::session::Session;
-use looptrace_wire::{Event, EventKind, ThreadRole, WakeOp, WakeSource};
+use looptrace_wire::{EventKind, TaskKind, TaskState, ThreadRole, WakeSource};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::io::{self, Write};
 
 const THREADS_PID: u64 = 1;
 const TASKS_PID: u64 = 2;
-/// Marks a task woken while being polled, scheduled once that poll ends.
-const WHEN_POLL_ENDS: u64 = u64::MAX;
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1000.0
 }
 
-struct Builder {
+/// Turns what the tracker derives into trace events.
+struct Chrome<'a> {
+    session: &'a Session,
+    kinds: HashMap<u64, TaskKind>,
     out: Vec<Value>,
     next_flow: u64,
 }
 
-impl Builder {
+impl Chrome<'_> {
     fn slice(
         &mut self,
-        pid: u64,
-        tid: u64,
+        (pid, tid): (u64, u64),
         name: &str,
         cat: &str,
-        span: std::ops::Range<u64>,
+        start: u64,
+        end: u64,
         args: Value,
     ) {
         self.out.push(json!({
             "ph": "X", "pid": pid, "tid": tid, "name": name, "cat": cat,
-            "ts": us(span.start), "dur": us(span.end.saturating_sub(span.start)), "args": args,
+            "ts": us(start), "dur": us(end.saturating_sub(start)), "args": args,
         }));
     }
 
-    fn instant(&mut self, pid: u64, tid: u64, name: &str, cat: &str, ts: u64, args: Value) {
+    fn instant(&mut self, (pid, tid): (u64, u64), name: &str, cat: &str, ts: u64, args: Value) {
         self.out.push(json!({
             "ph": "i", "s": "t", "pid": pid, "tid": tid, "name": name, "cat": cat, "ts": us(ts), "args": args,
         }));
     }
 
-    /// An instant across the whole trace (Perfetto draws it over every track).
-    fn global_instant(&mut self, pid: u64, tid: u64, name: &str, cat: &str, ts: u64) {
-        self.out.push(json!({"ph": "i", "s": "g", "pid": pid, "tid": tid, "name": name, "cat": cat, "ts": us(ts), "args": {}}));
+    /// A task's poll slice: its name, or `spawn_blocking <name>` for a closure.
+    fn poll_name(&self, task: u64) -> (String, &'static str) {
+        let name = self.session.task_name(task);
+        match self.kinds.get(&task) {
+            Some(TaskKind::Blocking) => (format!("spawn_blocking {name}"), "blocking"),
+            _ => (name, "poll"),
+        }
+    }
+}
+
+impl Out for Chrome<'_> {
+    fn interval(&mut self, i: Interval) {
+        let track = (TASKS_PID, i.task);
+        match i.state {
+            TaskState::Running => {
+                let (name, cat) = self.poll_name(i.task);
+                // A poll still open where the data ends has no `ready`.
+                let args = match i.ready {
+                    Some(ready) => json!({"task": i.task, "ready": ready, "thread": i.thread}),
+                    None => json!({"task": i.task, "thread": i.thread, "unfinished": true}),
+                };
+                self.slice(track, &name, cat, i.start_ns, i.end_ns, args);
+            }
+            TaskState::Scheduled => {
+                let by = i.woken_by.map(|b| b.to_string());
+                self.slice(
+                    track,
+                    "scheduled",
+                    "scheduled",
+                    i.start_ns,
+                    i.end_ns,
+                    json!({"woken_by": by}),
+                );
+            }
+            TaskState::Idle => self.slice(track, "idle", "idle", i.start_ns, i.end_ns, json!({})),
+            TaskState::Done => {}
+        }
+    }
+
+    fn wake(&mut self, a: WakeArrow) {
+        // Only wakes that led to a poll have both ends.
+        let Some(polled_ns) = a.polled_ns else { return };
+        let id = self.next_flow;
+        self.next_flow += 1;
+        // The arrow starts inside the waking task's poll, or on a short slice of
+        // the waking thread.
+        let from = match a.by {
+            WakeSource::Task(w) => (TASKS_PID, w),
+            by => {
+                let label = format!("wake {}", self.session.task_name(a.task));
+                let thread = (THREADS_PID, a.thread as u64);
+                self.slice(
+                    thread,
+                    &label,
+                    "wake",
+                    a.at_ns,
+                    a.at_ns + 1,
+                    json!({"by": by.to_string(), "task": a.task}),
+                );
+                thread
+            }
+        };
+        self.out.push(
+            json!({"ph": "s", "pid": from.0, "tid": from.1, "name": "wake", "cat": "wake",
+            "id": id, "ts": us(a.at_ns), "args": {"by": a.by.to_string()}}),
+        );
+        self.out.push(
+            json!({"ph": "f", "bp": "e", "pid": TASKS_PID, "tid": a.task, "name": "wake",
+            "cat": "wake", "id": id, "ts": us(polled_ns)}),
+        );
+    }
+
+    fn worker(&mut self, s: WorkerSpan) {
+        let track = (THREADS_PID, s.thread as u64);
+        match s.task {
+            Some(task) => {
+                let (name, cat) = self.poll_name(task);
+                self.slice(
+                    track,
+                    &name,
+                    cat,
+                    s.start_ns,
+                    s.end_ns,
+                    json!({"task": task}),
+                );
+            }
+            None => self.slice(track, "parked", "park", s.start_ns, s.end_ns, json!({})),
+        }
+    }
+
+    fn marker(&mut self, m: Marker) {
+        // The other markers are written from their events, which say more.
+        if m.kind == MarkerKind::IoReady {
+            self.instant((TASKS_PID, m.task), "io ready", "io", m.at_ns, json!({}));
+        }
     }
 }
 
 /// Writes `session` as Chrome Trace Event JSON.
 pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
-    let mut events: Vec<&Event> = session.events.iter().collect();
+    let mut events: Vec<_> = session.events.iter().collect();
     events.sort_by_key(|e| e.ts_ns);
     let end_ts = events.last().map_or(0, |e| e.ts_ns);
-    let mut b = Builder {
+    let mut c = Chrome {
+        session,
+        kinds: HashMap::new(),
         out: Vec::new(),
         next_flow: 1,
     };
     let h = &session.header;
-    b.out.push(
-        json!({"ph": "M", "pid": THREADS_PID, "name": "process_name",
-        "args": {"name": format!("{} (pid {}) threads", h.process_name, h.pid)}}),
-    );
-    b.out
-        .push(json!({"ph": "M", "pid": TASKS_PID, "name": "process_name",
-        "args": {"name": format!("{} (pid {}) tasks", h.process_name, h.pid)}}));
-    b.out.push(json!({"ph": "M", "pid": THREADS_PID, "name": "process_sort_index", "args": {"sort_index": 0}}));
-    b.out.push(json!({"ph": "M", "pid": TASKS_PID, "name": "process_sort_index", "args": {"sort_index": 1}}));
-
-    let mut polls: HashMap<u64, (u64, u32)> = HashMap::new();
-    let mut parks: HashMap<u32, u64> = HashMap::new();
-    let mut blocking: HashMap<u64, (u64, u32)> = HashMap::new();
-    // Per task: flows waiting for its next poll, and when it became scheduled.
-    let mut flows: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut scheduled: HashMap<u64, u64> = HashMap::new();
+    for (pid, what, sort) in [(THREADS_PID, "threads", 0), (TASKS_PID, "tasks", 1)] {
+        c.out
+            .push(json!({"ph": "M", "pid": pid, "name": "process_name",
+            "args": {"name": format!("{} (pid {}) {what}", h.process_name, h.pid)}}));
+        c.out.push(json!({"ph": "M", "pid": pid, "name": "process_sort_index", "args": {"sort_index": sort}}));
+    }
     let mut named_threads = HashMap::new();
-
+    let mut tracker = Tracker::new(0, u64::MAX);
     for e in events {
-        let thread_tid = e.thread as u64;
+        let thread = (THREADS_PID, e.thread as u64);
         match &e.kind {
             EventKind::Thread { role, name } => {
                 let label = match role {
@@ -96,8 +186,8 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                     _ => 1000 + e.thread as u64,
                 };
                 if named_threads.insert(e.thread, label.clone()).as_ref() != Some(&label) {
-                    b.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread_tid, "name": "thread_name", "args": {"name": label}}));
-                    b.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread_tid, "name": "thread_sort_index", "args": {"sort_index": sort}}));
+                    c.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread.1, "name": "thread_name", "args": {"name": label}}));
+                    c.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread.1, "name": "thread_sort_index", "args": {"sort_index": sort}}));
                 }
             }
             EventKind::Spawn {
@@ -107,214 +197,57 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                 kind,
                 ..
             } => {
+                c.kinds.insert(*task, *kind);
                 let name = session.task_name(*task);
-                b.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_name", "args": {"name": format!("{name} #{task}")}}));
-                b.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_sort_index", "args": {"sort_index": task}}));
-                b.instant(
-                    TASKS_PID,
-                    *task,
-                    "spawned",
-                    "task",
-                    e.ts_ns,
-                    json!({"location": location, "parent": parent, "kind": format!("{kind:?}")}),
-                );
+                c.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_name", "args": {"name": format!("{name} #{task}")}}));
+                c.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_sort_index", "args": {"sort_index": task}}));
+                let args = json!({"location": location, "parent": parent, "kind": kind});
+                c.instant((TASKS_PID, *task), "spawned", "task", e.ts_ns, args);
             }
-            EventKind::PollStart { task } => {
-                polls.insert(*task, (e.ts_ns, e.thread));
-                if let Some(since) = scheduled.remove(task).filter(|s| *s != WHEN_POLL_ENDS) {
-                    b.slice(
-                        TASKS_PID,
-                        *task,
-                        "scheduled",
-                        "scheduled",
-                        since..e.ts_ns,
-                        json!({}),
-                    );
-                }
-                for id in flows.remove(task).unwrap_or_default() {
-                    b.out.push(
-                        json!({"ph": "f", "bp": "e", "pid": TASKS_PID, "tid": task, "name": "wake",
-                        "cat": "wake", "id": id, "ts": us(e.ts_ns)}),
-                    );
-                }
-            }
-            EventKind::PollEnd { task, ready, .. } => {
-                if let Some((start, thread)) = polls.remove(task) {
-                    let name = session.task_name(*task);
-                    let args = json!({"task": task, "ready": ready, "thread": thread});
-                    b.slice(
-                        TASKS_PID,
-                        *task,
-                        &name,
-                        "poll",
-                        start..e.ts_ns,
-                        args.clone(),
-                    );
-                    b.slice(
-                        THREADS_PID,
-                        thread as u64,
-                        &name,
-                        "poll",
-                        start..e.ts_ns,
-                        args,
-                    );
-                }
-                if let Some(s) = scheduled.get_mut(task).filter(|s| **s == WHEN_POLL_ENDS) {
-                    *s = e.ts_ns;
-                }
-            }
-            EventKind::Waker {
-                task,
-                op: WakeOp::Wake | WakeOp::WakeByRef,
-                by,
-            } => {
-                let id = b.next_flow;
-                b.next_flow += 1;
-                let label = format!("wake {}", session.task_name(*task));
-                // Start the arrow inside the waker's poll, or on a short slice of the
-                // waking thread.
-                let (pid, tid) = match by {
-                    WakeSource::Task(w) if polls.contains_key(w) => (TASKS_PID, *w),
-                    _ => {
-                        b.slice(
-                            THREADS_PID,
-                            thread_tid,
-                            &label,
-                            "wake",
-                            e.ts_ns..e.ts_ns + 1,
-                            json!({"by": by.label(), "task": task}),
-                        );
-                        (THREADS_PID, thread_tid)
-                    }
-                };
-                b.out.push(
-                    json!({"ph": "s", "pid": pid, "tid": tid, "name": "wake", "cat": "wake",
-                    "id": id, "ts": us(e.ts_ns), "args": {"by": by.label()}}),
-                );
-                flows.entry(*task).or_default().push(id);
-                // Woken during its own poll: scheduled from when that poll ends.
-                let since = if polls.contains_key(task) {
-                    WHEN_POLL_ENDS
-                } else {
-                    e.ts_ns
-                };
-                scheduled.entry(*task).or_insert(since);
-            }
-            EventKind::Waker { .. } => {}
             EventKind::Terminate { task, outcome } => {
-                b.instant(
-                    TASKS_PID,
-                    *task,
+                c.instant(
+                    (TASKS_PID, *task),
                     outcome.as_str(),
                     "task",
                     e.ts_ns,
                     json!({}),
                 );
             }
-            EventKind::Park => {
-                parks.insert(e.thread, e.ts_ns);
-            }
-            EventKind::Unpark => {
-                if let Some(start) = parks.remove(&e.thread) {
-                    b.slice(
-                        THREADS_PID,
-                        thread_tid,
-                        "parked",
-                        "park",
-                        start..e.ts_ns,
-                        json!({}),
-                    );
-                }
-            }
-            EventKind::BlockingStart { task } => {
-                blocking.insert(*task, (e.ts_ns, e.thread));
-            }
-            EventKind::BlockingEnd { task } => {
-                if let Some((start, thread)) = blocking.remove(task) {
-                    let name = format!("spawn_blocking {}", session.task_name(*task));
-                    b.slice(
-                        THREADS_PID,
-                        thread as u64,
-                        &name,
-                        "blocking",
-                        start..e.ts_ns,
-                        json!({"task": task}),
-                    );
-                    b.slice(
-                        TASKS_PID,
-                        *task,
-                        &name,
-                        "blocking",
-                        start..e.ts_ns,
-                        json!({"task": task}),
-                    );
-                }
-            }
             EventKind::TimerArmed { task, deadline_ns } => {
-                b.instant(
-                    TASKS_PID,
-                    *task,
-                    "timer armed",
-                    "timer",
-                    e.ts_ns,
-                    json!({"deadline_ns": deadline_ns}),
-                );
+                let args = json!({"deadline_ns": deadline_ns});
+                c.instant((TASKS_PID, *task), "timer armed", "timer", e.ts_ns, args);
             }
             EventKind::TimerFired { task } => {
-                b.instant(TASKS_PID, *task, "timer fired", "timer", e.ts_ns, json!({}));
-            }
-            EventKind::Dropped { count } => {
-                b.instant(
-                    THREADS_PID,
-                    thread_tid,
-                    "events dropped",
-                    "looptrace",
+                c.instant(
+                    (TASKS_PID, *task),
+                    "timer fired",
+                    "timer",
                     e.ts_ns,
-                    json!({"count": count}),
+                    json!({}),
                 );
             }
-            EventKind::Mark { label } => {
-                b.global_instant(THREADS_PID, thread_tid, label, "mark", e.ts_ns)
+            EventKind::Dropped { count } => {
+                let args = json!({"count": count});
+                c.instant(thread, "events dropped", "looptrace", e.ts_ns, args);
             }
-            // Where a task stood when a stream resumed: no slice of its own.
-            EventKind::TaskState { .. } => {}
+            EventKind::Mark { label } => {
+                // Across the whole trace: Perfetto draws it over every track.
+                c.out.push(
+                    json!({"ph": "i", "s": "g", "pid": thread.0, "tid": thread.1, "name": label,
+                    "cat": "mark", "ts": us(e.ts_ns), "args": {}}),
+                );
+            }
+            _ => {}
         }
+        tracker.push(e, &mut c);
     }
     // Close what the recording left open.
-    for (task, (start, thread)) in polls {
-        let name = session.task_name(task);
-        b.slice(
-            TASKS_PID,
-            task,
-            &name,
-            "poll",
-            start..end_ts,
-            json!({"unfinished": true}),
-        );
-        b.slice(
-            THREADS_PID,
-            thread as u64,
-            &name,
-            "poll",
-            start..end_ts,
-            json!({"unfinished": true}),
-        );
-    }
-    for (thread, start) in parks {
-        b.slice(
-            THREADS_PID,
-            thread as u64,
-            "parked",
-            "park",
-            start..end_ts,
-            json!({"unfinished": true}),
-        );
-    }
+    tracker.finish(end_ts, &mut c);
     let doc = json!({
-        "traceEvents": b.out,
+        "traceEvents": c.out,
         "displayTimeUnit": "ns",
         "otherData": {
-            "process": h.process_name, "pid": h.pid, "flavor": h.flavor.as_str(), "workers": h.workers,
+            "process": h.process_name, "pid": h.pid, "flavor": h.flavor, "workers": h.workers,
             "clock_origin_unix_ns": h.clock_origin_unix_ns, "exporter": "looptrace",
         },
     });

@@ -9,6 +9,7 @@
 //! process.
 
 use crate::session::{display_name, Session};
+use looptrace_api::EventLine;
 use looptrace_wire::{EventKind, ThreadRole, WakeOp};
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ pub fn write_jsonl(session: &Session, out: &mut impl Write) -> io::Result<()> {
         "ts_ns": 0,
         "process": h.process_name,
         "pid": h.pid,
-        "flavor": h.flavor.as_str(),
+        "flavor": h.flavor,
         "workers": h.workers,
         "clock_origin_unix_ns": h.clock_origin_unix_ns,
     });
@@ -32,100 +33,99 @@ pub fn write_jsonl(session: &Session, out: &mut impl Write) -> io::Result<()> {
         if let EventKind::Thread { role, .. } = e.kind {
             roles.insert(e.thread, role);
         }
-        let mut v = event_json(e);
-        v["worker"] = match roles.get(&e.thread) {
+        let mut line = event_json(e);
+        let worker = match roles.get(&e.thread) {
             Some(ThreadRole::Worker(i)) => Value::from(*i),
             _ => Value::Null,
         };
-        writeln!(out, "{v}")?;
+        line.fields.insert("worker".into(), worker);
+        serde_json::to_writer(&mut *out, &line).map_err(io::Error::other)?;
+        writeln!(out)?;
     }
     Ok(())
 }
 
-/// One event as a JSON object (the JSONL line without `worker`, which needs the
-/// thread's role).
-pub fn event_json(e: &looptrace_wire::Event) -> Value {
-    {
-        let mut m = Map::new();
-        m.insert("kind".into(), e.kind.name().into());
-        m.insert("ts_ns".into(), e.ts_ns.into());
-        m.insert("thread".into(), e.thread.into());
-        if let Some(task) = e.kind.task() {
-            m.insert("task".into(), task.into());
+/// One event as JSON (the JSONL line without `worker`, which needs the thread's
+/// role): what live batches carry too.
+pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
+    let mut m = Map::new();
+    if let Some(task) = e.kind.task() {
+        m.insert("task".into(), task.into());
+    }
+    match &e.kind {
+        EventKind::Thread { role, name } => {
+            let (role, index) = match role {
+                ThreadRole::Worker(i) => ("worker", Some(*i)),
+                ThreadRole::Blocking => ("blocking", None),
+                ThreadRole::External => ("external", None),
+            };
+            m.insert("role".into(), role.into());
+            m.insert("worker_index".into(), index.into());
+            m.insert("name".into(), name.clone().into());
         }
-        match &e.kind {
-            EventKind::Thread { role, name } => {
-                let (role, index) = match role {
-                    ThreadRole::Worker(i) => ("worker", Some(*i)),
-                    ThreadRole::Blocking => ("blocking", None),
-                    ThreadRole::External => ("external", None),
-                };
-                m.insert("role".into(), role.into());
-                m.insert("worker_index".into(), index.into());
-                m.insert("name".into(), name.clone().into());
-            }
-            EventKind::Spawn {
-                name,
-                location,
-                parent,
-                size_bytes,
-                kind,
-                ..
-            } => {
-                m.insert(
-                    "name".into(),
-                    display_name(name.as_deref(), location).into(),
-                );
-                m.insert("given_name".into(), name.clone().into());
-                m.insert("location".into(), location.clone().into());
-                m.insert("parent".into(), (*parent).into());
-                m.insert("size_bytes".into(), (*size_bytes).into());
-                m.insert(
-                    "task_kind".into(),
-                    format!("{kind:?}").to_lowercase().into(),
-                );
-            }
-            EventKind::Terminate { outcome, .. } => {
-                m.insert("outcome".into(), outcome.as_str().into());
-            }
-            EventKind::PollEnd {
-                ready,
-                clones,
-                drops,
-                ..
-            } => {
-                m.insert("ready".into(), (*ready).into());
-                m.insert("waker_clones".into(), (*clones).into());
-                m.insert("waker_drops".into(), (*drops).into());
-            }
-            EventKind::Waker { op, by, .. } => {
-                m.insert("by".into(), by.label().into());
-                if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
-                    m.insert(
-                        "op".into(),
-                        if *op == WakeOp::Wake {
-                            "wake"
-                        } else {
-                            "wake_by_ref"
-                        }
-                        .into(),
-                    );
-                }
-            }
-            EventKind::TimerArmed { deadline_ns, .. } => {
-                m.insert("deadline_ns".into(), (*deadline_ns).into());
-            }
-            EventKind::Dropped { count } => {
-                m.insert("count".into(), (*count).into());
-            }
-            EventKind::Mark { label } => {
-                m.insert("label".into(), label.as_str().into());
-            }
-            EventKind::TaskState { state, .. } => {
-                m.insert("state".into(), format!("{state:?}").to_lowercase().into());
-            }
-            _ => {}
+        EventKind::Spawn {
+            name,
+            location,
+            parent,
+            size_bytes,
+            kind,
+            ..
+        } => {
+            m.insert(
+                "name".into(),
+                display_name(name.as_deref(), location).into(),
+            );
+            m.insert("given_name".into(), name.clone().into());
+            m.insert("location".into(), location.clone().into());
+            m.insert("parent".into(), (*parent).into());
+            m.insert("size_bytes".into(), (*size_bytes).into());
+            m.insert("task_kind".into(), json!(kind));
         }
-        Value::Object(m)
+        EventKind::Terminate { outcome, .. } => {
+            m.insert("outcome".into(), outcome.as_str().into());
+        }
+        EventKind::PollEnd {
+            ready,
+            clones,
+            drops,
+            ..
+        } => {
+            m.insert("ready".into(), (*ready).into());
+            m.insert("waker_clones".into(), (*clones).into());
+            m.insert("waker_drops".into(), (*drops).into());
+        }
+        EventKind::Waker { op, by, .. } => {
+            m.insert("by".into(), by.to_string().into());
+            if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
+                m.insert(
+                    "op".into(),
+                    if *op == WakeOp::Wake {
+                        "wake"
+                    } else {
+                        "wake_by_ref"
+                    }
+                    .into(),
+                );
+            }
+        }
+        EventKind::TimerArmed { deadline_ns, .. } => {
+            m.insert("deadline_ns".into(), (*deadline_ns).into());
+        }
+        EventKind::Dropped { count } => {
+            m.insert("count".into(), (*count).into());
+        }
+        EventKind::Mark { label } => {
+            m.insert("label".into(), label.as_str().into());
+        }
+        EventKind::TaskState { state, .. } => {
+            m.insert("state".into(), state.as_str().into());
+        }
+        _ => {}
+    }
+    EventLine {
+        kind: e.kind.name().into(),
+        ts_ns: e.ts_ns,
+        thread: Some(e.thread),
+        fields: m,
     }
 }

@@ -11,11 +11,11 @@
 //! A task leak (the very thing the leak warning is for) then costs a few dozen
 //! bytes per leaked task, not kilobytes.
 
-use super::task::{Histograms, Phase, Task, WakeCounts};
+use super::task::{Histograms, Task};
 use super::Model;
-use looptrace_wire::TaskId;
+use looptrace_api::{GivenUp, ModelMemory, WakeCounts};
+use looptrace_wire::{Lifecycle, TaskId, TaskState};
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
 use std::sync::Arc;
 
 /// Strings tasks share: names and spawn locations (a thousand connection tasks
@@ -53,7 +53,7 @@ const TASK_BYTES: usize = std::mem::size_of::<Task>() + 16;
 const FOLDED_BYTES: usize = 40;
 
 /// Live tasks folded into their spawn location, to save memory.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Folded {
     pub name: Arc<str>,
     pub location: Arc<str>,
@@ -67,35 +67,6 @@ pub struct Folded {
     pub wakes: WakeCounts,
 }
 
-/// What a model gave up to stay within its memory.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct GivenUp {
-    /// Finished tasks forgotten to save memory (besides the usual oldest of
-    /// 10 000).
-    pub finished_tasks: u64,
-    /// Live tasks whose histograms were dropped.
-    pub histograms: u64,
-    /// Live tasks folded into their spawn location.
-    pub folded_tasks: u64,
-}
-
-/// Where a model's memory goes, in bytes.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct ModelMemory {
-    pub tasks: usize,
-    pub histograms: usize,
-    pub folded: usize,
-    pub names: usize,
-    pub warnings: usize,
-    pub other: usize,
-}
-
-impl ModelMemory {
-    pub fn total(&self) -> usize {
-        self.tasks + self.histograms + self.folded + self.names + self.warnings + self.other
-    }
-}
-
 /// The folded tasks of a model.
 #[derive(Default)]
 pub(crate) struct Folds {
@@ -106,17 +77,19 @@ pub(crate) struct Folds {
 impl Model {
     /// Where this model's memory goes.
     pub fn memory(&self) -> ModelMemory {
+        let other = self.marks.len() * (std::mem::size_of::<super::Mark>() + 32)
+            + (self.storms.len() + self.flagged_polls.len() + self.running.len()) * 32
+            + self.finished.len() * 8
+            + self.idle_unchecked.len() * 16;
         ModelMemory {
-            tasks: self.tasks.len() * TASK_BYTES,
-            histograms: self.histograms * histogram_bytes(),
-            folded: self.folds.of_task.len() * FOLDED_BYTES
-                + self.folds.by_location.len() * std::mem::size_of::<Folded>(),
-            names: self.names.bytes,
-            warnings: self.warning_bytes,
-            other: self.marks.len() * (std::mem::size_of::<super::Mark>() + 32)
-                + (self.storms.len() + self.flagged_polls.len() + self.running.len()) * 32
-                + self.finished.len() * 8
-                + self.idle_unchecked.len() * 16,
+            tasks: (self.tasks.len() * TASK_BYTES) as u64,
+            histograms: (self.histograms * histogram_bytes()) as u64,
+            folded: (self.folds.of_task.len() * FOLDED_BYTES
+                + self.folds.by_location.len() * std::mem::size_of::<Folded>())
+                as u64,
+            names: self.names.bytes as u64,
+            warnings: self.warning_bytes as u64,
+            other: other as u64,
         }
     }
 
@@ -138,6 +111,7 @@ impl Model {
     /// Gives up detail, oldest first (see the module), until the model holds at
     /// most `target` bytes or nothing is left to give up.
     pub fn shrink_to(&mut self, target: usize) {
+        let target = target as u64;
         while self.memory().total() > target {
             let Some(old) = self.finished.pop_front() else {
                 break;
@@ -154,8 +128,8 @@ impl Model {
         let mut idle: Vec<(u8, u64, TaskId)> = self
             .tasks
             .values()
-            .filter(|t| t.phase != Phase::Done && t.phase != Phase::Running)
-            .map(|t| ((t.phase != Phase::Idle) as u8, t.since_ns, t.id))
+            .filter(|t| t.state() != TaskState::Done && t.state() != TaskState::Running)
+            .map(|t| ((t.state() != TaskState::Idle) as u8, t.since_ns(), t.id))
             .collect();
         idle.sort_unstable();
         for &(_, _, id) in &idle {
@@ -228,7 +202,11 @@ impl Model {
         t.name = f.name.clone();
         t.location = location;
         t.hist = None;
-        t.phase = Phase::Idle;
+        t.life = Lifecycle {
+            state: Some(TaskState::Idle),
+            since_ns: ts,
+            ..Lifecycle::default()
+        };
         Some(t)
     }
 }

@@ -1,5 +1,5 @@
 //! The derived model of one session, computed incrementally as events arrive:
-//! per task its phase (running, scheduled, idle), statistics and histograms, per
+//! per task its state (running, scheduled, idle, done), statistics and histograms, per
 //! worker its busy and parked time, and warnings.
 
 pub mod memory;
@@ -11,13 +11,12 @@ pub mod worker;
 use looptrace_wire::{Event, EventKind, Header, TaskId, TaskState, ThreadRole, WakeOp, WakeSource};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use task::{Phase, Task};
+use task::Task;
 use warning::*;
 use worker::Worker;
 
-pub use task::WakeCounts;
-pub use timeline::{Aggregate, Interval, Window};
-pub use warning::{Thresholds, Warning, WarningKind};
+pub use looptrace_api::{Mark, WakeCounts, Warning, WarningKind};
+pub use warning::Thresholds;
 
 /// Finished tasks kept with their statistics; older ones are forgotten.
 const KEEP_FINISHED: usize = 10_000;
@@ -35,14 +34,6 @@ pub const MAX_WARNINGS: usize = 10_000;
 
 /// Labelled moments kept per session (the newest; older ones are dropped first).
 pub const MARKS_MAX: usize = 10_000;
-
-/// A moment the traced program labelled (`looptrace::mark`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Mark {
-    pub at_ns: u64,
-    pub thread: u32,
-    pub label: String,
-}
 
 /// Idle tasks remembered while no waker event has been seen (a session without
 /// waker events never has them checked, so the list stops growing here).
@@ -98,7 +89,7 @@ pub struct Model {
     /// Tasks with histograms.
     pub(crate) histograms: usize,
     pub(crate) folds: memory::Folds,
-    pub(crate) given_up: memory::GivenUp,
+    pub(crate) given_up: looptrace_api::GivenUp,
     pub(crate) warning_bytes: usize,
     /// Findings past [`MAX_WARNINGS`], counted only.
     pub warnings_over: u64,
@@ -269,7 +260,9 @@ impl Model {
                 t.parent = *parent;
                 t.size_bytes = *size_bytes;
                 t.spawned_ns = ts;
-                t.since_ns = ts;
+                if let Some(span) = t.life.apply(e) {
+                    t.add(&span);
+                }
                 let found = lints.large_future.check(t);
                 self.note_change(*task);
                 self.warn(lints.large_future, found, Some(*task), ts);
@@ -277,19 +270,20 @@ impl Model {
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let lints = self.lints;
                 let t = self.task(*task, ts);
-                let was = t.phase;
-                let waited = t.enter(Phase::Running, ts);
+                let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
                 t.polls += 1;
                 let mut found = None;
-                if was == Phase::Scheduled {
-                    t.record_scheduled(waited);
-                    if t.woken_by.is_some() {
-                        found = lints.scheduling_latency.check(&(&*t, waited));
+                if let Some(span) = t.life.apply(e) {
+                    t.add(&span);
+                    if span.state == TaskState::Scheduled {
+                        let waited = span.duration_ns();
+                        t.record_scheduled(waited);
+                        // Spawned, not woken: no wake to be late after.
+                        if span.woken_by.is_some() {
+                            found = lints.scheduling_latency.check(&(&*t, waited));
+                        }
                     }
                 }
-                t.woken_by = None;
-                let moved = t.last_thread.is_some_and(|prev| prev != e.thread);
-                t.last_thread = Some(e.thread);
                 if let Some(w) = self.workers.get_mut(&e.thread) {
                     w.polls += 1;
                     w.migrations += moved as u64;
@@ -304,17 +298,17 @@ impl Model {
             }
             EventKind::PollEnd {
                 task,
-                ready,
                 clones,
                 drops,
+                ..
             } => {
                 if let Some(t) = self.tasks.get_mut(task) {
                     // Its own waker's clones and drops during the poll, folded.
                     t.live_wakers += *clones as i64 - *drops as i64;
                 }
-                self.poll_end(*task, *ready, e.thread, ts)
+                self.poll_end(e, *task)
             }
-            EventKind::BlockingEnd { task } => self.poll_end(*task, true, e.thread, ts),
+            EventKind::BlockingEnd { task } => self.poll_end(e, *task),
             EventKind::Waker { task, op, by } => {
                 let lints = self.lints;
                 if !self.saw_wakers {
@@ -332,15 +326,8 @@ impl Model {
                 let (mut storm, mut lost) = (None, None);
                 if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
                     t.wakes.count(*task, *by);
-                    match t.phase {
-                        Phase::Idle => {
-                            t.enter(Phase::Scheduled, ts);
-                            t.woken_by = Some(*by);
-                        }
-                        Phase::Running => {
-                            t.woken_in_poll.get_or_insert(*by);
-                        }
-                        Phase::Scheduled | Phase::Done => {}
+                    if let Some(span) = t.life.apply(e) {
+                        t.add(&span);
                     }
                     if *by == WakeSource::Task(*task) {
                         let window = self.thresholds.self_wake_storm_window_ns;
@@ -362,9 +349,12 @@ impl Model {
                 let t = self.task(*task, ts);
                 t.outcome = Some(*outcome);
                 t.ended_ns = Some(ts);
-                // Inside its last poll: the poll's end closes it.
-                if t.phase != Phase::Running && t.phase != Phase::Done {
-                    t.enter(Phase::Done, ts);
+                // Inside its last poll, the poll's end closes it.
+                let was = t.life.state;
+                if let Some(span) = t.life.apply(e) {
+                    t.add(&span);
+                }
+                if was != Some(TaskState::Done) && t.life.state == Some(TaskState::Done) {
                     self.finish(*task);
                 }
                 self.note_change(*task);
@@ -387,15 +377,12 @@ impl Model {
             EventKind::TimerArmed { .. } | EventKind::TimerFired { .. } => {}
             EventKind::TaskState { task, state } => {
                 // Where it stands, not a transition: nothing is counted.
-                let phase = match state {
-                    TaskState::Running => Phase::Running,
-                    TaskState::Scheduled => Phase::Scheduled,
-                    TaskState::Idle => Phase::Idle,
-                };
                 let t = self.task(*task, ts);
-                t.phase = phase;
-                t.since_ns = ts;
-                if phase == Phase::Running {
+                let was = t.life.state;
+                t.life.apply(e);
+                if was != Some(TaskState::Done) && *state == TaskState::Done {
+                    self.finish(*task);
+                } else if *state == TaskState::Running {
                     self.running.insert(e.thread, (*task, ts, false));
                 }
                 self.note_change(*task);
@@ -431,42 +418,43 @@ impl Model {
             let found = self
                 .tasks
                 .get(&task)
-                .filter(|t| t.since_ns == at)
+                .filter(|t| t.since_ns() == at)
                 .and_then(|t| lost.check(t));
             self.warn(lost, found, Some(task), at);
         }
     }
 
-    fn poll_end(&mut self, task: TaskId, ready: bool, thread: u32, ts: u64) {
+    fn poll_end(&mut self, e: &Event, task: TaskId) {
+        let (ts, thread) = (e.ts_ns, e.thread);
         if self.running.get(&thread).is_some_and(|r| r.0 == task) {
             self.running.remove(&thread);
         }
         let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
         let t = self.task(task, ts);
-        let started = t.since_ns;
-        let next = if ready {
-            Phase::Done
-        } else if let Some(by) = t.woken_in_poll.take() {
-            t.woken_by = Some(by);
-            Phase::Scheduled
-        } else {
-            Phase::Idle
-        };
-        let poll = t.enter(next, ts);
-        t.record_poll(poll);
-        t.longest_poll_ns = t.longest_poll_ns.max(poll);
+        let started = t.since_ns();
+        let was = t.life.state;
+        let closed = t.life.apply(e);
+        let next = t.state();
         t.last_poll_ns = Some(ts);
-        let blocking = lints.blocking_poll.check(&(&*t, poll));
-        let never = lints.never_yields.check(&(&*t, poll));
-        let lost = if check_wakers && next == Phase::Idle {
+        // A poll's end without its start (lost, or before the data begins)
+        // measures nothing.
+        let poll = closed.map(|span| {
+            t.add(&span);
+            t.record_poll(span.duration_ns());
+            t.longest_poll_ns = t.longest_poll_ns.max(span.duration_ns());
+            span.duration_ns()
+        });
+        let blocking = poll.and_then(|poll| lints.blocking_poll.check(&(&*t, poll)));
+        let never = poll.and_then(|poll| lints.never_yields.check(&(&*t, poll)));
+        let lost = if check_wakers && next == TaskState::Idle {
             lints.lost_waker.check(t)
         } else {
             None
         };
         if !self.saw_wakers
             && !self.coarse
-            && next == Phase::Idle
+            && next == TaskState::Idle
             && self.idle_unchecked.len() < EARLY_IDLE_MAX
         {
             self.idle_unchecked.push((task, ts));
@@ -476,7 +464,7 @@ impl Model {
             w.running = None;
             w.since_ns = ts;
         }
-        if ready {
+        if was != Some(TaskState::Done) && next == TaskState::Done {
             self.finish(task);
         }
         self.note_change(task);

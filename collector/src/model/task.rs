@@ -1,74 +1,9 @@
 //! One task's derived state and statistics.
 
 use hdrhistogram::Histogram;
-use looptrace_wire::{Outcome, TaskId, TaskKind, WakeSource};
-use serde::Serialize;
+use looptrace_api::WakeCounts;
+use looptrace_wire::{Lifecycle, Outcome, Span, TaskId, TaskKind, TaskState};
 use std::sync::Arc;
-
-/// What a task is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    /// Being polled.
-    Running,
-    /// Woken (or just spawned), waiting for a worker to poll it.
-    Scheduled,
-    /// Returned Pending and not woken yet.
-    Idle,
-    /// Finished.
-    Done,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Running => "running",
-            Phase::Scheduled => "scheduled",
-            Phase::Idle => "idle",
-            Phase::Done => "done",
-        }
-    }
-}
-
-/// Wakes of a task by where they came from.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct WakeCounts {
-    /// By another task.
-    pub task: u64,
-    /// By the task itself.
-    #[serde(rename = "self")]
-    pub own: u64,
-    pub timer: u64,
-    pub io: u64,
-    pub blocking: u64,
-    pub external: u64,
-}
-
-impl WakeCounts {
-    pub fn total(&self) -> u64 {
-        self.task + self.own + self.timer + self.io + self.blocking + self.external
-    }
-
-    pub(crate) fn add(&mut self, o: &WakeCounts) {
-        self.task += o.task;
-        self.own += o.own;
-        self.timer += o.timer;
-        self.io += o.io;
-        self.blocking += o.blocking;
-        self.external += o.external;
-    }
-
-    pub(crate) fn count(&mut self, woken: TaskId, by: WakeSource) {
-        match by {
-            WakeSource::Task(t) if t == woken => self.own += 1,
-            WakeSource::Task(_) => self.task += 1,
-            WakeSource::Timer => self.timer += 1,
-            WakeSource::Io => self.io += 1,
-            WakeSource::Blocking => self.blocking += 1,
-            WakeSource::External => self.external += 1,
-        }
-    }
-}
 
 /// A task's poll-time and scheduling-latency histograms: most of what a task
 /// costs the collector (some 4 KiB), so the first detail given up when memory
@@ -110,9 +45,9 @@ pub struct Task {
     pub spawned_ns: u64,
     pub ended_ns: Option<u64>,
     pub outcome: Option<Outcome>,
-    pub phase: Phase,
-    /// When the current phase began.
-    pub since_ns: u64,
+    /// Where it stands (the one derivation of task states, shared with the
+    /// timeline and the exports).
+    pub life: Lifecycle,
     pub polls: u64,
     pub busy_ns: u64,
     pub scheduled_ns: u64,
@@ -120,16 +55,10 @@ pub struct Task {
     pub wakes: WakeCounts,
     pub longest_poll_ns: u64,
     pub last_poll_ns: Option<u64>,
-    /// Worker thread of the last poll.
-    pub last_thread: Option<u32>,
-    /// Source of the wake that scheduled it, while scheduled.
-    pub woken_by: Option<WakeSource>,
     /// Wakers alive (clones not yet dropped or consumed).
     pub live_wakers: i64,
     /// Warnings raised about this task (kept here: task lists show it for every task).
     pub warnings: u32,
-    /// Woken while being polled: scheduled again once the poll ends.
-    pub(crate) woken_in_poll: Option<WakeSource>,
     /// `None` once given up to stay within the memory budget (the counters stay).
     pub hist: Option<Box<Histograms>>,
 }
@@ -155,8 +84,7 @@ impl Task {
             spawned_ns: ts,
             ended_ns: None,
             outcome: None,
-            phase: Phase::Scheduled,
-            since_ns: ts,
+            life: Lifecycle::default(),
             polls: 0,
             busy_ns: 0,
             scheduled_ns: 0,
@@ -164,11 +92,8 @@ impl Task {
             wakes: WakeCounts::default(),
             longest_poll_ns: 0,
             last_poll_ns: None,
-            last_thread: None,
-            woken_by: None,
             live_wakers: 0,
             warnings: 0,
-            woken_in_poll: None,
             hist: Some(Histograms::new()),
         }
     }
@@ -187,29 +112,38 @@ impl Task {
         }
     }
 
-    /// Ends the current phase at `ts`, adding its time to the right total.
-    pub(crate) fn enter(&mut self, phase: Phase, ts: u64) -> u64 {
-        let spent = ts.saturating_sub(self.since_ns);
-        match self.phase {
-            Phase::Running => self.busy_ns += spent,
-            Phase::Scheduled => self.scheduled_ns += spent,
-            Phase::Idle => self.idle_ns += spent,
-            Phase::Done => {}
-        }
-        self.phase = phase;
-        self.since_ns = ts;
-        spent
+    /// Where it stands (scheduled until an event says otherwise).
+    pub fn state(&self) -> TaskState {
+        self.life.state.unwrap_or(TaskState::Scheduled)
     }
 
-    /// Totals as of `now`, counting the current phase so far.
+    /// When its current state began.
+    pub fn since_ns(&self) -> u64 {
+        self.life.since_ns
+    }
+
+    /// Adds a stretch it spent in one state to the right total.
+    pub(crate) fn add(&mut self, span: &Span) {
+        let spent = span.duration_ns();
+        match span.state {
+            TaskState::Running => self.busy_ns += spent,
+            TaskState::Scheduled => self.scheduled_ns += spent,
+            TaskState::Idle => self.idle_ns += spent,
+            TaskState::Done => {}
+        }
+    }
+
+    /// Totals (busy, scheduled, idle) as of `now`, counting the current state so far.
     pub fn totals_at(&self, now: u64) -> (u64, u64, u64) {
-        let open = now.saturating_sub(self.since_ns);
         let (mut b, mut s, mut i) = (self.busy_ns, self.scheduled_ns, self.idle_ns);
-        match self.phase {
-            Phase::Running => b += open,
-            Phase::Scheduled => s += open,
-            Phase::Idle => i += open,
-            Phase::Done => {}
+        if let Some(open) = self.life.open_span(now.max(self.life.since_ns)) {
+            let spent = open.duration_ns();
+            match open.state {
+                TaskState::Running => b += spent,
+                TaskState::Scheduled => s += spent,
+                TaskState::Idle => i += spent,
+                TaskState::Done => {}
+            }
         }
         (b, s, i)
     }

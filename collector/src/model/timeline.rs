@@ -2,99 +2,16 @@
 //! scheduled, idle), per worker which task ran and when it was parked, wake arrows
 //! and markers; or, zoomed out, the same aggregated into time buckets.
 
-use super::task::Phase;
-use looptrace_wire::{Event, EventKind, TaskId, TaskState, WakeOp, WakeSource};
+pub use looptrace_api::{
+    Aggregate, Interval, Marker, MarkerKind, TaskBuckets, WakeArrow, Window, WorkerBuckets,
+    WorkerSpan,
+};
+use looptrace_wire::{Event, EventKind, Lifecycle, Span, TaskId, TaskState, WakeOp, WakeSource};
 use rustc_hash::FxHashMap;
-use serde::{Serialize, Serializer};
-
-/// A wake source as viewers read it: `task:<id>`, `timer`, `io`, `blocking`,
-/// `external`.
-fn label<S: Serializer>(by: &WakeSource, s: S) -> Result<S::Ok, S::Error> {
-    match by {
-        WakeSource::Task(id) => s.collect_str(&format_args!("task:{id}")),
-        other => s.serialize_str(match other {
-            WakeSource::Timer => "timer",
-            WakeSource::Io => "io",
-            WakeSource::Blocking => "blocking",
-            _ => "external",
-        }),
-    }
-}
-
-fn label_opt<S: Serializer>(by: &Option<WakeSource>, s: S) -> Result<S::Ok, S::Error> {
-    match by {
-        Some(by) => label(by, s),
-        None => s.serialize_none(),
-    }
-}
-
-/// A stretch of time a task spent in one phase.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Interval {
-    pub task: TaskId,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub phase: Phase,
-    /// Running: the thread polling it, and whether the poll returned Ready.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub thread: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ready: Option<bool>,
-    /// Scheduled: who woke it.
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "label_opt")]
-    pub woken_by: Option<WakeSource>,
-}
-
-/// A wake: from its source, at `at_ns`, to the task's next poll.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WakeArrow {
-    pub task: TaskId,
-    pub at_ns: u64,
-    #[serde(serialize_with = "label")]
-    pub by: WakeSource,
-    pub thread: u32,
-    /// When the woken task was next polled.
-    pub polled_ns: Option<u64>,
-}
-
-/// What a worker did: polled `task`, or was parked (`task` is None).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct WorkerSpan {
-    pub thread: u32,
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub task: Option<TaskId>,
-}
-
-/// A point event on a task: `spawn`, `terminate`, `timer_armed`, `timer_fired`,
-/// `io_ready`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Marker {
-    pub task: TaskId,
-    pub at_ns: u64,
-    pub kind: &'static str,
-}
-
-/// Everything in a time window, at full detail.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Window {
-    pub start_ns: u64,
-    pub end_ns: u64,
-    /// Events up to this time are in; phases still open then were closed here.
-    pub until_ns: u64,
-    pub intervals: Vec<Interval>,
-    pub wakes: Vec<WakeArrow>,
-    pub workers: Vec<WorkerSpan>,
-    pub markers: Vec<Marker>,
-}
 
 #[derive(Debug, Default, Clone)]
 struct TaskTrack {
-    phase: Option<Phase>,
-    since: u64,
-    thread: Option<u32>,
-    woken_by: Option<WakeSource>,
-    woken_in_poll: Option<WakeSource>,
+    life: Lifecycle,
     /// Wakes waiting for the task's next poll.
     arrows: Vec<WakeArrow>,
 }
@@ -181,34 +98,20 @@ impl Tracker {
         self.last_ns
     }
 
-    fn close(
-        (start_ns, end_ns): (u64, u64),
-        out: &mut impl Out,
-        task: TaskId,
-        t: &TaskTrack,
-        ts: u64,
-        ready: Option<bool>,
-    ) {
-        let Some(phase) = t.phase else { return };
-        if phase == Phase::Done || !overlaps((start_ns, end_ns), t.since, ts) {
+    /// Adds what `span` (a stretch `task` closed) shows of the window to `out`.
+    fn close((start_ns, end_ns): (u64, u64), out: &mut impl Out, task: TaskId, span: Option<Span>) {
+        let Some(span) = span else { return };
+        if !overlaps((start_ns, end_ns), span.start_ns, span.end_ns) {
             return;
         }
         out.interval(Interval {
             task,
-            start_ns: t.since.max(start_ns),
-            end_ns: ts.min(end_ns),
-            phase,
-            thread: if phase == Phase::Running {
-                t.thread
-            } else {
-                None
-            },
-            ready: if phase == Phase::Running { ready } else { None },
-            woken_by: if phase == Phase::Scheduled {
-                t.woken_by
-            } else {
-                None
-            },
+            start_ns: span.start_ns.max(start_ns),
+            end_ns: span.end_ns.min(end_ns),
+            state: span.state,
+            thread: span.thread,
+            ready: span.ready,
+            woken_by: span.woken_by,
         });
     }
 
@@ -250,44 +153,43 @@ impl Tracker {
             }
         };
         match &e.kind {
-            EventKind::TaskState { task, state } => {
+            EventKind::TaskState { task, .. } => {
                 // A stream starting over: where the task stands, from now.
-                let t = self.tasks.entry(*task).or_default();
-                t.phase = Some(match state {
-                    TaskState::Running => Phase::Running,
-                    TaskState::Scheduled => Phase::Scheduled,
-                    TaskState::Idle => Phase::Idle,
-                });
-                t.since = ts;
-                t.thread = Some(e.thread);
+                self.tasks.entry(*task).or_default().life.apply(e);
             }
             EventKind::Spawn { task, .. } => {
                 let t = self.tasks.entry(*task).or_default();
-                t.phase = Some(Phase::Scheduled);
-                t.since = ts;
-                marker(&mut |m| out.marker(m), *task, "spawn");
+                Self::close(range, out, *task, t.life.apply(e));
+                marker(&mut |m| out.marker(m), *task, MarkerKind::Spawn);
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t, ts, None);
+                Self::close(range, out, *task, t.life.apply(e));
                 for mut a in t.arrows.drain(..) {
                     a.polled_ns = Some(ts);
                     out.wake(a);
                 }
-                t.phase = Some(Phase::Running);
-                t.since = ts;
-                t.thread = Some(e.thread);
-                t.woken_by = None;
                 if let Some((since, None)) = self.workers.get(&e.thread).copied() {
                     // A poll on a worker still marked parked: the park ended.
                     self.worker_span(out, e.thread, since, ts, None);
                 }
                 self.workers.insert(e.thread, (ts, Some(*task)));
             }
-            EventKind::PollEnd { task, ready, .. } => {
-                self.poll_end(out, *task, *ready, e.thread, ts)
+            EventKind::PollEnd { task, .. } | EventKind::BlockingEnd { task } => {
+                let t = self.tasks.entry(*task).or_default();
+                Self::close(range, out, *task, t.life.apply(e));
+                if t.life.state == Some(TaskState::Done) {
+                    // Finished: wakes of it that never led to a poll end here.
+                    for a in t.arrows.drain(..) {
+                        out.wake(a);
+                    }
+                    self.tasks.remove(task);
+                }
+                if let Some((since, Some(_))) = self.workers.get(&e.thread).copied() {
+                    self.worker_span(out, e.thread, since, ts, Some(*task));
+                    self.workers.remove(&e.thread);
+                }
             }
-            EventKind::BlockingEnd { task } => self.poll_end(out, *task, true, e.thread, ts),
             EventKind::Waker {
                 task,
                 op: WakeOp::Wake | WakeOp::WakeByRef,
@@ -307,28 +209,17 @@ impl Tracker {
                         out.marker(Marker {
                             task: *task,
                             at_ns: ts,
-                            kind: "io_ready",
+                            kind: MarkerKind::IoReady,
                         });
                     }
                 }
-                match t.phase {
-                    Some(Phase::Running) => {
-                        t.woken_in_poll.get_or_insert(*by);
-                    }
-                    Some(Phase::Idle) | None => {
-                        Self::close(range, out, *task, t, ts, None);
-                        t.phase = Some(Phase::Scheduled);
-                        t.since = ts;
-                        t.woken_by = Some(*by);
-                    }
-                    Some(Phase::Scheduled) | Some(Phase::Done) => {}
-                }
+                Self::close(range, out, *task, t.life.apply(e));
             }
             EventKind::Terminate { task, .. } => {
                 if let Some(t) = self.tasks.get_mut(task) {
-                    // While running, its last poll closes it.
-                    if t.phase != Some(Phase::Running) {
-                        Self::close(range, out, *task, t, ts, None);
+                    Self::close(range, out, *task, t.life.apply(e));
+                    // While running, its last poll's end closes it.
+                    if t.life.state == Some(TaskState::Done) {
                         // Wakes that will never lead to a poll.
                         for a in t.arrows.drain(..) {
                             out.wake(a);
@@ -336,12 +227,14 @@ impl Tracker {
                         self.tasks.remove(task);
                     }
                 }
-                marker(&mut |m| out.marker(m), *task, "terminate");
+                marker(&mut |m| out.marker(m), *task, MarkerKind::Terminate);
             }
             EventKind::TimerArmed { task, .. } => {
-                marker(&mut |m| out.marker(m), *task, "timer_armed")
+                marker(&mut |m| out.marker(m), *task, MarkerKind::TimerArmed)
             }
-            EventKind::TimerFired { task } => marker(&mut |m| out.marker(m), *task, "timer_fired"),
+            EventKind::TimerFired { task } => {
+                marker(&mut |m| out.marker(m), *task, MarkerKind::TimerFired)
+            }
             EventKind::Park => {
                 self.workers.insert(e.thread, (ts, None));
             }
@@ -355,34 +248,6 @@ impl Tracker {
         }
     }
 
-    fn poll_end(&mut self, out: &mut impl Out, task: TaskId, ready: bool, thread: u32, ts: u64) {
-        let range = self.range();
-        let t = self.tasks.entry(task).or_default();
-        if t.phase == Some(Phase::Running) {
-            Self::close(range, out, task, t, ts, Some(ready));
-        }
-        t.since = ts;
-        if ready {
-            // Finished: wakes of it that never led to a poll end here.
-            for a in t.arrows.drain(..) {
-                out.wake(a);
-            }
-            self.tasks.remove(&task);
-        } else {
-            t.phase = Some(match t.woken_in_poll.take() {
-                Some(by) => {
-                    t.woken_by = Some(by);
-                    Phase::Scheduled
-                }
-                None => Phase::Idle,
-            });
-        }
-        if let Some((since, Some(_))) = self.workers.get(&thread).copied() {
-            self.worker_span(out, thread, since, ts, Some(task));
-            self.workers.remove(&thread);
-        }
-    }
-
     /// Closes everything still open at `until` (the end of a window).
     pub fn finish(mut self, until: u64, out: &mut impl Out) {
         let range = self.range();
@@ -390,7 +255,7 @@ impl Tracker {
         ids.sort_unstable();
         for id in ids {
             if let Some(mut t) = self.tasks.remove(&id) {
-                Self::close(range, out, id, &t, until, None);
+                Self::close(range, out, id, t.life.open_span(until));
                 for a in t.arrows.drain(..) {
                     out.wake(a);
                 }
@@ -405,7 +270,7 @@ impl Tracker {
 }
 
 /// Replays `events` (in time order) and keeps what overlaps `[start_ns, end_ns)`.
-/// Phases open at the end are closed at `end_ns` (or at the last event, if the
+/// States open at the end are closed at `end_ns` (or at the last event, if the
 /// data ends earlier).
 pub fn window(events: &[Event], start_ns: u64, end_ns: u64) -> Window {
     window_from(Tracker::new(start_ns, end_ns), events, start_ns, end_ns)
@@ -425,7 +290,7 @@ pub fn window_from(tracker: Tracker, events: &[Event], start_ns: u64, end_ns: u6
 }
 
 /// Runs `tracker` over `events` up to `end_ns` and closes what is open; returns
-/// the time phases were closed at. `each(k, tracker)` is called before the k-th
+/// the time open states were closed at. `each(k, tracker)` is called before the k-th
 /// event (checkpoints are taken there).
 pub fn follow(
     tracker: Tracker,
@@ -481,7 +346,7 @@ impl Follow {
         true
     }
 
-    /// Closes what is open; returns the time phases were closed at.
+    /// Closes what is open; returns the time open states were closed at.
     pub fn finish(self, out: &mut impl Out) -> u64 {
         let until = if self.past_end {
             self.end_ns
@@ -577,38 +442,6 @@ impl Out for Capped {
             Capped::Aggregated(a) => a.marker(m),
         }
     }
-}
-
-/// A window summarised into equal time buckets, for zoomed-out views.
-#[derive(Debug, Clone, Serialize)]
-pub struct Aggregate {
-    pub start_ns: u64,
-    pub end_ns: u64,
-    pub until_ns: u64,
-    pub bucket_ns: u64,
-    pub tasks: Vec<TaskBuckets>,
-    pub workers: Vec<WorkerBuckets>,
-    /// Wakes per bucket, by any source.
-    pub wakes: Vec<u32>,
-}
-
-/// Per bucket: the share of it a task spent running and scheduled, its polls and
-/// the wakes it received.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskBuckets {
-    pub task: TaskId,
-    pub running: Vec<f32>,
-    pub scheduled: Vec<f32>,
-    pub polls: Vec<u32>,
-    pub wakes: Vec<u32>,
-}
-
-/// Per bucket: the share of it a worker spent polling, and parked.
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkerBuckets {
-    pub thread: u32,
-    pub busy: Vec<f32>,
-    pub parked: Vec<f32>,
 }
 
 fn spread(buckets: &mut [f32], start: u64, end: u64, w0: u64, bucket: u64) {
@@ -727,12 +560,12 @@ impl Out for Aggregator {
         let (w0, bucket_ns) = (self.start_ns, self.bucket_ns);
         let b = self.bucket(i.start_ns);
         let t = self.task(i.task);
-        match i.phase {
-            Phase::Running => {
+        match i.state {
+            TaskState::Running => {
                 spread(&mut t.running, i.start_ns, i.end_ns, w0, bucket_ns);
                 t.polls[b] += 1;
             }
-            Phase::Scheduled => spread(&mut t.scheduled, i.start_ns, i.end_ns, w0, bucket_ns),
+            TaskState::Scheduled => spread(&mut t.scheduled, i.start_ns, i.end_ns, w0, bucket_ns),
             _ => {}
         }
     }

@@ -4,8 +4,10 @@
 //! viewer can jump there; repeats of the same warning on the same task are counted
 //! on the first one.
 
-use super::task::{Phase, Task};
+use super::task::Task;
+use looptrace_api::WarningKind;
 use looptrace_wire::TaskKind;
+use looptrace_wire::TaskState;
 use serde::Serialize;
 
 /// Thresholds of the detectors. Defaults in [`Thresholds::default`].
@@ -42,37 +44,6 @@ impl Default for Thresholds {
             task_leak_window_ns: 10_000_000_000,
         }
     }
-}
-
-/// Which detector raised a warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WarningKind {
-    BlockingPoll,
-    SchedulingLatency,
-    LostWaker,
-    NeverYields,
-    SelfWakeStorm,
-    LargeFuture,
-    TaskLeak,
-}
-
-/// One warning.
-#[derive(Debug, Clone, Serialize)]
-pub struct Warning {
-    pub id: usize,
-    pub kind: WarningKind,
-    pub task: Option<u64>,
-    pub task_name: Option<String>,
-    /// When it was first seen.
-    pub at_ns: u64,
-    /// When it was last seen.
-    pub last_ns: u64,
-    /// Times seen.
-    pub count: u64,
-    /// The measured value that crossed the threshold (ns, bytes or tasks).
-    pub value: u64,
-    pub message: String,
 }
 
 fn ms(ns: u64) -> String {
@@ -164,8 +135,10 @@ pub struct LostWaker;
 impl Warn<Task> for LostWaker {
     const KIND: WarningKind = WarningKind::LostWaker;
     fn check(&self, task: &Task) -> Option<u64> {
-        (task.phase == Phase::Idle && task.live_wakers <= 0 && task.woken_in_poll.is_none())
-            .then_some(0)
+        (task.state() == TaskState::Idle
+            && task.live_wakers <= 0
+            && task.life.woken_in_poll.is_none())
+        .then_some(0)
     }
     fn format(&self, name: &str, _: u64) -> String {
         format!(

@@ -1,10 +1,9 @@
 //! One worker thread's derived state.
 
 use looptrace_wire::TaskId;
-use serde::Serialize;
 
 /// A worker thread of the traced runtime.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Worker {
     pub thread: u32,
     pub index: u32,
@@ -18,9 +17,7 @@ pub struct Worker {
     /// Task being polled now.
     pub running: Option<TaskId>,
     pub parked: bool,
-    #[serde(skip)]
     pub(crate) since_ns: u64,
-    #[serde(skip)]
     pub(crate) first_ns: u64,
 }
 

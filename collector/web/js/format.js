@@ -18,7 +18,6 @@ function trim(x) {
 }
 
 /** A moment of the session (ns since its origin). */
-export const fmtTime = fmtDur;
 
 /** Ticks for an axis spanning [start, end] ns with about `count` ticks. */
 export function ticks(start, end, count) {

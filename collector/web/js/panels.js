@@ -99,7 +99,7 @@ export class Details {
     let poll = "";
     if (sel.interval) {
       const iv = sel.interval;
-      const before = model.allIntervals().find((i) => i.task === iv.task && i.phase === "scheduled" && i.end_ns === iv.start_ns);
+      const before = model.allIntervals().find((i) => i.task === iv.task && i.state === "scheduled" && i.end_ns === iv.start_ns);
       poll = `<h3>Selected poll</h3><dl>
 <dt>start</dt><dd>${fmtDur(iv.start_ns)}</dd><dt>duration</dt><dd>${fmtDur(iv.end_ns - iv.start_ns)}</dd>
 <dt>returned</dt><dd>${iv.ready ? "Ready" : "Pending"}</dd>

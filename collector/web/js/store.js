@@ -167,21 +167,21 @@ export class SessionModel {
 
   /** What every task was doing at `t`: {running: [{task, thread}], scheduled: [...], idle: [...]}. */
   stateAt(t) {
-    const phase = new Map();
+    const at = new Map();
     for (const i of this.allIntervals()) {
-      if (i.start_ns <= t && t < i.end_ns) phase.set(i.task, i);
+      if (i.start_ns <= t && t < i.end_ns) at.set(i.task, i);
     }
     const until = this.dataUntil();
     if (t >= until) {
       for (const task of this.tasks.values()) {
-        if (task.state !== "done" && task.state_since_ns <= t && !phase.has(task.id)) {
-          phase.set(task.id, { task: task.id, phase: task.state, start_ns: task.state_since_ns, thread: task.thread });
+        if (task.state !== "done" && task.state_since_ns <= t && !at.has(task.id)) {
+          at.set(task.id, { task: task.id, state: task.state, start_ns: task.state_since_ns, thread: task.thread });
         }
       }
     }
     const out = { running: [], scheduled: [], idle: [] };
-    for (const i of phase.values()) {
-      if (out[i.phase]) out[i.phase].push(i);
+    for (const i of at.values()) {
+      if (out[i.state]) out[i.state].push(i);
     }
     out.scheduled.sort((a, b) => a.start_ns - b.start_ns);
     return out;

@@ -449,7 +449,7 @@ export class Timeline extends EventTarget {
       if (!visible(li)) continue;
       const start = Math.max(t.state_since_ns, until);
       if (start >= now || now < vs || start > ve) continue;
-      this.drawInterval({ task: t.id, phase: t.state, start_ns: start, end_ns: now }, this.laneY(li), true);
+      this.drawInterval({ task: t.id, state: t.state, start_ns: start, end_ns: now }, this.laneY(li), true);
     }
     // Worker lanes.
     for (const s of m.allWorkerSpans()) {
@@ -500,8 +500,8 @@ export class Timeline extends EventTarget {
     if (this.drawSeen && !this.drawSeen.has(iv.task)) this.drawSeen.set(iv.task, performance.timeOrigin + performance.now());
     const x0 = this.x(iv.start_ns);
     const x1 = this.x(iv.end_ns);
-    const w = Math.max(x1 - x0, iv.phase === "running" ? 2 : 1);
-    if (iv.phase === "running") {
+    const w = Math.max(x1 - x0, iv.state === "running" ? 2 : 1);
+    if (iv.state === "running") {
       ctx.fillStyle = taskColor(iv.task);
       ctx.fillRect(x0, y + 3, w, ROW_H - 6);
       if (iv.ready && w >= 3) {
@@ -515,14 +515,14 @@ export class Timeline extends EventTarget {
         ctx.strokeRect(x0 - 1, y + 2, w + 2, ROW_H - 4);
         ctx.lineWidth = 1;
       }
-    } else if (iv.phase === "scheduled") {
+    } else if (iv.state === "scheduled") {
       ctx.fillStyle = taskColor(iv.task, 78);
       ctx.fillRect(x0, y + 7, w, ROW_H - 14);
-    } else if (iv.phase === "idle") {
+    } else if (iv.state === "idle") {
       ctx.fillStyle = c.idle;
       ctx.fillRect(x0, y + ROW_H / 2 - 1, w, 2);
     }
-    if (open && iv.phase === "running") {
+    if (open && iv.state === "running") {
       ctx.fillStyle = hexAlpha(c.bg, 0.35);
       ctx.fillRect(x0, y + 3, w, ROW_H - 6);
     }
@@ -641,12 +641,12 @@ export class Timeline extends EventTarget {
       let best = null;
       for (const iv of this.model.allIntervals()) {
         if (iv.task !== lane.id || iv.start_ns - slop > t || iv.end_ns + slop < t) continue;
-        if (!best || (iv.phase === "running" && best.phase !== "running")) best = iv;
+        if (!best || (iv.state === "running" && best.state !== "running")) best = iv;
       }
       if (!best) {
         const task = this.model.tasks.get(lane.id);
         if (task && task.state !== "done" && t >= Math.max(task.state_since_ns, this.model.dataUntil())) {
-          best = { task: task.id, phase: task.state, start_ns: task.state_since_ns, end_ns: this.now(), open: true };
+          best = { task: task.id, state: task.state, start_ns: task.state_since_ns, end_ns: this.now(), open: true };
         }
       }
       return { lane, t, interval: best };
@@ -666,8 +666,8 @@ export class Timeline extends EventTarget {
     const name = (id) => (m.tasks.get(id) || { name: `task ${id}` }).name;
     if (h.interval) {
       const iv = h.interval;
-      const lines = [`${name(iv.task)} #${iv.task}`, `${iv.phase}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${fmtDur(iv.start_ns)}`];
-      if (iv.phase === "running" && iv.ready != null) lines.push(iv.ready ? "returned Ready" : "returned Pending");
+      const lines = [`${name(iv.task)} #${iv.task}`, `${iv.state}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${fmtDur(iv.start_ns)}`];
+      if (iv.state === "running" && iv.ready != null) lines.push(iv.ready ? "returned Ready" : "returned Pending");
       if (iv.woken_by) lines.push(`woken by ${describeSource(iv.woken_by, m)}`);
       return lines.join("\n");
     }
@@ -793,7 +793,7 @@ export class Timeline extends EventTarget {
       this.dirty = true;
       return;
     }
-    if (h.lane.kind === "task") this.select(h.lane.id, h.interval && h.interval.phase === "running" ? h.interval : null);
+    if (h.lane.kind === "task") this.select(h.lane.id, h.interval && h.interval.state === "running" ? h.interval : null);
     else if (h.span && h.span.task != null) this.select(h.span.task);
   }
 

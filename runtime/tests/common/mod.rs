@@ -98,7 +98,7 @@ impl Trace {
                     op: WakeOp::Wake | WakeOp::WakeByRef,
                     by,
                     ..
-                } => Some(format!("wake by {}", by.label())),
+                } => Some(format!("wake by {}", by)),
                 EventKind::Terminate { outcome, .. } => {
                     Some(format!("terminate {}", outcome.as_str()))
                 }

@@ -19,8 +19,8 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         return;
     };
     let summary = app.state.tasks.get(&id);
-    let detail = app.state.detail.as_ref().filter(|d| d.task.id == id);
-    let Some(t) = detail.map(|d| &d.task).or(summary) else {
+    let detail = app.state.detail.as_ref().filter(|d| d.detail.task.id == id);
+    let Some(t) = detail.map(|d| &d.detail.task).or(summary) else {
         return;
     };
     let [top, mid, bottom] = Layout::vertical([
@@ -83,7 +83,9 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         wakes,
     );
     // Poll-time histogram.
-    let hist = detail.map(|d| d.poll_histogram.clone()).unwrap_or_default();
+    let hist = detail
+        .map(|d| d.detail.poll_histogram.clone())
+        .unwrap_or_default();
     let bars: Vec<Bar> = hist
         .iter()
         .map(|(upto, n)| {
@@ -122,7 +124,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                     Some(false) => "Pending".into(),
                     None => "–".into(),
                 },
-                p.woken_by.clone().unwrap_or_else(|| "–".into()),
+                p.woken_by.map_or_else(|| "–".into(), |b| b.to_string()),
             ])
         })
         .collect();

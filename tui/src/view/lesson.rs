@@ -1,7 +1,7 @@
 //! The lesson panel: a demo's text, wrapped, over the current view.
 
-use crate::state::Note;
 use crate::theme::Theme;
+use looptrace_api::Note;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Wrap};

@@ -123,6 +123,9 @@ fn status_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
             theme.muted(),
         ));
     }
+    if let Some(e) = &s.error {
+        spans.push(Span::styled(format!("· {} ", clip(e, 60)), theme.error()));
+    }
     if app.filtering || !app.filter.is_empty() {
         spans.push(Span::styled(
             format!(

@@ -34,7 +34,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Row::new(vec![
                 Cell::from(t.id.to_string()),
                 Cell::from(t.name.clone()),
-                Cell::from(Span::styled(t.state.clone(), theme.state(&t.state))),
+                Cell::from(Span::styled(t.state.to_string(), theme.state(t.state))),
                 Cell::from(t.polls.to_string()),
                 Cell::from(dur(t.busy_ns)),
                 Cell::from(dur(t.scheduled_ns)),

@@ -15,7 +15,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|w| {
             Row::new(vec![
-                Cell::from(Span::styled(w.kind.replace('_', " "), theme.warn())),
+                Cell::from(Span::styled(
+                    w.kind.as_str().replace('_', " "),
+                    theme.warn(),
+                )),
                 Cell::from(moment(w.at_ns)),
                 Cell::from(w.task_name.clone().unwrap_or_default()),
                 Cell::from(if w.count > 1 {

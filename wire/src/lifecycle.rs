@@ -1,0 +1,164 @@
+//! How events move a task between states: the one derivation of task states
+//! and of the intervals a task spends in each. The collector's model, its
+//! timeline windows, the exports and the runtime's restatement after a reconnect
+//! all follow tasks with [`Lifecycle`], so they cannot disagree.
+
+use crate::event::{Event, EventKind, TaskState, ThreadId, WakeOp, WakeSource};
+
+/// Where one task stands, followed event by event.
+///
+/// ```
+/// use looptrace_wire::{Event, EventKind, Lifecycle, TaskKind, TaskState, WakeOp, WakeSource};
+/// let ev = |ts_ns, kind| Event { ts_ns, thread: 0, kind };
+/// let mut t = Lifecycle::default();
+/// t.apply(&ev(10, EventKind::Spawn { task: 1, kind: TaskKind::Task, name: None,
+///     location: "src/main.rs:3:5".into(), parent: None, size_bytes: None }));
+/// // Scheduled from its spawn until its first poll.
+/// let s = t.apply(&ev(25, EventKind::PollStart { task: 1 })).unwrap();
+/// assert_eq!((s.state, s.start_ns, s.end_ns), (TaskState::Scheduled, 10, 25));
+/// let s = t.apply(&ev(40, EventKind::PollEnd { task: 1, ready: false, clones: 1, drops: 0 })).unwrap();
+/// assert_eq!((s.state, s.ready), (TaskState::Running, Some(false)));
+/// assert_eq!(t.state, Some(TaskState::Idle));
+/// t.apply(&ev(90, EventKind::Waker { task: 1, op: WakeOp::Wake, by: WakeSource::Timer }));
+/// assert_eq!((t.state, t.woken_by), (Some(TaskState::Scheduled), Some(WakeSource::Timer)));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// `None` until an event says where the task stands.
+    pub state: Option<TaskState>,
+    /// When the current state began.
+    pub since_ns: u64,
+    /// The thread of its current (or last) poll.
+    pub thread: Option<ThreadId>,
+    /// While scheduled: who woke it.
+    pub woken_by: Option<WakeSource>,
+    /// Woken while being polled: scheduled again when the poll ends.
+    pub woken_in_poll: Option<WakeSource>,
+    /// Terminated while being polled: done when the poll ends.
+    pub ended: bool,
+}
+
+/// A stretch of time a task spent in one state, closed by an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub state: TaskState,
+    pub start_ns: u64,
+    pub end_ns: u64,
+    /// Running: the thread polling it.
+    pub thread: Option<ThreadId>,
+    /// Running: whether the poll returned Ready.
+    pub ready: Option<bool>,
+    /// Scheduled: who woke it.
+    pub woken_by: Option<WakeSource>,
+}
+
+impl Span {
+    pub fn duration_ns(&self) -> u64 {
+        self.end_ns.saturating_sub(self.start_ns)
+    }
+}
+
+impl Lifecycle {
+    /// The state open since [`Lifecycle::since_ns`], closed at `end_ns` (a
+    /// window's end); nothing once done or while unknown.
+    pub fn open_span(&self, end_ns: u64) -> Option<Span> {
+        let state = self.state.filter(|s| *s != TaskState::Done)?;
+        Some(Span {
+            state,
+            start_ns: self.since_ns,
+            end_ns,
+            thread: (state == TaskState::Running)
+                .then_some(self.thread)
+                .flatten(),
+            ready: None,
+            woken_by: (state == TaskState::Scheduled)
+                .then_some(self.woken_by)
+                .flatten(),
+        })
+    }
+
+    /// Ends the current state at `ts` and enters `next`.
+    fn enter(&mut self, next: TaskState, ts: u64) -> Option<Span> {
+        let span = self.open_span(ts);
+        self.state = Some(next);
+        self.since_ns = ts;
+        span
+    }
+
+    /// Follows one event about this task (events about other tasks are ignored);
+    /// returns the stretch it closed, if any.
+    pub fn apply(&mut self, e: &Event) -> Option<Span> {
+        self.apply_at(e.ts_ns, e.thread, &e.kind)
+    }
+
+    /// [`Lifecycle::apply`], for an event in parts: `kind`, at `ts` on `thread`.
+    pub fn apply_at(&mut self, ts: u64, thread: ThreadId, kind: &EventKind) -> Option<Span> {
+        match *kind {
+            EventKind::Spawn { .. } => {
+                self.woken_by = None;
+                self.enter(TaskState::Scheduled, ts)
+            }
+            EventKind::TaskState { state, .. } => {
+                // Where it stands, restated: not a transition.
+                self.state = Some(state);
+                self.since_ns = ts;
+                self.thread = Some(thread);
+                None
+            }
+            EventKind::PollStart { .. } | EventKind::BlockingStart { .. } => {
+                let span = self.enter(TaskState::Running, ts);
+                self.thread = Some(thread);
+                self.woken_by = None;
+                self.woken_in_poll = None;
+                span
+            }
+            EventKind::PollEnd { ready, .. } => self.poll_end(ready, ts),
+            EventKind::BlockingEnd { .. } => self.poll_end(true, ts),
+            EventKind::Waker {
+                op: WakeOp::Wake | WakeOp::WakeByRef,
+                by,
+                ..
+            } => match self.state {
+                Some(TaskState::Running) => {
+                    self.woken_in_poll.get_or_insert(by);
+                    None
+                }
+                Some(TaskState::Idle) | None => {
+                    let span = self.enter(TaskState::Scheduled, ts);
+                    self.woken_by = Some(by);
+                    span
+                }
+                Some(TaskState::Scheduled | TaskState::Done) => None,
+            },
+            EventKind::Terminate { .. } => match self.state {
+                // Inside its last poll: the poll's end closes it.
+                Some(TaskState::Running) => {
+                    self.ended = true;
+                    None
+                }
+                Some(TaskState::Done) => None,
+                _ => self.enter(TaskState::Done, ts),
+            },
+            _ => None,
+        }
+    }
+
+    fn poll_end(&mut self, ready: bool, ts: u64) -> Option<Span> {
+        let was_running = self.state == Some(TaskState::Running);
+        let next = if ready || self.ended {
+            TaskState::Done
+        } else if let Some(by) = self.woken_in_poll.take() {
+            self.woken_by = Some(by);
+            TaskState::Scheduled
+        } else {
+            TaskState::Idle
+        };
+        let span = self.enter(next, ts);
+        // A poll's end without its start (lost, or before the data begins)
+        // closes nothing.
+        span.filter(|_| was_running).map(|s| Span {
+            ready: Some(ready),
+            ..s
+        })
+    }
+}
