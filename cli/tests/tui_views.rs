@@ -212,7 +212,7 @@ fn marks_are_flagged_on_the_timeline_with_their_labels() {
 fn the_task_view_shows_stats_wakes_and_recent_polls() {
     let mut app = App::new(hello_state(60));
     let bob = app.rows().iter().position(|t| t.name == "Bob").unwrap();
-    app.selected = bob;
+    app.select(bob);
     app.view = View::Detail;
     let lines = render(&mut app, &Theme { color: true }, 120, 34);
     assert!(row(&lines, "Bob #").contains("Esc back"));

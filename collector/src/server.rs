@@ -217,7 +217,8 @@ fn loopback_host(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The Host and Origin rules (see [`same_origin`]).
+/// The Host and Origin rules every route is behind (DNS rebinding, other
+/// sites' pages).
 pub fn check_origin(config: &ServerConfig, headers: &HeaderMap) -> Result<(), String> {
     let host = headers
         .get("host")

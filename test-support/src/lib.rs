@@ -338,3 +338,37 @@ pub fn example(name: &str) -> std::path::PathBuf {
     );
     path
 }
+
+/// A task's row as a viewer gets it: idle, `polls` polls, the rest zero.
+pub fn task_summary(id: TaskId, name: &str, polls: u64) -> looptrace_api::TaskSummary {
+    looptrace_api::TaskSummary {
+        id,
+        name: name.into(),
+        given_name: Some(name.into()),
+        location: "src/main.rs:1:1".into(),
+        kind: TaskKind::Task,
+        parent: None,
+        state: TaskState::Idle,
+        state_since_ns: 0,
+        spawned_ns: 0,
+        ended_ns: None,
+        outcome: None,
+        polls,
+        busy_ns: 0,
+        scheduled_ns: 0,
+        idle_ns: 0,
+        wakes: Default::default(),
+        self_wakes: 0,
+        longest_poll_ns: 0,
+        last_poll_ns: None,
+        poll_p50_ns: None,
+        poll_p99_ns: None,
+        scheduled_p50_ns: None,
+        scheduled_p99_ns: None,
+        size_bytes: None,
+        live_wakers: 0,
+        thread: None,
+        warnings: 0,
+        lifetime_ns: 0,
+    }
+}

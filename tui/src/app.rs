@@ -4,6 +4,7 @@
 use crate::state::State;
 use looptrace_api::{Note, ReplayAction, TaskSummary as Task};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
+use ratatui::widgets::TableState;
 
 /// The screens, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,16 +121,19 @@ pub struct App {
     pub descending: bool,
     pub filter: String,
     pub filtering: bool,
-    /// Selected row of the task table (and the timeline's task rows).
-    pub selected: usize,
-    pub warning: usize,
+    /// The task table's selection and scroll (its selected row is the timeline's
+    /// selected task too), kept from frame to frame.
+    pub table: TableState,
+    /// The warning list's.
+    pub warning_table: TableState,
     pub help: bool,
     /// Timeline: keep the newest moment at the right edge.
     pub follow: bool,
     pub span_ns: u64,
     /// Timeline: its right edge when not following.
     pub end_ns: u64,
-    /// First task row shown in the timeline.
+    /// First task row shown in the timeline (the timeline keeps it, knowing its
+    /// room, when it draws).
     pub scroll: usize,
     /// Shown at the top right.
     pub note: Option<String>,
@@ -154,8 +158,8 @@ impl App {
             descending: false,
             filter: String::new(),
             filtering: false,
-            selected: 0,
-            warning: 0,
+            table: TableState::default().with_selected(Some(0)),
+            warning_table: TableState::default().with_selected(Some(0)),
             help: false,
             follow: true,
             span_ns: 5_000_000_000,
@@ -192,7 +196,22 @@ impl App {
     }
 
     pub fn selected_task(&self) -> Option<u64> {
-        self.rows().get(self.selected).map(|t| t.id)
+        self.rows().get(self.selected()).map(|t| t.id)
+    }
+
+    /// The selected row of the task table.
+    pub fn selected(&self) -> usize {
+        self.table.selected().unwrap_or(0)
+    }
+
+    /// Selects row `i` of the task table.
+    pub fn select(&mut self, i: usize) {
+        self.table.select(Some(i));
+    }
+
+    /// The selected warning.
+    pub fn selected_warning(&self) -> usize {
+        self.warning_table.selected().unwrap_or(0)
     }
 
     /// The timeline's time range.
@@ -244,17 +263,13 @@ impl App {
         if n == 0 {
             return;
         }
-        let cur = if self.view == View::Warnings {
-            self.warning
+        let table = if self.view == View::Warnings {
+            &mut self.warning_table
         } else {
-            self.selected
-        } as i64;
-        let next = (cur + delta).clamp(0, n as i64 - 1) as usize;
-        if self.view == View::Warnings {
-            self.warning = next;
-        } else {
-            self.selected = next;
-        }
+            &mut self.table
+        };
+        let cur = table.selected().unwrap_or(0) as i64;
+        table.select(Some((cur + delta).clamp(0, n as i64 - 1) as usize));
     }
 
     fn replay_speed(&self, up: bool) -> Option<f64> {
@@ -294,7 +309,7 @@ impl App {
                 KeyCode::Char(c) => self.filter.push(c),
                 _ => {}
             }
-            self.selected = 0;
+            self.select(0);
             return vec![];
         }
         let mut actions = vec![];
@@ -325,7 +340,7 @@ impl App {
                     }
                 }
                 View::Warnings => {
-                    if let Some(w) = self.state.warnings.get(self.warning).cloned() {
+                    if let Some(w) = self.state.warnings.get(self.selected_warning()).cloned() {
                         // Jump to its moment in the timeline, its task selected.
                         self.view = View::Timeline;
                         self.follow = false;
@@ -333,7 +348,7 @@ impl App {
                         if let Some(task) = w.task {
                             self.filter.clear();
                             if let Some(i) = self.rows().iter().position(|t| t.id == task) {
-                                self.selected = i;
+                                self.select(i);
                             }
                         }
                         actions.push(Action::Window);
@@ -411,9 +426,6 @@ impl App {
             }
             _ => {}
         }
-        if self.view == View::Timeline {
-            self.keep_selection_visible();
-        }
         actions
     }
 
@@ -441,16 +453,6 @@ impl App {
                 }
             }
             _ => {}
-        }
-    }
-
-    /// Rows the timeline has room for, set by the renderer.
-    pub fn keep_selection_visible(&mut self) {
-        const ROOM: usize = 8;
-        if self.selected < self.scroll {
-            self.scroll = self.selected;
-        } else if self.selected >= self.scroll + ROOM {
-            self.scroll = self.selected + 1 - ROOM;
         }
     }
 

@@ -1,9 +1,7 @@
 //! What keys do to the app's state (no terminal needed).
 
-use looptrace_api::{
-    ReplayAction, ReplayState as Replay, TaskKind, TaskState, TaskSummary as Task, WakeCounts,
-    Warning, WarningKind,
-};
+use looptrace_api::{ReplayAction, ReplayState as Replay, Warning, WarningKind};
+use looptrace_test_support::task_summary;
 use looptrace_tui::app::{Action, App, Column, View};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -11,45 +9,12 @@ fn key(c: KeyCode) -> KeyEvent {
     KeyEvent::new(c, KeyModifiers::NONE)
 }
 
-fn task(id: u64, name: &str, polls: u64) -> Task {
-    Task {
-        id,
-        name: name.into(),
-        given_name: Some(name.into()),
-        location: "src/main.rs:1:1".into(),
-        kind: TaskKind::Task,
-        parent: None,
-        state: TaskState::Idle,
-        state_since_ns: 0,
-        spawned_ns: 0,
-        ended_ns: None,
-        outcome: None,
-        polls,
-        busy_ns: 0,
-        scheduled_ns: 0,
-        idle_ns: 0,
-        wakes: WakeCounts::default(),
-        self_wakes: 0,
-        longest_poll_ns: 0,
-        last_poll_ns: None,
-        poll_p50_ns: None,
-        poll_p99_ns: None,
-        scheduled_p50_ns: None,
-        scheduled_p99_ns: None,
-        size_bytes: None,
-        live_wakers: 0,
-        thread: None,
-        warnings: 0,
-        lifetime_ns: 0,
-    }
-}
-
 fn app() -> App {
     let mut app = App::default();
     app.state.session = Some(1);
     app.state.now_ns = 10_000_000_000;
     for (id, name) in [(1, "alpha"), (2, "beta"), (3, "gamma")] {
-        app.state.tasks.insert(id, task(id, name, 10 - id));
+        app.state.tasks.insert(id, task_summary(id, name, 10 - id));
     }
     app
 }
@@ -119,7 +84,7 @@ fn moving_and_opening_a_task() {
     a.on_key(key(KeyCode::Char('j')));
     a.on_key(key(KeyCode::Down));
     a.on_key(key(KeyCode::Down));
-    assert_eq!(a.selected, 2, "clamped to the last row");
+    assert_eq!(a.selected(), 2, "clamped to the last row");
     a.on_key(key(KeyCode::Char('k')));
     assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Task(2)]);
     assert_eq!(a.view, View::Detail);
@@ -236,9 +201,9 @@ fn the_mouse_wheel_scrolls_and_ctrl_wheel_zooms_the_timeline() {
     };
     let mut a = app();
     a.on_mouse(mouse(MouseEventKind::ScrollDown, KeyModifiers::NONE));
-    assert_eq!(a.selected, 2, "three rows down, clamped");
+    assert_eq!(a.selected(), 2, "three rows down, clamped");
     a.on_mouse(mouse(MouseEventKind::ScrollUp, KeyModifiers::NONE));
-    assert_eq!(a.selected, 0);
+    assert_eq!(a.selected(), 0);
     a.view = View::Timeline;
     let span = a.span_ns;
     assert_eq!(

@@ -2,6 +2,7 @@
 // the test on console errors and failed requests.
 
 import { chromium } from "playwright-core";
+import { checkMessage, checkReply, checkRequest } from "./protocol.mjs";
 
 export const FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
 
@@ -9,7 +10,8 @@ export async function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: FLAGS });
 }
 
-/** A page, and the problems it reported (console errors, page errors, failed requests). */
+/** A page, and the problems it reported (console errors, page errors, failed
+ * requests, and messages or replies that do not match the protocol's schema). */
 export async function openPage(browser, url, viewport = { width: 1400, height: 850 }) {
   const page = await browser.newPage({ viewport });
   const problems = [];
@@ -18,8 +20,26 @@ export async function openPage(browser, url, viewport = { width: 1400, height: 8
   });
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
-  page.on("response", (r) => {
+  page.on("response", async (r) => {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+    if (!new URL(r.url()).pathname.startsWith("/api/")) return;
+    try {
+      const wrong = checkReply(r.url(), r.status(), await r.json());
+      if (wrong) problems.push(wrong);
+    } catch (e) {
+      // The page navigated away before the body was read: nothing to check.
+      if (!String(e).includes("closed") && !String(e).includes("No resource")) problems.push(`reply of ${r.url()}: ${e}`);
+    }
+  });
+  page.on("websocket", (ws) => {
+    ws.on("framereceived", (f) => {
+      const wrong = checkMessage(f.payload);
+      if (wrong) problems.push(wrong);
+    });
+    ws.on("framesent", (f) => {
+      const wrong = checkRequest(f.payload);
+      if (wrong) problems.push(wrong);
+    });
   });
   await page.goto(url);
   return { page, problems };

@@ -3,6 +3,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { launch, openPage, until } from "./browser.mjs";
+import { seen } from "./protocol.mjs";
 
 const url = process.env.LOOPTRACE_LIVE_URL;
 let browser;
@@ -218,4 +219,12 @@ test("marks are drawn across the timeline and explained on hover", async () => {
   assert.match(tip, new RegExp(`^${mark.label}\\nmarked at`));
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test("what the page exchanged with a live collector was checked against the protocol's schema", () => {
+  // The tests above fail on any mismatch; this one makes sure the check saw each
+  // kind of message, request and reply the page lives on.
+  for (const kind of ["sessions", "subscribed", "batch", "window", "stats", "op:subscribe", "op:window", "GET tasks", "GET task", "GET warnings", "GET stats", "GET marks"]) {
+    assert.ok(seen.get(kind) > 0, `${kind} checked (saw ${JSON.stringify([...seen])})`);
+  }
 });

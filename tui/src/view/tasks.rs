@@ -5,10 +5,10 @@ use crate::app::{App, Column};
 use crate::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use ratatui::Frame;
 
-pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let header = Row::new(Column::ALL.iter().map(|c| {
         let mark = if *c == app.sort {
             if app.descending {
@@ -69,6 +69,5 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .header(header)
         .row_highlight_style(theme.selected())
         .block(Block::default().borders(Borders::TOP).title(title));
-    let mut state = TableState::default().with_selected(Some(app.selected));
-    frame.render_stateful_widget(table, area, &mut state);
+    frame.render_stateful_widget(table, area, &mut app.table);
 }

@@ -139,11 +139,13 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     // Tasks, in the table's order; the selected one highlighted.
     let rows: Vec<_> = app.rows().into_iter().cloned().collect();
     let room = (inner.height as usize).saturating_sub(lines.len()).max(1);
-    if app.selected >= app.scroll + room {
-        app.scroll = app.selected + 1 - room;
+    // Scrolled here only, where the room is known: the selection stays in view.
+    let selected = app.selected();
+    if selected >= app.scroll + room {
+        app.scroll = selected + 1 - room;
     }
-    if app.selected < app.scroll {
-        app.scroll = app.selected;
+    if selected < app.scroll {
+        app.scroll = selected;
     }
     for (i, t) in rows.iter().enumerate().skip(app.scroll).take(room) {
         let label = format!(
@@ -153,7 +155,7 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         );
         let mut spans = vec![Span::styled(
             label,
-            if i == app.selected {
+            if i == selected {
                 theme.selected()
             } else {
                 theme.title()

@@ -5,10 +5,10 @@ use crate::app::App;
 use crate::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders, Cell, Row, Table, TableState};
+use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use ratatui::Frame;
 
-pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
+pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let rows: Vec<Row> = app
         .state
         .warnings
@@ -48,7 +48,10 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     } else {
         " warnings · Enter: show in the timeline ".to_string()
     }));
-    let mut state =
-        TableState::default().with_selected(if empty { None } else { Some(app.warning) });
-    frame.render_stateful_widget(table, area, &mut state);
+    if empty {
+        app.warning_table.select(None);
+    } else if app.warning_table.selected().is_none() {
+        app.warning_table.select(Some(0));
+    }
+    frame.render_stateful_widget(table, area, &mut app.warning_table);
 }
