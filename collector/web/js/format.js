@@ -58,9 +58,16 @@ export const SOURCE_COLORS = {
   external: "#64748b",
 };
 
-/** The kind of a wake source label (`task:3` -> `task`). */
+/** The waking task of a wake source (`task:3` -> 3), else null: the one place
+ * the page reads the protocol's spelling of a wake source. */
+export function wakingTask(by) {
+  return by && by.startsWith("task:") ? Number(by.slice(5)) : null;
+}
+
+/** The kind of a wake source of `task` (`task:3` -> `task`, or `self`). */
 export function sourceKind(by, task) {
-  if (by && by.startsWith("task:")) return Number(by.slice(5)) === task ? "self" : "task";
+  const from = wakingTask(by);
+  if (from != null) return from === task ? "self" : "task";
   return by || "external";
 }
 

@@ -1,7 +1,7 @@
 // The timeline: lanes per worker and per task on a canvas, wake arrows, markers,
 // a time axis; zoom, pan, zoom-to-selection, follow-live.
 
-import { fmtDur, fmtTick, ticks, taskColor, SOURCE_COLORS, sourceKind } from "./format.js";
+import { fmtDur, fmtTick, ticks, taskColor, SOURCE_COLORS, sourceKind, wakingTask } from "./format.js";
 
 const LABEL_W = 190;
 const AXIS_H = 24;
@@ -484,7 +484,8 @@ export class Timeline extends EventTarget {
       if (to == null) continue;
       const kind = sourceKind(w.by, w.task);
       let from;
-      if (w.by.startsWith("task:")) from = laneOf(Number(w.by.slice(5)));
+      const waker = wakingTask(w.by);
+      if (waker != null) from = laneOf(waker);
       if (from == null) from = idx.worker.get(w.thread);
       const y1 = from == null ? AXIS_H + 2 : this.laneY(from) + ROW_H / 2;
       const y2 = this.laneY(to) + ROW_H / 2;
@@ -804,8 +805,8 @@ export class Timeline extends EventTarget {
 }
 
 export function describeSource(by, model) {
-  if (by && by.startsWith("task:")) {
-    const id = Number(by.slice(5));
+  const id = wakingTask(by);
+  if (id != null) {
     const t = model && model.tasks.get(id);
     return `${t ? t.name : "task"} #${id}`;
   }
