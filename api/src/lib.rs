@@ -26,13 +26,14 @@ pub type SessionId = u64;
 /// What a viewer asks, on the viewer socket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// Live updates of one session, or of every session (`session` absent).
     Subscribe {
         #[serde(default)]
         session: Option<SessionId>,
     },
+    /// No more live updates.
     Unsubscribe,
     /// A time window, at full detail or aggregated (see [`WindowReply`]).
     Window {
@@ -56,14 +57,9 @@ pub enum Request {
         speed: Option<f64>,
     },
     /// Everything known about a session now.
-    Snapshot {
-        session: SessionId,
-    },
+    Snapshot { session: SessionId },
     /// One task in detail.
-    Task {
-        session: SessionId,
-        task: TaskId,
-    },
+    Task { session: SessionId, task: TaskId },
 }
 
 fn default_max_intervals() -> usize {
@@ -103,8 +99,11 @@ pub enum Message {
     Unsubscribed,
     /// What a batch of ingested events changed, for a subscribed viewer.
     Batch(Batch),
+    /// The reply to a window request.
     Window(WindowMessage),
+    /// The reply to a snapshot request.
     Snapshot(Snapshot),
+    /// The reply to a task request.
     Task(TaskMessage),
     /// Every second, for a subscribed viewer.
     Stats(Stats),
@@ -151,8 +150,12 @@ pub enum Source {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct GivenUp {
+    /// Finished tasks forgotten to save memory (besides the usual oldest of
+    /// 10 000).
     pub finished_tasks: u64,
+    /// Live tasks whose histograms were dropped.
     pub histograms: u64,
+    /// Live tasks folded into their spawn location.
     pub folded_tasks: u64,
 }
 
@@ -391,6 +394,7 @@ pub enum MarkerKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+/// A point event on a task's lane, at `at_ns`.
 pub struct Marker {
     pub task: TaskId,
     pub at_ns: u64,
@@ -640,7 +644,7 @@ pub struct Stats {
     pub dropped_events: u64,
     pub tasks: u64,
     pub live_tasks: u64,
-    pub tasks_by_state: BTreeMap<String, u64>,
+    pub tasks_by_state: BTreeMap<TaskState, u64>,
     pub workers: Vec<WorkerStats>,
     pub warnings: u64,
     pub store: StoreStats,

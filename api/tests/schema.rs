@@ -22,25 +22,88 @@ fn the_schema_in_docs_is_current() {
     );
 }
 
+/// The tags of a tagged union's variants, as the schema lists them.
+fn tags(schema: &serde_json::Value, union: &str, tag: &str) -> Vec<String> {
+    schema["$defs"][union]["oneOf"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{union} is a oneOf"))
+        .iter()
+        .map(|v| v["properties"][tag]["const"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn the_schema_names_every_message_and_request() {
     let schema = looptrace_api::schema();
-    let text = schema.to_string();
-    for tag in [
-        "sessions",
-        "subscribed",
-        "unsubscribed",
-        "batch",
-        "window",
-        "snapshot",
-        "task",
-        "stats",
-        "replay",
-        "lagged",
-        "error",
-        "subscribe",
-        "unsubscribe",
+    assert_eq!(
+        tags(&schema, "Message", "type"),
+        [
+            "sessions",
+            "subscribed",
+            "unsubscribed",
+            "batch",
+            "window",
+            "snapshot",
+            "task",
+            "stats",
+            "replay",
+            "lagged",
+            "error"
+        ]
+    );
+    assert_eq!(
+        tags(&schema, "Request", "op"),
+        [
+            "subscribe",
+            "unsubscribe",
+            "window",
+            "replay",
+            "snapshot",
+            "task"
+        ]
+    );
+}
+
+/// `as_str` and serde spell each value the same way.
+#[test]
+fn names_are_spelt_one_way() {
+    use looptrace_api::*;
+    fn same<T: serde::Serialize>(v: T, s: &str) {
+        assert_eq!(serde_json::to_value(v).unwrap(), s, "{s}");
+    }
+    for v in [
+        TaskState::Running,
+        TaskState::Scheduled,
+        TaskState::Idle,
+        TaskState::Done,
     ] {
-        assert!(text.contains(&format!("\"const\":\"{tag}\"")), "{tag}");
+        same(v, v.as_str());
+    }
+    for v in [Outcome::Completed, Outcome::Cancelled, Outcome::Panicked] {
+        same(v, v.as_str());
+    }
+    for v in [Flavor::CurrentThread, Flavor::MultiThread] {
+        same(v, v.as_str());
+    }
+    for v in [
+        WarningKind::BlockingPoll,
+        WarningKind::SchedulingLatency,
+        WarningKind::LostWaker,
+        WarningKind::NeverYields,
+        WarningKind::SelfWakeStorm,
+        WarningKind::LargeFuture,
+        WarningKind::TaskLeak,
+    ] {
+        same(v, v.as_str());
+    }
+    for v in [
+        WakeSource::Task(7),
+        WakeSource::Timer,
+        WakeSource::Io,
+        WakeSource::Blocking,
+        WakeSource::External,
+    ] {
+        same(v, &v.to_string());
+        assert_eq!(v.to_string().parse::<WakeSource>(), Ok(v));
     }
 }

@@ -655,7 +655,10 @@ impl Hub {
     pub fn sessions(&self) -> Vec<api::SessionSummary> {
         self.slots()
             .iter()
-            .map(|slot| slot.lock().to_api(0))
+            .map(|slot| {
+                let s = slot.lock();
+                s.to_api(s.model.now_ns)
+            })
             .collect()
     }
 
@@ -847,8 +850,12 @@ fn catch_up(store: &Store, index: u64) -> Tracker {
 /// A message as the viewer socket carries it.
 pub fn message_text(m: &api::Message) -> String {
     serde_json::to_string(m).unwrap_or_else(|e| {
-        // Only a non-finite float could fail; say so rather than send nothing.
-        serde_json::json!({"type": "error", "message": format!("unencodable message: {e}")})
-            .to_string()
+        // Not expected of these types (maps have string keys): say so rather
+        // than send nothing.
+        let error = api::Message::Error {
+            id: None,
+            message: format!("a message could not be written: {e}"),
+        };
+        serde_json::to_string(&error).unwrap_or_default()
     })
 }

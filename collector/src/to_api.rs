@@ -219,9 +219,7 @@ pub fn session_stats(s: &SessionState) -> api::Stats {
     let now = m.now_ns;
     let mut tasks_by_state = BTreeMap::new();
     for t in m.tasks.values() {
-        *tasks_by_state
-            .entry(t.state().as_str().to_string())
-            .or_insert(0) += 1;
+        *tasks_by_state.entry(t.state()).or_insert(0) += 1;
     }
     api::Stats {
         session: s.id,

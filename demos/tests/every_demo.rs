@@ -170,7 +170,8 @@ fn chrome_lanes(rec: &Recording) -> (Vec<Stretch>, usize) {
     (lanes, flows)
 }
 
-/// The same, from a collector's window over the whole recording at full detail.
+/// The same, from a collector's window over the whole recording at full detail,
+/// with each task's time in each state as the collector's model counts it.
 fn window_lanes(rec: &Recording) -> (Vec<Stretch>, usize) {
     let hub = Hub::new(HubConfig::default());
     let mut frame = Vec::new();
@@ -187,6 +188,27 @@ fn window_lanes(rec: &Recording) -> (Vec<Stretch>, usize) {
         .collect();
     lanes.sort_unstable_by_key(|s| (s.0, s.2, s.3));
     let arrows = w.wakes.iter().filter(|a| a.polled_ns.is_some()).count();
+    // The model's totals are the sums of the same intervals.
+    let mut sums: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
+    for &(task, state, start, end) in &lanes {
+        let s = sums.entry(task).or_default();
+        match state {
+            TaskState::Running => s.0 += end - start,
+            TaskState::Scheduled => s.1 += end - start,
+            TaskState::Idle => s.2 += end - start,
+            TaskState::Done => panic!("a done interval"),
+        }
+    }
+    let model = model_of(rec.header.clone(), &rec.events);
+    for t in model.tasks.values() {
+        let totals = t.totals_at(w.until_ns);
+        let drawn = sums.get(&t.id).copied().unwrap_or_default();
+        assert_eq!(
+            totals, drawn,
+            "task {} ({}): busy, scheduled, idle",
+            t.id, t.name
+        );
+    }
     (lanes, arrows)
 }
 

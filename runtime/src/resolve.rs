@@ -44,7 +44,7 @@ impl ThreadState {
 }
 
 #[derive(Default)]
-struct TaskState {
+struct LiveTask {
     /// `Sleep`s the task polled (and is waiting on) in its last poll.
     armed: Vec<u64>,
     /// `Sleep`s polled during the current poll.
@@ -98,7 +98,7 @@ pub(crate) struct Resolver {
     pub keep: bool,
     pub kept: Vec<Event>,
     threads: Threads,
-    tasks: FxHashMap<u64, TaskState>,
+    tasks: FxHashMap<u64, LiveTask>,
     /// Per thread, the last task span created there: tokio creates it just before
     /// the spawn hook runs on the same thread. Spans of runtimes looptrace does not
     /// capture are simply replaced.
@@ -424,10 +424,15 @@ impl Resolver {
                 });
             }
         }
-        let mut live: Vec<(&u64, &TaskState)> = self
+        let mut live: Vec<(&u64, &LiveTask)> = self
             .tasks
             .iter()
-            .filter(|(_, t)| t.spawn.is_some())
+            // A closure done but not yet reported terminated is not restated: it
+            // is over, and a collector of the same wire version may not know
+            // the `done` state.
+            .filter(|(_, t)| {
+                t.spawn.is_some() && t.life.state != Some(looptrace_wire::TaskState::Done)
+            })
             .collect();
         live.sort_unstable_by_key(|(id, _)| **id);
         for (&task, t) in live {

@@ -198,7 +198,7 @@ async fn event_loop(
                     }
                 }
                 Incoming::Unreadable(e) => {
-                    app.state.error = Some(format!("unreadable message from the collector: {e}"));
+                    app.state.report(format!("unreadable message from the collector: {e}"));
                 }
             },
             Some(ev) = key_rx.recv() => match ev {

@@ -5,7 +5,39 @@
 import { readFileSync } from "node:fs";
 import Ajv2020 from "ajv/dist/2020.js";
 
-const schema = JSON.parse(readFileSync(new URL("../../docs/protocol.schema.json", import.meta.url), "utf8"));
+const schema = strict(JSON.parse(readFileSync(new URL("../../docs/protocol.schema.json", import.meta.url), "utf8")));
+
+/** The schema with no room for fields it does not name: a misspelt optional
+ * field fails here (viewers in the wild ignore unknown fields; these tests do
+ * not). A part that another object extends in place (a tagged variant's `$ref`
+ * beside the tag, a flattened enum's branches beside the outer fields) stays
+ * open: the outermost object, which sees every field, is closed. */
+function strict(schema) {
+  const objects = [];
+  const inner = new Set();
+  const def = (ref) => ref && ref.startsWith("#/$defs/") && schema.$defs[ref.slice(8)];
+  const markInner = (node) => {
+    if (!node || typeof node !== "object" || inner.has(node)) return;
+    inner.add(node);
+    markInner(def(node.$ref));
+    for (const k of ["oneOf", "anyOf", "allOf"]) (node[k] || []).forEach(markInner);
+  };
+  (function walk(node) {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (!node || typeof node !== "object") return;
+    if (node.properties) {
+      objects.push(node);
+      markInner(def(node.$ref));
+      for (const k of ["oneOf", "anyOf", "allOf"]) (node[k] || []).forEach(markInner);
+    }
+    Object.values(node).forEach(walk);
+  })(schema);
+  for (const o of objects) {
+    if (!inner.has(o) && !("additionalProperties" in o)) o.unevaluatedProperties = false;
+  }
+  return schema;
+}
+
 // Formats such as uint64 are the Rust types' names, not checks.
 const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: false });
 ajv.addSchema(schema, "protocol");

@@ -289,7 +289,7 @@ pub enum EventKind {
 
 /// Where a task stands: restated by [`EventKind::TaskState`], and what viewers
 /// show of each task (a collector derives it from the events).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {

@@ -28,7 +28,7 @@ pub use event::{
     Event, EventKind, Flavor, Header, NotAWakeSource, Note, Outcome, TaskId, TaskKind, TaskState,
     ThreadId, ThreadRole, WakeOp, WakeSource,
 };
-pub use lifecycle::{Lifecycle, Span};
+pub use lifecycle::{Lifecycle, Stretch};
 pub use recording::{
     append_note, Damage, DamageKind, RawRecording, Recording, RecordingError, RecordingReader,
     RecordingWriter,

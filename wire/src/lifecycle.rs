@@ -40,9 +40,12 @@ pub struct Lifecycle {
 
 /// A stretch of time a task spent in one state, closed by an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span {
+pub struct Stretch {
+    /// The state it was in (never `Done`: a finished task spends no time).
     pub state: TaskState,
+    /// When it entered the state.
     pub start_ns: u64,
+    /// When the event that ended it happened.
     pub end_ns: u64,
     /// Running: the thread polling it.
     pub thread: Option<ThreadId>,
@@ -52,7 +55,8 @@ pub struct Span {
     pub woken_by: Option<WakeSource>,
 }
 
-impl Span {
+impl Stretch {
+    /// How long it lasted.
     pub fn duration_ns(&self) -> u64 {
         self.end_ns.saturating_sub(self.start_ns)
     }
@@ -61,9 +65,9 @@ impl Span {
 impl Lifecycle {
     /// The state open since [`Lifecycle::since_ns`], closed at `end_ns` (a
     /// window's end); nothing once done or while unknown.
-    pub fn open_span(&self, end_ns: u64) -> Option<Span> {
+    pub fn open_stretch(&self, end_ns: u64) -> Option<Stretch> {
         let state = self.state.filter(|s| *s != TaskState::Done)?;
-        Some(Span {
+        Some(Stretch {
             state,
             start_ns: self.since_ns,
             end_ns,
@@ -78,39 +82,42 @@ impl Lifecycle {
     }
 
     /// Ends the current state at `ts` and enters `next`.
-    fn enter(&mut self, next: TaskState, ts: u64) -> Option<Span> {
-        let span = self.open_span(ts);
+    fn enter(&mut self, next: TaskState, ts: u64) -> Option<Stretch> {
+        let closed = self.open_stretch(ts);
         self.state = Some(next);
         self.since_ns = ts;
-        span
+        closed
     }
 
-    /// Follows one event about this task (events about other tasks are ignored);
-    /// returns the stretch it closed, if any.
-    pub fn apply(&mut self, e: &Event) -> Option<Span> {
+    /// Follows one event about this task (the caller picks the events: this
+    /// does not look at their task); returns the stretch it closed, if any.
+    pub fn apply(&mut self, e: &Event) -> Option<Stretch> {
         self.apply_at(e.ts_ns, e.thread, &e.kind)
     }
 
     /// [`Lifecycle::apply`], for an event in parts: `kind`, at `ts` on `thread`.
-    pub fn apply_at(&mut self, ts: u64, thread: ThreadId, kind: &EventKind) -> Option<Span> {
+    pub fn apply_at(&mut self, ts: u64, thread: ThreadId, kind: &EventKind) -> Option<Stretch> {
         match *kind {
             EventKind::Spawn { .. } => {
                 self.woken_by = None;
                 self.enter(TaskState::Scheduled, ts)
             }
             EventKind::TaskState { state, .. } => {
-                // Where it stands, restated: not a transition.
+                // Where it stands, restated: not a transition. Only a running
+                // task's restatement says where it runs.
                 self.state = Some(state);
                 self.since_ns = ts;
-                self.thread = Some(thread);
+                if state == TaskState::Running {
+                    self.thread = Some(thread);
+                }
                 None
             }
             EventKind::PollStart { .. } | EventKind::BlockingStart { .. } => {
-                let span = self.enter(TaskState::Running, ts);
+                let closed = self.enter(TaskState::Running, ts);
                 self.thread = Some(thread);
                 self.woken_by = None;
                 self.woken_in_poll = None;
-                span
+                closed
             }
             EventKind::PollEnd { ready, .. } => self.poll_end(ready, ts),
             EventKind::BlockingEnd { .. } => self.poll_end(true, ts),
@@ -124,9 +131,9 @@ impl Lifecycle {
                     None
                 }
                 Some(TaskState::Idle) | None => {
-                    let span = self.enter(TaskState::Scheduled, ts);
+                    let closed = self.enter(TaskState::Scheduled, ts);
                     self.woken_by = Some(by);
-                    span
+                    closed
                 }
                 Some(TaskState::Scheduled | TaskState::Done) => None,
             },
@@ -143,7 +150,7 @@ impl Lifecycle {
         }
     }
 
-    fn poll_end(&mut self, ready: bool, ts: u64) -> Option<Span> {
+    fn poll_end(&mut self, ready: bool, ts: u64) -> Option<Stretch> {
         let was_running = self.state == Some(TaskState::Running);
         let next = if ready || self.ended {
             TaskState::Done
@@ -153,10 +160,10 @@ impl Lifecycle {
         } else {
             TaskState::Idle
         };
-        let span = self.enter(next, ts);
+        let closed = self.enter(next, ts);
         // A poll's end without its start (lost, or before the data begins)
         // closes nothing.
-        span.filter(|_| was_running).map(|s| Span {
+        closed.filter(|_| was_running).map(|s| Stretch {
             ready: Some(ready),
             ..s
         })

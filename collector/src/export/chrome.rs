@@ -4,8 +4,8 @@
 //! which task each polled, when it was parked) and *tasks* (a track per task:
 //! each poll a slice named after the task, the time it waited scheduled or sat
 //! idle, its timers). Every wake that led to a poll is a flow arrow from the
-//! waker (the waking task's poll, or a short `wake` slice on the waking thread)
-//! to that poll.
+//! waker (the waking task's lane, or a short `wake` slice on the waking thread
+//! when no task woke it) to that poll.
 //!
 //! The slices are the timeline's own intervals ([`Tracker`]), so Perfetto shows
 //! exactly what the page and the terminal UI show.
@@ -98,8 +98,9 @@ impl Out for Chrome<'_> {
         let Some(polled_ns) = a.polled_ns else { return };
         let id = self.next_flow;
         self.next_flow += 1;
-        // The arrow starts inside the waking task's poll, or on a short slice of
-        // the waking thread.
+        // The arrow starts on the waking task's lane (inside its poll, or just
+        // after it for a wake tokio defers to the poll's end), else on a short
+        // slice of the waking thread.
         let from = match a.by {
             WakeSource::Task(w) => (TASKS_PID, w),
             by => {

@@ -2,7 +2,7 @@
 
 use hdrhistogram::Histogram;
 use looptrace_api::WakeCounts;
-use looptrace_wire::{Lifecycle, Outcome, Span, TaskId, TaskKind, TaskState};
+use looptrace_wire::{Lifecycle, Outcome, Stretch, TaskId, TaskKind, TaskState};
 use std::sync::Arc;
 
 /// A task's poll-time and scheduling-latency histograms: most of what a task
@@ -123,7 +123,7 @@ impl Task {
     }
 
     /// Adds a stretch it spent in one state to the right total.
-    pub(crate) fn add(&mut self, span: &Span) {
+    pub(crate) fn add(&mut self, span: &Stretch) {
         let spent = span.duration_ns();
         match span.state {
             TaskState::Running => self.busy_ns += spent,
@@ -136,7 +136,7 @@ impl Task {
     /// Totals (busy, scheduled, idle) as of `now`, counting the current state so far.
     pub fn totals_at(&self, now: u64) -> (u64, u64, u64) {
         let (mut b, mut s, mut i) = (self.busy_ns, self.scheduled_ns, self.idle_ns);
-        if let Some(open) = self.life.open_span(now.max(self.life.since_ns)) {
+        if let Some(open) = self.life.open_stretch(now.max(self.life.since_ns)) {
             let spent = open.duration_ns();
             match open.state {
                 TaskState::Running => b += spent,

@@ -6,7 +6,7 @@ pub use looptrace_api::{
     Aggregate, Interval, Marker, MarkerKind, TaskBuckets, WakeArrow, Window, WorkerBuckets,
     WorkerSpan,
 };
-use looptrace_wire::{Event, EventKind, Lifecycle, Span, TaskId, TaskState, WakeOp, WakeSource};
+use looptrace_wire::{Event, EventKind, Lifecycle, Stretch, TaskId, TaskState, WakeOp, WakeSource};
 use rustc_hash::FxHashMap;
 
 #[derive(Debug, Default, Clone)]
@@ -99,7 +99,12 @@ impl Tracker {
     }
 
     /// Adds what `span` (a stretch `task` closed) shows of the window to `out`.
-    fn close((start_ns, end_ns): (u64, u64), out: &mut impl Out, task: TaskId, span: Option<Span>) {
+    fn close(
+        (start_ns, end_ns): (u64, u64),
+        out: &mut impl Out,
+        task: TaskId,
+        span: Option<Stretch>,
+    ) {
         let Some(span) = span else { return };
         if !overlaps((start_ns, end_ns), span.start_ns, span.end_ns) {
             return;
@@ -153,9 +158,13 @@ impl Tracker {
             }
         };
         match &e.kind {
-            EventKind::TaskState { task, .. } => {
+            EventKind::TaskState { task, state } => {
                 // A stream starting over: where the task stands, from now.
-                self.tasks.entry(*task).or_default().life.apply(e);
+                if *state == TaskState::Done {
+                    self.tasks.remove(task);
+                } else {
+                    self.tasks.entry(*task).or_default().life.apply(e);
+                }
             }
             EventKind::Spawn { task, .. } => {
                 let t = self.tasks.entry(*task).or_default();
@@ -255,7 +264,7 @@ impl Tracker {
         ids.sort_unstable();
         for id in ids {
             if let Some(mut t) = self.tasks.remove(&id) {
-                Self::close(range, out, id, t.life.open_span(until));
+                Self::close(range, out, id, t.life.open_stretch(until));
                 for a in t.arrows.drain(..) {
                     out.wake(a);
                 }

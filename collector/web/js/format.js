@@ -17,8 +17,6 @@ function trim(x) {
   return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
-/** A moment of the session (ns since its origin). */
-
 /** Ticks for an axis spanning [start, end] ns with about `count` ticks. */
 export function ticks(start, end, count) {
   const span = Math.max(end - start, 1);

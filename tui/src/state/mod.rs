@@ -26,8 +26,8 @@ pub struct State {
     pub connected: bool,
     /// Updates missed because this viewer fell behind.
     pub lagged: u64,
-    /// The last error the collector reported.
-    pub error: Option<String>,
+    /// The last error the collector reported, and when (shown for a while).
+    pub error: Option<(String, std::time::Instant)>,
 }
 
 impl State {
@@ -94,7 +94,7 @@ impl State {
             Message::Task(t) if mine(t.session) => self.detail = Some(t),
             Message::Replay { replay } => self.replay = Some(replay),
             Message::Lagged { skipped } => self.lagged += skipped,
-            Message::Error { message, .. } => self.error = Some(message),
+            Message::Error { message, .. } => self.report(message),
             // Another session's, or acknowledgements that change nothing shown.
             Message::Snapshot(_)
             | Message::Batch(_)
@@ -105,6 +105,19 @@ impl State {
             | Message::Unsubscribed => {}
         }
         None
+    }
+
+    /// Shows an error in the status line for a while.
+    pub fn report(&mut self, error: String) {
+        self.error = Some((error, std::time::Instant::now()));
+    }
+
+    /// The error to show now: reported in the last ten seconds.
+    pub fn recent_error(&self) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(_, at)| at.elapsed().as_secs() < 10)
+            .map(|(e, _)| e.as_str())
     }
 
     /// Switches to another session: what was known of the last one goes.

@@ -123,7 +123,7 @@ fn status_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
             theme.muted(),
         ));
     }
-    if let Some(e) = &s.error {
+    if let Some(e) = s.recent_error() {
         spans.push(Span::styled(format!("· {} ", clip(e, 60)), theme.error()));
     }
     if app.filtering || !app.filter.is_empty() {
