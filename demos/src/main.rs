@@ -25,8 +25,12 @@ struct Cli {
     /// Which demo to run (`list` to see them all).
     demo: Option<String>,
     /// Also write a recording of the run to FILE (replay it with `looptrace replay FILE`).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "LOOPTRACE_RECORD")]
     record: Option<PathBuf>,
+    /// Also stream the run to a collector (`looptrace serve`) at HOST:PORT, as any
+    /// traced app does: a class can watch every demo on one collector.
+    #[arg(long, value_name = "HOST:PORT", env = "LOOPTRACE_ADDR")]
+    collector: Option<String>,
     /// How fast the demo's own sleeps and work go: 0.5 is half speed (slow motion
     /// for a class), 4 is four times faster.
     #[arg(long, default_value_t = 1.0, value_parser = positive)]
@@ -118,7 +122,9 @@ fn explain(demo_explain: fn(&Trace) -> Vec<String>, handle: &EmbeddedHandle) -> 
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // Set but empty in the environment: not set.
+    cli.record = cli.record.filter(|p| !p.as_os_str().is_empty());
     let catalog = demos::catalog();
     let name = match cli.demo.as_deref() {
         None | Some("list") => {
@@ -161,7 +167,14 @@ fn main() -> Result<()> {
     }
     .context("starting the embedded collector")?;
     let url = format!("http://{}/", handle.addr());
-    say!("timeline: {url}  (open it in a browser)\n");
+    say!("timeline: {url}  (open it in a browser)");
+    if let Some(addr) = &cli.collector {
+        say!("also streaming to the collector at {addr} (LOOPTRACE_ADDR)");
+    }
+    if let Some(path) = &cli.record {
+        say!("recording to {}", path.display());
+    }
+    say!("");
     let updates = handle.subscribe();
     let (verbose, quiet) = (cli.verbose, cli.quiet);
     let printer = std::thread::Builder::new()
@@ -201,6 +214,9 @@ fn main() -> Result<()> {
         .sink(sink);
     if let Some(path) = &cli.record {
         builder = builder.record(path);
+    }
+    if let Some(addr) = cli.collector.as_ref().filter(|a| !a.is_empty()) {
+        builder = builder.collector(addr.clone());
     }
     let use_tui = !cli.no_tui && !cli.quiet && std::io::stdout().is_terminal();
     if use_tui {
