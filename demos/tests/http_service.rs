@@ -114,6 +114,23 @@ fn check(rec: &Recording) {
         "/blocking is caught: {:?}",
         model.warnings
     );
+    // Tasks spawned inside dependencies read as `crate-version/src/...`, never
+    // as a path into cargo's registry.
+    for task in model.tasks.values() {
+        assert!(
+            !task.name.contains("registry") && !task.name.starts_with('/'),
+            "{}",
+            task.name
+        );
+    }
+    assert!(
+        model
+            .tasks
+            .values()
+            .any(|t| t.name.starts_with("hyper-") || t.name.starts_with("axum-")),
+        "a dependency's task by its crate: {:?}",
+        model.tasks.values().map(|t| &*t.name).collect::<Vec<_>>()
+    );
 }
 
 #[test]

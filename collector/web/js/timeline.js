@@ -678,7 +678,16 @@ export class Timeline extends EventTarget {
         ? `${h.lane.label}: parked for ${fmtDur(s.end_ns - s.start_ns)}`
         : `${h.lane.label} polled ${name(s.task)} #${s.task}\nfor ${fmtDur(s.end_ns - s.start_ns)} from ${fmtDur(s.start_ns)}`;
     }
-    if (h.lane && h.lane.kind === "group") return `${h.lane.label}: click to ${h.lane.collapsed ? "expand" : "collapse"}`;
+    if (h.lane && h.lane.kind === "group") {
+      const first = m.tasks.get(h.lane.members[0]);
+      const where = first && first.location ? `\nspawned at ${first.location}` : "";
+      return `${h.lane.label}: click to ${h.lane.collapsed ? "expand" : "collapse"}${where}`;
+    }
+    if (h.lane && h.lane.kind === "task") {
+      // The lane's name is short; its whole spawn location is here.
+      const t = m.tasks.get(h.lane.id);
+      if (t) return `${t.name} #${t.id}${t.location ? `\nspawned at ${t.location}` : ""}`;
+    }
     return "";
   }
 
