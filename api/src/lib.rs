@@ -259,6 +259,8 @@ pub struct TaskSummary {
     pub ended_ns: Option<u64>,
     pub outcome: Option<Outcome>,
     pub polls: u64,
+    /// Time running, scheduled and idle, its current state counted up to
+    /// `as_of_ns` (a viewer adds the time since to the current state's).
     pub busy_ns: u64,
     pub scheduled_ns: u64,
     pub idle_ns: u64,
@@ -278,6 +280,8 @@ pub struct TaskSummary {
     pub thread: Option<u32>,
     pub warnings: u32,
     pub lifetime_ns: u64,
+    /// The session's present when these figures were taken (see [`Stats`]).
+    pub as_of_ns: u64,
 }
 
 /// Which detector raised a warning.
@@ -561,7 +565,7 @@ pub struct TaskMessage {
     pub recent_polls: Vec<Poll>,
 }
 
-/// A worker thread's figures.
+/// A worker thread's figures, what it is doing now counted up to now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct WorkerStats {
@@ -574,8 +578,12 @@ pub struct WorkerStats {
     pub migrations: u64,
     /// Busy share of its life so far.
     pub utilization: f64,
+    /// The task it polls now.
     pub running: Option<TaskId>,
+    /// Parked now.
     pub parked: bool,
+    /// Since when it has been polling, parked, or between the two.
+    pub state_since_ns: u64,
 }
 
 /// A session's event history.
@@ -634,7 +642,9 @@ pub struct ModelStats {
 }
 
 /// A session's figures (`/api/sessions/{id}/stats`, and every second to
-/// subscribed viewers).
+/// subscribed viewers), as of `now_ns`: the latest event, or while a live app is
+/// connected its clock now (estimated), so that what goes on is counted up to
+/// the present.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Stats {

@@ -80,12 +80,45 @@ pub struct SessionState {
     /// one continues after a reconnect, if this collector holds it.
     pub continues: Option<SessionId>,
     recorder: Option<RecordingWriter<File>>,
+    /// How far the app's clock runs behind this collector's, at least (delivery
+    /// delay included): the smallest gap seen between an event's time and its
+    /// arrival. Estimates the app's present between events.
+    clock_lag_ns: Option<i128>,
     /// While viewers watch live: follows the stream to send the intervals each
     /// batch closes, having followed the first `live_index` events.
     live: Option<(u64, Tracker)>,
 }
 
 pub use looptrace_wire::Note;
+
+impl SessionState {
+    /// The session's present: its latest event, or, while a live app is
+    /// connected, the app's clock now (estimated from when its events arrive):
+    /// a task idle for seconds has been idle until now, not until the last
+    /// event anyone sent.
+    pub fn now_ns(&self) -> u64 {
+        let data = self.model.now_ns;
+        let live = matches!(
+            self.source,
+            Source::Live | Source::Embedded | Source::Console
+        ) && self.disconnected_unix_ns.is_none();
+        match self.clock_lag_ns {
+            Some(lag) if live => {
+                let now = unix_ns() as i128 - self.model.header.clock_origin_unix_ns as i128 - lag;
+                (now.clamp(0, u64::MAX as i128) as u64).max(data)
+            }
+            _ => data,
+        }
+    }
+
+    /// Notes when events up to the model's latest arrived.
+    fn observe_clock(&mut self) {
+        let gap = unix_ns() as i128
+            - self.model.header.clock_origin_unix_ns as i128
+            - self.model.now_ns as i128;
+        self.clock_lag_ns = Some(self.clock_lag_ns.map_or(gap, |l| l.min(gap)));
+    }
+}
 
 /// A live update for viewers.
 #[derive(Debug, Clone)]
@@ -283,6 +316,7 @@ impl Hub {
                 note: None,
                 continues,
                 recorder,
+                clock_lag_ns: None,
                 live: None,
             }),
             watchers: AtomicUsize::new(0),
@@ -471,6 +505,7 @@ impl Hub {
         for e in events {
             s.model.apply(e);
         }
+        s.observe_clock();
         let mut seq = self.next_seq.load(Ordering::Relaxed);
         let before = seq;
         match run {
@@ -657,7 +692,7 @@ impl Hub {
             .iter()
             .map(|slot| {
                 let s = slot.lock();
-                s.to_api(s.model.now_ns)
+                s.to_api(s.now_ns())
             })
             .collect()
     }
@@ -750,7 +785,7 @@ impl Hub {
             api::Snapshot {
                 session: id,
                 tasks_total: total as u64,
-                tasks: tasks.iter().map(|t| t.to_api(s.model.now_ns)).collect(),
+                tasks: tasks.iter().map(|t| t.to_api(s.now_ns())).collect(),
                 warnings: s.model.warnings.clone(),
                 marks: s.model.marks.iter().cloned().collect(),
                 stats: crate::to_api::session_stats(s),
@@ -762,7 +797,10 @@ impl Hub {
     pub fn task_message(&self, id: SessionId, task: u64) -> Option<api::TaskMessage> {
         let detail = self
             .with_session(id, |s| {
-                s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
+                s.model
+                    .tasks
+                    .get(&task)
+                    .map(|t| task_detail(t, &s.model, s.now_ns()))
             })
             .flatten()?;
         Some(api::TaskMessage {

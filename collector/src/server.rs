@@ -609,7 +609,7 @@ async fn tasks(
             .into_iter()
             .skip(offset)
             .take(limit)
-            .map(|t| t.to_api(s.model.now_ns))
+            .map(|t| t.to_api(s.now_ns()))
             .collect();
         (total, page)
     });
@@ -630,7 +630,10 @@ async fn task(
     state
         .hub
         .with_session(id, |s| {
-            s.model.tasks.get(&task).map(|t| task_detail(t, &s.model))
+            s.model
+                .tasks
+                .get(&task)
+                .map(|t| task_detail(t, &s.model, s.now_ns()))
         })
         .ok_or_else(|| no_session(id))?
         .map(Json)

@@ -73,6 +73,7 @@ impl ToApi for Task {
             thread: self.life.thread,
             warnings: self.warnings,
             lifetime_ns: self.ended_ns.unwrap_or(now).saturating_sub(self.spawned_ns),
+            as_of_ns: now,
         }
     }
 }
@@ -80,17 +81,20 @@ impl ToApi for Task {
 impl ToApi for Worker {
     type Output = api::WorkerStats;
     fn to_api(&self, now: u64) -> api::WorkerStats {
+        let open = now.saturating_sub(self.since_ns);
         api::WorkerStats {
             thread: self.thread,
             index: self.index,
             name: self.name.clone(),
-            busy_ns: self.busy_ns,
-            parked_ns: self.parked_ns,
+            // What it is doing now counts, up to now.
+            busy_ns: self.busy_ns + self.running.map_or(0, |_| open),
+            parked_ns: self.parked_ns + if self.parked { open } else { 0 },
             polls: self.polls,
             migrations: self.migrations,
             utilization: self.utilization(now),
             running: self.running,
             parked: self.parked,
+            state_since_ns: self.since_ns,
         }
     }
 }
@@ -192,15 +196,15 @@ impl ToApi for SessionState {
     }
 }
 
-/// A task in detail (`/api/sessions/{id}/tasks/{task}`).
-pub fn task_detail(t: &Task, model: &Model) -> api::TaskDetail {
+/// A task in detail (`/api/sessions/{id}/tasks/{task}`), as of `now`.
+pub fn task_detail(t: &Task, model: &Model, now: u64) -> api::TaskDetail {
     let (poll_histogram, scheduled_histogram) = t
         .hist
         .as_ref()
         .map(|h| (histogram_buckets(&h.poll), histogram_buckets(&h.sched)))
         .unwrap_or_default();
     api::TaskDetail {
-        task: t.to_api(model.now_ns),
+        task: t.to_api(now),
         poll_histogram,
         scheduled_histogram,
         histograms_dropped: t.hist.is_none(),
@@ -216,7 +220,7 @@ pub fn task_detail(t: &Task, model: &Model) -> api::TaskDetail {
 /// A session's figures (`/api/sessions/{id}/stats`, and the `stats` message).
 pub fn session_stats(s: &SessionState) -> api::Stats {
     let m = &s.model;
-    let now = m.now_ns;
+    let now = s.now_ns();
     let mut tasks_by_state = BTreeMap::new();
     for t in m.tasks.values() {
         *tasks_by_state.entry(t.state()).or_insert(0) += 1;

@@ -10,18 +10,33 @@ use std::time::{Duration, Instant};
 fn a_demo_with_looptrace_addr_is_a_session_of_that_collector() {
     let (addr, _hub) = start(HubConfig::default(), Default::default());
     let out = Command::new(env!("CARGO_BIN_EXE_demos"))
-        .args(["hello", "--exit", "--no-tui", "--speed", "8", "--serve", "127.0.0.1:0"])
+        .args([
+            "hello",
+            "--exit",
+            "--no-tui",
+            "--speed",
+            "8",
+            "--serve",
+            "127.0.0.1:0",
+        ])
         .env("LOOPTRACE_ADDR", addr.to_string())
         .env_remove("LOOPTRACE_RECORD")
         .output()
         .expect("demos runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains(&format!("also streaming to the collector at {addr}")),
         "the demo says where it streams:\n{said}"
     );
-    assert!(said.contains("timeline: http://127.0.0.1:"), "and still serves its own");
+    assert!(
+        said.contains("timeline: http://127.0.0.1:"),
+        "and still serves its own"
+    );
     // The session, with the demo's three tasks, once the collector has it all.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -43,7 +58,10 @@ fn a_demo_with_looptrace_addr_is_a_session_of_that_collector() {
             assert_eq!(names, ["Alice", "Bob", "Charlie"]);
             break;
         }
-        assert!(Instant::now() < deadline, "no finished session of the demo: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "no finished session of the demo: {v}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -74,6 +74,40 @@ test("blocking: the blocking poll is a warning, and the heartbeat waited", async
   await finish(page, problems, "blocking");
 });
 
+test("blocking: a warning zooms to its poll, within the session", async () => {
+  const { page, problems } = await openDemo("blocking", 5);
+  const button = page.locator("#warnings button", { hasText: "blocking poll" }).first();
+  await button.waitFor();
+  await button.click();
+  const s = await page.evaluate(() => {
+    const { timeline: tl, current: m } = window.__looptrace;
+    return { view: tl.view, mode: tl.mode, end: m.nowNs, w: m.warnings.find((w) => w.kind === "blocking_poll"), selected: tl.selected && tl.selected.task };
+  });
+  const [a, b] = [s.w.at_ns, s.w.at_ns + s.w.value];
+  assert.ok(s.view.start <= a && b <= s.view.end, `the poll ${a}..${b} in view ${JSON.stringify(s.view)}`);
+  assert.ok(s.view.start >= 0 && s.view.end <= s.end * 1.02, `within the session (0..${s.end}): ${JSON.stringify(s.view)}`);
+  assert.ok(s.view.end - s.view.start < (b - a) * 2, "zoomed to the poll, not around it");
+  assert.equal(s.mode, "free");
+  assert.equal(s.selected, s.w.task);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("at 1280x720 the lesson, the details and the warnings are all in view", async () => {
+  const id = sessions.blocking;
+  const { page, problems } = await openPage(browser, `${base}?session=${id}`, { width: 1280, height: 720 });
+  await until(page, () => document.querySelectorAll("#warnings button").length > 0 && document.querySelectorAll("#tasks tbody tr").length >= 5, null, 15000);
+  await page.locator("#tasks tbody tr", { hasText: "std::thread::sleep" }).first().click();
+  await until(page, () => document.querySelector("#details h3")?.textContent.includes("std::thread::sleep"));
+  for (const sel of ["#note-card", ".details-card", ".warnings-card", "#warnings button", "#details h3", "#note-title", "#tasks tbody tr"]) {
+    const box = await page.locator(sel).first().boundingBox();
+    assert.ok(box && box.y >= 0 && box.y + Math.min(box.height, 24) <= 720 && box.x + 20 <= 1280, `${sel} in view: ${JSON.stringify(box)}`);
+  }
+  await page.screenshot({ path: `${artifacts}/demo-blocking-1280x720.png` });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
 test("cpu-yield: greedy tasks poll once, polite ones take turns", async () => {
   const { page, problems } = await openDemo("cpu-yield", 4);
   const rows = await tableRows(page);

@@ -19,16 +19,30 @@ let replay = null;
 
 const timeline = new Timeline({ canvas: $("timeline"), scroller: $("scroller"), spacer: $("spacer"), tooltip: $("tooltip"), range: $("range") });
 timeline.conn = conn;
-const table = new TaskTable($("tasks"), $("filter"), $("state-filter"), (id) => timeline.select(id));
+const table = new TaskTable($("tasks"), $("filter"), $("state-filter"), (id) => timeline.select(id), () => timeline.now());
 const details = new Details($("details"), async (session, task) => {
   const r = await fetch(withToken(`/api/sessions/${session}/tasks/${task}`));
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return r.json();
 });
+/** The stretch of time a warning is about: the offending poll or wait, else its moment. */
+function warningStretch(w) {
+  const v = w.value || 0;
+  switch (w.kind) {
+    case "blocking_poll":
+    case "never_yields":
+      return [w.at_ns, w.at_ns + v];
+    case "scheduling_latency":
+      return [Math.max(0, w.at_ns - v), w.at_ns];
+    default:
+      return [w.at_ns, w.at_ns];
+  }
+}
+
 const warnings = new Warnings($("warnings"), $("warning-count"), (w) => {
-  // Jump to the moment, a little context around it, and select its task.
-  const span = Math.max(Math.min(timeline.view.end - timeline.view.start, 2e9), (w.value || 0) * 4, 4e6);
-  timeline.jumpTo(w.at_ns, span);
+  // Zoom to what it is about (within the session), and select its task.
+  const [start, end] = warningStretch(w);
+  timeline.zoomTo(start, end);
   if (w.task != null) timeline.select(w.task);
 });
 const loopView = new LoopView($("loop"), $("loop-at"));
@@ -38,7 +52,11 @@ function setPressed(el, on) {
   el.setAttribute("aria-pressed", on ? "true" : "false");
 }
 
-timeline.addEventListener("follow", (e) => setPressed($("follow"), e.detail));
+timeline.addEventListener("mode", (e) => {
+  setPressed($("follow"), e.detail === "follow");
+  setPressed($("freeze"), e.detail === "paused");
+  $("freeze").textContent = e.detail === "paused" ? "Resume view" : "Pause view";
+});
 timeline.addEventListener("select", (e) => {
   table.selected = e.detail ? e.detail.task : null;
   table.render();
@@ -46,23 +64,13 @@ timeline.addEventListener("select", (e) => {
 });
 
 $("follow").addEventListener("click", () => timeline.setFollow(!timeline.follow));
-$("freeze").addEventListener("click", () => {
-  timeline.frozen = !timeline.frozen;
-  setPressed($("freeze"), timeline.frozen);
-});
+$("freeze").addEventListener("click", () => timeline.togglePause());
 $("fit").addEventListener("click", () => timeline.fitAll());
 $("zoomin").addEventListener("click", () => timeline.zoom(0.6));
 $("zoomout").addEventListener("click", () => timeline.zoom(1 / 0.6));
 $("play").addEventListener("click", () => conn.replay(replay && replay.paused ? "play" : "pause"));
 $("speed").addEventListener("change", (e) => conn.replay("speed", Number(e.target.value)));
 $("session").addEventListener("change", (e) => choose(Number(e.target.value)));
-document.addEventListener("keydown", (e) => {
-  if (e.target.closest("input, select, textarea")) return;
-  if (e.key === " ") {
-    e.preventDefault();
-    $("freeze").click();
-  }
-});
 
 function showReplay(r) {
   replay = r;
@@ -232,11 +240,14 @@ $("timeline").addEventListener("pointermove", (e) => {
   hoverT = x > 190 ? timeline.t(x) : null;
 });
 $("timeline").addEventListener("pointerleave", () => (hoverT = null));
+let ticks = 0;
 setInterval(() => {
   if (!current) return;
   const t = hoverT ?? Math.min(timeline.view.end, timeline.now());
   loopView.render(current, t);
   warnings.render(current);
+  // What goes on counts up to now: idle tasks' idle time grows without news.
+  if (++ticks % 4 === 0 && !timeline.frozen) table.render();
 }, 120);
 
 // For tests and the benchmark.

@@ -5,7 +5,9 @@ import { fmtDur, taskColor, SOURCE_COLORS, escapeHtml } from "./format.js";
 import { describeSource } from "./timeline.js";
 
 export class TaskTable {
-  constructor(table, filter, stateFilter, onSelect) {
+  /** `now()`: the session's present, to count what goes on up to it. */
+  constructor(table, filter, stateFilter, onSelect, now) {
+    this.now = now;
     this.body = table.querySelector("tbody");
     this.heads = [...table.querySelectorAll("th")];
     this.filter = filter;
@@ -31,8 +33,9 @@ export class TaskTable {
     });
   }
 
-  value(t, key) {
+  value(t, key, totals) {
     if (key === "wakes") return t.wakes ? Object.values(t.wakes).reduce((a, b) => a + b, 0) : 0;
+    if (totals && key in totals) return totals[key];
     return t[key];
   }
 
@@ -45,20 +48,25 @@ export class TaskTable {
     }
     const q = this.filter.value.trim().toLowerCase();
     const st = this.stateFilter.value;
+    const now = this.now();
     const rows = [...m.tasks.values()].filter((t) => (!q || t.name.toLowerCase().includes(q)) && (!st || t.state === st));
+    const totals = new Map(rows.map((t) => [t.id, m.totals(t, now)]));
     const { key, dir } = this.sort;
     rows.sort((a, b) => {
-      const va = this.value(a, key);
-      const vb = this.value(b, key);
+      const va = this.value(a, key, totals.get(a.id));
+      const vb = this.value(b, key, totals.get(b.id));
       return (typeof va === "string" ? va.localeCompare(vb) : (va ?? 0) - (vb ?? 0)) * dir || a.id - b.id;
     });
     const html = rows
       .slice(0, 2000)
       .map(
-        (t) => `<tr data-id="${t.id}" aria-selected="${t.id === this.selected}">
+        (t) => {
+          const tt = totals.get(t.id);
+          return `<tr data-id="${t.id}" aria-selected="${t.id === this.selected}" title="${escapeHtml(t.location || "")}">
 <td>${t.id}</td><td><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(t.name)}</td>
-<td><span class="state state-${t.state}">${t.state}</span></td><td>${t.polls}</td><td>${fmtDur(t.busy_ns)}</td>
-<td>${fmtDur(t.scheduled_ns)}</td><td>${fmtDur(t.idle_ns)}</td><td>${this.value(t, "wakes")}</td><td>${t.warnings || ""}</td></tr>`,
+<td><span class="state state-${t.state}">${t.state}</span></td><td>${t.polls}</td><td>${fmtDur(tt.busy_ns)}</td>
+<td>${fmtDur(tt.scheduled_ns)}</td><td>${fmtDur(tt.idle_ns)}</td><td>${this.value(t, "wakes")}</td><td>${t.warnings || ""}</td></tr>`;
+        },
       )
       .join("");
     if (html !== this.lastHtml) {

@@ -49,6 +49,16 @@ export class SessionModel {
     this.tasks.set(t.id, t);
   }
 
+  /** A task's busy, scheduled and idle time up to `now`: its summary's, plus
+   * the time since in the state it is in (a task asleep for seconds sends
+   * nothing meanwhile). */
+  totals(t, now) {
+    const out = { busy_ns: t.busy_ns, scheduled_ns: t.scheduled_ns, idle_ns: t.idle_ns };
+    const key = { running: "busy_ns", scheduled: "scheduled_ns", idle: "idle_ns" }[t.state];
+    if (key) out[key] += Math.max(0, now - Math.max(t.as_of_ns ?? now, t.state_since_ns));
+    return out;
+  }
+
   addWarnings(ws) {
     for (const w of ws || []) {
       if (this.warningIds.has(w.id)) {
@@ -156,6 +166,24 @@ export class SessionModel {
 
   allMarkers() {
     return this.merged("markers");
+  }
+
+  /** Per worker thread, where its spans in hand end (later, its stats say what it does). */
+  workerEnds() {
+    if (this.workerEndsCache && this.workerEndsCache.version === this.version) return this.workerEndsCache.ends;
+    const ends = new Map();
+    for (const s of this.allWorkerSpans()) if (s.end_ns > (ends.get(s.thread) ?? -1)) ends.set(s.thread, s.end_ns);
+    this.workerEndsCache = { version: this.version, ends };
+    return ends;
+  }
+
+  /** Per task, where its intervals in hand end (later, its summary says what it does). */
+  taskEnds() {
+    if (this.taskEndsCache && this.taskEndsCache.version === this.version) return this.taskEndsCache.ends;
+    const ends = new Map();
+    for (const i of this.allIntervals()) if (i.end_ns > (ends.get(i.task) ?? -1)) ends.set(i.task, i.end_ns);
+    this.taskEndsCache = { version: this.version, ends };
+    return ends;
   }
 
   /** Data ends here; later, tasks are in the state their summary says. */

@@ -20,8 +20,13 @@ export class Timeline extends EventTarget {
     this.ctx = canvas.getContext("2d");
     this.model = null;
     this.view = { start: 0, end: 3e9 };
-    this.follow = true;
-    this.frozen = false;
+    // The view's state: "follow" (the present at the right edge), "paused" (the
+    // view and what it shows stand still), "free" (a place the user went to).
+    this.mode = "follow";
+    this.resumeTo = "follow";
+    // Following: how wide the view is. null: the session so far, from 1 s up to
+    // 10 s, then the last 10 s; "all": the whole session; a number: that span.
+    this.followSpan = null;
     this.advancing = true; // whether the session's present moves on its own
     this.selected = null; // { task, interval? }
     this.collapsed = new Set();
@@ -56,11 +61,19 @@ export class Timeline extends EventTarget {
     }
   }
 
+  get follow() {
+    return this.mode === "follow";
+  }
+  get frozen() {
+    return this.mode === "paused";
+  }
+
   setModel(model) {
     this.model = model;
     this.selected = null;
-    this.follow = true;
-    this.fitAll();
+    this.followSpan = null;
+    this.setMode("follow");
+    this.placeFollowed();
     this.dirty = true;
     this.requestWindow(0);
   }
@@ -95,6 +108,8 @@ export class Timeline extends EventTarget {
     return this.model ? this.model.estimatedNow(this.advancing && !this.frozen) : 0;
   }
 
+  /** Shows `[start, end)`; the user went there, so the view stops following
+   * (unless `keepFollow`). */
   setView(start, end, { keepFollow = false } = {}) {
     let span = Math.max(end - start, MIN_SPAN);
     if (start < 0) {
@@ -102,35 +117,108 @@ export class Timeline extends EventTarget {
       start = 0;
     }
     this.view = { start, end: start + span };
-    if (!keepFollow) this.setFollow(false);
+    if (!keepFollow) this.setMode("free");
     this.dirty = true;
     this.requestWindow(60);
     this.dispatchEvent(new CustomEvent("view", { detail: this.view }));
   }
 
+  /** Enters a state of the view: "follow", "paused" or "free". */
+  setMode(mode) {
+    if (this.mode === mode) return;
+    if (mode === "paused") this.resumeTo = this.mode;
+    this.mode = mode;
+    this.tooltip.hidden = true;
+    this.dispatchEvent(new CustomEvent("mode", { detail: mode }));
+    this.dispatchEvent(new CustomEvent("follow", { detail: mode === "follow" }));
+    this.dirty = true;
+    this.updateRange();
+    this.requestWindow(0);
+  }
+
+  /** Follows the present (from any state), or stops following. */
   setFollow(on) {
-    if (this.follow === on) return;
-    this.follow = on;
-    this.dispatchEvent(new CustomEvent("follow", { detail: on }));
+    if (on) {
+      this.setMode("follow");
+      this.placeFollowed();
+    } else if (this.mode === "follow") this.setMode("free");
+  }
+
+  /** Pauses the view where it is, or resumes what it did before. */
+  togglePause() {
+    if (this.mode !== "paused") this.setMode("paused");
+    else if (this.resumeTo === "follow") this.setFollow(true);
+    else this.setMode(this.resumeTo);
+  }
+
+  /** What the view is doing, for the line above it. */
+  modeText() {
+    if (this.mode === "follow") {
+      const how = this.followSpan === "all" ? "the whole session" : typeof this.followSpan === "number" ? `the last ${fmtDur(this.followSpan)}` : "the session so far (10 s at most)";
+      return `● following live: ${how} · Space pauses · arrows or drag to look back`;
+    }
+    if (this.mode === "paused") return "❚❚ paused: the view stands still · Space resumes";
+    return "browsing · F follows live · 0 shows all";
+  }
+
+  /** The span a followed view shows now. */
+  followedSpan() {
+    const now = this.now();
+    if (this.followSpan === "all") return Math.max(now * 1.02, MIN_SPAN);
+    if (typeof this.followSpan === "number") return this.followSpan;
+    // The session so far, never a sliver: 1 s at least, 10 s at most.
+    return Math.min(Math.max(now * 1.03, 1e9), 10e9);
+  }
+
+  /** Puts the followed view at the present. */
+  placeFollowed() {
+    const span = this.followedSpan();
+    const now = this.now();
+    const end = Math.max(span, now + span * 0.02);
+    this.view = { start: end - span, end };
     this.dirty = true;
   }
 
+  /** The whole session: followed on as it grows when following. */
   fitAll() {
+    if (this.mode === "follow") {
+      this.followSpan = "all";
+      this.placeFollowed();
+      this.requestWindow(0);
+      return;
+    }
     const end = Math.max(this.now(), 1_000_000);
-    this.setView(0, end * 1.02, { keepFollow: true });
+    this.setView(0, end * 1.02);
   }
 
+  /** Zooms by `factor` at `atX` (the centre, or the present when following:
+   * following goes on with the new width). */
   zoom(factor, atX) {
+    if (this.mode === "follow") {
+      this.followSpan = Math.max(MIN_SPAN, (this.view.end - this.view.start) * factor);
+      this.placeFollowed();
+      this.updateRange();
+      this.requestWindow(60);
+      this.dispatchEvent(new CustomEvent("view", { detail: this.view }));
+      return;
+    }
     const at = atX == null ? (this.view.start + this.view.end) / 2 : this.t(atX);
     const start = at - (at - this.view.start) * factor;
     const end = at + (this.view.end - at) * factor;
-    // Zooming keeps following only if the present stays in view.
-    const keep = this.follow && end >= this.now();
-    this.setView(start, end, { keepFollow: keep });
+    this.setView(start, end);
   }
 
   pan(dt) {
     this.setView(this.view.start + dt, this.view.end + dt);
+  }
+
+  /** Shows `[start, end]` with a margin around it, within the session. */
+  zoomTo(start, end) {
+    const pad = Math.max((end - start) * 0.25, 500_000);
+    const last = Math.max(this.now(), end);
+    const a = Math.max(0, start - pad);
+    const b = Math.min(last * 1.01 + 1, end + pad);
+    this.setView(a, Math.max(b, a + MIN_SPAN));
   }
 
   /** Centres `t` (keeping the zoom), or zooms to show `span` around it. */
@@ -239,10 +327,11 @@ export class Timeline extends EventTarget {
   // ---- drawing
   frame(ts) {
     const m = this.model;
-    if (m && this.follow && !this.frozen) {
-      const span = this.view.end - this.view.start;
-      const end = this.now() + span * 0.02;
-      if (Math.abs(end - this.view.end) > span / (this.plotW * 2)) {
+    if (m && this.mode === "follow") {
+      const before = this.view;
+      const span = this.followedSpan();
+      const end = Math.max(span, this.now() + span * 0.02);
+      if (Math.abs(end - before.end) > span / (this.plotW * 2) || Math.abs(span - (before.end - before.start)) > 1) {
         this.view = { start: end - span, end };
         this.dirty = true;
         if (this.windowStale()) this.requestWindow(100);
@@ -315,10 +404,15 @@ export class Timeline extends EventTarget {
     ctx.moveTo(LABEL_W + 0.5, 0);
     ctx.lineTo(LABEL_W + 0.5, H);
     ctx.stroke();
+    this.updateRange();
+  }
+
+  /** The line above the timeline: the range in view and what the view does. */
+  updateRange() {
     const precision = (this.view.end - this.view.start) / 100;
     this.rangeEl.textContent = `${fmtTick(Math.round(this.view.start), precision)} – ${fmtTick(Math.round(this.view.end), precision)}  (span ${fmtDur(this.view.end - this.view.start)})${
       this.model && this.model.win && this.model.win.detail === "aggregate" ? " · zoomed out: summarised" : ""
-    }${this.follow ? " · following" : ""}`;
+    } · ${this.modeText()}`;
   }
 
   /** Marks in view: those the program labelled (`looptrace::mark`). */
@@ -440,14 +534,14 @@ export class Timeline extends EventTarget {
       if (!visible(li)) continue;
       this.drawInterval(iv, this.laneY(li));
     }
-    // What is still going on, after the data in hand.
-    const until = m.dataUntil();
+    // What is still going on, after each task's data in hand, up to now.
+    const taskEnds = m.taskEnds();
     const now = this.now();
     for (const t of m.tasks.values()) {
       if (t.state === "done") continue;
       const li = laneOf(t.id);
       if (!visible(li)) continue;
-      const start = Math.max(t.state_since_ns, until);
+      const start = Math.max(t.state_since_ns, taskEnds.get(t.id) ?? 0);
       if (start >= now || now < vs || start > ve) continue;
       this.drawInterval({ task: t.id, state: t.state, start_ns: start, end_ns: now }, this.laneY(li), true);
     }
@@ -465,6 +559,25 @@ export class Timeline extends EventTarget {
       } else {
         ctx.fillStyle = taskColor(s.task);
         ctx.fillRect(x0, y + 3, w, ROW_H - 6);
+      }
+    }
+    // What each worker is doing now, after its spans in hand: parked, or polling.
+    const ends = m.workerEnds();
+    for (const w of m.workers.values()) {
+      const li = idx.worker.get(w.thread);
+      if (!visible(li) || (!w.parked && w.running == null)) continue;
+      const start = Math.max(w.state_since_ns ?? 0, ends.get(w.thread) ?? 0, vs);
+      const end = Math.min(now, ve);
+      if (start >= end) continue;
+      const y = this.laneY(li);
+      const x0 = this.x(start);
+      const width = Math.max(this.x(end) - x0, 1);
+      if (w.parked) {
+        ctx.fillStyle = c.parked;
+        ctx.fillRect(x0, y + 7, width, ROW_H - 14);
+      } else {
+        ctx.fillStyle = taskColor(w.running);
+        ctx.fillRect(x0, y + 3, width, ROW_H - 6);
       }
     }
     // Markers.
@@ -646,8 +759,9 @@ export class Timeline extends EventTarget {
       }
       if (!best) {
         const task = this.model.tasks.get(lane.id);
-        if (task && task.state !== "done" && t >= Math.max(task.state_since_ns, this.model.dataUntil())) {
-          best = { task: task.id, state: task.state, start_ns: task.state_since_ns, end_ns: this.now(), open: true };
+        const from = task && Math.max(task.state_since_ns, this.model.taskEnds().get(task.id) ?? 0);
+        if (task && task.state !== "done" && t >= from && t <= this.now()) {
+          best = { task: task.id, state: task.state, start_ns: from, end_ns: this.now(), open: true };
         }
       }
       return { lane, t, interval: best };
@@ -773,9 +887,14 @@ export class Timeline extends EventTarget {
       const { x, y } = pos(e);
       if (x < LABEL_W) this.click(x, y);
     });
-    cv.addEventListener("keydown", (e) => {
+    // Keys work from the moment the page loads, wherever the focus is (but in a
+    // text field or a menu).
+    document.addEventListener("keydown", (e) => {
+      if (e.target.closest && e.target.closest("input, select, textarea")) return;
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
       const span = this.view.end - this.view.start;
       const handled = {
+        " ": () => this.togglePause(),
         "+": () => this.zoom(0.7),
         "=": () => this.zoom(0.7),
         "-": () => this.zoom(1 / 0.7),
@@ -786,6 +905,7 @@ export class Timeline extends EventTarget {
         ArrowDown: () => (this.scroller.scrollTop += ROW_H * 3),
         "0": () => this.fitAll(),
         f: () => this.setFollow(!this.follow),
+        F: () => this.setFollow(!this.follow),
       }[e.key];
       if (handled) {
         e.preventDefault();
