@@ -282,6 +282,10 @@ pub struct TaskSummary {
     pub lifetime_ns: u64,
     /// The session's present when these figures were taken (see [`Stats`]).
     pub as_of_ns: u64,
+    /// What the app was doing in the latest poll that entered one of its
+    /// `tracing` spans (e.g. `GET /blocking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 /// Which detector raised a warning.
@@ -330,6 +334,10 @@ pub struct Warning {
     /// The measured value that crossed the threshold (ns, bytes or tasks).
     pub value: u64,
     pub message: String,
+    /// What the task was doing in the poll it is about: the app's `tracing` span
+    /// entered in that poll (e.g. `GET /blocking`), when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 /// A moment the traced program labelled (`looptrace::mark`).
@@ -358,6 +366,9 @@ pub struct Interval {
     /// Scheduled: who woke it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub woken_by: Option<WakeSource>,
+    /// Running: the app's `tracing` span entered in this poll (e.g. `GET /blocking`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
 }
 
 /// A wake: from its source, at `at_ns`, to the task's next poll.

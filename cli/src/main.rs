@@ -282,11 +282,11 @@ fn main() -> Result<()> {
             damage,
         } => {
             let (session, failed) = open(&file, &damage)?;
-            let mut log = LiveLog::new();
+            let mut log = LiveLog::with_warnings(session.header.clone());
             log.verbose = verbose;
             let mut out = BufWriter::new(io::stdout().lock());
             for e in &session.events {
-                if let Some(line) = log.line(e) {
+                for line in log.lines(e) {
                     writeln!(out, "{line}")?;
                 }
             }

@@ -1,23 +1,58 @@
 //! A readable account of what the event loop does, one line per step:
-//! spawns, polls and their outcome, who woke whom, timers, parking.
+//! spawns, polls and their outcome, who woke whom, timers, parking, and the
+//! warnings where they are found.
 
-use crate::session::display_name;
-use looptrace_wire::{Event, EventKind, Outcome, TaskId, ThreadId, ThreadRole, WakeOp, WakeSource};
+use crate::model::{Model, Thresholds};
+use crate::session::{display_name, short_location};
+use looptrace_wire::{
+    Event, EventKind, Header, Outcome, TaskId, ThreadId, ThreadRole, WakeOp, WakeSource,
+};
 use std::collections::HashMap;
 
 /// Turns events into lines. Keeps the little state it needs (names, poll starts).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LiveLog {
     names: HashMap<TaskId, String>,
     roles: HashMap<ThreadId, ThreadRole>,
     poll_started: HashMap<TaskId, u64>,
     /// Also show waker clones and drops.
     pub verbose: bool,
+    /// Follows the session to tell its warnings, when asked to.
+    model: Option<Box<Model>>,
 }
 
 impl LiveLog {
     pub fn new() -> LiveLog {
         LiveLog::default()
+    }
+
+    /// A log that also tells each warning (with the default thresholds) where it
+    /// is first found, after the event that raised it.
+    pub fn with_warnings(header: Header) -> LiveLog {
+        let mut model = Model::new(header, Thresholds::default());
+        model.track_changes = false;
+        LiveLog {
+            model: Some(Box::new(model)),
+            ..LiveLog::default()
+        }
+    }
+
+    /// The lines for `e`: its own, if it deserves one, then any warnings it raised.
+    pub fn lines(&mut self, e: &Event) -> Vec<String> {
+        let mut out: Vec<String> = self.line(e).into_iter().collect();
+        if let Some(model) = &mut self.model {
+            let seen = model.warnings.len();
+            model.apply(e);
+            for w in &model.warnings[seen..] {
+                out.push(format!(
+                    "{:>10}  warning  {}: {}",
+                    fmt_ts(e.ts_ns),
+                    w.kind.as_str(),
+                    w.message
+                ));
+            }
+        }
+        out
     }
 
     fn name(&self, task: TaskId) -> String {
@@ -64,7 +99,12 @@ impl LiveLog {
                 let from = parent
                     .map(|p| format!(" by {}", self.name(p)))
                     .unwrap_or_default();
-                format!("spawn    {n} (task {task}) at {location}{from}")
+                // Unnamed, it is named by where it was spawned already.
+                let at = match name {
+                    Some(_) => format!(" at {}", short_location(location)),
+                    None => String::new(),
+                };
+                format!("spawn    {n} (task {task}){at}{from}")
             }
             EventKind::PollStart { task } => {
                 self.poll_started.insert(*task, e.ts_ns);
@@ -146,6 +186,9 @@ impl LiveLog {
                 self.thread(e.thread)
             ),
             EventKind::Mark { label } => format!("mark     {label}"),
+            EventKind::Context { task, label } => {
+                format!("context  {} works in {label}", self.name(*task))
+            }
             EventKind::TaskState { task, state } => format!(
                 "resume   {} is {} (the stream starts over here)",
                 self.name(*task),

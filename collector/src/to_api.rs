@@ -74,6 +74,7 @@ impl ToApi for Task {
             warnings: self.warnings,
             lifetime_ns: self.ended_ns.unwrap_or(now).saturating_sub(self.spawned_ns),
             as_of_ns: now,
+            context: self.context.as_deref().map(str::to_owned),
         }
     }
 }

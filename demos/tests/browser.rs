@@ -261,6 +261,7 @@ fn the_timeline_in_headless_chromium() {
         .env("LOOPTRACE_DEMOS_URL", format!("http://{demos_addr}/"))
         .env("LOOPTRACE_DEMO_SESSIONS", demo_sessions)
         .env("LOOPTRACE_DEMOS_BIN", env!("CARGO_BIN_EXE_demos"))
+        .env("LOOPTRACE_SERVICE_BIN", env!("CARGO_BIN_EXE_http-service"))
         .env("LOOPTRACE_ARTIFACTS", &artifacts)
         .env("CHROMIUM", &chromium)
         .status()

@@ -114,6 +114,48 @@ fn check(rec: &Recording) {
         "/blocking is caught: {:?}",
         model.warnings
     );
+    // Each request's span (tower-http's TraceLayer) is the context of the polls
+    // that served it, and the warning says which request blocked.
+    let contexts: Vec<&str> = rec
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Context { label, .. } => Some(label.as_str()),
+            _ => None,
+        })
+        .collect();
+    for route in ["GET /", "GET /slow", "GET /compute", "GET /blocking"] {
+        assert!(contexts.contains(&route), "{route} in {contexts:?}");
+    }
+    let blocking = model
+        .warnings
+        .iter()
+        .find(|w| w.kind == WarningKind::BlockingPoll)
+        .expect("the blocking warning");
+    assert_eq!(blocking.context.as_deref(), Some("GET /blocking"));
+    assert!(
+        blocking
+            .message
+            .contains("(in GET /blocking) blocked its worker"),
+        "{}",
+        blocking.message
+    );
+    // `looptrace log` tells the warning, with the route, after the poll.
+    let mut log = looptrace_collector::LiveLog::with_warnings(rec.header.clone());
+    let lines: Vec<String> = rec.events.iter().flat_map(|e| log.lines(e)).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("warning  blocking_poll:") && l.contains("GET /blocking"))
+        .unwrap_or_else(|| panic!("no warning line in the log"));
+    assert!(
+        lines[..at]
+            .iter()
+            .any(|l| l.contains("context") && l.contains("works in GET /blocking")),
+        "the context line comes first"
+    );
+    for l in &lines {
+        assert!(!l.contains("registry"), "{l}");
+    }
     // Tasks spawned inside dependencies read as `crate-version/src/...`, never
     // as a path into cargo's registry.
     for task in model.tasks.values() {

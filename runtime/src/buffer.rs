@@ -59,6 +59,8 @@ pub(crate) enum Raw {
     },
     /// The program labelled this moment (boxed: rare, and slots stay small).
     Mark(Box<str>),
+    /// The poll running on this thread entered the app's span so labelled.
+    Context(std::sync::Arc<str>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),
 }
@@ -151,6 +153,8 @@ pub(crate) struct Local {
     /// The current task's own waker, cloned and dropped during this poll.
     pub own_clones: Cell<u32>,
     pub own_drops: Cell<u32>,
+    /// The current poll's context (the app's span) was sent.
+    pub context_sent: Cell<bool>,
 }
 
 thread_local! {
@@ -170,6 +174,7 @@ thread_local! {
             last_tsc: Cell::new(0),
             own_clones: Cell::new(0),
             own_drops: Cell::new(0),
+            context_sent: Cell::new(false),
         }
     };
     static OWNER: BufOwner = const { BufOwner };

@@ -109,6 +109,7 @@ fn on_poll_start(meta: &TaskMeta<'_>) {
         l.own_clones.set(0);
         l.own_drops.set(0);
         l.enters.set(0);
+        l.context_sent.set(false);
         l.terminated.set(false);
         l.panicked.set(false);
         l.push(
@@ -217,6 +218,9 @@ pub(crate) fn on_sleep_span() -> u64 {
 
 #[inline]
 pub(crate) fn on_enter(key: u64) {
+    if key & crate::context::CONTEXT_BIT != 0 {
+        return crate::context::enter(key);
+    }
     let (tag, id) = (key & 3, key >> 2);
     LOCAL.with(|l| match tag {
         TAG_TASK if l.current.get() == id => l.enters.set(l.enters.get() + 1),
@@ -241,7 +245,7 @@ pub(crate) fn on_enter(key: u64) {
 #[inline]
 pub(crate) fn on_exit(key: u64) {
     let (tag, id) = (key & 3, key >> 2);
-    if tag == TAG_TASK || tag == TAG_INTERNAL {
+    if tag == TAG_TASK || tag == TAG_INTERNAL || key & crate::context::CONTEXT_BIT != 0 {
         return;
     }
     LOCAL.with(|l| match tag {
@@ -261,6 +265,35 @@ pub(crate) fn on_exit(key: u64) {
         }
         TAG_SLEEP => l.sleep.set(0),
         _ => {}
+    });
+}
+
+/// Whether a context entered now would be sent: a session captures and this
+/// thread polls a task that has not sent one yet (so the label need not be
+/// looked up otherwise).
+#[inline]
+pub(crate) fn wants_context() -> bool {
+    active() != 0 && LOCAL.with(|l| l.current.get() != 0 && !l.context_sent.get())
+}
+
+/// The app's span labelled `label` was entered: the current poll's context, if
+/// it has none yet.
+pub(crate) fn on_context(label: &std::sync::Arc<str>) {
+    let gen = active();
+    if gen == 0 {
+        return;
+    }
+    LOCAL.with(|l| {
+        if l.current.get() == 0 || l.context_sent.replace(true) {
+            return;
+        }
+        l.push(
+            gen,
+            Slot {
+                tsc: clock::raw(),
+                raw: Raw::Context(label.clone()),
+            },
+        );
     });
 }
 

@@ -3,6 +3,7 @@
 
 use crate::callsite::{classify, dispatch_event, register, Kind, TaskFields};
 use crate::capture;
+use crate::context;
 use tracing_core::span::{Attributes, Id};
 use tracing_core::{Event, Subscriber};
 use tracing_subscriber::filter::{filter_fn, FilterFn, Filtered};
@@ -19,6 +20,9 @@ pub struct LooptraceLayer {
 
 /// looptrace's key for a registry span, kept in the span's extensions.
 struct Key(u64);
+
+/// The label of one of the app's spans (a context), kept in its extensions.
+struct SpanLabel(std::sync::Arc<str>);
 
 /// A [`Layer`] that feeds looptrace, filtered to the few tokio callsites it reads
 /// so that it changes nothing for the other layers.
@@ -45,7 +49,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     crate::builder::note_layer();
-    LooptraceLayer::default().with_filter(filter_fn(|m| classify(m).is_some()))
+    LooptraceLayer::default().with_filter(filter_fn(|m| {
+        classify(m).is_some() || context::is_context(m)
+    }))
 }
 
 impl<S> Layer<S> for LooptraceLayer
@@ -60,7 +66,18 @@ where
                 capture::on_task_span(f.into_info())
             }
             Some(Kind::SleepSpan) => capture::on_sleep_span(),
-            _ => return,
+            Some(_) => return,
+            None => {
+                if context::is_context(attrs.metadata()) {
+                    let mut label = context::Label::default();
+                    attrs.record(&mut label);
+                    let label = label.finish(attrs.metadata().name());
+                    if let Some(span) = ctx.span(id) {
+                        span.extensions_mut().insert(SpanLabel(label));
+                    }
+                }
+                return;
+            }
         };
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(Key(key));
@@ -84,8 +101,14 @@ where
     }
 
     fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
-        if let Some(key) = key_of(id, &ctx) {
-            capture::on_enter(key);
+        let Some(span) = ctx.span(id) else { return };
+        let ext = span.extensions();
+        if let Some(key) = ext.get::<Key>() {
+            capture::on_enter(key.0);
+        } else if capture::wants_context() {
+            if let Some(c) = ext.get::<SpanLabel>() {
+                capture::on_context(&c.0);
+            }
         }
     }
 

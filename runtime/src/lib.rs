@@ -34,6 +34,7 @@ mod builder;
 mod callsite;
 mod capture;
 mod clock;
+mod context;
 mod destination;
 mod layer;
 mod mark;

@@ -319,6 +319,12 @@ impl Resolver {
                     label: label.into(),
                 },
             ),
+            Raw::Context(label) => {
+                if let Some(task) = self.threads.peek(thread).and_then(|t| t.polling) {
+                    let label = label.to_string();
+                    self.emit(out, ts_ns, thread, EventKind::Context { task, label });
+                }
+            }
             // Not an event: the shipper sends notes as frames of their own.
             Raw::Note(_) => {}
             Raw::SleepPolled { sleep, task, ready } => {

@@ -7,6 +7,7 @@
 
 use crate::callsite::{classify, dispatch_event, lookup, register, Kind, TaskFields};
 use crate::capture;
+use crate::context;
 use tracing_core::span::{Attributes, Current, Id, Record};
 use tracing_core::subscriber::{Interest, Subscriber};
 use tracing_core::{Event, LevelFilter, Metadata};
@@ -50,7 +51,7 @@ impl LooptraceSubscriber {
 
 impl Subscriber for LooptraceSubscriber {
     fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
-        if register(meta).is_some() {
+        if register(meta).is_some() || context::is_context(meta) {
             Interest::always()
         } else {
             Interest::never()
@@ -59,7 +60,7 @@ impl Subscriber for LooptraceSubscriber {
 
     fn enabled(&self, meta: &Metadata<'_>) -> bool {
         // Asked per event only when another dispatcher disagrees about a callsite.
-        lookup(meta).is_some()
+        lookup(meta).is_some() || context::is_context(meta)
     }
 
     fn max_level_hint(&self) -> Option<LevelFilter> {
@@ -73,7 +74,12 @@ impl Subscriber for LooptraceSubscriber {
                 span.record(&mut f);
                 capture::on_task_span(f.into_info())
             }
-            _ => capture::on_sleep_span(),
+            Some(_) => capture::on_sleep_span(),
+            None => {
+                let mut label = context::Label::default();
+                span.record(&mut label);
+                context::open(label.finish(span.metadata().name()))
+            }
         };
         Id::from_u64(key)
     }
@@ -95,11 +101,14 @@ impl Subscriber for LooptraceSubscriber {
     }
 
     fn clone_span(&self, id: &Id) -> Id {
+        if id.into_u64() & context::CONTEXT_BIT != 0 {
+            context::clone(id.into_u64());
+        }
         id.clone()
     }
 
-    fn try_close(&self, _: Id) -> bool {
-        false
+    fn try_close(&self, id: Id) -> bool {
+        id.into_u64() & context::CONTEXT_BIT != 0 && context::close(id.into_u64())
     }
 
     fn current_span(&self) -> Current {

@@ -371,5 +371,6 @@ pub fn task_summary(id: TaskId, name: &str, polls: u64) -> looptrace_api::TaskSu
         warnings: 0,
         lifetime_ns: 0,
         as_of_ns: 0,
+        context: None,
     }
 }

@@ -136,6 +136,7 @@ fn a_warning_jumps_to_its_moment_and_task() {
         count: 1,
         value: 20_000_000,
         message: "gamma blocked".into(),
+        context: None,
     });
     a.view = View::Warnings;
     assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Window]);

@@ -12,9 +12,11 @@ use crate::event::*;
 use thiserror::Error;
 
 /// Version of the frame layout this build writes. Version 2 added poll ends that
-/// carry the task's own waker clones and drops; decoders read versions 1 and 2 and
-/// refuse any other.
-pub const WIRE_VERSION: u8 = 2;
+/// carry the task's own waker clones and drops, version 3 the context events
+/// (a poll's `tracing` span); decoders read versions 1 to 3 and refuse any other,
+/// so an older collector says it cannot read a newer app instead of failing on
+/// an event it does not know.
+pub const WIRE_VERSION: u8 = 3;
 /// Oldest frame layout a decoder still reads.
 pub const OLDEST_WIRE_VERSION: u8 = 1;
 /// Most events one events frame may hold. Encoders split longer runs; decoders
@@ -124,6 +126,7 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::Dropped { .. } => 14,
         EventKind::Mark { .. } => 15,
         EventKind::TaskState { .. } => 18,
+        EventKind::Context { .. } => 19,
     };
     out.push(tag);
     let delta = e.ts_ns.wrapping_sub(*prev) as i64;
@@ -211,6 +214,10 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         }
         EventKind::Dropped { count } => put_var(out, *count),
         EventKind::Mark { label } => put_str(out, label),
+        EventKind::Context { task, label } => {
+            put_var(out, *task);
+            put_str(out, label);
+        }
         EventKind::TaskState { task, state } => {
             put_var(out, *task);
             out.push(match state {
@@ -430,6 +437,10 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
         13 => EventKind::TimerFired { task: r.var()? },
         14 => EventKind::Dropped { count: r.var()? },
         15 => EventKind::Mark { label: r.string()? },
+        19 => EventKind::Context {
+            task: r.var()?,
+            label: r.string()?,
+        },
         18 => {
             let task = r.var()?;
             let at = r.pos;

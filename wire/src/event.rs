@@ -285,6 +285,14 @@ pub enum EventKind {
         task: TaskId,
         state: TaskState,
     },
+    /// What the app was doing during the poll of `task` running on this thread:
+    /// the first `tracing` span of the app's own entered in that poll (a request
+    /// span of tower-http's `TraceLayer` reads `GET /blocking`). At most one per
+    /// poll, sent when the span is entered.
+    Context {
+        task: TaskId,
+        label: String,
+    },
 }
 
 /// Where a task stands: restated by [`EventKind::TaskState`], and what viewers
@@ -328,6 +336,7 @@ impl EventKind {
             | EventKind::BlockingEnd { task }
             | EventKind::TimerArmed { task, .. }
             | EventKind::TaskState { task, .. }
+            | EventKind::Context { task, .. }
             | EventKind::TimerFired { task } => Some(task),
             EventKind::Thread { .. }
             | EventKind::Park
@@ -364,6 +373,7 @@ impl EventKind {
             EventKind::Dropped { .. } => "dropped",
             EventKind::Mark { .. } => "mark",
             EventKind::TaskState { .. } => "task_state",
+            EventKind::Context { .. } => "context",
         }
     }
 }

@@ -86,6 +86,7 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
         any::<u64>().prop_map(|task| EventKind::TimerFired { task }),
         any::<u64>().prop_map(|count| EventKind::Dropped { count }),
         ".{0,24}".prop_map(|label| EventKind::Mark { label }),
+        (any::<u64>(), ".{0,24}").prop_map(|(task, label)| EventKind::Context { task, label }),
     ]
 }
 

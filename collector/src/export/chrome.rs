@@ -71,10 +71,13 @@ impl Out for Chrome<'_> {
             TaskState::Running => {
                 let (name, cat) = self.poll_name(i.task);
                 // A poll still open where the data ends has no `ready`.
-                let args = match i.ready {
+                let mut args = match i.ready {
                     Some(ready) => json!({"task": i.task, "ready": ready, "thread": i.thread}),
                     None => json!({"task": i.task, "thread": i.thread, "unfinished": true}),
                 };
+                if let Some(c) = i.context {
+                    args["context"] = c.into();
+                }
                 self.slice(track, &name, cat, i.start_ns, i.end_ns, args);
             }
             TaskState::Scheduled => {

@@ -32,6 +32,21 @@ const RUNNING_MAX: usize = 4096;
 /// Distinct warnings kept per session (each counts its repeats).
 pub const MAX_WARNINGS: usize = 10_000;
 
+/// Longest context kept (a span's label), in bytes.
+const MAX_CONTEXT: usize = 200;
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Labelled moments kept per session (the newest; older ones are dropped first).
 pub const MARKS_MAX: usize = 10_000;
 
@@ -173,14 +188,22 @@ impl Model {
             return;
         }
         let id = self.warnings.len();
+        let mut context = None;
         let task_name = task.and_then(|t| self.tasks.get_mut(&t)).map(|t| {
             t.warnings += 1;
+            context = t.poll_context().map(|c| c.to_string());
             t.name.to_string()
         });
-        let message = w.format(task_name.as_deref().unwrap_or_default(), value);
+        // The subject says what the task was doing when it is known.
+        let subject = match (&task_name, &context) {
+            (Some(name), Some(c)) => format!("{name} (in {c})"),
+            (name, _) => name.clone().unwrap_or_default(),
+        };
+        let message = w.format(&subject, value);
         self.warning_bytes += std::mem::size_of::<Warning>()
             + message.len()
             + task_name.as_ref().map_or(0, String::len)
+            + context.as_ref().map_or(0, String::len)
             + 64;
         self.warnings.push(Warning {
             id,
@@ -192,6 +215,7 @@ impl Model {
             count: 1,
             value,
             message,
+            context,
         });
         self.warning_index.insert((kind, task), id);
         self.new_warnings.push(id);
@@ -272,6 +296,7 @@ impl Model {
                 let t = self.task(*task, ts);
                 let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
                 t.polls += 1;
+                t.context_in_poll = false;
                 let mut found = None;
                 if let Some(span) = t.life.apply(e) {
                     t.add(&span);
@@ -386,6 +411,15 @@ impl Model {
                     self.running.insert(e.thread, (*task, ts, false));
                 }
                 self.note_change(*task);
+            }
+            EventKind::Context { task, label } => {
+                if let Some(t) = self.tasks.get_mut(task) {
+                    if t.context.as_deref() != Some(label.as_str()) {
+                        t.context = Some(self.names.get(clip(label, MAX_CONTEXT)));
+                    }
+                    t.context_in_poll = true;
+                    self.note_change(*task);
+                }
             }
             EventKind::Dropped { count } => self.dropped += count,
             EventKind::Mark { label } => {

@@ -59,6 +59,10 @@ pub struct Task {
     pub live_wakers: i64,
     /// Warnings raised about this task (kept here: task lists show it for every task).
     pub warnings: u32,
+    /// What the app was doing in the task's latest poll that said (its `tracing`
+    /// span, e.g. `GET /blocking`), and whether that was the current (or last) poll.
+    pub context: Option<Arc<str>>,
+    pub context_in_poll: bool,
     /// `None` once given up to stay within the memory budget (the counters stay).
     pub hist: Option<Box<Histograms>>,
 }
@@ -94,6 +98,8 @@ impl Task {
             last_poll_ns: None,
             live_wakers: 0,
             warnings: 0,
+            context: None,
+            context_in_poll: false,
             hist: Some(Histograms::new()),
         }
     }
@@ -115,6 +121,11 @@ impl Task {
     /// Where it stands (scheduled until an event says otherwise).
     pub fn state(&self) -> TaskState {
         self.life.state.unwrap_or(TaskState::Scheduled)
+    }
+
+    /// The context of its current (or last) poll, if that poll entered one.
+    pub fn poll_context(&self) -> Option<&Arc<str>> {
+        self.context.as_ref().filter(|_| self.context_in_poll)
     }
 
     /// When its current state began.

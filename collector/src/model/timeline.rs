@@ -12,6 +12,8 @@ use rustc_hash::FxHashMap;
 #[derive(Debug, Default, Clone)]
 struct TaskTrack {
     life: Lifecycle,
+    /// The app's span entered in the current poll (shared, not copied, by checkpoints).
+    context: Option<std::sync::Arc<str>>,
     /// Wakes waiting for the task's next poll.
     arrows: Vec<WakeArrow>,
 }
@@ -104,6 +106,7 @@ impl Tracker {
         out: &mut impl Out,
         task: TaskId,
         span: Option<Stretch>,
+        context: Option<&std::sync::Arc<str>>,
     ) {
         let Some(span) = span else { return };
         if !overlaps((start_ns, end_ns), span.start_ns, span.end_ns) {
@@ -117,6 +120,9 @@ impl Tracker {
             thread: span.thread,
             ready: span.ready,
             woken_by: span.woken_by,
+            context: context
+                .filter(|_| span.state == TaskState::Running)
+                .map(|c| c.to_string()),
         });
     }
 
@@ -168,12 +174,13 @@ impl Tracker {
             }
             EventKind::Spawn { task, .. } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e));
+                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
                 marker(&mut |m| out.marker(m), *task, MarkerKind::Spawn);
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e));
+                Self::close(range, out, *task, t.life.apply(e), None);
+                t.context = None;
                 for mut a in t.arrows.drain(..) {
                     a.polled_ns = Some(ts);
                     out.wake(a);
@@ -186,7 +193,7 @@ impl Tracker {
             }
             EventKind::PollEnd { task, .. } | EventKind::BlockingEnd { task } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e));
+                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
                 if t.life.state == Some(TaskState::Done) {
                     // Finished: wakes of it that never led to a poll end here.
                     for a in t.arrows.drain(..) {
@@ -222,11 +229,11 @@ impl Tracker {
                         });
                     }
                 }
-                Self::close(range, out, *task, t.life.apply(e));
+                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
             }
             EventKind::Terminate { task, .. } => {
                 if let Some(t) = self.tasks.get_mut(task) {
-                    Self::close(range, out, *task, t.life.apply(e));
+                    Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
                     // While running, its last poll's end closes it.
                     if t.life.state == Some(TaskState::Done) {
                         // Wakes that will never lead to a poll.
@@ -243,6 +250,13 @@ impl Tracker {
             }
             EventKind::TimerFired { task } => {
                 marker(&mut |m| out.marker(m), *task, MarkerKind::TimerFired)
+            }
+            EventKind::Context { task, label } => {
+                if let Some(t) = self.tasks.get_mut(task) {
+                    if t.life.state == Some(TaskState::Running) {
+                        t.context = Some(label.as_str().into());
+                    }
+                }
             }
             EventKind::Park => {
                 self.workers.insert(e.thread, (ts, None));
@@ -264,7 +278,13 @@ impl Tracker {
         ids.sort_unstable();
         for id in ids {
             if let Some(mut t) = self.tasks.remove(&id) {
-                Self::close(range, out, id, t.life.open_stretch(until));
+                Self::close(
+                    range,
+                    out,
+                    id,
+                    t.life.open_stretch(until),
+                    t.context.as_ref(),
+                );
                 for a in t.arrows.drain(..) {
                     out.wake(a);
                 }

@@ -111,11 +111,13 @@ export class Details {
       poll = `<h3>Selected poll</h3><dl>
 <dt>start</dt><dd>${fmtDur(iv.start_ns)}</dd><dt>duration</dt><dd>${fmtDur(iv.end_ns - iv.start_ns)}</dd>
 <dt>returned</dt><dd>${iv.ready ? "Ready" : "Pending"}</dd>
+${iv.context ? `<dt>doing</dt><dd data-testid="poll-context">${escapeHtml(iv.context)}</dd>` : ""}
 <dt>woken by</dt><dd>${before && before.woken_by ? escapeHtml(describeSource(before.woken_by, model)) : "– (first poll or not in view)"}</dd></dl>`;
     }
     this.el.innerHTML = `<h3><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(d.name)} <span class="muted">#${t.id}</span></h3>
 <dl>
 <dt>spawned at</dt><dd>${escapeHtml(d.location || "–")}</dd>
+${d.context ? `<dt>doing</dt><dd data-testid="context" title="the app's tracing span entered in its latest poll that had one">${escapeHtml(d.context)}</dd>` : ""}
 <dt>state</dt><dd><span class="state state-${d.state}">${d.state}</span>${d.outcome ? ` (${d.outcome})` : ""}</dd>
 <dt>polls</dt><dd>${d.polls}</dd>
 <dt>busy</dt><dd>${fmtDur(d.busy_ns)}</dd>

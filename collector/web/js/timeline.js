@@ -782,6 +782,7 @@ export class Timeline extends EventTarget {
     if (h.interval) {
       const iv = h.interval;
       const lines = [`${name(iv.task)} #${iv.task}`, `${iv.state}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${fmtDur(iv.start_ns)}`];
+      if (iv.context) lines.push(`in ${iv.context}`);
       if (iv.state === "running" && iv.ready != null) lines.push(iv.ready ? "returned Ready" : "returned Pending");
       if (iv.woken_by) lines.push(`woken by ${describeSource(iv.woken_by, m)}`);
       return lines.join("\n");

@@ -9,11 +9,16 @@
 //!
 //! Then try `curl 127.0.0.1:3000/`, `/slow` (awaits a timer), `/compute` (CPU work
 //! on the blocking pool) and `/blocking` (a handler that blocks its worker: watch
-//! for the warning).
+//! for the warning, which names the route).
+//!
+//! tower-http's `TraceLayer` gives each request a `tracing` span; looptrace shows
+//! the span a poll entered as what the task was doing (`GET /blocking`), so the
+//! warning names the request rather than only axum's connection task.
 
 use axum::routing::get;
 use axum::Router;
 use std::time::{Duration, Instant};
+use tower_http::trace::TraceLayer;
 
 fn router() -> Router {
     Router::new()
@@ -43,6 +48,7 @@ fn router() -> Router {
                 "blocked a worker for 50 ms\n"
             }),
         )
+        .layer(TraceLayer::new_for_http())
 }
 
 #[looptrace::main]

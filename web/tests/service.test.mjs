@@ -1,0 +1,85 @@
+// The attach example as a developer meets it: a real axum service with
+// looptrace's embedded collector, asked for /blocking. The warning must name the
+// route (its request's tracing span), in the REST API and on the page, and no
+// task may be labelled with a path into cargo's registry.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { launch, openPage, until } from "./browser.mjs";
+
+const bin = process.env.LOOPTRACE_SERVICE_BIN;
+let browser;
+
+before(async () => {
+  assert.ok(bin, "LOOPTRACE_SERVICE_BIN names the http-service binary");
+  browser = await launch();
+});
+after(() => browser && browser.close());
+
+/** Starts the service with an embedded collector: the service's and the viewer's addresses. */
+async function startService() {
+  const env = { ...process.env, LOOPTRACE_VIEW: "127.0.0.1:0" };
+  delete env.LOOPTRACE_ADDR;
+  delete env.LOOPTRACE_RECORD;
+  const child = spawn(bin, ["127.0.0.1:0"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const found = new Promise((resolve, reject) => {
+    const look = () => {
+      const app = out.match(/listening on (http:\/\/\S+)/);
+      const viewer = out.match(/embedded collector at (http:\/\/\S+)/);
+      if (app && viewer) resolve({ app: app[1], viewer: viewer[1] });
+    };
+    child.stdout.on("data", (d) => ((out += d), look()));
+    child.stderr.on("data", (d) => ((out += d), look()));
+    child.on("exit", (code) => reject(new Error(`the service ended (${code}): ${out}`)));
+  });
+  return { child, ...(await found) };
+}
+
+test("the attach example: the /blocking warning names its route in the REST API and on the page; names are readable", async () => {
+  const { child, app, viewer } = await startService();
+  try {
+    for (const path of ["/", "/slow", "/blocking", "/"]) {
+      const r = await fetch(app + path);
+      assert.equal(r.status, 200, path);
+      await r.text();
+    }
+    // REST: the session's blocking-poll warning, with its context.
+    const json = async (path) => (await fetch(viewer + path)).json();
+    let warning;
+    const deadline = Date.now() + 10000;
+    let sid;
+    while (!warning) {
+      assert.ok(Date.now() < deadline, "no blocking-poll warning in the REST API");
+      const { sessions } = await json("/api/sessions");
+      sid = sessions[0]?.id;
+      if (sid != null) warning = (await json(`/api/sessions/${sid}/warnings`)).warnings.find((w) => w.kind === "blocking_poll");
+      if (!warning) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(warning.context, "GET /blocking");
+    assert.match(warning.message, /\(in GET \/blocking\) blocked its worker/);
+    const tasks = (await json(`/api/sessions/${sid}/tasks?limit=1000`)).tasks;
+    for (const t of tasks) assert.ok(!/registry|^\//.test(t.name), `readable name: ${t.name}`);
+    assert.ok(tasks.some((t) => /^(hyper|axum)-[0-9.]+\/src\//.test(t.name)), `a dependency's task by its crate: ${tasks.map((t) => t.name)}`);
+    assert.ok(tasks.some((t) => t.context === "GET /blocking"), "a task says what it was doing");
+
+    // The page: the warning reads the route; the task's details and its poll say it too.
+    const { page, problems } = await openPage(browser, viewer + "/", { width: 1280, height: 720 });
+    await until(page, () => document.getElementById("warnings").textContent.includes("GET /blocking"));
+    const labels = await page.evaluate(() => window.__looptrace.timeline.lanes.map((l) => l.label || ""));
+    for (const l of labels) assert.ok(!/registry|^\//.test(l), `readable lane: ${l}`);
+    await page.click("#warnings li button");
+    await until(page, () => document.querySelector('[data-testid="context"]')?.textContent === "GET /blocking");
+    const tip = await page.evaluate((task) => {
+      const tl = window.__looptrace.timeline;
+      const iv = tl.model.allIntervals().find((i) => i.task === task && i.context === "GET /blocking");
+      return iv && tl.describe({ interval: iv });
+    }, warning.task);
+    assert.match(tip || "", /in GET \/blocking/, "the poll's tooltip says what it served");
+    assert.deepEqual(problems, []);
+    await page.close();
+  } finally {
+    child.kill("SIGINT");
+  }
+});
