@@ -301,12 +301,12 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
     for word in ["Pending", "timer", "Bob", "about", "not"] {
         assert!(screen.contains(word), "{word} in\n{screen}");
     }
-    assert!(screen.contains("any key closes this"));
+    assert!(screen.contains("Esc closes this"));
     // Sized to its text: the hint is the last row inside the border, and paragraphs are
     // separated by one blank row.
     let hint = lines
         .iter()
-        .position(|l| l.contains("any key closes this"))
+        .position(|l| l.contains("Esc closes this"))
         .unwrap();
     assert!(lines[hint + 1].contains('└'), "{screen}");
     let first = lines

@@ -3,78 +3,12 @@
 //! by I/O, a timer, the blocking pool, and the handler that blocks its worker.
 //! With `--console` it runs beside tokio-console and still captures wakes.
 
+mod support;
+
 use demos::trace::{model_of, Trace};
 use looptrace_collector::model::WarningKind;
-use looptrace_test_support::http_get;
 use looptrace_wire::{EventKind, Recording, WakeOp, WakeSource};
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
-
-fn exercise(console: bool) -> Recording {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("service.ltrace");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-service"));
-    cmd.arg("127.0.0.1:0")
-        .env("LOOPTRACE_RECORD", &path)
-        .env_remove("LOOPTRACE_ADDR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    if console {
-        cmd.arg("--console")
-            .env("TOKIO_CONSOLE_BIND", "127.0.0.1:0");
-    }
-    let mut child = cmd.spawn().expect("the service starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
-
-    assert!(http_get(&addr, "/").contains("hello from a traced service"));
-    let clients: Vec<_> = ["/slow", "/slow", "/compute", "/", "/"]
-        .into_iter()
-        .map(|p| {
-            let a = addr.clone();
-            std::thread::spawn(move || http_get(&a, p))
-        })
-        .collect();
-    for c in clients {
-        assert!(c.join().unwrap().starts_with("HTTP/1.1 200"));
-    }
-    assert!(http_get(&addr, "/blocking").contains("blocked a worker"));
-    // A client that connects, then waits before asking: its connection task must
-    // wait for the request, and the I/O driver wakes it when it comes.
-    {
-        use std::io::Write;
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        write!(
-            s,
-            "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).unwrap();
-        assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    }
-
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert!(exit.success(), "graceful stop on Ctrl-C: {exit:?} {rest}");
-    assert!(rest.contains("stopped after"), "{rest}");
-    let rec = Recording::open(&path).unwrap();
-    assert!(rec.damage.is_empty(), "{:?}", rec.damage);
-    rec
-}
+use support::record_service;
 
 fn check(rec: &Recording) {
     let wakes: Vec<WakeSource> = rec
@@ -177,10 +111,10 @@ fn check(rec: &Recording) {
 
 #[test]
 fn the_service_is_traced_with_one_line() {
-    check(&exercise(false));
+    check(&record_service(false));
 }
 
 #[test]
 fn the_service_is_traced_beside_tokio_console() {
-    check(&exercise(true));
+    check(&record_service(true));
 }

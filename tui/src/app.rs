@@ -294,7 +294,14 @@ impl App {
         }
         if self.lesson_open {
             self.lesson_open = false;
-            return vec![];
+            // Keys that only close it; any other closes it and does what it does
+            // (`2` shows the timeline).
+            if matches!(
+                key.code,
+                KeyCode::Esc | KeyCode::Enter | KeyCode::Char(' ' | 'i' | 'q')
+            ) {
+                return vec![];
+            }
         }
         if self.filtering {
             match key.code {

@@ -213,3 +213,49 @@ fn the_mouse_wheel_scrolls_and_ctrl_wheel_zooms_the_timeline() {
     );
     assert_eq!(a.span_ns, span / 2);
 }
+
+#[test]
+fn the_key_that_closes_the_lesson_also_does_what_it_does() {
+    let mut a = app();
+    a.lesson = Some(looptrace_api::Note {
+        title: "hello".into(),
+        text: "watch Bob".into(),
+    });
+    a.lesson_open = true;
+    a.on_key(key(KeyCode::Char('2')));
+    assert!(!a.lesson_open);
+    assert_eq!(
+        a.view,
+        View::Timeline,
+        "2 closed the lesson and showed the timeline"
+    );
+    // Esc, q, Enter, Space and i only close it: q does not quit from the lesson.
+    for c in [
+        KeyCode::Esc,
+        KeyCode::Char('q'),
+        KeyCode::Enter,
+        KeyCode::Char(' '),
+    ] {
+        a.lesson_open = true;
+        assert_eq!(a.on_key(key(c)), vec![], "{c:?}");
+        assert!(!a.lesson_open);
+        assert_eq!(a.view, View::Timeline);
+    }
+}
+
+#[test]
+fn open_states_are_counted_up_to_now() {
+    let mut t = task_summary(1, "sleeper", 1);
+    t.state = looptrace_api::TaskState::Idle;
+    t.idle_ns = 1_000;
+    t.state_since_ns = 100;
+    t.as_of_ns = 500_000_000;
+    let (_, _, idle) = looptrace_tui::state::totals(&t, 2_500_000_000);
+    assert_eq!(
+        idle,
+        1_000 + 2_000_000_000,
+        "idle since the figures, two more seconds"
+    );
+    t.ended_ns = Some(600);
+    assert_eq!(looptrace_tui::state::totals(&t, 9_000_000_000).2, 1_000);
+}

@@ -134,3 +134,22 @@ impl State {
         }
     }
 }
+
+/// A task's time running, scheduled and idle as of `now`: the figures were taken
+/// at `as_of_ns`, and its current state has gone on since (a task asleep for a
+/// second shows a second idle, not the moment it went idle).
+pub fn totals(t: &TaskSummary, now: u64) -> (u64, u64, u64) {
+    let more = if t.ended_ns.is_some() {
+        0
+    } else {
+        now.saturating_sub(t.as_of_ns.max(t.state_since_ns))
+    };
+    let (mut busy, mut scheduled, mut idle) = (t.busy_ns, t.scheduled_ns, t.idle_ns);
+    match t.state {
+        looptrace_api::TaskState::Running => busy += more,
+        looptrace_api::TaskState::Scheduled => scheduled += more,
+        looptrace_api::TaskState::Idle => idle += more,
+        looptrace_api::TaskState::Done => {}
+    }
+    (busy, scheduled, idle)
+}

@@ -4,6 +4,7 @@
 use super::{dur, moment};
 use crate::app::App;
 use crate::theme::Theme;
+use looptrace_wire::units::fmt_duration_compact;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Bar, BarChart, BarGroup, Block, Borders, Paragraph, Row, Table};
@@ -24,7 +25,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         return;
     };
     let [top, mid, bottom] = Layout::vertical([
-        Constraint::Length(9),
+        Constraint::Length(9 + t.context.is_some() as u16),
         Constraint::Length(8),
         Constraint::Min(3),
     ])
@@ -37,8 +38,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             Span::raw(v),
         ])
     };
-    let stat_lines = vec![
-        kv("spawned at", t.location.clone()),
+    // The tail of a long location is the part that says where (file and line).
+    let room = (area.width as usize * 55 / 100).saturating_sub(15);
+    let mut stat_lines = vec![kv("spawned at", clip_left(&t.location, room))];
+    if let Some(c) = &t.context {
+        stat_lines.push(kv("doing", clip_left(c, room)));
+    }
+    let (busy, scheduled, idle) = crate::state::totals(t, app.state.now_ns);
+    stat_lines.extend([
         kv(
             "state",
             format!(
@@ -51,18 +58,18 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             ),
         ),
         kv("polls", t.polls.to_string()),
-        kv("busy", dur(t.busy_ns)),
-        kv("scheduled", dur(t.scheduled_ns)),
-        kv("idle", dur(t.idle_ns)),
+        kv("busy", dur(busy)),
+        kv("scheduled", dur(scheduled)),
+        kv("idle", dur(idle)),
         kv("longest poll", dur(t.longest_poll_ns)),
         kv("lifetime", dur(t.lifetime_ns)),
-    ];
+    ]);
     frame.render_widget(
-        Paragraph::new(stat_lines).block(
-            Block::default()
-                .borders(Borders::TOP)
-                .title(format!(" {} #{} · Esc back ", t.name, t.id)),
-        ),
+        Paragraph::new(stat_lines).block(Block::default().borders(Borders::TOP).title(format!(
+            " {} #{} · Esc back ",
+            super::clip_middle(&t.name, room.max(12)),
+            t.id
+        ))),
         stats,
     );
     let w = &t.wakes;
@@ -91,7 +98,7 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         .map(|(upto, n)| {
             Bar::default()
                 .value(*n)
-                .label(Line::from(format!("≤{}", dur(*upto))))
+                .label(Line::from(format!("≤{}", fmt_duration_compact(*upto))))
         })
         .collect();
     let chart = BarChart::default()
@@ -144,4 +151,14 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .title(" recent polls "),
     );
     frame.render_widget(table, bottom);
+}
+
+/// `s` cut to its last `width` characters, with an ellipsis in front.
+fn clip_left(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
+    }
+    let tail: String = s.chars().skip(n + 1 - width.max(1)).collect();
+    format!("…{tail}")
 }

@@ -36,22 +36,43 @@ pub const KEYS: &[(&str, &str)] = &[
     ("q, Ctrl-C", "quit"),
 ];
 
+/// Width of the key column.
+const KEY_COLUMN: usize = 27;
+
+/// The help's lines for a box `width` wide (inside its borders): each key, its
+/// meaning wrapped beside it.
+pub fn lines(width: usize) -> Vec<String> {
+    let text = width.saturating_sub(KEY_COLUMN + 1).max(12);
+    let mut out = Vec::new();
+    for (k, what) in KEYS {
+        for (i, part) in super::wrap(what, text).into_iter().enumerate() {
+            let key = if i == 0 { *k } else { "" };
+            out.push(format!(" {key:<w$}{part}", w = KEY_COLUMN));
+        }
+    }
+    out
+}
+
+/// Sized to its text: as wide as its longest line (within the screen), as tall
+/// as its lines once wrapped; over the whole screen if it needs it.
 pub fn render(theme: &Theme, frame: &mut Frame, area: Rect) {
-    let w = area.width.min(80);
-    let h = (KEYS.len() as u16 + 2).min(area.height);
+    let widest = lines(usize::MAX / 2)
+        .iter()
+        .map(|l| l.trim_end().chars().count())
+        .max()
+        .unwrap_or(0);
+    let w = (widest as u16 + 3).min(area.width);
+    let text = lines(w.saturating_sub(2) as usize);
+    let h = (text.len() as u16 + 2).min(area.height);
     let r = Rect {
         x: area.x + (area.width - w) / 2,
         y: area.y + (area.height - h) / 2,
         width: w,
         height: h,
     };
-    let lines: Vec<Line> = KEYS
-        .iter()
-        .map(|(k, what)| Line::from(format!(" {k:<26} {what}")))
-        .collect();
     frame.render_widget(Clear, r);
     frame.render_widget(
-        Paragraph::new(lines).block(
+        Paragraph::new(text.into_iter().map(Line::from).collect::<Vec<_>>()).block(
             Block::default()
                 .borders(Borders::ALL)
                 .title(" keys ")

@@ -16,7 +16,7 @@ pub fn render(theme: &Theme, frame: &mut Frame, area: Rect, note: &Note) {
         lines.push(Line::from(""));
     }
     lines.push(Line::styled(
-        "any key closes this · i opens it again",
+        "Esc closes this · i opens it again · other keys close it and act",
         theme.muted(),
     ));
     let block = Block::default()

@@ -5,9 +5,10 @@
 //! (woken, waiting), `─` idle, `•` a wake; workers: `█` busy, `·` parked; above
 //! the lanes, `▼` and its label where the program marked a moment.
 
-use super::{clip, dur, moment};
+use super::{clip, clip_middle, dur};
 use crate::app::App;
 use crate::theme::Theme;
+use looptrace_wire::units::fmt_moment_within;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
@@ -38,11 +39,12 @@ fn cell_char(running: f32, scheduled: f32, wakes: u32, alive: bool) -> (char, u8
 
 pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let (start, end) = app.range();
+    let span = end.saturating_sub(start).max(1);
     let title = format!(
-        " {} – {} (span {}){} · +/- zoom · ←/→ pan · f follow · 0 fit ",
-        moment(start),
-        moment(end),
-        dur(end - start),
+        " {} – {} ({}){} · +/- zoom · ←/→ pan · f follow · 0 fit ",
+        fmt_moment_within(start, span),
+        fmt_moment_within(end, span),
+        dur(span),
         if app.follow { " · following" } else { "" }
     );
     let block = Block::default().borders(Borders::TOP).title(title);
@@ -50,23 +52,14 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     frame.render_widget(block, area);
     let width = plot_width(inner.width) as usize;
     let mut lines: Vec<Line> = Vec::new();
-    // Axis: a tick label every 20 columns.
-    let mut axis = " ".repeat(LABEL as usize + 1);
-    let mut col = 0;
-    while col < width {
-        let t = start + (end - start) * col as u64 / width.max(1) as u64;
-        let label = format!("|{}", moment(t));
-        axis.push_str(&clip(&label, 20.min(width - col)));
-        axis.push_str(
-            &" ".repeat(
-                20usize
-                    .saturating_sub(label.chars().count())
-                    .min(width.saturating_sub(col + label.chars().count())),
-            ),
-        );
-        col += 20;
-    }
-    lines.push(Line::styled(axis, theme.muted()));
+    lines.push(Line::styled(
+        format!(
+            "{}{}",
+            " ".repeat(LABEL as usize + 1),
+            axis(start, end, width)
+        ),
+        theme.muted(),
+    ));
     // Marks: `▼` at their column, labelled where there is room.
     let marks: Vec<(usize, &str)> = app
         .state
@@ -136,6 +129,33 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(row, theme.worker()));
         lines.push(Line::from(spans));
     }
+    // Threads of the blocking pool that ran something in the range.
+    if let Some(tl) = &tl {
+        for b in tl
+            .workers
+            .iter()
+            .filter(|b| !app.state.workers.iter().any(|w| w.thread == b.thread))
+        {
+            let row: String = (0..width)
+                .map(|c| match b.busy.get(c).copied().unwrap_or(0.0) {
+                    v if v >= 0.5 => '█',
+                    v if v > 0.0 => '▌',
+                    _ => ' ',
+                })
+                .collect();
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!(
+                        "{:<w$} ",
+                        clip(&format!("blocking thread {}", b.thread), LABEL as usize),
+                        w = LABEL as usize
+                    ),
+                    theme.muted(),
+                ),
+                Span::styled(row, theme.worker()),
+            ]));
+        }
+    }
     // Tasks, in the table's order; the selected one highlighted.
     let rows: Vec<_> = app.rows().into_iter().cloned().collect();
     let room = (inner.height as usize).saturating_sub(lines.len()).max(1);
@@ -148,11 +168,9 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         app.scroll = selected;
     }
     for (i, t) in rows.iter().enumerate().skip(app.scroll).take(room) {
-        let label = format!(
-            "{:<w$} ",
-            clip(&format!("{} #{}", t.name, t.id), LABEL as usize),
-            w = LABEL as usize
-        );
+        let id = format!(" #{}", t.id);
+        let name = clip_middle(&t.name, (LABEL as usize).saturating_sub(id.len()));
+        let label = format!("{:<w$} ", format!("{name}{id}"), w = LABEL as usize);
         let mut spans = vec![Span::styled(
             label,
             if i == selected {
@@ -203,4 +221,46 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         lines.push(Line::styled("  no tasks yet", theme.muted()));
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// A step of 1, 2 or 5 times a power of ten (ns) leaving at least `min` ns
+/// between ticks.
+fn round_step(min: u64) -> u64 {
+    let mut p = 1u64;
+    loop {
+        for m in [1, 2, 5] {
+            if p.saturating_mul(m) >= min {
+                return p.saturating_mul(m);
+            }
+        }
+        p = p.saturating_mul(10);
+    }
+}
+
+/// The axis over `width` columns from `start` to `end`: `|` and a label at round
+/// moments (a tick every dozen columns or more), each label as precise as the
+/// step and never over the next one.
+pub fn axis(start: u64, end: u64, width: usize) -> String {
+    let mut row: Vec<char> = vec![' '; width];
+    if end <= start || width == 0 {
+        return row.into_iter().collect();
+    }
+    let span = end - start;
+    let step = round_step((span as u128 * 12 / width as u128) as u64);
+    let decimals = (9 - (step.ilog10() as i64)).clamp(0, 9) as usize;
+    let mut t = start.div_ceil(step) * step;
+    let mut free_from = 0;
+    while t < end {
+        let col = ((t - start) as u128 * width as u128 / span as u128) as usize;
+        let label = format!("|{:.*} s", decimals, t as f64 / 1e9);
+        let n = label.chars().count();
+        if col >= free_from && col + n <= width {
+            for (j, ch) in label.chars().enumerate() {
+                row[col + j] = ch;
+            }
+            free_from = col + n + 1;
+        }
+        t += step;
+    }
+    row.into_iter().collect()
 }

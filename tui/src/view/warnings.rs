@@ -1,53 +1,50 @@
 //! Warnings, each with its task and moment; Enter jumps to it in the timeline.
+//! Each warning is a heading (kind, moment, task, repeats) and its text in full,
+//! wrapped to the width: the text is what says what to look at.
 
-use super::moment;
+use super::{dur, wrap};
 use crate::app::App;
 use crate::theme::Theme;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::text::Span;
+use ratatui::text::{Line, Span, Text};
 use ratatui::widgets::{Block, Borders, Cell, Row, Table};
 use ratatui::Frame;
 
 pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
+    let width = area.width.saturating_sub(4).max(10) as usize;
     let rows: Vec<Row> = app
         .state
         .warnings
         .iter()
         .map(|w| {
-            Row::new(vec![
-                Cell::from(Span::styled(
-                    w.kind.as_str().replace('_', " "),
-                    theme.warn(),
-                )),
-                Cell::from(moment(w.at_ns)),
-                Cell::from(w.task_name.clone().unwrap_or_default()),
-                Cell::from(if w.count > 1 {
-                    format!("×{}", w.count)
-                } else {
-                    String::new()
-                }),
-                Cell::from(w.message.clone()),
-            ])
+            let mut head = vec![
+                Span::styled(w.kind.as_str().replace('_', " "), theme.warn()),
+                Span::raw(format!(" at {}", dur(w.at_ns))),
+            ];
+            if w.count > 1 {
+                head.push(Span::raw(format!(" ×{}", w.count)));
+            }
+            if let Some(t) = &w.task_name {
+                head.push(Span::styled(format!(" · {t}"), theme.muted()));
+            }
+            let mut lines = vec![Line::from(head)];
+            lines.extend(
+                wrap(&w.message, width)
+                    .into_iter()
+                    .map(|l| Line::from(format!("  {l}"))),
+            );
+            let height = lines.len() as u16;
+            Row::new(vec![Cell::from(Text::from(lines))]).height(height)
         })
         .collect();
     let empty = rows.is_empty();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Length(19),
-            Constraint::Length(13),
-            Constraint::Length(14),
-            Constraint::Length(5),
-            Constraint::Min(20),
-        ],
-    )
-    .header(Row::new(vec!["warning", "at", "task", "", "what"]).style(theme.header()))
-    .row_highlight_style(theme.selected())
-    .block(Block::default().borders(Borders::TOP).title(if empty {
-        " no warnings ".to_string()
-    } else {
-        " warnings · Enter: show in the timeline ".to_string()
-    }));
+    let table = Table::new(rows, [Constraint::Percentage(100)])
+        .row_highlight_style(theme.selected())
+        .block(Block::default().borders(Borders::TOP).title(if empty {
+            " no warnings ".to_string()
+        } else {
+            " warnings · Enter: show in the timeline ".to_string()
+        }));
     if empty {
         app.warning_table.select(None);
     } else if app.warning_table.selected().is_none() {

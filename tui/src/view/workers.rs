@@ -4,13 +4,14 @@ use super::{dur, timeline::plot_width};
 use crate::app::App;
 use crate::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Sparkline};
 use ratatui::Frame;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let block = Block::default()
         .borders(Borders::TOP)
-        .title(" workers · busy share over the timeline's range ");
+        .title(" workers · busy share now and over the timeline's range ");
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if app.state.workers.is_empty() {
@@ -53,13 +54,27 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .and_then(|t| t.workers.iter().find(|b| b.thread == w.thread))
             .map(|b| b.busy.iter().map(|v| (v * 100.0).round() as u64).collect())
             .unwrap_or_default();
-        let width = plot_width(area.width) as usize;
+        // Labelled like the timeline's lanes, and as wide as its plot.
+        let [label, plot] = Layout::horizontal([
+            Constraint::Length(area.width.saturating_sub(plot_width(area.width))),
+            Constraint::Min(1),
+        ])
+        .areas(spark);
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::from(" busy over time"),
+                Line::from(" (as the timeline)"),
+            ])
+            .style(theme.muted()),
+            label,
+        );
+        let width = plot.width as usize;
         frame.render_widget(
             Sparkline::default()
                 .data(&data[..data.len().min(width)])
                 .max(100)
                 .style(theme.worker()),
-            spark,
+            plot,
         );
     }
 }
