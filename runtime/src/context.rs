@@ -124,12 +124,14 @@ fn clip(s: &str, max: usize) -> &str {
 
 /// Labels of the live context spans of the standalone subscriber (which keeps no
 /// span registry), by key, with their reference counts.
-static LABELS: Mutex<Option<HashMap<u64, (Arc<str>, usize)>>> = Mutex::new(None);
+static LABELS: Mutex<Option<Labels>> = Mutex::new(None);
+/// Label and reference count, by key.
+type Labels = HashMap<u64, (Arc<str>, usize)>;
 /// More live spans than this and new ones go unlabelled (an app leaking spans
 /// must not grow looptrace without bound).
 const MAX_LIVE: usize = 100_000;
 
-fn labels() -> MutexGuard<'static, Option<HashMap<u64, (Arc<str>, usize)>>> {
+fn labels() -> MutexGuard<'static, Option<Labels>> {
     LABELS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
