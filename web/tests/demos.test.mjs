@@ -144,3 +144,189 @@ test("lost-waker: the warning names the forgetful task", async () => {
   await page.waitForTimeout(300);
   await finish(page, problems, "lost-waker");
 });
+
+// ---- controls, as a user meets them
+
+/** The colour at canvas point (x, y) in CSS pixels. */
+const pixel = (page, x, y) =>
+  page.evaluate(
+    ({ x, y }) => {
+      const tl = window.__looptrace.timeline;
+      const dpr = window.devicePixelRatio || 1;
+      return [...tl.ctx.getImageData(Math.round(x * dpr), Math.round(y * dpr), 1, 1).data].slice(0, 3);
+    },
+    { x, y },
+  );
+const hex = (c) => [1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16));
+const distance = (a, b) => Math.max(...a.map((v, i) => Math.abs(v - b[i])));
+
+test("blocking at 1280x720: distinct colours for the lanes in view, gaps between polls, marks above the ticks", async () => {
+  const id = sessions.blocking;
+  const { page, problems } = await openPage(browser, `${base}?session=${id}`, { width: 1280, height: 720 });
+  await until(page, () => document.querySelectorAll("#tasks tbody tr").length >= 5, null, 15000);
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.waitForTimeout(400);
+  const colours = await page.evaluate(() => {
+    const { timeline: tl, taskColor } = window.__looptrace;
+    const ids = tl.lanes.filter((l) => l.kind === "task").map((l) => l.id);
+    return ids.slice(0, 12).map((id) => taskColor(id));
+  });
+  assert.ok(colours.length >= 5);
+  assert.equal(new Set(colours).size, colours.length, `distinct: ${colours}`);
+  // A poll wide enough starts with a one-pixel gap in the background's colour.
+  const gap = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const m = window.__looptrace.current;
+    const polls = m.allIntervals().filter((i) => i.state === "running" && tl.x(i.end_ns) - tl.x(i.start_ns) >= 8);
+    const iv = polls[0];
+    const lane = tl.lanes.findIndex((l) => l.kind === "task" && l.id === iv.task);
+    // Above the middle, where a wake arrow ends.
+    return { x: Math.round(tl.x(iv.start_ns)), y: tl.laneY(lane) + 5, bg: tl.colors.bg };
+  });
+  assert.ok(distance(await pixel(page, gap.x, gap.y), hex(gap.bg)) <= 24, "the gap at a poll's start");
+  assert.ok(distance(await pixel(page, gap.x + 4, gap.y), hex(gap.bg)) > 24, "the poll after it");
+  // Marks' labels on the axis's upper row, the ticks' on the lower: no tick label
+  // has the marks' colour in it.
+  const axis = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    return {
+      ticks: (tl.axisTicks || []).map((t) => tl.x(t)).filter((x) => x > 200),
+      marks: tl.shownMarks.map((m) => tl.x(m.at_ns)),
+      accent: tl.colors.accent,
+    };
+  });
+  assert.ok(axis.marks.length >= 1 && axis.ticks.length >= 3, JSON.stringify(axis));
+  for (const x of axis.ticks) {
+    for (let dx = 4; dx < 40; dx += 3) {
+      if (axis.marks.some((m) => Math.abs(m - (x + dx)) < 3)) continue;
+      for (const y of [24, 28, 32]) {
+        assert.ok(distance(await pixel(page, x + dx, y), hex(axis.accent)) > 40, `a mark's label over the tick at ${x}`);
+      }
+    }
+  }
+  await page.screenshot({ path: `${artifacts}/blocking-1280x720-controls.png` });
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("tooltips and selections follow the view; time as precise as the zoom; empty space selects no poll; Z zooms to the task", async () => {
+  const { page, problems } = await openDemo("blocking", 5);
+  const box = await page.locator("#timeline").boundingBox();
+  // The std::thread::sleep poll: hover it, then zoom: the tooltip goes.
+  const poll = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const m = window.__looptrace.current;
+    const t = [...m.tasks.values()].find((t) => t.name.startsWith("std::thread::sleep"));
+    const iv = m.allIntervals().find((i) => i.task === t.id && i.state === "running" && i.end_ns - i.start_ns > 5e8);
+    const lane = tl.lanes.findIndex((l) => l.kind === "task" && l.id === t.id);
+    tl.scroller.scrollTop = 0;
+    return { task: t.id, iv, x: tl.x((iv.start_ns + iv.end_ns) / 2), y: tl.laneY(lane) + 11 };
+  });
+  await page.mouse.move(box.x + poll.x, box.y + poll.y);
+  await until(page, () => !document.getElementById("tooltip").hidden);
+  await page.keyboard.press("+");
+  assert.equal(await page.evaluate(() => document.getElementById("tooltip").hidden), true, "zooming hides the stale tooltip");
+  // Select the poll, then pan it out of view: the poll is no longer selected.
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.mouse.click(box.x + poll.x, box.y + poll.y);
+  await until(page, () => window.__looptrace.timeline.selected?.interval != null);
+  await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    tl.pan((tl.view.end - tl.view.start) * 3);
+  });
+  const after = await page.evaluate(() => window.__looptrace.timeline.selected);
+  assert.equal(after.task, poll.task, "the task stays selected");
+  assert.equal(after.interval, null, "the poll out of view does not");
+  // At microsecond zoom the tooltip's times have the digits to tell them apart.
+  const at = await page.evaluate((iv) => {
+    const tl = window.__looptrace.timeline;
+    tl.setView(iv.start_ns - 20_000, iv.start_ns + 80_000);
+    return tl.describe({ interval: iv });
+  }, poll.iv);
+  assert.match(at, /from \d+\.\d{4,} ms/, at);
+  assert.match(at, /running for \d+\.\d{6,} s/, at);
+  // A click where nothing is drawn (before the task was spawned) selects the task, no poll.
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  const empty = await page.evaluate((task) => {
+    const tl = window.__looptrace.timeline;
+    const lane = tl.lanes.findIndex((l) => l.kind === "task" && l.id === task);
+    return { x: tl.x(1_000_000), y: tl.laneY(lane) + 11 };
+  }, poll.task);
+  await page.mouse.click(box.x + empty.x, box.y + empty.y);
+  await page.waitForTimeout(200);
+  assert.equal(await page.evaluate(() => window.__looptrace.timeline.selected?.interval ?? null), null);
+  // Z: the selected task's whole life, within the session.
+  await page.keyboard.press("z");
+  const v = await page.evaluate((task) => {
+    const tl = window.__looptrace.timeline;
+    const t = window.__looptrace.current.tasks.get(task);
+    return { view: tl.view, spawned: t.spawned_ns, ended: t.ended_ns, now: tl.now() };
+  }, poll.task);
+  assert.ok(v.view.start <= v.spawned && v.view.end >= v.ended && v.view.end <= v.now * 1.02, JSON.stringify(v));
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("the name filter dims the other lanes; the theme button forces light or dark; the histogram has counts and an axis", async () => {
+  const { page, problems } = await openDemo("blocking", 5);
+  const swatch = () =>
+    page.evaluate(() => {
+      const tl = window.__looptrace.timeline;
+      tl.scroller.scrollTop = 0;
+      const i = tl.lanes.findIndex((l) => l.kind === "task" && l.label.startsWith("std::thread"));
+      const j = tl.lanes.findIndex((l) => l.kind === "task" && l.label.startsWith("heartbeat"));
+      return { other: { x: 6, y: tl.laneY(i) + 11 }, match: { x: 6, y: tl.laneY(j) + 11 }, bg: tl.colors.bg };
+    });
+  let s = await swatch();
+  const before = await pixel(page, s.other.x, s.other.y);
+  assert.ok(distance(before, hex(s.bg)) > 60, "a lane's colour mark");
+  await page.fill("#filter", "heartbeat");
+  await page.waitForTimeout(200);
+  s = await swatch();
+  assert.ok(distance(await pixel(page, s.other.x, s.other.y), hex(s.bg)) < distance(before, hex(s.bg)) / 2, "dimmed");
+  assert.ok(distance(await pixel(page, s.match.x, s.match.y), hex(s.bg)) > 60, "the match is not");
+  await page.fill("#filter", "");
+
+  // The theme: dark on a dark system, light when asked, kept across a reload.
+  await page.emulateMedia({ colorScheme: "dark" });
+  const bg = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  const dark = await bg();
+  await page.click("#theme");
+  assert.equal(await page.textContent("#theme"), "Theme: light");
+  assert.equal(await bg(), "rgb(255, 255, 255)");
+  assert.equal(await page.evaluate(() => window.__looptrace.timeline.colors.bg), "#ffffff", "the canvas follows");
+  await page.reload();
+  await until(page, () => document.getElementById("theme").textContent === "Theme: light");
+  assert.equal(await bg(), "rgb(255, 255, 255)");
+  await page.click("#theme");
+  assert.equal(await bg(), dark);
+  await page.click("#theme");
+  assert.equal(await page.textContent("#theme"), "Theme: auto");
+
+  // The poll-time histogram of the heartbeat: the largest count on its axis.
+  await until(page, () => document.querySelectorAll("#tasks tbody tr").length >= 5, null, 15000);
+  await select(page, "heartbeat 1");
+  await until(page, () => document.querySelector("#details canvas.hist")?.dataset.max != null);
+  const hist = await page.evaluate(async () => {
+    const m = window.__looptrace.current;
+    const t = [...m.tasks.values()].find((t) => t.name === "heartbeat 1");
+    const d = await (await fetch(`/api/sessions/${m.id}/tasks/${t.id}`)).json();
+    const c = document.querySelector("#details canvas.hist");
+    return { max: Math.max(...d.poll_histogram.map((b) => b[1])), buckets: d.poll_histogram.length, shown: c.dataset };
+  });
+  assert.equal(Number(hist.shown.max), hist.max);
+  assert.equal(Number(hist.shown.buckets), hist.buckets);
+  assert.deepEqual(problems, []);
+  await page.close();
+});
+
+test("lost-waker: a wake from a thread outside the runtime is drawn from the axis, labelled, not from a worker", async () => {
+  const { page, problems } = await openDemo("lost-waker", 2);
+  const arrows = await page.evaluate(() => window.__looptrace.timeline.arrowsDrawn);
+  const external = arrows.filter((a) => a.kind === "external");
+  assert.ok(external.length >= 1, JSON.stringify(arrows));
+  for (const a of external) assert.ok(a.outside && a.from == null, JSON.stringify(a));
+  for (const a of arrows.filter((a) => a.kind === "timer" || a.kind === "io")) assert.equal(a.from?.kind, "worker");
+  assert.deepEqual(problems, []);
+  await page.close();
+});

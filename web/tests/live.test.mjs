@@ -146,7 +146,7 @@ test("wheel zooms at the cursor, shift-drag zooms to a range, hover explains, gr
     const tl = window.__looptrace.timeline;
     const i = tl.lanes.findIndex((l) => l.kind === "group");
     tl.scroller.scrollTop = 0;
-    return { y: 24 + i * 22 + 11, members: tl.lanes[i].members.length };
+    return { y: tl.laneY(i) + 11, members: tl.lanes[i].members.length };
   });
   await page.mouse.click(box.x + 40, box.y + group.y);
   await until(page, (n) => window.__looptrace.timeline.lanes.length <= n, before - 1);

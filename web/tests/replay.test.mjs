@@ -34,7 +34,7 @@ test("the hello replay: three tasks, two polls each, Bob woken by the timer, sli
   const bob = await page.evaluate(() => {
     const tl = window.__looptrace.timeline;
     const i = tl.lanes.findIndex((l) => l.kind === "task" && l.label.startsWith("Bob"));
-    return { y: 24 + i * 22 + 11, i };
+    return { y: tl.laneY(i) + 11, i };
   });
   assert.ok(bob.i >= 0, "Bob has a lane");
   const box = await page.locator("#timeline").boundingBox();

@@ -12,6 +12,18 @@ export function fmtDur(ns) {
   return `${m} min ${trim((ns - m * 60e9) / 1e9)} s`;
 }
 
+/** A duration as precise as `step` ns (a pixel of the view) calls for: a
+ * 1.000004 s poll reads `1.000004 s` at microsecond zoom, `1.00 s` zoomed out. */
+export function fmtDurAt(ns, step) {
+  if (ns == null || !isFinite(ns)) return "–";
+  const a = Math.abs(ns);
+  const unit = a < 1e3 ? 1 : a < 1e6 ? 1e3 : a < 1e9 ? 1e6 : a < 60e9 ? 1e9 : 0;
+  if (!unit || !step || step >= unit / 100) return fmtDur(ns);
+  const name = { 1: "ns", 1e3: "µs", 1e6: "ms", 1e9: "s" }[unit];
+  const digits = Math.min(9, Math.max(0, Math.ceil(-Math.log10(step / unit) - 1e-9)));
+  return `${(ns / unit).toFixed(digits)} ${name}`;
+}
+
 function trim(x) {
   const a = Math.abs(x);
   return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : x.toFixed(2);
@@ -38,12 +50,22 @@ export function fmtTick(t, step) {
   return `${t} ns`;
 }
 
-const golden = 0.618033988749895;
+// Twelve hues in an order that keeps neighbours far apart on the wheel.
+const HUES = [215, 25, 135, 295, 50, 175, 345, 95, 255, 5, 195, 75];
+/** Palette slot per task, given by the timeline in lane order: any twelve lanes
+ * next to each other have twelve different colours. */
+const slots = new Map();
 
-/** A colour per task, stable and well spread (HSL by golden-ratio hue). */
-export function taskColor(id, light = 50) {
-  const hue = ((id * golden) % 1) * 360;
-  return `hsl(${hue.toFixed(0)} 62% ${light}%)`;
+/** Gives the tasks in `ids` (lane order) their colours. */
+export function assignColors(ids) {
+  slots.clear();
+  ids.forEach((id, i) => slots.set(id, i % HUES.length));
+}
+
+/** A task's colour (`light`: lightness, for its scheduled stretches). */
+export function taskColor(id, light = 48) {
+  const slot = slots.get(id) ?? Math.floor(((id * 0.618033988749895) % 1) * HUES.length);
+  return `hsl(${HUES[slot]} 68% ${light}%)`;
 }
 
 /** Colours of wake sources. */

@@ -5,6 +5,7 @@ import { Connection } from "./conn.js";
 import { SessionModel } from "./store.js";
 import { Timeline } from "./timeline.js";
 import { TaskTable, Details, Warnings, LoopView, renderLegend } from "./panels.js";
+import { taskColor } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -24,6 +25,9 @@ const details = new Details($("details"), async (session, task) => {
   const r = await fetch(withToken(`/api/sessions/${session}/tasks/${task}`));
   if (!r.ok) throw new Error(`HTTP ${r.status}`);
   return r.json();
+}, (task) => {
+  timeline.select(task);
+  timeline.zoomToSelected();
 });
 /** The stretch of time a warning is about: the offending poll or wait, else its moment. */
 function warningStretch(w) {
@@ -47,6 +51,37 @@ const warnings = new Warnings($("warnings"), $("warning-count"), (w) => {
 });
 const loopView = new LoopView($("loop"), $("loop-at"));
 renderLegend($("legend"));
+
+// The theme: the system's (auto), or light or dark as the user says; kept.
+const THEMES = ["auto", "light", "dark"];
+function applyTheme(theme) {
+  if (theme === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
+  $("theme").textContent = `Theme: ${theme}`;
+  timeline.readColors();
+  timeline.dirty = true;
+}
+function storedTheme() {
+  try {
+    const t = localStorage.getItem("looptrace-theme");
+    return THEMES.includes(t) ? t : "auto";
+  } catch {
+    return "auto"; // storage refused (a private window)
+  }
+}
+let theme = storedTheme();
+applyTheme(theme);
+$("theme").addEventListener("click", () => {
+  theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+  try {
+    localStorage.setItem("looptrace-theme", theme);
+  } catch {
+    // Storage refused (a private window): the choice lasts this page.
+  }
+  applyTheme(theme);
+});
+// The name filter dims the other lanes of the timeline too.
+$("filter").addEventListener("input", () => timeline.setFilter($("filter").value));
 
 function setPressed(el, on) {
   el.setAttribute("aria-pressed", on ? "true" : "false");
@@ -251,4 +286,4 @@ setInterval(() => {
 }, 120);
 
 // For tests and the benchmark.
-window.__looptrace = { timeline, models, conn, get current() { return current; } };
+window.__looptrace = { timeline, models, conn, taskColor, get current() { return current; } };

@@ -77,10 +77,15 @@ export class TaskTable {
 }
 
 export class Details {
-  constructor(el, fetchTask) {
+  /** `onZoom(task)`: show the task's whole life in the timeline. */
+  constructor(el, fetchTask, onZoom) {
     this.el = el;
     this.fetchTask = fetchTask;
     this.current = null;
+    el.addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-zoom]");
+      if (b && onZoom) onZoom(Number(b.dataset.zoom));
+    });
   }
 
   async show(model, sel) {
@@ -114,7 +119,7 @@ export class Details {
 ${iv.context ? `<dt>doing</dt><dd data-testid="poll-context">${escapeHtml(iv.context)}</dd>` : ""}
 <dt>woken by</dt><dd>${before && before.woken_by ? escapeHtml(describeSource(before.woken_by, model)) : "– (first poll or not in view)"}</dd></dl>`;
     }
-    this.el.innerHTML = `<h3><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(d.name)} <span class="muted">#${t.id}</span></h3>
+    this.el.innerHTML = `<h3><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(d.name)} <span class="muted">#${t.id}</span> <button type="button" class="small" data-zoom="${t.id}" title="Show its whole life in the timeline (Z)">Zoom to task</button></h3>
 <dl>
 <dt>spawned at</dt><dd>${escapeHtml(d.location || "–")}</dd>
 ${d.context ? `<dt>doing</dt><dd data-testid="context" title="the app's tracing span entered in its latest poll that had one">${escapeHtml(d.context)}</dd>` : ""}
@@ -134,33 +139,70 @@ ${poll}`;
   }
 }
 
+/** The poll-time histogram: a bar per bucket with its count above it, a
+ * baseline with the buckets' upper bounds under it, the largest count at the left. */
 function drawHistogram(canvas, buckets, color) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 300;
-  const h = canvas.clientHeight || 70;
+  const h = canvas.clientHeight || 90;
   canvas.width = w * dpr;
   canvas.height = h * dpr;
   const ctx = canvas.getContext("2d");
   ctx.scale(dpr, dpr);
-  const fg = getComputedStyle(document.documentElement).getPropertyValue("--muted");
+  const cs = getComputedStyle(document.documentElement);
+  const muted = cs.getPropertyValue("--muted");
+  const line = cs.getPropertyValue("--line");
+  ctx.font = "10px system-ui";
+  ctx.textBaseline = "alphabetic";
   if (!buckets.length) {
-    ctx.fillStyle = fg;
-    ctx.font = "11px system-ui";
+    ctx.fillStyle = muted;
     ctx.fillText("no polls yet", 4, h / 2);
     return;
   }
   const max = Math.max(...buckets.map((b) => b[1]));
-  const bw = w / buckets.length;
-  ctx.fillStyle = color;
+  const axisW = Math.max(18, ctx.measureText(String(max)).width + 6);
+  const top = 12;
+  const base = h - 14;
+  const bw = (w - axisW) / buckets.length;
+  // The count axis: 0 and the largest count.
+  ctx.fillStyle = muted;
+  ctx.textAlign = "right";
+  ctx.fillText(String(max), axisW - 4, top + 4);
+  ctx.fillText("0", axisW - 4, base);
+  ctx.strokeStyle = line;
+  ctx.beginPath();
+  ctx.moveTo(axisW, top);
+  ctx.lineTo(axisW, base + 0.5);
+  ctx.lineTo(w, base + 0.5);
+  ctx.stroke();
+  ctx.textAlign = "center";
   buckets.forEach(([, n], i) => {
-    const bh = (n / max) * (h - 14);
-    ctx.fillRect(i * bw + 1, h - 12 - bh, Math.max(bw - 2, 1), bh);
+    const bh = (n / max) * (base - top);
+    const x = axisW + i * bw;
+    ctx.fillStyle = color;
+    ctx.fillRect(x + 1, base - bh, Math.max(bw - 2, 1), bh);
+    // Its count, where it fits.
+    const label = String(n);
+    if (n && ctx.measureText(label).width <= bw + 2) {
+      ctx.fillStyle = muted;
+      ctx.fillText(label, x + bw / 2, base - bh - 2);
+    }
   });
-  ctx.fillStyle = fg;
-  ctx.font = "10px system-ui";
-  ctx.fillText(`≤ ${fmtDur(buckets[0][0])}`, 2, h - 2);
-  const last = `≤ ${fmtDur(buckets[buckets.length - 1][0])}`;
-  ctx.fillText(last, w - ctx.measureText(last).width - 2, h - 2);
+  // Upper bounds under the baseline: the first, the last, and one between.
+  ctx.fillStyle = muted;
+  const marks = [...new Set([0, Math.floor((buckets.length - 1) / 2), buckets.length - 1])];
+  let freeFrom = axisW;
+  for (const i of marks) {
+    const text = `≤${fmtDur(buckets[i][0])}`;
+    const tw = ctx.measureText(text).width;
+    const cx = Math.min(Math.max(axisW + (i + 0.5) * bw, axisW + tw / 2), w - tw / 2);
+    if (cx - tw / 2 < freeFrom) continue;
+    ctx.fillText(text, cx, h - 2);
+    freeFrom = cx + tw / 2 + 6;
+  }
+  ctx.textAlign = "left";
+  canvas.dataset.max = String(max);
+  canvas.dataset.buckets = String(buckets.length);
 }
 
 export class Warnings {
@@ -225,8 +267,8 @@ export function renderLegend(el) {
     `<span>${sw("hsl(220 62% 78%)", "height:6px")} scheduled: woken, waiting for a worker</span>`,
     `<span>${sw("var(--idle)", "height:2px")} idle: returned Pending, not woken</span>`,
     `<span>${sw("var(--parked)")} worker parked</span>`,
-    `<span>${sw(SOURCE_COLORS.timer, "height:2px")} wake by timer · ${sw(SOURCE_COLORS.io, "height:2px")} by I/O · ${sw(SOURCE_COLORS.task, "height:2px")} by a task · ${sw(SOURCE_COLORS.self, "height:2px")} by itself · ${sw(SOURCE_COLORS.external, "height:2px")} by another thread: arrow from waker to next poll</span>`,
+    `<span>${sw(SOURCE_COLORS.timer, "height:2px")} wake by timer · ${sw(SOURCE_COLORS.io, "height:2px")} by I/O · ${sw(SOURCE_COLORS.task, "height:2px")} by a task · ${sw(SOURCE_COLORS.self, "height:2px")} by itself · ${sw(SOURCE_COLORS.external, "height:2px")} by a thread outside the runtime (from the axis, labelled): arrow from waker to next poll</span>`,
     `<span>○ timer armed · ● timer fired · <span style="color:${SOURCE_COLORS.io}">◆</span> I/O ready · ▸ spawned · | ended</span>`,
-    `<span class="muted">wheel/± zoom · drag/←→ pan · shift-drag zoom to range · 0 fit all · F follow</span>`,
+    `<span class="muted">wheel/± zoom · drag/←→ pan · shift-drag zoom to range · 0 fit all · F follow · Space pause · Z zoom to the selected task · the name filter dims other lanes</span>`,
   ].join("");
 }

@@ -1,10 +1,13 @@
 // The timeline: lanes per worker and per task on a canvas, wake arrows, markers,
 // a time axis; zoom, pan, zoom-to-selection, follow-live.
 
-import { fmtDur, fmtTick, ticks, taskColor, SOURCE_COLORS, sourceKind, wakingTask } from "./format.js";
+import { fmtDur, fmtDurAt, fmtTick, ticks, taskColor, assignColors, SOURCE_COLORS, sourceKind, wakingTask } from "./format.js";
 
 const LABEL_W = 190;
-const AXIS_H = 24;
+// The axis: marks' flags and labels on its upper row, the ticks' labels on its lower.
+const AXIS_H = 36;
+const MARK_ROW = 10;
+const TICK_ROW = 28;
 const ROW_H = 22;
 const MIN_SPAN = 1_000; // 1 µs
 const MAX_INTERVALS = 20_000;
@@ -30,6 +33,7 @@ export class Timeline extends EventTarget {
     this.advancing = true; // whether the session's present moves on its own
     this.selected = null; // { task, interval? }
     this.collapsed = new Set();
+    this.filter = ""; // lanes whose names do not contain it are dimmed
     this.lanes = [];
     this.shownMarks = []; // marks in view at the last draw
     this.fetching = false;
@@ -117,6 +121,8 @@ export class Timeline extends EventTarget {
       start = 0;
     }
     this.view = { start, end: start + span };
+    // What the pointer was over has moved: a tooltip would describe another place.
+    this.tooltip.hidden = true;
     if (!keepFollow) this.setMode("free");
     this.dirty = true;
     this.requestWindow(60);
@@ -194,6 +200,7 @@ export class Timeline extends EventTarget {
   /** Zooms by `factor` at `atX` (the centre, or the present when following:
    * following goes on with the new width). */
   zoom(factor, atX) {
+    this.tooltip.hidden = true;
     if (this.mode === "follow") {
       this.followSpan = Math.max(MIN_SPAN, (this.view.end - this.view.start) * factor);
       this.placeFollowed();
@@ -206,10 +213,39 @@ export class Timeline extends EventTarget {
     const start = at - (at - this.view.start) * factor;
     const end = at + (this.view.end - at) * factor;
     this.setView(start, end);
+    this.dropHiddenPoll();
   }
 
   pan(dt) {
     this.setView(this.view.start + dt, this.view.end + dt);
+    this.dropHiddenPoll();
+  }
+
+  /** A selected poll the user moved out of view is no longer selected (its task stays). */
+  dropHiddenPoll() {
+    const iv = this.selected && this.selected.interval;
+    if (iv && (iv.end_ns < this.view.start || iv.start_ns > this.view.end)) this.select(this.selected.task);
+  }
+
+  /** Dims the lanes of tasks whose names do not contain `q` (case aside). */
+  setFilter(q) {
+    this.filter = (q || "").trim().toLowerCase();
+    this.dirty = true;
+  }
+
+  /** Whether lane `lane` is dimmed by the filter. */
+  dimmed(lane) {
+    if (!this.filter || !this.model) return false;
+    const named = (id) => ((this.model.tasks.get(id) || {}).name || "").toLowerCase().includes(this.filter);
+    if (lane.kind === "task") return !named(lane.id);
+    if (lane.kind === "group") return !lane.members.some(named);
+    return false;
+  }
+
+  /** Zooms to the selected task's life (from its spawn to its end, or now). */
+  zoomToSelected() {
+    const t = this.selected && this.model && this.model.tasks.get(this.selected.task);
+    if (t) this.zoomTo(t.spawned_ns, t.ended_ns ?? this.now());
   }
 
   /** Shows `[start, end]` with a margin around it, within the session. */
@@ -312,6 +348,13 @@ export class Timeline extends EventTarget {
       lanes.push({ kind: "group", key, label, collapsed, members: members.map((t) => t.id) });
       if (!collapsed) for (const t of members) lanes.push({ kind: "task", id: t.id, label: `  ${t.name} #${t.id}`, group: key });
     }
+    // Colours in lane order: neighbours never share one.
+    const ids = [];
+    for (const l of lanes) {
+      if (l.kind === "task") ids.push(l.id);
+      else if (l.kind === "group" && l.collapsed) ids.push(...l.members);
+    }
+    assignColors(ids);
     return lanes;
   }
 
@@ -398,6 +441,11 @@ export class Timeline extends EventTarget {
       ctx.fillRect(a, AXIS_H, b - a, H - AXIS_H);
     }
     ctx.restore();
+    // The filter dims the lanes it leaves out (label and data).
+    if (this.filter) {
+      ctx.fillStyle = hexAlpha(c.bg, 0.75);
+      for (let i = first; i < last; i++) if (this.dimmed(this.lanes[i])) ctx.fillRect(0, this.laneY(i), W, ROW_H);
+    }
     this.drawAxis();
     ctx.strokeStyle = c.line;
     ctx.beginPath();
@@ -470,27 +518,26 @@ export class Timeline extends EventTarget {
     for (const t of this.axisTicks || []) {
       const x = this.x(t);
       if (x < LABEL_W + 2) continue;
-      ctx.fillText(fmtTick(t, this.tickStep), x + 3, AXIS_H / 2);
+      ctx.fillText(fmtTick(t, this.tickStep), x + 3, TICK_ROW);
     }
-    // Marks: a flag on the axis with the label (hover shows it whole).
+    // Marks: a flag on the axis's upper row with the label (hover shows it
+    // whole); the ticks keep the lower row.
     ctx.font = "600 11px system-ui, sans-serif";
     let freeFrom = LABEL_W;
     for (const m of this.shownMarks) {
       const x = this.x(m.at_ns);
       ctx.fillStyle = c.accent;
       ctx.beginPath();
-      ctx.moveTo(x - 5, AXIS_H - 8);
-      ctx.lineTo(x + 5, AXIS_H - 8);
-      ctx.lineTo(x, AXIS_H - 1);
+      ctx.moveTo(x - 5, 3);
+      ctx.lineTo(x + 5, 3);
+      ctx.lineTo(x, 12);
       ctx.closePath();
       ctx.fill();
+      ctx.fillRect(Math.round(x) - 0.5, 12, 1, AXIS_H - 12);
       if (x + 6 < freeFrom) continue; // labels never overlap: the earlier one wins
       const text = clip(ctx, m.label, Math.max(40, Math.min(220, this.width - x - 10)));
       const w = ctx.measureText(text).width;
-      ctx.fillStyle = c.bg;
-      ctx.fillRect(x + 6, 1, w + 6, AXIS_H - 10);
-      ctx.fillStyle = c.accent;
-      ctx.fillText(text, x + 9, (AXIS_H - 8) / 2 + 1);
+      ctx.fillText(text, x + 8, MARK_ROW);
       freeFrom = x + w + 16;
     }
     // The present.
@@ -590,6 +637,9 @@ export class Timeline extends EventTarget {
     // Wake arrows: from the waker to the woken task's next poll.
     const wakes = m.allWakes();
     let drawn = 0;
+    // What was drawn from where (read by the tests, as the page's own record).
+    this.arrowsDrawn = [];
+    let labelFree = LABEL_W;
     for (const w of wakes) {
       const end = w.polled_ns ?? w.at_ns;
       if (end < vs || w.at_ns > ve) continue;
@@ -599,12 +649,28 @@ export class Timeline extends EventTarget {
       let from;
       const waker = wakingTask(w.by);
       if (waker != null) from = laneOf(waker);
-      if (from == null) from = idx.worker.get(w.thread);
-      const y1 = from == null ? AXIS_H + 2 : this.laneY(from) + ROW_H / 2;
+      // The timer and the I/O driver run on a worker, a blocking closure on its
+      // thread: from that thread's lane. A thread outside the runtime has none:
+      // from the axis, labelled.
+      else if (kind !== "external") from = idx.worker.get(w.thread);
+      const outside = from == null;
+      const y1 = outside ? AXIS_H + 2 : this.laneY(from) + ROW_H / 2;
       const y2 = this.laneY(to) + ROW_H / 2;
       if ((y1 < AXIS_H && y2 < AXIS_H) || (y1 > this.height && y2 > this.height)) continue;
       if (++drawn > 3000) break;
-      this.drawArrow(this.x(w.at_ns), y1, this.x(end), y2, SOURCE_COLORS[kind] || SOURCE_COLORS.external, w.polled_ns == null);
+      const color = SOURCE_COLORS[kind] || SOURCE_COLORS.external;
+      this.arrowsDrawn.push({ task: w.task, by: w.by, kind, from: outside ? null : this.lanes[from], outside });
+      this.drawArrow(this.x(w.at_ns), y1, this.x(end), y2, color, w.polled_ns == null);
+      // Labelled where labels do not crowd each other.
+      const lx = this.x(w.at_ns) + 4;
+      if (outside && lx >= labelFree) {
+        ctx.fillStyle = color;
+        ctx.font = "10px system-ui, sans-serif";
+        const text = kind === "external" ? "from outside the runtime" : `from ${kind}`;
+        ctx.fillText(text, lx, AXIS_H + 8);
+        labelFree = lx + ctx.measureText(text).width + 12;
+        ctx.font = "12px system-ui, sans-serif";
+      }
     }
   }
 
@@ -618,6 +684,11 @@ export class Timeline extends EventTarget {
     if (iv.state === "running") {
       ctx.fillStyle = taskColor(iv.task);
       ctx.fillRect(x0, y + 3, w, ROW_H - 6);
+      // A gap at its start: back-to-back polls read as separate polls.
+      if (w >= 4) {
+        ctx.fillStyle = c.bg;
+        ctx.fillRect(Math.round(x0), y + 3, 1, ROW_H - 6);
+      }
       if (iv.ready && w >= 3) {
         // Ready: a dark cap at the end.
         ctx.fillStyle = c.fg;
@@ -751,11 +822,17 @@ export class Timeline extends EventTarget {
     if (x < LABEL_W) return { lane };
     const t = this.t(x);
     const slop = 3 * ((this.view.end - this.view.start) / this.plotW);
+    const { start: vs, end: ve } = this.view;
     if (lane.kind === "task") {
       let best = null;
       for (const iv of this.model.allIntervals()) {
-        if (iv.task !== lane.id || iv.start_ns - slop > t || iv.end_ns + slop < t) continue;
-        if (!best || (iv.state === "running" && best.state !== "running")) best = iv;
+        // Only what is drawn in view, under the pointer (3 px either side).
+        if (iv.task !== lane.id || iv.end_ns < vs || iv.start_ns > ve) continue;
+        if (iv.start_ns - slop > t || iv.end_ns + slop < t) continue;
+        // The nearest running poll wins over a state around it.
+        const d = t < iv.start_ns ? iv.start_ns - t : t > iv.end_ns ? t - iv.end_ns : 0;
+        const bd = best ? (t < best.start_ns ? best.start_ns - t : t > best.end_ns ? t - best.end_ns : 0) : Infinity;
+        if (!best || (iv.state === "running" && (best.state !== "running" || d < bd))) best = iv;
       }
       if (!best) {
         const task = this.model.tasks.get(lane.id);
@@ -776,12 +853,16 @@ export class Timeline extends EventTarget {
 
   describe(h) {
     if (!h) return "";
-    if (h.mark) return `${h.mark.label}\nmarked at ${fmtDur(h.mark.at_ns)}`;
+    // Times as precise as a pixel of the view.
+    const px = (this.view.end - this.view.start) / this.plotW;
+    const at = (t) => fmtTick(Math.round(t), px);
+    const fmtDur = (ns) => fmtDurAt(ns, px);
+    if (h.mark) return `${h.mark.label}\nmarked at ${at(h.mark.at_ns)}`;
     const m = this.model;
     const name = (id) => (m.tasks.get(id) || { name: `task ${id}` }).name;
     if (h.interval) {
       const iv = h.interval;
-      const lines = [`${name(iv.task)} #${iv.task}`, `${iv.state}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${fmtDur(iv.start_ns)}`];
+      const lines = [`${name(iv.task)} #${iv.task}`, `${iv.state}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${at(iv.start_ns)}`];
       if (iv.context) lines.push(`in ${iv.context}`);
       if (iv.state === "running" && iv.ready != null) lines.push(iv.ready ? "returned Ready" : "returned Pending");
       if (iv.woken_by) lines.push(`woken by ${describeSource(iv.woken_by, m)}`);
@@ -791,7 +872,7 @@ export class Timeline extends EventTarget {
       const s = h.span;
       return s.task == null
         ? `${h.lane.label}: parked for ${fmtDur(s.end_ns - s.start_ns)}`
-        : `${h.lane.label} polled ${name(s.task)} #${s.task}\nfor ${fmtDur(s.end_ns - s.start_ns)} from ${fmtDur(s.start_ns)}`;
+        : `${h.lane.label} polled ${name(s.task)} #${s.task}\nfor ${fmtDur(s.end_ns - s.start_ns)} from ${at(s.start_ns)}`;
     }
     if (h.lane && h.lane.kind === "group") {
       const first = m.tasks.get(h.lane.members[0]);
@@ -907,6 +988,7 @@ export class Timeline extends EventTarget {
         "0": () => this.fitAll(),
         f: () => this.setFollow(!this.follow),
         F: () => this.setFollow(!this.follow),
+        z: () => this.zoomToSelected(),
       }[e.key];
       if (handled) {
         e.preventDefault();
