@@ -62,7 +62,7 @@ test("0.3 s into a live hello, at 2.5 s: the session so far, what goes on drawn 
       const { timeline: tl, current: m } = window.__looptrace;
       const byName = (n) => [...m.tasks.values()].find((t) => t.name === n);
       const cell = (n, col) => [...document.querySelectorAll("#tasks tbody tr")].find((tr) => tr.cells[1].textContent.trim() === n)?.cells[col].textContent.trim();
-      return { view: tl.view, mode: tl.mode, now: tl.now(), range: document.getElementById("range").textContent, alice: byName("Alice")?.id, charlie: byName("Charlie")?.id, charlieIdle: cell("Charlie", 6), charlieState: cell("Charlie", 2) };
+      return { view: tl.view, mode: tl.mode, now: tl.now(), range: document.getElementById("range").textContent, alice: byName("Alice")?.id, charlie: byName("Charlie")?.id, charlieIdle: cell("Charlie", 6), charlieState: cell("Charlie", 2), aliceIdle: cell("Alice", 6) };
     });
     assert.equal(s.mode, "follow");
     assert.ok(s.view.end - s.view.start >= 1e9, `a followed window at least 1 s wide: ${JSON.stringify(s.view)}`);
@@ -80,6 +80,8 @@ test("0.3 s into a live hello, at 2.5 s: the session so far, what goes on drawn 
     assert.equal(s.charlieState, "idle");
     const idleS = Number(s.charlieIdle.replace(" s", ""));
     assert.ok(s.charlieIdle.endsWith(" s") && idleS >= 1.8, `Charlie idle ${s.charlieIdle} at 2.5 s`);
+    // Alice slept 2 s: all of it counted (not the microseconds of her polls).
+    assert.ok(s.aliceIdle.endsWith(" s") && Number(s.aliceIdle.replace(" s", "")) >= 1.9, `Alice idle ${s.aliceIdle} at 2.5 s`);
 
     // Keys, with no click first: + narrows the followed window and keeps following.
     await page.keyboard.press("+");
