@@ -303,6 +303,31 @@ pub enum WarningKind {
 }
 
 impl WarningKind {
+    /// Why a finding of this kind matters, in plain words.
+    pub fn why(self) -> &'static str {
+        match self {
+            WarningKind::BlockingPoll => "While one poll runs, its worker runs nothing else: every other task on that worker waits, and its timers and I/O are served late.",
+            WarningKind::SchedulingLatency => "The task was woken but waited for a worker: whatever it serves (a request, a heartbeat) was late by this much.",
+            WarningKind::LostWaker => "The task returned Pending and nothing can wake it: it will never run again, and whatever awaits it hangs.",
+            WarningKind::NeverYields => "This poll is still running: its worker is blocked right now, and every task queued on it waits.",
+            WarningKind::SelfWakeStorm => "The task wakes itself over and over: it keeps a worker busy without waiting for anything.",
+            WarningKind::LargeFuture => "A large future is copied when it is spawned and moved, and holds that much memory for as long as the task lives.",
+            WarningKind::TaskLeak => "Tasks are spawned faster than they finish: memory grows until the process fails.",
+        }
+    }
+
+    /// What to do about a finding of this kind.
+    pub fn fix(self) -> &'static str {
+        match self {
+            WarningKind::BlockingPoll | WarningKind::NeverYields => "Move blocking or CPU-heavy work to tokio::task::spawn_blocking (or a thread of its own), use the async form of blocking calls (tokio::time::sleep, tokio::fs), or break long loops with tokio::task::yield_now().await.",
+            WarningKind::SchedulingLatency => "Look at what ran on the workers meanwhile (a blocking or long poll, many ready tasks); move heavy work off the workers or give the runtime more of them.",
+            WarningKind::LostWaker => "A hand-written future must keep cx.waker() (cloned) before it returns Pending and call wake() when it can make progress: check every path that returns Pending.",
+            WarningKind::SelfWakeStorm => "Wait for the event itself (a channel, a Notify, a timer) rather than waking the task to check again.",
+            WarningKind::LargeFuture => "Box the large parts (Box::pin the future, or keep big buffers on the heap).",
+            WarningKind::TaskLeak => "Make sure spawned tasks end (timeouts, cancellation when a client goes away) and that their JoinHandles are awaited or aborted.",
+        }
+    }
+
     /// Its JSON spelling.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -338,6 +363,15 @@ pub struct Warning {
     /// entered in that poll (e.g. `GET /blocking`), when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// Why it matters ([`WarningKind::why`]).
+    pub why: String,
+    /// What to do about it ([`WarningKind::fix`]).
+    pub fix: String,
+    /// Taken back: what it said did not hold (a never-yielding poll that ended is
+    /// one blocking poll; a task thought to have lost its waker was woken).
+    /// Viewers leave withdrawn warnings out; they keep their id.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub withdrawn: bool,
 }
 
 /// A moment the traced program labelled (`looptrace::mark`).

@@ -282,13 +282,16 @@ fn main() -> Result<()> {
             damage,
         } => {
             let (session, failed) = open(&file, &damage)?;
-            let mut log = LiveLog::with_warnings(session.header.clone());
+            let mut log = LiveLog::with_warnings(session.header.clone(), &session.events);
             log.verbose = verbose;
             let mut out = BufWriter::new(io::stdout().lock());
             for e in &session.events {
                 for line in log.lines(e) {
                     writeln!(out, "{line}")?;
                 }
+            }
+            for line in log.rest() {
+                writeln!(out, "{line}")?;
             }
             out.flush()?;
             if failed {

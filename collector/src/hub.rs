@@ -351,6 +351,9 @@ impl Hub {
             let mut s = slot.lock();
             s.disconnected_unix_ns = Some(unix_ns());
             s.recorder = None;
+            // Nothing more will come: what stayed lost past its grace is reported.
+            let end = s.model.now_ns;
+            s.model.settle(end);
         }
         let _ = self.updates.send(Update::Sessions);
     }
@@ -786,7 +789,7 @@ impl Hub {
                 session: id,
                 tasks_total: total as u64,
                 tasks: tasks.iter().map(|t| t.to_api(s.now_ns())).collect(),
-                warnings: s.model.warnings.clone(),
+                warnings: s.model.findings().cloned().collect(),
                 marks: s.model.marks.iter().cloned().collect(),
                 stats: crate::to_api::session_stats(s),
             }

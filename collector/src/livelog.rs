@@ -17,8 +17,8 @@ pub struct LiveLog {
     poll_started: HashMap<TaskId, u64>,
     /// Also show waker clones and drops.
     pub verbose: bool,
-    /// Follows the session to tell its warnings, when asked to.
-    model: Option<Box<Model>>,
+    /// The session's warnings that hold, by when they were found, still to tell.
+    findings: std::collections::VecDeque<crate::model::Warning>,
 }
 
 impl LiveLog {
@@ -26,33 +26,40 @@ impl LiveLog {
         LiveLog::default()
     }
 
-    /// A log that also tells each warning (with the default thresholds) where it
-    /// is first found, after the event that raised it.
-    pub fn with_warnings(header: Header) -> LiveLog {
+    /// A log of a whole recording (`events`) that also tells each of its
+    /// warnings (with the default thresholds) at the moment it is about: only
+    /// those that hold once everything is known (not a never-yielding poll that
+    /// then ended, nor a task thought to have lost its waker that was woken).
+    pub fn with_warnings(header: Header, events: &[Event]) -> LiveLog {
         let mut model = Model::new(header, Thresholds::default());
         model.track_changes = false;
+        for e in events {
+            model.apply(e);
+        }
+        model.settle(model.now_ns);
+        let mut findings: Vec<_> = model.findings().cloned().collect();
+        findings.sort_by_key(|w| (w.at_ns, w.id));
         LiveLog {
-            model: Some(Box::new(model)),
+            findings: findings.into(),
             ..LiveLog::default()
         }
     }
 
-    /// The lines for `e`: its own, if it deserves one, then any warnings it raised.
+    /// The lines for `e`: its own, if it deserves one, then the warnings about
+    /// the moments up to it.
     pub fn lines(&mut self, e: &Event) -> Vec<String> {
         let mut out: Vec<String> = self.line(e).into_iter().collect();
-        if let Some(model) = &mut self.model {
-            let seen = model.warnings.len();
-            model.apply(e);
-            for w in &model.warnings[seen..] {
-                out.push(format!(
-                    "{:>10}  warning  {}: {}",
-                    fmt_ts(e.ts_ns),
-                    w.kind.as_str(),
-                    w.message
-                ));
+        while self.findings.front().is_some_and(|w| w.at_ns <= e.ts_ns) {
+            if let Some(w) = self.findings.pop_front() {
+                out.push(warning_line(&w));
             }
         }
         out
+    }
+
+    /// Warnings not told yet (about moments after the last event).
+    pub fn rest(&mut self) -> Vec<String> {
+        self.findings.drain(..).map(|w| warning_line(&w)).collect()
     }
 
     fn name(&self, task: TaskId) -> String {
@@ -197,6 +204,23 @@ impl LiveLog {
         };
         Some(format!("{:>10}  {what}", fmt_ts(e.ts_ns)))
     }
+}
+
+/// A warning's line: when, its kind, what it says, and what to do.
+fn warning_line(w: &crate::model::Warning) -> String {
+    let count = if w.count > 1 {
+        format!(" (×{})", w.count)
+    } else {
+        String::new()
+    };
+    format!(
+        "{:>10}  warning  {}{count}: {}\n{:>10}           what to do: {}",
+        fmt_ts(w.at_ns),
+        w.kind.as_str(),
+        w.message,
+        "",
+        w.fix
+    )
 }
 
 pub use looptrace_wire::units::{fmt_duration as fmt_dur, fmt_moment as fmt_ts};

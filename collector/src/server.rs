@@ -649,7 +649,7 @@ async fn warnings(
         .hub
         .with_session(id, |s| api::WarningList {
             session: id,
-            warnings: s.model.warnings.clone(),
+            warnings: s.model.findings().cloned().collect(),
         })
         .map(Json)
         .ok_or_else(|| no_session(id))

@@ -188,7 +188,7 @@ impl ToApi for SessionState {
             live_tasks: self.model.live_tasks(),
             folded_tasks: self.model.folded_tasks(),
             given_up: self.model.given_up(),
-            warnings: self.model.warnings.len() as u64,
+            warnings: self.model.findings().count() as u64,
             warnings_over: self.model.warnings_over,
             recording: self.recording.as_ref().map(|p| p.display().to_string()),
             note: self.note.clone(),
@@ -210,8 +210,7 @@ pub fn task_detail(t: &Task, model: &Model, now: u64) -> api::TaskDetail {
         scheduled_histogram,
         histograms_dropped: t.hist.is_none(),
         warning_list: model
-            .warnings
-            .iter()
+            .findings()
             .filter(|w| w.task == Some(t.id))
             .cloned()
             .collect(),
@@ -235,7 +234,7 @@ pub fn session_stats(s: &SessionState) -> api::Stats {
         live_tasks: m.live_tasks(),
         tasks_by_state,
         workers: m.workers.values().map(|w| w.to_api(now)).collect(),
-        warnings: m.warnings.len() as u64,
+        warnings: m.findings().count() as u64,
         store: s.store.to_api(now),
         model: m.to_api(now),
     }

@@ -237,11 +237,9 @@ fn lost_waker_blocking_poll_and_latency_are_flagged() {
     ] {
         m.apply(&e);
     }
-    let kinds: Vec<_> = m
-        .warnings
-        .iter()
-        .map(|w| (w.kind, w.task, w.at_ns))
-        .collect();
+    // t1 stayed idle with no waker past the grace period.
+    m.settle(20 * ms + 20 + 1_000 * ms);
+    let kinds: Vec<_> = m.findings().map(|w| (w.kind, w.task, w.at_ns)).collect();
     assert!(
         kinds.contains(&(WarningKind::BlockingPoll, Some(1), 20)),
         "{kinds:?}"
@@ -289,11 +287,8 @@ fn a_waker_lost_before_any_waker_event_is_flagged_once_wakers_show_up() {
     ] {
         m.apply(&e);
     }
-    let kinds: Vec<_> = m
-        .warnings
-        .iter()
-        .map(|w| (w.kind, w.task, w.at_ns))
-        .collect();
+    m.settle(2_000_000_000);
+    let kinds: Vec<_> = m.findings().map(|w| (w.kind, w.task, w.at_ns)).collect();
     // Both early idlers had no waker when the first waker event came; each is flagged at the time it went idle.
     assert_eq!(
         kinds,
@@ -328,21 +323,15 @@ fn a_long_spawn_blocking_closure_is_not_a_blocking_poll() {
         ),
         ev(10, EventKind::BlockingStart { task: 1 }),
         ev(2 * s, EventKind::BlockingEnd { task: 1 }),
-        // The same on a task would be flagged twice.
+        // The same on a task is one blocking poll (one finding per poll).
         spawn(3 * s, 2),
         start(3 * s, 2),
         end(5 * s, 2, true),
     ] {
         m.apply(&e);
     }
-    let kinds: Vec<_> = m.warnings.iter().map(|w| (w.kind, w.task)).collect();
-    assert_eq!(
-        kinds,
-        vec![
-            (WarningKind::BlockingPoll, Some(2)),
-            (WarningKind::NeverYields, Some(2))
-        ]
-    );
+    let kinds: Vec<_> = m.findings().map(|w| (w.kind, w.task)).collect();
+    assert_eq!(kinds, vec![(WarningKind::BlockingPoll, Some(2))]);
     assert_eq!(
         m.tasks[&1].longest_poll_ns,
         2 * s - 10,
@@ -461,4 +450,106 @@ fn per_task_histograms_stay_small() {
         m.apply(&e);
     }
     assert_eq!(m.tasks[&1].hist.as_ref().unwrap().poll.len(), 1);
+}
+
+#[test]
+fn a_poll_that_never_yields_is_one_blocking_poll_once_it_ends() {
+    let mut m = Model::new(header(), Thresholds::default());
+    let ms = 1_000_000;
+    let worker = |ts| {
+        ev(
+            ts,
+            EventKind::Thread {
+                role: ThreadRole::Worker(0),
+                name: "w".into(),
+            },
+        )
+    };
+    m.apply(&worker(0));
+    m.apply(&spawn(10, 1));
+    m.apply(&start(20, 1));
+    // Other threads' events while it runs: the periodic check sees it running.
+    for ts in [600 * ms, 1_200 * ms, 1_800 * ms] {
+        m.apply(&Event {
+            ts_ns: ts,
+            thread: 1,
+            kind: EventKind::Park,
+        });
+    }
+    let live: Vec<_> = m.findings().map(|w| w.kind).collect();
+    assert_eq!(live, vec![WarningKind::NeverYields], "while it runs");
+    m.take_changes();
+    m.apply(&end(2_000 * ms, 1, false));
+    let after: Vec<_> = m.findings().map(|w| (w.kind, w.value)).collect();
+    assert_eq!(after, vec![(WarningKind::BlockingPoll, 2_000 * ms - 20)]);
+    assert_eq!(m.tasks[&1].warnings, 1);
+    // Viewers hear of the withdrawal: the never-yields warning is sent again, withdrawn.
+    let changed = m.take_changes().warnings;
+    assert!(changed
+        .iter()
+        .any(|&i| m.warnings[i].withdrawn && m.warnings[i].kind == WarningKind::NeverYields));
+}
+
+#[test]
+fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
+    let ms = 1_000_000;
+    let run = |after: Vec<Event>, settle_at: u64| {
+        let mut m = Model::new(header(), Thresholds::default());
+        let mut events = vec![
+            ev(
+                0,
+                EventKind::Thread {
+                    role: ThreadRole::Worker(0),
+                    name: "w".into(),
+                },
+            ),
+            wake(1, 99, WakeOp::Clone, WakeSource::External),
+            spawn(10, 1),
+            start(20, 1),
+            end(30, 1, false), // idle, no waker kept
+        ];
+        events.extend(after);
+        for e in &events {
+            m.apply(e);
+        }
+        m.settle(settle_at);
+        m.findings().map(|w| w.kind).collect::<Vec<_>>()
+    };
+    // Within the grace period (250 ms): nothing yet.
+    assert_eq!(run(vec![], 200 * ms), vec![]);
+    // Past it: lost.
+    assert_eq!(run(vec![], 1_100 * ms), vec![WarningKind::LostWaker]);
+    // Cancelled (the runtime shutting down, or its owner) within it: nothing lost.
+    let cancelled = ev(
+        100 * ms,
+        EventKind::Terminate {
+            task: 1,
+            outcome: looptrace_wire::Outcome::Cancelled,
+        },
+    );
+    assert_eq!(run(vec![cancelled], 5_000 * ms), vec![]);
+    // Aborted by its owner after a second without a waker: it was lost.
+    let aborted = ev(
+        1_000 * ms,
+        EventKind::Terminate {
+            task: 1,
+            outcome: looptrace_wire::Outcome::Cancelled,
+        },
+    );
+    assert_eq!(run(vec![aborted], 1_000 * ms), vec![WarningKind::LostWaker]);
+    // Reported, then woken after all: withdrawn.
+    let mut m = Model::new(header(), Thresholds::default());
+    for e in [
+        wake(1, 99, WakeOp::Clone, WakeSource::External),
+        spawn(10, 1),
+        start(20, 1),
+        end(30, 1, false),
+    ] {
+        m.apply(&e);
+    }
+    m.settle(2_000 * ms);
+    assert_eq!(m.findings().count(), 1);
+    m.apply(&wake(2_100 * ms, 1, WakeOp::Wake, WakeSource::External));
+    assert_eq!(m.findings().count(), 0, "woken: withdrawn");
+    assert_eq!(m.tasks[&1].warnings, 0);
 }

@@ -100,19 +100,14 @@ impl<'a> Trace<'a> {
     /// Warnings of this kind raised about `t`.
     pub fn warned(&self, t: &Task, kind: WarningKind) -> usize {
         self.model
-            .warnings
-            .iter()
+            .findings()
             .filter(|w| w.kind == kind && w.task == Some(t.id))
             .count()
     }
 
     /// All warnings of this kind.
     pub fn warnings(&self, kind: WarningKind) -> usize {
-        self.model
-            .warnings
-            .iter()
-            .filter(|w| w.kind == kind)
-            .count()
+        self.model.findings().filter(|w| w.kind == kind).count()
     }
 
     /// Whether `t` ended cancelled (aborted, or dropped unfinished).

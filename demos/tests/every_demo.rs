@@ -240,3 +240,78 @@ fn the_chrome_export_shows_the_timelines_intervals_for_every_demo() {
         assert_eq!(flows, arrows, "{name}: wake arrows");
     }
 }
+
+/// What each demo's lesson says it finds: (kind, task) for every warning that
+/// holds, nothing else. Demos whose lesson is the problem (cpu-yield's greedy
+/// tasks, mutex's std locks) raise what they show; the others none.
+fn expected(demo: &str) -> Option<Vec<(&'static str, &'static str)>> {
+    Some(match demo {
+        "hello"
+        | "sequential-vs-concurrent"
+        | "producer-consumer"
+        | "echo-server"
+        | "timeout-cancel"
+        | "join-gather"
+        | "work-stealing" => vec![],
+        // One blocking poll on the blocker; the heartbeat it kept waiting is the
+        // same cause, not a second finding.
+        "blocking" => vec![("blocking_poll", "std::thread::sleep")],
+        "lost-waker" => vec![("lost_waker", "forgetful")],
+        _ => return None,
+    })
+}
+
+fn findings(rec: &Recording) -> Vec<(&'static str, String)> {
+    let m = model_of(rec.header.clone(), &rec.events);
+    let mut f: Vec<_> = m
+        .findings()
+        .map(|w| (w.kind.as_str(), w.task_name.clone().unwrap_or_default()))
+        .collect();
+    f.sort();
+    f
+}
+
+#[test]
+fn every_demo_warns_exactly_as_its_lesson_says() {
+    for (name, rec) in recordings() {
+        let Some(want) = expected(name) else { continue };
+        let want: Vec<_> = want.iter().map(|(k, t)| (*k, t.to_string())).collect();
+        assert_eq!(findings(rec), want, "{name}");
+    }
+}
+
+#[test]
+fn and_on_the_other_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    for demo in demos::catalog() {
+        let Some(want) = expected(demo.name) else {
+            continue;
+        };
+        let other = match demo.flavor {
+            demos::Flavor::CurrentThread => "multi-thread",
+            demos::Flavor::MultiThread => "current-thread",
+        };
+        // Work-stealing needs two workers; its lesson is about them.
+        if demo.name == "work-stealing" {
+            continue;
+        }
+        let path = dir.path().join(format!("{}-{other}.ltrace", demo.name));
+        let out = Command::new(env!("CARGO_BIN_EXE_demos"))
+            .args([
+                demo.name, "--exit", "--quiet", "--no-tui", "--flavor", other,
+            ])
+            .args(["--serve", "127.0.0.1:0", "--speed", "4", "--record"])
+            .arg(&path)
+            .output()
+            .expect("demos runs");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            demo.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let rec = Recording::open(&path).unwrap();
+        let want: Vec<_> = want.iter().map(|(k, t)| (*k, t.to_string())).collect();
+        assert_eq!(findings(&rec), want, "{} on {other}", demo.name);
+    }
+}

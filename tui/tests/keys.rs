@@ -137,6 +137,9 @@ fn a_warning_jumps_to_its_moment_and_task() {
         value: 20_000_000,
         message: "gamma blocked".into(),
         context: None,
+        why: String::new(),
+        fix: String::new(),
+        withdrawn: false,
     });
     a.view = View::Warnings;
     assert_eq!(a.on_key(key(KeyCode::Enter)), vec![Action::Window]);

@@ -87,6 +87,12 @@ pub struct Model {
     storms: FxHashMap<TaskId, (u64, u64)>,
     /// Polls already reported as never yielding.
     flagged_polls: BTreeSet<(TaskId, u64)>,
+    /// Tasks idle with no live waker, and since when: reported as lost wakers
+    /// only if they stay so past the grace period.
+    lost_pending: FxHashMap<TaskId, u64>,
+    /// The latest blocking polls (start, end): a task kept waiting by one of
+    /// them has the same cause, and is not a finding of its own.
+    recent_blocking: VecDeque<(u64, u64)>,
     /// The poll running on each thread now: task, start, and whether it was
     /// reported as never yielding. A thread polls one task at a time, so this is
     /// as small as the runtime (at most [`RUNNING_MAX`] are followed).
@@ -143,6 +149,8 @@ impl Model {
             last_tick: 0,
             storms: FxHashMap::default(),
             flagged_polls: BTreeSet::new(),
+            lost_pending: FxHashMap::default(),
+            recent_blocking: VecDeque::new(),
             running: FxHashMap::default(),
             since_tick: 0,
             changed: FxHashSet::default(),
@@ -216,9 +224,64 @@ impl Model {
             value,
             message,
             context,
+            why: kind.why().to_string(),
+            fix: kind.fix().to_string(),
+            withdrawn: false,
         });
         self.warning_index.insert((kind, task), id);
         self.new_warnings.push(id);
+    }
+
+    /// Takes back one finding of `kind` about `task` that did not hold; the
+    /// warning is withdrawn when none is left.
+    fn withdraw(&mut self, kind: WarningKind, task: TaskId) {
+        let Some(&i) = self.warning_index.get(&(kind, Some(task))) else {
+            return;
+        };
+        let w = &mut self.warnings[i];
+        w.count = w.count.saturating_sub(1);
+        if w.count == 0 {
+            w.withdrawn = true;
+            self.warning_index.remove(&(kind, Some(task)));
+            if let Some(t) = self.tasks.get_mut(&task) {
+                t.warnings = t.warnings.saturating_sub(1);
+            }
+        }
+        // Sent again: viewers replace it by its id.
+        self.new_warnings.push(i);
+    }
+
+    /// Warnings that hold (not withdrawn).
+    pub fn findings(&self) -> impl Iterator<Item = &Warning> {
+        self.warnings.iter().filter(|w| !w.withdrawn)
+    }
+
+    /// Raises the lost wakers whose grace period ended by `now`: tasks still
+    /// idle, with no waker alive, not woken, polled or ended since.
+    pub fn settle(&mut self, now: u64) {
+        let grace = self.thresholds.lost_waker_grace_ns;
+        let due: Vec<(TaskId, u64)> = self
+            .lost_pending
+            .iter()
+            .filter(|(_, since)| now.saturating_sub(**since) >= grace)
+            .map(|(t, s)| (*t, *s))
+            .collect();
+        // In the order they went idle, whatever the map's.
+        let mut due = due;
+        due.sort_unstable_by_key(|&(t, s)| (s, t));
+        let lost = self.lints.lost_waker;
+        for (task, since) in due {
+            self.lost_pending.remove(&task);
+            let found = self.tasks.get(&task).and_then(|t| lost.check(t));
+            self.warn(lost, found, Some(task), since);
+        }
+    }
+
+    /// A task that may have lost its waker: reported if it stays so.
+    fn maybe_lost(&mut self, found: Option<u64>, task: TaskId, ts: u64) {
+        if found.is_some() {
+            self.lost_pending.entry(task).or_insert(ts);
+        }
     }
 
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
@@ -293,6 +356,7 @@ impl Model {
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let lints = self.lints;
+                self.lost_pending.remove(task);
                 let t = self.task(*task, ts);
                 let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
                 t.polls += 1;
@@ -306,6 +370,15 @@ impl Model {
                         // Spawned, not woken: no wake to be late after.
                         if span.woken_by.is_some() {
                             found = lints.scheduling_latency.check(&(&*t, waited));
+                        }
+                        // Kept waiting by a blocking poll: that poll's finding.
+                        let (from, to) = (span.start_ns, span.end_ns);
+                        if found.is_some()
+                            && self.recent_blocking.iter().any(|&(s, e)| {
+                                2 * e.min(to).saturating_sub(s.max(from)) >= to - from
+                            })
+                        {
+                            found = None;
                         }
                     }
                 }
@@ -349,7 +422,8 @@ impl Model {
                     WakeOp::WakeByRef => 0,
                 };
                 let (mut storm, mut lost) = (None, None);
-                if matches!(op, WakeOp::Wake | WakeOp::WakeByRef) {
+                let woken = matches!(op, WakeOp::Wake | WakeOp::WakeByRef);
+                if woken {
                     t.wakes.count(*task, *by);
                     if let Some(span) = t.life.apply(e) {
                         t.add(&span);
@@ -368,9 +442,23 @@ impl Model {
                 }
                 self.note_change(*task);
                 self.warn(lints.self_wake_storm, storm, Some(*task), ts);
-                self.warn(lints.lost_waker, lost, Some(*task), ts);
+                if woken {
+                    // Woken after all: it had a waker, whatever the count said.
+                    self.lost_pending.remove(task);
+                    self.withdraw(WarningKind::LostWaker, *task);
+                }
+                self.maybe_lost(lost, *task, ts);
             }
             EventKind::Terminate { task, outcome } => {
+                // Ended (cancelled at shutdown, or by its owner) within the grace
+                // period: nothing was lost. Idle with no waker for longer, it was.
+                if let Some(since) = self.lost_pending.remove(task) {
+                    if ts.saturating_sub(since) >= self.thresholds.lost_waker_grace_ns {
+                        let lost = self.lints.lost_waker;
+                        let found = self.tasks.get(task).and_then(|t| lost.check(t));
+                        self.warn(lost, found, Some(*task), since);
+                    }
+                }
                 let t = self.task(*task, ts);
                 t.outcome = Some(*outcome);
                 t.ended_ns = Some(ts);
@@ -454,7 +542,7 @@ impl Model {
                 .get(&task)
                 .filter(|t| t.since_ns() == at)
                 .and_then(|t| lost.check(t));
-            self.warn(lost, found, Some(task), at);
+            self.maybe_lost(found, task, at);
         }
     }
 
@@ -502,11 +590,23 @@ impl Model {
             self.finish(task);
         }
         self.note_change(task);
-        self.warn(lints.blocking_poll, blocking, Some(task), started);
-        if !self.flagged_polls.remove(&(task, started)) {
+        // One finding per poll: once it ended, a poll that never yielded is a
+        // blocking poll of its whole length, and the never-yields finding
+        // raised while it ran is taken back.
+        let flagged = self.flagged_polls.remove(&(task, started));
+        if blocking.is_some() {
+            if self.recent_blocking.len() == 64 {
+                self.recent_blocking.pop_front();
+            }
+            self.recent_blocking.push_back((started, ts));
+            if flagged {
+                self.withdraw(WarningKind::NeverYields, task);
+            }
+            self.warn(lints.blocking_poll, blocking, Some(task), started);
+        } else if !flagged {
             self.warn(lints.never_yields, never, Some(task), started);
         }
-        self.warn(lints.lost_waker, lost, Some(task), ts);
+        self.maybe_lost(lost, task, ts);
     }
 
     /// Periodic checks: polls running too long, live tasks growing.
@@ -540,6 +640,7 @@ impl Model {
         let history: Vec<_> = self.live_history.iter().copied().collect();
         let found = lints.task_leak.check(&history);
         self.warn(lints.task_leak, found, None, now);
+        self.settle(now);
     }
 
     fn note_change(&mut self, task: TaskId) {

@@ -29,6 +29,11 @@ pub struct Thresholds {
     pub task_leak_live: u64,
     /// ... having grown at every check over this span (10 s).
     pub task_leak_window_ns: u64,
+    /// A task idle with no live waker is reported once it stayed so this long
+    /// (250 ms) without being woken or polled: a task the runtime cancels at
+    /// shutdown, or its owner right away, is not a lost waker (its wakers go
+    /// first, its end follows at once).
+    pub lost_waker_grace_ns: u64,
 }
 
 impl Default for Thresholds {
@@ -42,6 +47,7 @@ impl Default for Thresholds {
             large_future_bytes: 16 * 1024,
             task_leak_live: 1000,
             task_leak_window_ns: 10_000_000_000,
+            lost_waker_grace_ns: 250_000_000,
         }
     }
 }

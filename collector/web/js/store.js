@@ -61,6 +61,12 @@ export class SessionModel {
 
   addWarnings(ws) {
     for (const w of ws || []) {
+      if (w.withdrawn) {
+        // Taken back (it did not hold): no longer shown.
+        this.warningIds.delete(w.id);
+        this.warnings = this.warnings.filter((x) => x.id !== w.id);
+        continue;
+      }
       if (this.warningIds.has(w.id)) {
         const i = this.warnings.findIndex((x) => x.id === w.id);
         if (i >= 0) this.warnings[i] = w;

@@ -75,6 +75,11 @@ impl State {
                     .extend(batch.tasks.into_iter().map(|t| (t.id, t)));
                 self.marks.extend(batch.marks);
                 for w in batch.warnings {
+                    if w.withdrawn {
+                        // Taken back (it did not hold): no longer shown.
+                        self.warnings.retain(|x| x.id != w.id);
+                        continue;
+                    }
                     match self.warnings.iter_mut().find(|x| x.id == w.id) {
                         Some(x) => *x = w,
                         None => self.warnings.push(w),
