@@ -6,6 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import http from "node:http";
 import { launch, openPage, until } from "./browser.mjs";
 
 const bin = process.env.LOOPTRACE_SERVICE_BIN;
@@ -16,6 +17,19 @@ before(async () => {
   browser = await launch();
 });
 after(() => browser && browser.close());
+
+/** GET `url` on a connection of its own (as curl does): a task per request. */
+function get(url) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent: false }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode, body }));
+      })
+      .on("error", reject);
+  });
+}
 
 /** Starts the service with an embedded collector: the service's and the viewer's addresses. */
 async function startService() {
@@ -40,11 +54,9 @@ async function startService() {
 test("the attach example: the /blocking warning names its route in the REST API and on the page; names are readable", async () => {
   const { child, app, viewer } = await startService();
   try {
-    for (const path of ["/", "/slow", "/blocking", "/"]) {
-      const r = await fetch(app + path);
-      assert.equal(r.status, 200, path);
-      await r.text();
-    }
+    for (const path of ["/", "/slow", "/blocking", "/"]) assert.equal((await get(app + path)).status, 200, path);
+    // More connections than fit: a task each, lanes to scroll.
+    for (let i = 0; i < 30; i++) await get(app + "/");
     // REST: the session's blocking-poll warning, with its context.
     const json = async (path) => (await fetch(viewer + path)).json();
     let warning;
@@ -77,6 +89,21 @@ test("the attach example: the /blocking warning names its route in the REST API 
       return iv && tl.describe({ interval: iv });
     }, warning.task);
     assert.match(tip || "", /in GET \/blocking/, "the poll's tooltip says what it served");
+    // Scrolled down the lanes, the timeline is still drawn where it was: its
+    // canvas stays in view, with the axis and the lanes under it.
+    const scrolled = await page.evaluate(async () => {
+      const tl = window.__looptrace.timeline;
+      tl.scroller.scrollTop = 400;
+      await new Promise((r) => setTimeout(r, 300));
+      const c = tl.canvas.getBoundingClientRect();
+      const s = tl.scroller.getBoundingClientRect();
+      const first = tl.laneAtY(40);
+      return { canvasTop: c.top, scrollerTop: s.top, scrollTop: tl.scroller.scrollTop, lane: first && first.index };
+    });
+    assert.ok(scrolled.scrollTop >= 300, `the lanes scroll: ${JSON.stringify(scrolled)}`);
+    assert.ok(Math.abs(scrolled.canvasTop - scrolled.scrollerTop) <= 1, `the canvas stays in view: ${JSON.stringify(scrolled)}`);
+    assert.ok(scrolled.lane >= 10, `lanes further down are under the axis: ${JSON.stringify(scrolled)}`);
+    await page.screenshot({ path: `${process.env.LOOPTRACE_ARTIFACTS || "artifacts"}/service-scrolled.png` });
     assert.deepEqual(problems, []);
     await page.close();
   } finally {

@@ -396,7 +396,9 @@ export class Timeline extends EventTarget {
     const W = this.width;
     const H = this.height;
     this.lanes = this.layout();
-    this.spacer.style.height = `${AXIS_H + this.lanes.length * ROW_H + 8}px`;
+    // The scroll height is the lanes'; the canvas (first, sticky) takes its own
+    // height of it, the spacer the rest.
+    this.spacer.style.height = `${Math.max(0, AXIS_H + this.lanes.length * ROW_H + 8 - H)}px`;
     ctx.fillStyle = c.bg;
     ctx.fillRect(0, 0, W, H);
     // Lanes' backgrounds and labels.
