@@ -303,6 +303,17 @@ pub enum WarningKind {
 }
 
 impl WarningKind {
+    /// Every kind.
+    pub const ALL: [WarningKind; 7] = [
+        WarningKind::BlockingPoll,
+        WarningKind::SchedulingLatency,
+        WarningKind::LostWaker,
+        WarningKind::NeverYields,
+        WarningKind::SelfWakeStorm,
+        WarningKind::LargeFuture,
+        WarningKind::TaskLeak,
+    ];
+
     /// Why a finding of this kind matters, in plain words.
     pub fn why(self) -> &'static str {
         match self {
@@ -339,6 +350,22 @@ impl WarningKind {
             WarningKind::LargeFuture => "large_future",
             WarningKind::TaskLeak => "task_leak",
         }
+    }
+}
+
+/// A string that is not a warning kind's spelling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a warning kind: {0:?} (blocking_poll, scheduling_latency, lost_waker, never_yields, self_wake_storm, large_future, task_leak)")]
+pub struct NotAWarningKind(pub String);
+
+impl std::str::FromStr for WarningKind {
+    type Err = NotAWarningKind;
+    /// Its JSON spelling: `"blocking_poll".parse()`.
+    fn from_str(s: &str) -> Result<Self, NotAWarningKind> {
+        WarningKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s.trim())
+            .ok_or_else(|| NotAWarningKind(s.chars().take(40).collect()))
     }
 }
 

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use looptrace_collector::export::{write_chrome, write_jsonl};
 use looptrace_collector::hub::{Hub, HubConfig};
 use looptrace_collector::livelog::{fmt_dur, LiveLog};
-use looptrace_collector::model::Thresholds;
+use looptrace_collector::model::{Model, Thresholds, WarningKind};
 use looptrace_collector::replay::ReplayControl;
 use looptrace_collector::server::{AppState, ServerConfig};
 use looptrace_collector::Session;
@@ -97,6 +97,19 @@ enum Command {
         #[arg(long)]
         token: Option<String>,
     },
+    /// Check a recording for warnings: lists them, and exits 4 when any of the
+    /// kinds asked for (all, by default) was found. For CI: `looptrace check
+    /// run.ltrace --fail-on blocking_poll,lost_waker`.
+    Check {
+        file: PathBuf,
+        /// Warning kinds that fail the check, comma-separated (blocking_poll,
+        /// scheduling_latency, lost_waker, never_yields, self_wake_storm,
+        /// large_future, task_leak); all when absent.
+        #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+        fail_on: Vec<WarningKind>,
+        #[command(flatten)]
+        damage: AllowDamage,
+    },
     /// Print a recording as a readable log of what the loop did.
     Log {
         file: PathBuf,
@@ -119,6 +132,12 @@ struct AllowDamage {
 
 /// Exit status of a command that read a damaged recording without --allow-damage.
 const DAMAGED: i32 = 3;
+/// Exit status of `check` when it found warnings of the kinds asked for.
+const FOUND: i32 = 4;
+
+fn parse_kind(s: &str) -> Result<WarningKind, String> {
+    s.parse::<WarningKind>().map_err(|e| e.to_string())
+}
 
 /// Says what of `file` could not be read; whether the command must fail for it.
 fn report_damage(
@@ -219,6 +238,42 @@ fn main() -> Result<()> {
         Command::Info { file, damage } => {
             let (session, failed) = open(&file, &damage)?;
             info(&session);
+            if failed {
+                std::process::exit(DAMAGED);
+            }
+        }
+        Command::Check {
+            file,
+            fail_on,
+            damage,
+        } => {
+            let (session, failed) = open(&file, &damage)?;
+            let model = analyse(&session);
+            let mut failing = 0;
+            for w in model.findings() {
+                let fails = fail_on.is_empty() || fail_on.contains(&w.kind);
+                failing += fails as u64;
+                let count = if w.count > 1 {
+                    format!(" ×{}", w.count)
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{} {}{count} at {}: {}",
+                    if fails { "FAIL" } else { "note" },
+                    w.kind.as_str(),
+                    fmt_dur(w.at_ns),
+                    w.message
+                );
+            }
+            if failing > 0 {
+                eprintln!(
+                    "{}: {failing} warning(s) of the kinds checked",
+                    file.display()
+                );
+                std::process::exit(FOUND);
+            }
+            println!("{}: no warnings of the kinds checked", file.display());
             if failed {
                 std::process::exit(DAMAGED);
             }
@@ -382,14 +437,41 @@ fn open(path: &PathBuf, allow: &AllowDamage) -> Result<(Session, bool)> {
     Ok((Session::from_events(rec.header, rec.events), failed))
 }
 
+/// The model of a whole recording: its tasks, statistics and the warnings that
+/// hold once everything is known (default thresholds).
+fn analyse(s: &Session) -> Model {
+    let mut model = Model::new(s.header.clone(), Thresholds::default());
+    model.track_changes = false;
+    for e in &s.events {
+        model.apply(e);
+    }
+    model.settle(model.now_ns);
+    model
+}
+
 fn info(s: &Session) {
     let h = &s.header;
     let span = s.events.iter().map(|e| e.ts_ns).max().unwrap_or(0);
     let (mut tasks, mut polls, mut wakes, mut drops) = (0, 0, 0, 0);
+    // The longest polls: (duration, task, start).
+    let mut started: std::collections::HashMap<u64, u64> = Default::default();
+    let mut longest: Vec<(u64, u64, u64)> = Vec::new();
     for e in &s.events {
         match e.kind {
             EventKind::Spawn { .. } => tasks += 1,
-            EventKind::PollStart { .. } => polls += 1,
+            EventKind::PollStart { task } => {
+                polls += 1;
+                started.insert(task, e.ts_ns);
+            }
+            EventKind::PollEnd { task, .. } => {
+                if let Some(from) = started.remove(&task) {
+                    longest.push((e.ts_ns.saturating_sub(from), task, from));
+                    if longest.len() > 64 {
+                        longest.sort_unstable_by(|a, b| b.cmp(a));
+                        longest.truncate(5);
+                    }
+                }
+            }
             EventKind::Waker {
                 op: looptrace_wire::WakeOp::Wake | looptrace_wire::WakeOp::WakeByRef,
                 ..
@@ -406,4 +488,39 @@ fn info(s: &Session) {
     println!("polls    {polls}");
     println!("wakes    {wakes}");
     println!("dropped  {drops}");
+    let model = analyse(s);
+    let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
+    for w in model.findings() {
+        *kinds.entry(w.kind.as_str()).or_default() += w.count;
+    }
+    let total: u64 = kinds.values().sum();
+    println!("warnings {total}");
+    for (kind, n) in &kinds {
+        println!("  {n:>6}  {kind}");
+    }
+    longest.sort_unstable_by(|a, b| b.cmp(a));
+    if !longest.is_empty() {
+        println!("longest polls");
+        for (d, task, from) in longest.iter().take(5) {
+            println!(
+                "  {:>10}  {} at {}",
+                fmt_dur(*d),
+                s.task_name(*task),
+                fmt_dur(*from)
+            );
+        }
+    }
+    let mut waited: Vec<_> = model
+        .tasks
+        .values()
+        .filter(|t| t.scheduled_ns > 0)
+        .map(|t| (t.scheduled_ns, t.name.clone(), t.id))
+        .collect();
+    waited.sort_unstable_by(|a, b| b.cmp(a));
+    if !waited.is_empty() {
+        println!("most time scheduled (woken, waiting for a worker)");
+        for (ns, name, id) in waited.iter().take(5) {
+            println!("  {:>10}  {name} #{id}", fmt_dur(*ns));
+        }
+    }
 }

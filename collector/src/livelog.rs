@@ -102,6 +102,13 @@ impl LiveLog {
                 ..
             } => {
                 let n = display_name(name.as_deref(), location);
+                // Tasks named by where they were spawned share names (a server's
+                // connections): their lines carry their id.
+                let n = if name.is_some() {
+                    n
+                } else {
+                    format!("{n} #{task}")
+                };
                 self.names.insert(*task, n.clone());
                 let from = parent
                     .map(|p| format!(" by {}", self.name(p)))
@@ -111,7 +118,12 @@ impl LiveLog {
                     Some(_) => format!(" at {}", short_location(location)),
                     None => String::new(),
                 };
-                format!("spawn    {n} (task {task}){at}{from}")
+                let id = if name.is_some() {
+                    format!(" (task {task})")
+                } else {
+                    String::new()
+                };
+                format!("spawn    {n}{id}{at}{from}")
             }
             EventKind::PollStart { task } => {
                 self.poll_started.insert(*task, e.ts_ns);

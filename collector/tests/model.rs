@@ -553,3 +553,62 @@ fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
     assert_eq!(m.findings().count(), 0, "woken: withdrawn");
     assert_eq!(m.tasks[&1].warnings, 0);
 }
+
+#[test]
+fn findings_of_one_cause_are_one_warning_with_a_count() {
+    let mut m = Model::new(header(), Thresholds::default());
+    let ms = 1_000_000;
+    // Three connection tasks spawned at one place, two blocked serving the same
+    // request, one serving another.
+    let conn = |ts, task| {
+        ev(
+            ts,
+            EventKind::Spawn {
+                task,
+                kind: TaskKind::Task,
+                name: None,
+                location: "/home/me/.cargo/registry/src/index.crates.io-1/axum-0.8.9/src/serve/mod.rs:389:5"
+                    .into(),
+                parent: None,
+                size_bytes: None,
+            },
+        )
+    };
+    let context = |ts, task, label: &str| {
+        ev(
+            ts,
+            EventKind::Context {
+                task,
+                label: label.into(),
+            },
+        )
+    };
+    for (i, (task, route)) in [
+        (1, "GET /blocking"),
+        (2, "GET /blocking"),
+        (3, "GET /report"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let t0 = i as u64 * 100 * ms;
+        m.apply(&conn(t0, task));
+        m.apply(&start(t0 + 1, task));
+        m.apply(&context(t0 + 2, task, route));
+        m.apply(&end(t0 + 50 * ms, task, true));
+    }
+    let found: Vec<_> = m
+        .findings()
+        .map(|w| (w.context.clone().unwrap_or_default(), w.count, w.task))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("GET /blocking".to_string(), 2, Some(1)),
+            ("GET /report".to_string(), 1, Some(3))
+        ]
+    );
+    for task in [1, 2, 3] {
+        assert_eq!(m.tasks[&task].warnings, 1, "task {task} counts its own");
+    }
+}

@@ -400,11 +400,15 @@ impl Builder {
     /// ```
     pub fn build(mut self) -> Result<Runtime, Error> {
         if self.from_env {
+            // Said once, at start: a user sees that the variable took.
             if let Some(addr) = std::env::var(ENV_ADDR).ok().filter(|a| !a.is_empty()) {
+                eprintln!("looptrace: streaming to the collector at {addr} ({ENV_ADDR})");
                 self.destinations.push(Destination::Collector(addr));
             }
             if let Some(path) = std::env::var_os(ENV_RECORD).filter(|p| !p.is_empty()) {
-                self.destinations.push(Destination::File(path.into()));
+                let path = std::path::PathBuf::from(path);
+                eprintln!("looptrace: recording to {} ({ENV_RECORD})", path.display());
+                self.destinations.push(Destination::File(path));
             }
             if std::env::var(ENV_EVERY_WAKER_OP).is_ok_and(|v| v == "1") {
                 self.every_waker_op = true;

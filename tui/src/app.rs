@@ -2,7 +2,7 @@
 //! selection, the timeline's range; and what each key does.
 
 use crate::state::State;
-use looptrace_api::{Note, ReplayAction, TaskSummary as Task};
+use looptrace_api::{Note, ReplayAction, TaskSummary as Task, WarningKind};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers, MouseEvent, MouseEventKind};
 use ratatui::widgets::TableState;
 
@@ -237,7 +237,13 @@ impl App {
     fn zoom(&mut self, factor: f64) {
         let (start, end) = self.range();
         let mid = (start + end) / 2;
-        self.span_ns = ((self.span_ns as f64 * factor) as u64).max(MIN_SPAN);
+        // Never wider than the whole session (a little more): zooming out past it
+        // would only add presses to come back.
+        let widest = match self.state.now_ns {
+            0 => u64::MAX,
+            now => (now * 21 / 20).max(MIN_SPAN),
+        };
+        self.span_ns = ((self.span_ns as f64 * factor) as u64).clamp(MIN_SPAN, widest);
         if !self.follow {
             self.end_ns = mid + self.span_ns / 2;
         }
@@ -348,10 +354,24 @@ impl App {
                 }
                 View::Warnings => {
                     if let Some(w) = self.state.warnings.get(self.selected_warning()).cloned() {
-                        // Jump to its moment in the timeline, its task selected.
+                        // Zoom to what it is about (the poll, or the wait), with a
+                        // margin, within the session; its task selected.
                         self.view = View::Timeline;
                         self.follow = false;
-                        self.end_ns = w.at_ns + self.span_ns / 2;
+                        let (from, to) = match w.kind {
+                            WarningKind::BlockingPoll | WarningKind::NeverYields => {
+                                (w.at_ns, w.at_ns + w.value)
+                            }
+                            WarningKind::SchedulingLatency => {
+                                (w.at_ns.saturating_sub(w.value), w.at_ns)
+                            }
+                            _ => (w.at_ns, w.at_ns),
+                        };
+                        let pad = ((to - from) / 4).max(500_000);
+                        let start = from.saturating_sub(pad);
+                        let end = (to + pad).min(self.state.now_ns.max(to) + 1);
+                        self.span_ns = end.saturating_sub(start).max(MIN_SPAN);
+                        self.end_ns = start + self.span_ns;
                         if let Some(task) = w.task {
                             self.filter.clear();
                             if let Some(i) = self.rows().iter().position(|t| t.id == task) {

@@ -159,6 +159,9 @@ impl Model {
         }
         self.storms.remove(&id);
         self.changed.remove(&id);
+        for kind in looptrace_api::WarningKind::ALL {
+            self.by_task.remove(&(kind, id));
+        }
         Some(t)
     }
 

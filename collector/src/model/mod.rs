@@ -78,7 +78,12 @@ pub struct Model {
     /// Tasks that went idle before any waker event was seen, and when: checked for
     /// a lost waker once the session shows it carries waker events at all.
     idle_unchecked: Vec<(TaskId, u64)>,
-    warning_index: FxHashMap<(WarningKind, Option<TaskId>), usize>,
+    /// Findings are grouped by cause: their kind, their task's name (its spawn
+    /// location unless named) and what it was doing. A server's fifty
+    /// connections blocked by `GET /blocking` are one warning ×50.
+    warning_index: FxHashMap<WarningGroup, usize>,
+    /// Per task and kind: the warning its findings went to, and how many.
+    by_task: FxHashMap<(WarningKind, TaskId), (usize, u32)>,
     finished: VecDeque<TaskId>,
     live: u64,
     live_history: VecDeque<(u64, u64)>,
@@ -116,6 +121,13 @@ pub struct Model {
     pub warnings_over: u64,
 }
 
+/// What findings are grouped by: kind, task name, context.
+type WarningGroup = (
+    WarningKind,
+    Option<std::sync::Arc<str>>,
+    Option<std::sync::Arc<str>>,
+);
+
 /// What changed since the last [`Model::take_changes`].
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -143,6 +155,7 @@ impl Model {
             saw_wakers: false,
             idle_unchecked: Vec::new(),
             warning_index: FxHashMap::default(),
+            by_task: FxHashMap::default(),
             finished: VecDeque::new(),
             live: 0,
             live_history: VecDeque::new(),
@@ -183,25 +196,41 @@ impl Model {
             return;
         };
         let kind = W::KIND;
-        if let Some(&i) = self.warning_index.get(&(kind, task)) {
-            let w = &mut self.warnings[i];
-            w.count += 1;
-            w.last_ns = ts;
-            w.value = w.value.max(value);
-            return;
-        }
-        if self.warnings.len() >= MAX_WARNINGS {
+        let t = task.and_then(|t| self.tasks.get(&t));
+        let group: WarningGroup = (
+            kind,
+            t.map(|t| t.name.clone()),
+            t.and_then(|t| t.poll_context().cloned()),
+        );
+        let existing = self.warning_index.get(&group).copied();
+        if existing.is_none() && self.warnings.len() >= MAX_WARNINGS {
             // Bounded like the rest: further findings are only counted.
             self.warnings_over += 1;
             return;
         }
-        let id = self.warnings.len();
-        let mut context = None;
-        let task_name = task.and_then(|t| self.tasks.get_mut(&t)).map(|t| {
-            t.warnings += 1;
-            context = t.poll_context().map(|c| c.to_string());
-            t.name.to_string()
-        });
+        let id = existing.unwrap_or(self.warnings.len());
+        if let Some(task) = task {
+            let e = self.by_task.entry((kind, task)).or_insert((id, 0));
+            if e.1 == 0 {
+                // The task's first finding of this kind: task lists count it.
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.warnings += 1;
+                }
+            }
+            *e = (id, e.1 + 1);
+        }
+        if let Some(i) = existing {
+            let w = &mut self.warnings[i];
+            w.count += 1;
+            w.last_ns = w.last_ns.max(ts);
+            w.value = w.value.max(value);
+            self.new_warnings.push(i);
+            return;
+        }
+        let (task_name, context) = (
+            group.1.as_deref().map(str::to_string),
+            group.2.as_deref().map(str::to_string),
+        );
         // The subject says what the task was doing when it is known.
         let subject = match (&task_name, &context) {
             (Some(name), Some(c)) => format!("{name} (in {c})"),
@@ -228,24 +257,29 @@ impl Model {
             fix: kind.fix().to_string(),
             withdrawn: false,
         });
-        self.warning_index.insert((kind, task), id);
+        self.warning_index.insert(group, id);
         self.new_warnings.push(id);
     }
 
-    /// Takes back one finding of `kind` about `task` that did not hold; the
+    /// Takes back one finding of `kind` about `task` that did not hold; its
     /// warning is withdrawn when none is left.
     fn withdraw(&mut self, kind: WarningKind, task: TaskId) {
-        let Some(&i) = self.warning_index.get(&(kind, Some(task))) else {
+        let Some(&(i, n)) = self.by_task.get(&(kind, task)) else {
             return;
         };
+        if n <= 1 {
+            self.by_task.remove(&(kind, task));
+            if let Some(t) = self.tasks.get_mut(&task) {
+                t.warnings = t.warnings.saturating_sub(1);
+            }
+        } else {
+            self.by_task.insert((kind, task), (i, n - 1));
+        }
         let w = &mut self.warnings[i];
         w.count = w.count.saturating_sub(1);
         if w.count == 0 {
             w.withdrawn = true;
-            self.warning_index.remove(&(kind, Some(task)));
-            if let Some(t) = self.tasks.get_mut(&task) {
-                t.warnings = t.warnings.saturating_sub(1);
-            }
+            self.warning_index.retain(|_, v| *v != i);
         }
         // Sent again: viewers replace it by its id.
         self.new_warnings.push(i);

@@ -52,8 +52,9 @@ impl Default for Thresholds {
     }
 }
 
+/// Durations in messages are written as everywhere else (`50.3 ms`, `1.00 s`).
 fn ms(ns: u64) -> String {
-    format!("{:.1} ms", ns as f64 / 1e6)
+    looptrace_wire::units::fmt_duration(ns)
 }
 
 /// One lint, as tokio-console's `Warn<T>`: what it judges (`T`), its own

@@ -49,7 +49,8 @@ export class TaskTable {
     const q = this.filter.value.trim().toLowerCase();
     const st = this.stateFilter.value;
     const now = this.now();
-    const rows = [...m.tasks.values()].filter((t) => (!q || t.name.toLowerCase().includes(q)) && (!st || t.state === st));
+    const named = (t) => t.name.toLowerCase().includes(q) || (t.context || "").toLowerCase().includes(q);
+    const rows = [...m.tasks.values()].filter((t) => (!q || named(t)) && (!st || t.state === st));
     const totals = new Map(rows.map((t) => [t.id, m.totals(t, now)]));
     const { key, dir } = this.sort;
     rows.sort((a, b) => {
@@ -63,7 +64,7 @@ export class TaskTable {
         (t) => {
           const tt = totals.get(t.id);
           return `<tr data-id="${t.id}" aria-selected="${t.id === this.selected}" title="${escapeHtml(t.location || "")}">
-<td>${t.id}</td><td><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(t.name)}</td>
+<td>${t.id}</td><td><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(t.name)}${t.context ? ` <span class="muted">· ${escapeHtml(t.context)}</span>` : ""}</td>
 <td><span class="state state-${t.state}">${t.state}</span></td><td>${t.polls}</td><td>${fmtDur(tt.busy_ns)}</td>
 <td>${fmtDur(tt.scheduled_ns)}</td><td>${fmtDur(tt.idle_ns)}</td><td>${this.value(t, "wakes")}</td><td>${t.warnings || ""}</td></tr>`;
         },

@@ -236,7 +236,10 @@ export class Timeline extends EventTarget {
   /** Whether lane `lane` is dimmed by the filter. */
   dimmed(lane) {
     if (!this.filter || !this.model) return false;
-    const named = (id) => ((this.model.tasks.get(id) || {}).name || "").toLowerCase().includes(this.filter);
+    const named = (id) => {
+      const t = this.model.tasks.get(id) || {};
+      return `${t.name || ""} ${t.context || ""}`.toLowerCase().includes(this.filter);
+    };
     if (lane.kind === "task") return !named(lane.id);
     if (lane.kind === "group") return !lane.members.some(named);
     return false;
@@ -337,16 +340,19 @@ export class Timeline extends EventTarget {
       if (!groups.has(key)) groups.set(key, []);
       groups.get(key).push(t);
     }
+    // A task that said what it was doing (its tracing span: `GET /blocking`)
+    // is labelled by that first: a server's connection tasks share a name.
+    const label = (t) => (t.context ? `${t.context} · ${t.name} #${t.id}` : `${t.name} #${t.id}`);
     for (const [key, members] of groups) {
       if (members.length === 1) {
         const t = members[0];
-        lanes.push({ kind: "task", id: t.id, label: `${t.name} #${t.id}` });
+        lanes.push({ kind: "task", id: t.id, label: label(t) });
         continue;
       }
       const collapsed = this.collapsed.has(key);
-      const label = `${members[0].name} ×${members.length}`;
-      lanes.push({ kind: "group", key, label, collapsed, members: members.map((t) => t.id) });
-      if (!collapsed) for (const t of members) lanes.push({ kind: "task", id: t.id, label: `  ${t.name} #${t.id}`, group: key });
+      const groupLabel = `${members[0].name} ×${members.length}`;
+      lanes.push({ kind: "group", key, label: groupLabel, collapsed, members: members.map((t) => t.id) });
+      if (!collapsed) for (const t of members) lanes.push({ kind: "task", id: t.id, label: `  ${label(t)}`, group: key });
     }
     // Colours in lane order: neighbours never share one.
     const ids = [];

@@ -65,11 +65,11 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         kv("lifetime", dur(t.lifetime_ns)),
     ]);
     frame.render_widget(
-        Paragraph::new(stat_lines).block(Block::default().borders(Borders::TOP).title(format!(
-            " {} #{} · Esc back ",
-            super::clip_middle(&t.name, room.max(12)),
-            t.id
-        ))),
+        Paragraph::new(stat_lines).block(Block::default().borders(Borders::TOP).title({
+            let tail = format!(" #{} · Esc back ", t.id);
+            let fit = (stats.width as usize).saturating_sub(tail.chars().count() + 2);
+            format!(" {}{tail}", super::clip_middle(&t.name, fit.max(8)))
+        })),
         stats,
     );
     let w = &t.wakes;

@@ -56,7 +56,11 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
             let (busy, scheduled, idle) = crate::state::totals(t, now);
             Row::new(vec![
                 Cell::from(t.id.to_string()),
-                Cell::from(clip_middle(&t.name, name_width)),
+                // What it was doing, first, when it said (its tracing span).
+                Cell::from(match &t.context {
+                    Some(c) => super::clip(&format!("{c} · {}", t.name), name_width),
+                    None => clip_middle(&t.name, name_width),
+                }),
                 Cell::from(Span::styled(t.state.to_string(), theme.state(t.state))),
                 Cell::from(t.polls.to_string()),
                 Cell::from(d(busy)),

@@ -14,11 +14,20 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 use ratatui::Frame;
 
-const LABEL: u16 = 18;
+/// Width of the lanes' labels: wider on a wide terminal, where names fit.
+pub fn label_width(area_width: u16) -> u16 {
+    if area_width >= 140 {
+        36
+    } else {
+        18
+    }
+}
 
 /// Columns of the plot for a body of `area`'s width (what to ask the collector for).
 pub fn plot_width(area_width: u16) -> u16 {
-    area_width.saturating_sub(LABEL + 1).max(1)
+    area_width
+        .saturating_sub(label_width(area_width) + 1)
+        .max(1)
 }
 
 fn cell_char(running: f32, scheduled: f32, wakes: u32, alive: bool) -> (char, u8) {
@@ -40,24 +49,26 @@ fn cell_char(running: f32, scheduled: f32, wakes: u32, alive: bool) -> (char, u8
 pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let (start, end) = app.range();
     let span = end.saturating_sub(start).max(1);
+    let keys = if area.width >= 100 {
+        " · +/- zoom · ←/→ pan · f follow · 0 fit"
+    } else {
+        ""
+    };
     let title = format!(
-        " {} – {} ({}){} · +/- zoom · ←/→ pan · f follow · 0 fit ",
+        " {} – {} ({}){}{keys} ",
         fmt_moment_within(start, span),
         fmt_moment_within(end, span),
         dur(span),
         if app.follow { " · following" } else { "" }
     );
+    let label_w = label_width(area.width) as usize;
     let block = Block::default().borders(Borders::TOP).title(title);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let width = plot_width(inner.width) as usize;
     let mut lines: Vec<Line> = Vec::new();
     lines.push(Line::styled(
-        format!(
-            "{}{}",
-            " ".repeat(LABEL as usize + 1),
-            axis(start, end, width)
-        ),
+        format!("{}{}", " ".repeat(label_w + 1), axis(start, end, width)),
         theme.muted(),
     ));
     // Marks: `▼` at their column, labelled where there is room.
@@ -90,7 +101,7 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         }
         let text: String = row.into_iter().collect();
         lines.push(Line::from(vec![
-            Span::raw(" ".repeat(LABEL as usize + 1)),
+            Span::raw(" ".repeat(label_w + 1)),
             Span::styled(text, theme.title()),
         ]));
     }
@@ -100,8 +111,8 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         let mut spans = vec![Span::styled(
             format!(
                 "{:<w$} ",
-                clip(&format!("worker {}", w.index), LABEL as usize),
-                w = LABEL as usize
+                clip(&format!("worker {}", w.index), label_w),
+                w = label_w
             ),
             theme.worker(),
         )];
@@ -147,8 +158,8 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 Span::styled(
                     format!(
                         "{:<w$} ",
-                        clip(&format!("blocking thread {}", b.thread), LABEL as usize),
-                        w = LABEL as usize
+                        clip(&format!("blocking thread {}", b.thread), label_w),
+                        w = label_w
                     ),
                     theme.muted(),
                 ),
@@ -156,21 +167,38 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
             ]));
         }
     }
-    // Tasks, in the table's order; the selected one highlighted.
+    // Tasks, in the table's order, those alive in the range (a server's finished
+    // connections do not fill the screen); the selected one highlighted.
     let rows: Vec<_> = app.rows().into_iter().cloned().collect();
     let room = (inner.height as usize).saturating_sub(lines.len()).max(1);
-    // Scrolled here only, where the room is known: the selection stays in view.
     let selected = app.selected();
-    if selected >= app.scroll + room {
-        app.scroll = selected + 1 - room;
+    let alive = |t: &looptrace_api::TaskSummary| {
+        t.spawned_ns <= end && t.ended_ns.is_none_or(|e| e >= start)
+    };
+    let selected_id = rows.get(selected).map(|t| t.id);
+    let shown: Vec<(usize, &looptrace_api::TaskSummary)> = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| alive(t) || Some(t.id) == selected_id)
+        .collect();
+    // Scrolled here only, where the room is known: the selection stays in view,
+    // among the lanes shown.
+    let at = shown.iter().position(|(i, _)| *i == selected).unwrap_or(0);
+    if at >= app.scroll + room {
+        app.scroll = at + 1 - room;
     }
-    if selected < app.scroll {
-        app.scroll = selected;
+    if at < app.scroll {
+        app.scroll = at;
     }
-    for (i, t) in rows.iter().enumerate().skip(app.scroll).take(room) {
+    for &(i, t) in shown.iter().skip(app.scroll).take(room) {
         let id = format!(" #{}", t.id);
-        let name = clip_middle(&t.name, (LABEL as usize).saturating_sub(id.len()));
-        let label = format!("{:<w$} ", format!("{name}{id}"), w = LABEL as usize);
+        let room_for_name = label_w.saturating_sub(id.len());
+        // What it was doing says more than a shared spawn location.
+        let name = match &t.context {
+            Some(c) => super::clip(&format!("{c} · {}", t.name), room_for_name),
+            None => clip_middle(&t.name, room_for_name),
+        };
+        let label = format!("{:<w$} ", format!("{name}{id}"), w = label_w);
         let mut spans = vec![Span::styled(
             label,
             if i == selected {

@@ -4,8 +4,8 @@ use super::{dur, timeline::plot_width};
 use crate::app::App;
 use crate::theme::Theme;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Gauge, Paragraph, Sparkline};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline};
 use ratatui::Frame;
 
 pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
@@ -32,21 +32,23 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
     for (w, row) in app.state.workers.iter().zip(rows.iter()) {
         let [head, spark] =
             Layout::vertical([Constraint::Length(1), Constraint::Length(2)]).areas(*row);
-        let label = format!(
-            "worker {} · {:.0}% busy · {} polls · {} migrations · parked {}",
-            w.index,
-            w.utilization * 100.0,
-            w.polls,
-            w.migrations,
-            dur(w.parked_ns)
-        );
-        frame.render_widget(
-            Gauge::default()
-                .ratio(w.utilization.clamp(0.0, 1.0))
-                .label(label)
-                .gauge_style(theme.worker()),
-            head,
-        );
+        // Its share as a bar of its own, then the figures: a label never drawn
+        // over the bar.
+        let bar_w = if area.width < 100 { 10 } else { 20 };
+        let filled = (w.utilization.clamp(0.0, 1.0) * bar_w as f64).round() as usize;
+        let head_line = Line::from(vec![
+            Span::styled(format!(" worker {} ", w.index), theme.title()),
+            Span::styled("█".repeat(filled), theme.worker()),
+            Span::styled("░".repeat(bar_w - filled), theme.muted()),
+            Span::raw(format!(
+                " {:.0}% busy · {} polls · {} migrations · parked {}",
+                w.utilization * 100.0,
+                w.polls,
+                w.migrations,
+                dur(w.parked_ns)
+            )),
+        ]);
+        frame.render_widget(Paragraph::new(head_line), head);
         let data: Vec<u64> = app
             .state
             .timeline
