@@ -90,7 +90,10 @@ fn the_task_table_lists_the_hello_tasks_with_their_polls() {
     for name in ["Alice", "Bob", "Charlie"] {
         let r = row(&lines, &format!(" {name} "));
         let cells: Vec<&str> = r.split_whitespace().collect();
-        assert_eq!(cells[2], "done", "{r}");
+        assert_eq!(
+            cells[2], "completed",
+            "a finished task by how it ended: {r}"
+        );
         assert_eq!(cells[3], "2", "{name} polled twice: {r}");
     }
     // By id: Alice, Bob, Charlie (spawn order).

@@ -210,6 +210,14 @@ fn the_blocking_demo_fits_80x24_and_160x45() {
                     all.contains("blocking thread"),
                     "{what}: the blocking pool's thread has a lane:\n{all}"
                 );
+                let blocker = lines
+                    .iter()
+                    .find(|l| l.starts_with("std::"))
+                    .unwrap_or_else(|| panic!("{what}: the blocker's lane:\n{all}"));
+                assert!(
+                    blocker.contains('!'),
+                    "{what}: its warning marked: {blocker:?}"
+                );
                 // Lane labels end before the plot: a space in the column between.
                 let label = if w >= 140 { 36 } else { 18 };
                 for l in lines.iter().filter(|l| l.contains('#')) {
@@ -218,6 +226,10 @@ fn the_blocking_demo_fits_80x24_and_160x45() {
             }
             View::Warnings => {
                 assert!(!app.state.warnings.is_empty());
+                assert!(
+                    all.contains("what to do:"),
+                    "{what}: the selected one's advice:\n{all}"
+                );
                 for warning in &app.state.warnings {
                     assert!(
                         shows(lines, &warning.message),

@@ -173,18 +173,31 @@ test("blocking at 1280x720: distinct colours for the lanes in view, gaps between
   });
   assert.ok(colours.length >= 5);
   assert.equal(new Set(colours).size, colours.length, `distinct: ${colours}`);
-  // A poll wide enough starts with a one-pixel gap in the background's colour.
-  const gap = await page.evaluate(() => {
+  // A poll (not a task's first: the spawn's marker is drawn there), zoomed to a
+  // width of 100 px, starts with a one-pixel gap in the background's colour.
+  await page.evaluate(() => {
     const tl = window.__looptrace.timeline;
     const m = window.__looptrace.current;
-    const polls = m.allIntervals().filter((i) => i.state === "running" && tl.x(i.end_ns) - tl.x(i.start_ns) >= 8);
-    const iv = polls[0];
-    const lane = tl.lanes.findIndex((l) => l.kind === "task" && l.id === iv.task);
-    // Above the middle, where a wake arrow ends.
-    return { x: Math.round(tl.x(iv.start_ns)), y: tl.laneY(lane) + 5, bg: tl.colors.bg };
+    const later = m.allIntervals().find((i) => i.state === "running" && i.start_ns - (m.tasks.get(i.task) || {}).spawned_ns > 1e6 && i.end_ns > i.start_ns);
+    const d = later.end_ns - later.start_ns;
+    tl.setView(later.start_ns - d, later.start_ns + (tl.plotW / 100) * d - d);
+    window.__probe = later;
   });
-  assert.ok(distance(await pixel(page, gap.x, gap.y), hex(gap.bg)) <= 24, "the gap at a poll's start");
+  await page.waitForTimeout(500);
+  const gap = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const iv = window.__probe;
+    const lane = tl.lanes.findIndex((l) => l.kind === "task" && l.id === iv.task);
+    tl.scroller.scrollTop = 0;
+    tl.draw();
+    // Below the middle, where a wake arrow ends, above a warning's underline.
+    return { x: Math.round(tl.x(iv.start_ns)), y: tl.laneY(lane) + 15, bg: tl.colors.bg, iv, x0: tl.x(iv.start_ns), x1: tl.x(iv.end_ns) };
+  });
+  const at = await pixel(page, gap.x, gap.y);
+  assert.ok(distance(at, hex(gap.bg)) <= 24, `the gap at a poll's start: ${at} at ${JSON.stringify(gap)}`);
   assert.ok(distance(await pixel(page, gap.x + 4, gap.y), hex(gap.bg)) > 24, "the poll after it");
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.waitForTimeout(400);
   // Marks' labels on the axis's upper row, the ticks' on the lower: no tick label
   // has the marks' colour in it.
   const axis = await page.evaluate(() => {
@@ -329,4 +342,33 @@ test("lost-waker: a wake from a thread outside the runtime is drawn from the axi
   for (const a of arrows.filter((a) => a.kind === "timer" || a.kind === "io")) assert.equal(a.from?.kind, "worker");
   assert.deepEqual(problems, []);
   await page.close();
+});
+
+test("warnings say why and what to do, are flagged on their lanes, and a cancelled task reads cancelled", async () => {
+  const { page, problems } = await openDemo("blocking", 5);
+  const list = await page.evaluate(() => [...document.querySelectorAll("#warnings li")].map((li) => li.textContent));
+  assert.ok(list.length >= 1);
+  for (const text of list) assert.match(text, /why it matters · what to do.*What to do:/s, text);
+  // The flag on the blocker's lane, explained on hover.
+  const flag = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const f = tl.shownWarnings[0];
+    return f && { x: f.x, y: tl.laneY(f.lane) + 3, kind: f.w.kind };
+  });
+  assert.equal(flag.kind, "blocking_poll");
+  const box = await page.locator("#timeline").boundingBox();
+  await page.mouse.move(box.x + flag.x, box.y + flag.y);
+  await until(page, () => !document.getElementById("tooltip").hidden && document.getElementById("tooltip").textContent.includes("blocking poll"));
+  assert.match(await page.textContent("#tooltip"), /What to do: Move blocking/);
+  assert.deepEqual(problems, []);
+  await page.close();
+
+  // lost-waker: the forgetful task, aborted, ended cancelled, and the filter finds it.
+  const t = await openDemo("lost-waker", 2);
+  await t.page.selectOption("#state-filter", "cancelled");
+  await t.page.waitForTimeout(200);
+  const rows = await tableRows(t.page);
+  assert.ok(rows.length >= 1 && rows.every((r) => r.state === "cancelled"), JSON.stringify(rows));
+  assert.deepEqual(t.problems, []);
+  await t.page.close();
 });

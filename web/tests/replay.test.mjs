@@ -17,7 +17,7 @@ after(() => browser && browser.close());
 
 test("the hello replay: three tasks, two polls each, Bob woken by the timer, slices drawn", async () => {
   const { page, problems } = await openPage(browser, url);
-  await until(page, () => document.querySelectorAll("#tasks tbody tr").length === 3 && [...document.querySelectorAll("#tasks tbody tr")].every((tr) => tr.cells[2].textContent.trim() === "done"), null, 15000);
+  await until(page, () => document.querySelectorAll("#tasks tbody tr").length === 3 && [...document.querySelectorAll("#tasks tbody tr")].every((tr) => tr.cells[2].textContent.trim() === "completed"), null, 15000);
   const rows = await tableRows(page);
   assert.deepEqual(rows.map((r) => r.name).sort(), ["Alice", "Bob", "Charlie"]);
   for (const r of rows) assert.equal(r.polls, 2, `${r.name} polled twice`);

@@ -94,3 +94,17 @@ export function sourceKind(by, task) {
 export function escapeHtml(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
+
+/** The stretch of time a warning is about: the offending poll or wait, else its moment. */
+export function warningStretch(w) {
+  const v = w.value || 0;
+  switch (w.kind) {
+    case "blocking_poll":
+    case "never_yields":
+      return [w.at_ns, w.at_ns + v];
+    case "scheduling_latency":
+      return [Math.max(0, w.at_ns - v), w.at_ns];
+    default:
+      return [w.at_ns, w.at_ns];
+  }
+}

@@ -5,7 +5,7 @@ import { Connection } from "./conn.js";
 import { SessionModel } from "./store.js";
 import { Timeline } from "./timeline.js";
 import { TaskTable, Details, Warnings, LoopView, renderLegend } from "./panels.js";
-import { taskColor } from "./format.js";
+import { taskColor, warningStretch } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -29,20 +29,6 @@ const details = new Details($("details"), async (session, task) => {
   timeline.select(task);
   timeline.zoomToSelected();
 });
-/** The stretch of time a warning is about: the offending poll or wait, else its moment. */
-function warningStretch(w) {
-  const v = w.value || 0;
-  switch (w.kind) {
-    case "blocking_poll":
-    case "never_yields":
-      return [w.at_ns, w.at_ns + v];
-    case "scheduling_latency":
-      return [Math.max(0, w.at_ns - v), w.at_ns];
-    default:
-      return [w.at_ns, w.at_ns];
-  }
-}
-
 const warnings = new Warnings($("warnings"), $("warning-count"), (w) => {
   // Zoom to what it is about (within the session), and select its task.
   const [start, end] = warningStretch(w);

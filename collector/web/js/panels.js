@@ -4,6 +4,11 @@
 import { fmtDur, taskColor, SOURCE_COLORS, escapeHtml } from "./format.js";
 import { describeSource } from "./timeline.js";
 
+/** What a task's state reads as: a finished task by how it ended. */
+function shownState(t) {
+  return t.state === "done" && t.outcome ? t.outcome : t.state;
+}
+
 export class TaskTable {
   /** `now()`: the session's present, to count what goes on up to it. */
   constructor(table, filter, stateFilter, onSelect, now) {
@@ -50,7 +55,10 @@ export class TaskTable {
     const st = this.stateFilter.value;
     const now = this.now();
     const named = (t) => t.name.toLowerCase().includes(q) || (t.context || "").toLowerCase().includes(q);
-    const rows = [...m.tasks.values()].filter((t) => (!q || named(t)) && (!st || t.state === st));
+    // A finished task's state is how it ended (completed, cancelled, panicked);
+    // "done" picks any of them.
+    const inState = (t) => !st || t.state === st || (t.state === "done" && t.outcome === st);
+    const rows = [...m.tasks.values()].filter((t) => (!q || named(t)) && inState(t));
     const totals = new Map(rows.map((t) => [t.id, m.totals(t, now)]));
     const { key, dir } = this.sort;
     rows.sort((a, b) => {
@@ -65,7 +73,7 @@ export class TaskTable {
           const tt = totals.get(t.id);
           return `<tr data-id="${t.id}" aria-selected="${t.id === this.selected}" title="${escapeHtml(t.location || "")}">
 <td>${t.id}</td><td><span class="swatch" style="background:${taskColor(t.id)}"></span> ${escapeHtml(t.name)}${t.context ? ` <span class="muted">· ${escapeHtml(t.context)}</span>` : ""}</td>
-<td><span class="state state-${t.state}">${t.state}</span></td><td>${t.polls}</td><td>${fmtDur(tt.busy_ns)}</td>
+<td><span class="state state-${shownState(t)}">${shownState(t)}</span></td><td>${t.polls}</td><td>${fmtDur(tt.busy_ns)}</td>
 <td>${fmtDur(tt.scheduled_ns)}</td><td>${fmtDur(tt.idle_ns)}</td><td>${this.value(t, "wakes")}</td><td>${t.warnings || ""}</td></tr>`;
         },
       )
@@ -124,7 +132,7 @@ ${iv.context ? `<dt>doing</dt><dd data-testid="poll-context">${escapeHtml(iv.con
 <dl>
 <dt>spawned at</dt><dd>${escapeHtml(d.location || "–")}</dd>
 ${d.context ? `<dt>doing</dt><dd data-testid="context" title="the app's tracing span entered in its latest poll that had one">${escapeHtml(d.context)}</dd>` : ""}
-<dt>state</dt><dd><span class="state state-${d.state}">${d.state}</span>${d.outcome ? ` (${d.outcome})` : ""}</dd>
+<dt>state</dt><dd><span class="state state-${shownState(d)}">${shownState(d)}</span></dd>
 <dt>polls</dt><dd>${d.polls}</dd>
 <dt>busy</dt><dd>${fmtDur(d.busy_ns)}</dd>
 <dt>scheduled</dt><dd>${fmtDur(d.scheduled_ns)}</dd>
@@ -211,14 +219,16 @@ export class Warnings {
     this.list = list;
     this.count = count;
     this.onJump = onJump;
-    this.shown = -1;
+    this.shown = null;
   }
 
   render(model) {
     const ws = model ? model.warnings : [];
     this.count.textContent = ws.length ? `(${ws.length})` : "";
-    if (ws.length === this.shown) return;
-    this.shown = ws.length;
+    // Drawn again when one is added, counted again or withdrawn.
+    const key = ws.map((w) => `${w.id}:${w.count}`).join(",");
+    if (key === this.shown) return;
+    this.shown = key;
     this.list.innerHTML = ws.length ? "" : `<li class="muted">None so far.</li>`;
     for (const w of ws) {
       const li = document.createElement("li");
@@ -227,6 +237,10 @@ export class Warnings {
       b.innerHTML = `<span class="kind">${w.kind.replace(/_/g, " ")}</span> at ${fmtDur(w.at_ns)}${w.count > 1 ? ` (×${w.count})` : ""}<br>${escapeHtml(w.message)}`;
       b.addEventListener("click", () => this.onJump(w));
       li.append(b);
+      // Why it matters and what to do, a click away.
+      const more = document.createElement("details");
+      more.innerHTML = `<summary>why it matters · what to do</summary><p>${escapeHtml(w.why || "")}</p><p><strong>What to do:</strong> ${escapeHtml(w.fix || "")}</p>`;
+      li.append(more);
       this.list.append(li);
     }
   }

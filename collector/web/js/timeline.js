@@ -1,7 +1,7 @@
 // The timeline: lanes per worker and per task on a canvas, wake arrows, markers,
 // a time axis; zoom, pan, zoom-to-selection, follow-live.
 
-import { fmtDur, fmtDurAt, fmtTick, ticks, taskColor, assignColors, SOURCE_COLORS, sourceKind, wakingTask } from "./format.js";
+import { fmtDur, fmtDurAt, fmtTick, ticks, taskColor, assignColors, SOURCE_COLORS, sourceKind, wakingTask, warningStretch } from "./format.js";
 
 const LABEL_W = 190;
 // The axis: marks' flags and labels on its upper row, the ticks' labels on its lower.
@@ -642,6 +642,27 @@ export class Timeline extends EventTarget {
       if (!visible(li)) continue;
       this.drawMarker(mk, this.x(mk.at_ns), this.laneY(li) + ROW_H / 2);
     }
+    // Warnings: a flag on the task's lane at their moment, what they are about
+    // underlined (a blocking poll for its length).
+    this.shownWarnings = [];
+    for (const w of m.warnings) {
+      if (w.task == null) continue;
+      const li = laneOf(w.task);
+      if (!visible(li)) continue;
+      const [a, b] = warningStretch(w);
+      if (b < vs || a > ve) continue;
+      const y = this.laneY(li);
+      const xa = this.x(a);
+      ctx.fillStyle = c.warn;
+      ctx.fillRect(xa, y + ROW_H - 3, Math.max(this.x(b) - xa, 2), 2);
+      ctx.beginPath();
+      ctx.moveTo(xa - 4, y + 1);
+      ctx.lineTo(xa + 4, y + 1);
+      ctx.lineTo(xa, y + 8);
+      ctx.closePath();
+      ctx.fill();
+      this.shownWarnings.push({ w, x: xa, lane: li });
+    }
     // Wake arrows: from the waker to the woken task's next poll.
     const wakes = m.allWakes();
     let drawn = 0;
@@ -828,6 +849,9 @@ export class Timeline extends EventTarget {
     if (!l || !this.model) return null;
     const { lane } = l;
     if (x < LABEL_W) return { lane };
+    // A warning's flag, in the lane's upper part.
+    const flag = (this.shownWarnings || []).find((s) => s.lane === l.index && Math.abs(s.x - x) <= 5);
+    if (flag && y - this.laneY(l.index) < ROW_H / 2) return { lane, warning: flag.w };
     const t = this.t(x);
     const slop = 3 * ((this.view.end - this.view.start) / this.plotW);
     const { start: vs, end: ve } = this.view;
@@ -866,6 +890,7 @@ export class Timeline extends EventTarget {
     const at = (t) => fmtTick(Math.round(t), px);
     const fmtDur = (ns) => fmtDurAt(ns, px);
     if (h.mark) return `${h.mark.label}\nmarked at ${at(h.mark.at_ns)}`;
+    if (h.warning) return `⚠ ${h.warning.kind.replace(/_/g, " ")}${h.warning.count > 1 ? ` ×${h.warning.count}` : ""}\n${h.warning.message}\nWhat to do: ${h.warning.fix}`;
     const m = this.model;
     const name = (id) => (m.tasks.get(id) || { name: `task ${id}` }).name;
     if (h.interval) {

@@ -61,7 +61,14 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
                     Some(c) => super::clip(&format!("{c} · {}", t.name), name_width),
                     None => clip_middle(&t.name, name_width),
                 }),
-                Cell::from(Span::styled(t.state.to_string(), theme.state(t.state))),
+                // A finished task by how it ended: completed, cancelled, panicked.
+                Cell::from(Span::styled(
+                    match (t.state, t.outcome) {
+                        (looptrace_api::TaskState::Done, Some(o)) => o.to_string(),
+                        (state, _) => state.to_string(),
+                    },
+                    theme.state(t.state),
+                )),
                 Cell::from(t.polls.to_string()),
                 Cell::from(d(busy)),
                 Cell::from(d(scheduled)),

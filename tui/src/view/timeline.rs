@@ -212,6 +212,15 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
             .and_then(|tl| tl.tasks.iter().find(|b| b.task == t.id));
         let bucket = tl.as_ref().map_or(1, |tl| tl.bucket_ns.max(1));
         let first = tl.as_ref().map_or(start, |tl| tl.start_ns);
+        // Its warnings: a `!` at their moment.
+        let flags: Vec<usize> = app
+            .state
+            .warnings
+            .iter()
+            .filter(|w| w.task == Some(t.id) && w.at_ns >= first)
+            .map(|w| ((w.at_ns - first) / bucket) as usize)
+            .filter(|c| *c < width)
+            .collect();
         let mut run = String::new();
         let mut run_kind = 255u8;
         let push = |spans: &mut Vec<Span<'static>>, run: &mut String, kind: u8| {
@@ -220,6 +229,7 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
                     0 => theme.running(),
                     1 => theme.scheduled(),
                     2 => theme.wake(),
+                    4 => theme.warn(),
                     _ => theme.idle(),
                 };
                 spans.push(Span::styled(std::mem::take(run), style));
@@ -235,7 +245,11 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
                     b.wakes.get(c).copied().unwrap_or(0),
                 )
             });
-            let (ch, kind) = cell_char(r, s, w, alive);
+            let (ch, kind) = if flags.contains(&c) {
+                ('!', 4)
+            } else {
+                cell_char(r, s, w, alive)
+            };
             if kind != run_kind {
                 push(&mut spans, &mut run, run_kind);
                 run_kind = kind;

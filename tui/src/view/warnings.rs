@@ -12,11 +12,13 @@ use ratatui::Frame;
 
 pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     let width = area.width.saturating_sub(4).max(10) as usize;
+    let selected = app.warning_table.selected();
     let rows: Vec<Row> = app
         .state
         .warnings
         .iter()
-        .map(|w| {
+        .enumerate()
+        .map(|(i, w)| {
             let mut head = vec![
                 Span::styled(w.kind.as_str().replace('_', " "), theme.warn()),
                 Span::raw(format!(" at {}", dur(w.at_ns))),
@@ -33,6 +35,16 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
                     .into_iter()
                     .map(|l| Line::from(format!("  {l}"))),
             );
+            // The selected one says why it matters and what to do.
+            if Some(i) == selected {
+                for (label, text) in [("why: ", &w.why), ("what to do: ", &w.fix)] {
+                    lines.extend(
+                        wrap(&format!("{label}{text}"), width)
+                            .into_iter()
+                            .map(|l| Line::styled(format!("  {l}"), theme.muted())),
+                    );
+                }
+            }
             let height = lines.len() as u16;
             Row::new(vec![Cell::from(Text::from(lines))]).height(height)
         })
