@@ -88,9 +88,12 @@ enum Command {
     /// The dashboard in the terminal, for a collector (live or replay).
     #[cfg(feature = "tui")]
     Tui {
-        /// The collector's address.
+        /// The collector's address (`looptrace tui HOST:PORT`).
         #[arg(default_value = "127.0.0.1:7878")]
         addr: String,
+        /// The same, spelt as `serve` spells it: `--addr HOST:PORT`.
+        #[arg(long = "addr", value_name = "HOST:PORT", conflicts_with = "addr")]
+        addr_flag: Option<String>,
         /// No colours (also when NO_COLOR is set).
         #[arg(long)]
         no_color: bool,
@@ -321,10 +324,11 @@ fn main() -> Result<()> {
         #[cfg(feature = "tui")]
         Command::Tui {
             addr,
+            addr_flag,
             no_color,
             token,
         } => looptrace_tui::run(looptrace_tui::Options {
-            addr,
+            addr: addr_flag.unwrap_or(addr),
             theme: looptrace_tui::Theme::from_env(no_color),
             token,
             stop: None,
