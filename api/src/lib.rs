@@ -489,6 +489,23 @@ pub struct Window {
     pub wakes: Vec<WakeArrow>,
     pub workers: Vec<WorkerSpan>,
     pub markers: Vec<Marker>,
+    /// The scheduler's queues as sampled in the window (when the app samples
+    /// them): each worker's local queue and steals so far, the injection queue.
+    #[serde(default)]
+    pub queues: Vec<QueueSample>,
+}
+
+/// The scheduler's queues at a moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct QueueSample {
+    pub at_ns: u64,
+    /// Per worker, by index: tasks in its local run queue.
+    pub local: Vec<u32>,
+    /// Per worker, by index: steals so far.
+    pub steals: Vec<u64>,
+    /// Tasks in the injection queue.
+    pub injection: u32,
 }
 
 /// A window summarised into equal time buckets, for zoomed-out views.
@@ -584,6 +601,9 @@ pub struct Batch {
     pub wakes: Option<Vec<WakeArrow>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub markers: Option<Vec<Marker>>,
+    /// Samples of the scheduler's queues in the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<Vec<QueueSample>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events_skipped: Option<u64>,
 }
@@ -656,6 +676,15 @@ pub struct WorkerStats {
     pub parked: bool,
     /// Since when it has been polling, parked, or between the two.
     pub state_since_ns: u64,
+    /// Tasks in its local run queue at the latest sample of the scheduler's
+    /// queues, and the most seen (0 when the app sends no samples).
+    #[serde(default)]
+    pub queue_depth: u32,
+    #[serde(default)]
+    pub max_queue_depth: u32,
+    /// Times it stole tasks from another worker so far.
+    #[serde(default)]
+    pub steals: u64,
 }
 
 /// A session's event history.
@@ -728,6 +757,10 @@ pub struct Stats {
     pub live_tasks: u64,
     pub tasks_by_state: BTreeMap<TaskState, u64>,
     pub workers: Vec<WorkerStats>,
+    /// Tasks in the injection queue (the scheduler's shared one) at the latest
+    /// sample of its queues.
+    #[serde(default)]
+    pub injection_queue_depth: u32,
     pub warnings: u64,
     pub store: StoreStats,
     pub model: ModelStats,

@@ -167,6 +167,8 @@ fn jsonl_export_follows_its_contract() {
         "timer_fired",
         "dropped",
         "mark",
+        "context",
+        "queues",
     ];
     let mut seen = HashSet::new();
     let mut names = HashMap::new();
@@ -190,6 +192,10 @@ fn jsonl_export_follows_its_contract() {
             "poll_start" | "terminate" | "waker_clone" | "waker_drop" => {
                 assert!(v["task"].is_u64(), "{line}")
             }
+            "queues" => assert!(
+                v["local"].is_array() && v["steals"].is_array() && v["injection"].is_u64(),
+                "{line}"
+            ),
             "poll_end" => {
                 assert!(
                     v["ready"].is_boolean()

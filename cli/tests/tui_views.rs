@@ -191,6 +191,7 @@ fn marks_are_flagged_on_the_timeline_with_their_labels() {
         workers: None,
         wakes: None,
         markers: None,
+        queues: None,
         events_skipped: Some(2),
     };
     deliver(&mut app.state, Message::Batch(batch));

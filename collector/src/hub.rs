@@ -593,6 +593,7 @@ impl Hub {
             workers: small.then_some(closed.workers),
             wakes: small.then_some(closed.wakes),
             markers: small.then_some(closed.markers),
+            queues: small.then_some(closed.queues),
             events_skipped: (!small).then_some(events.len() as u64),
         };
         message_text(&api::Message::Batch(batch))

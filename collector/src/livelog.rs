@@ -205,6 +205,14 @@ impl LiveLog {
                 self.thread(e.thread)
             ),
             EventKind::Mark { label } => format!("mark     {label}"),
+            EventKind::Queues {
+                local, injection, ..
+            } => {
+                if !self.verbose {
+                    return None;
+                }
+                format!("queues   local {local:?}, injection {injection}")
+            }
             EventKind::Context { task, label } => {
                 format!("context  {} works in {label}", self.name(*task))
             }

@@ -96,6 +96,9 @@ impl ToApi for Worker {
             running: self.running,
             parked: self.parked,
             state_since_ns: self.since_ns,
+            queue_depth: self.queue,
+            max_queue_depth: self.max_queue,
+            steals: self.steals,
         }
     }
 }
@@ -234,6 +237,7 @@ pub fn session_stats(s: &SessionState) -> api::Stats {
         live_tasks: m.live_tasks(),
         tasks_by_state,
         workers: m.workers.values().map(|w| w.to_api(now)).collect(),
+        injection_queue_depth: m.injection_queue,
         warnings: m.findings().count() as u64,
         store: s.store.to_api(now),
         model: m.to_api(now),

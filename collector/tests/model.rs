@@ -550,8 +550,34 @@ fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
     m.settle(2_000 * ms);
     assert_eq!(m.findings().count(), 1);
     m.apply(&wake(2_100 * ms, 1, WakeOp::Wake, WakeSource::External));
-    assert_eq!(m.findings().count(), 0, "woken: withdrawn");
+    // Woken: by a waker the count missed, or by an abort. Polled on, it was the former.
+    m.apply(&start(2_101 * ms, 1));
+    m.apply(&end(2_102 * ms, 1, false));
+    assert_eq!(m.findings().count(), 0, "woken and polled on: withdrawn");
     assert_eq!(m.tasks[&1].warnings, 0);
+
+    // Woken by its owner's abort after a second with no waker: it stands.
+    let mut m = Model::new(header(), Thresholds::default());
+    for e in [
+        wake(1, 99, WakeOp::Clone, WakeSource::External),
+        spawn(10, 1),
+        start(20, 1),
+        end(30, 1, false),
+        wake(1_000 * ms, 1, WakeOp::Wake, WakeSource::Task(7)),
+        start(1_001 * ms, 1),
+        ev(
+            1_001 * ms + 10,
+            EventKind::Terminate {
+                task: 1,
+                outcome: looptrace_wire::Outcome::Cancelled,
+            },
+        ),
+        end(1_001 * ms + 20, 1, true),
+    ] {
+        m.apply(&e);
+    }
+    let found: Vec<_> = m.findings().map(|w| (w.kind, w.at_ns)).collect();
+    assert_eq!(found, vec![(WarningKind::LostWaker, 30)]);
 }
 
 #[test]
@@ -611,4 +637,44 @@ fn findings_of_one_cause_are_one_warning_with_a_count() {
     for task in [1, 2, 3] {
         assert_eq!(m.tasks[&task].warnings, 1, "task {task} counts its own");
     }
+}
+
+#[test]
+fn queue_samples_give_each_worker_its_queue_and_steals() {
+    let mut m = Model::new(header(), Thresholds::default());
+    for (thread, index) in [(0, 0), (1, 1)] {
+        m.apply(&Event {
+            ts_ns: 1,
+            thread,
+            kind: EventKind::Thread {
+                role: ThreadRole::Worker(index),
+                name: format!("w{index}"),
+            },
+        });
+    }
+    for (ts, local, steals, injection) in [
+        (10, vec![30, 0], vec![0, 0], 2),
+        (20, vec![12, 3], vec![0, 1], 0),
+    ] {
+        m.apply(&Event {
+            ts_ns: ts,
+            thread: 2,
+            kind: EventKind::Queues {
+                local,
+                steals,
+                injection,
+            },
+        });
+    }
+    use looptrace_collector::to_api::ToApi;
+    let w: Vec<_> = m.workers.values().map(|w| w.to_api(m.now_ns)).collect();
+    assert_eq!(
+        (w[0].queue_depth, w[0].max_queue_depth, w[0].steals),
+        (12, 30, 0)
+    );
+    assert_eq!(
+        (w[1].queue_depth, w[1].max_queue_depth, w[1].steals),
+        (3, 3, 1)
+    );
+    assert_eq!(m.injection_queue, 0);
 }

@@ -256,8 +256,10 @@ pub fn catalog() -> Vec<Demo> {
         Demo {
             name: "work-stealing",
             summary: "Eight CPU jobs spawned from one worker of a multi-thread runtime: the others steal them.",
-            watch_for: "In the worker lanes, the jobs start on the spawner's worker; the idle worker unparks and \
-                        steals half its queue. A job's polls hop between workers (migrations in the workers view).",
+            watch_for: "In the worker lanes, the jobs start on the spawner's worker: its queue fills (the orange \
+                        bars along the bottom of its lane; the event-loop panel counts them). The idle worker unparks \
+                        and steals half of it (⇠ on its lane; steals in the workers view). A job's polls hop between \
+                        workers (migrations).",
             flavor: MultiThread,
             run: || Box::pin(work_stealing::run()),
             explain: work_stealing::explain,

@@ -61,6 +61,8 @@ pub(crate) enum Raw {
     Mark(Box<str>),
     /// The poll running on this thread entered the app's span so labelled.
     Context(std::sync::Arc<str>),
+    /// The scheduler's queues, sampled (boxed: a few a millisecond at most).
+    Queues(Box<crate::queues::QueuesRaw>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),
 }

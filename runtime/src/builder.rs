@@ -29,6 +29,9 @@ pub const ENV_TOKEN: &str = "LOOPTRACE_TOKEN";
 /// Environment variable: `1` records every waker clone and drop as an event of its
 /// own (see [`Builder::every_waker_op`]).
 pub const ENV_EVERY_WAKER_OP: &str = "LOOPTRACE_EVERY_WAKER_OP";
+/// Milliseconds between samples of the scheduler's queues (`0`: none); see
+/// [`Builder::sample_queues`].
+pub const ENV_QUEUES_MS: &str = "LOOPTRACE_QUEUES_MS";
 
 static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
 static LAYER_USED: AtomicBool = AtomicBool::new(false);
@@ -91,6 +94,7 @@ pub struct Builder {
     from_env: bool,
     prefault: bool,
     every_waker_op: bool,
+    queues_every: Option<Duration>,
 }
 
 impl Builder {
@@ -145,6 +149,7 @@ impl Builder {
             from_env: true,
             prefault: false,
             every_waker_op: false,
+            queues_every: Some(Duration::from_millis(5)),
         }
     }
 
@@ -365,6 +370,26 @@ impl Builder {
         self
     }
 
+    /// How often to sample the scheduler's queues (each worker's local run
+    /// queue, the injection queue, steals), from tokio's runtime metrics; `None`
+    /// samples none. Default 5 ms; a sample is sent only when something changed.
+    /// [`ENV_QUEUES_MS`] sets it too (`0`: none).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-queues.ltrace");
+    /// let rt = looptrace::Builder::new_multi_thread()
+    ///     .sample_queues(Some(std::time::Duration::from_millis(1)))
+    ///     .record(&path)
+    ///     .build()?;
+    /// # rt.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn sample_queues(mut self, every: Option<Duration>) -> Self {
+        self.queues_every = every.filter(|d| !d.is_zero());
+        self
+    }
+
     /// How often the shipper drains the buffers (default 10 ms).
     ///
     /// ```
@@ -412,6 +437,12 @@ impl Builder {
             }
             if std::env::var(ENV_EVERY_WAKER_OP).is_ok_and(|v| v == "1") {
                 self.every_waker_op = true;
+            }
+            if let Some(ms) = std::env::var(ENV_QUEUES_MS)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+            {
+                self.queues_every = Some(Duration::from_millis(ms)).filter(|d| !d.is_zero());
             }
         }
         let mut viewer = None;
@@ -480,9 +511,17 @@ impl Builder {
                     return Err(Error::Shipper(e));
                 }
             };
+        // A sampler that cannot start costs the queues' view, not the session.
+        let sampler = self
+            .queues_every
+            .and_then(|every| crate::queues::Sampler::spawn(rt.handle().clone(), every).ok());
         Ok(Runtime {
             rt: Some(rt),
-            session: Some(Session { shipper, counters }),
+            session: Some(Session {
+                shipper,
+                counters,
+                sampler,
+            }),
             viewer,
         })
     }
@@ -561,6 +600,7 @@ pub struct Report {
 struct Session {
     shipper: Shipper,
     counters: Arc<Counters>,
+    sampler: Option<crate::queues::Sampler>,
 }
 
 impl Session {
@@ -703,6 +743,10 @@ impl Runtime {
     }
 
     fn stop(&mut self) -> Report {
+        // The queues' sampler first: it reads the runtime.
+        if let Some(s) = self.session.as_mut().and_then(|s| s.sampler.as_mut()) {
+            s.finish();
+        }
         drop(self.rt.take());
         self.session.take().map(Session::finish).unwrap_or_default()
     }

@@ -38,12 +38,14 @@ mod context;
 mod destination;
 mod layer;
 mod mark;
+mod queues;
 mod resolve;
 mod ship;
 mod subscriber;
 
 pub use builder::{
-    Builder, Error, Report, Runtime, ENV_ADDR, ENV_EVERY_WAKER_OP, ENV_RECORD, ENV_TOKEN, ENV_VIEW,
+    Builder, Error, Report, Runtime, ENV_ADDR, ENV_EVERY_WAKER_OP, ENV_QUEUES_MS, ENV_RECORD,
+    ENV_TOKEN, ENV_VIEW,
 };
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};

@@ -325,6 +325,23 @@ impl Resolver {
                     self.emit(out, ts_ns, thread, EventKind::Context { task, label });
                 }
             }
+            Raw::Queues(q) => {
+                let crate::queues::QueuesRaw {
+                    local,
+                    steals,
+                    injection,
+                } = *q;
+                self.emit(
+                    out,
+                    ts_ns,
+                    thread,
+                    EventKind::Queues {
+                        local,
+                        steals,
+                        injection,
+                    },
+                );
+            }
             // Not an event: the shipper sends notes as frames of their own.
             Raw::Note(_) => {}
             Raw::SleepPolled { sleep, task, ready } => {

@@ -126,10 +126,26 @@ test("producer-consumer: the consumer wakes the producer", async () => {
   await finish(page, problems, "producer-consumer");
 });
 
-test("work-stealing: lanes for both workers, both busy", async () => {
+test("work-stealing: lanes for both workers, both busy; the spawner's queue fills and the other worker steals", async () => {
   const { page, problems } = await openDemo("work-stealing", 9);
   const workers = await page.evaluate(() => window.__looptrace.timeline.lanes.filter((l) => l.kind === "worker").map((l) => l.label));
   assert.deepEqual(workers, ["worker 0", "worker 1"]);
+  // The queues, sampled: some worker's queue held several jobs, and a worker stole.
+  const q = await page.evaluate(() => {
+    const m = window.__looptrace.current;
+    const samples = m.allQueues();
+    const deepest = Math.max(0, ...samples.flatMap((s) => s.local));
+    const at = samples.find((s) => Math.max(...s.local) === deepest);
+    const stats = [...m.workers.values()].map((w) => ({ max: w.max_queue_depth, steals: w.steals }));
+    return { n: samples.length, deepest, at: at && at.at_ns, stats };
+  });
+  assert.ok(q.n > 0 && q.deepest >= 2, `queue samples: ${JSON.stringify(q)}`);
+  assert.ok(q.stats.some((w) => w.steals > 0), `a worker stole: ${JSON.stringify(q)}`);
+  // The event-loop panel at that moment counts each worker's queue.
+  await page.evaluate((t) => window.__looptrace.timeline.select(null) || window.__looptrace.timeline.jumpTo(t), q.at);
+  await page.waitForTimeout(300);
+  const shown = await page.evaluate(() => [...document.querySelectorAll('#loop [data-testid="queue"]')].map((e) => e.textContent));
+  assert.equal(shown.length, 2, `each worker's queue in the event-loop panel: ${shown}`);
   await finish(page, problems, "work-stealing");
 });
 

@@ -127,6 +127,7 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::Mark { .. } => 15,
         EventKind::TaskState { .. } => 18,
         EventKind::Context { .. } => 19,
+        EventKind::Queues { .. } => 20,
     };
     out.push(tag);
     let delta = e.ts_ns.wrapping_sub(*prev) as i64;
@@ -217,6 +218,18 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::Context { task, label } => {
             put_var(out, *task);
             put_str(out, label);
+        }
+        EventKind::Queues {
+            local,
+            steals,
+            injection,
+        } => {
+            put_var(out, local.len() as u64);
+            for (l, st) in local.iter().zip(steals.iter().chain(std::iter::repeat(&0))) {
+                put_var(out, *l as u64);
+                put_var(out, *st);
+            }
+            put_var(out, *injection as u64);
         }
         EventKind::TaskState { task, state } => {
             put_var(out, *task);
@@ -441,6 +454,25 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
             task: r.var()?,
             label: r.string()?,
         },
+        20 => {
+            // Two bytes per worker at least: a count the frame cannot hold is
+            // refused before anything is allocated for it.
+            let at = r.pos;
+            let n = r.var()?;
+            if n > (r.remaining() / 2) as u64 {
+                return Err(DecodeError::Range(at));
+            }
+            let (mut local, mut steals) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                local.push(r.var_u32()?);
+                steals.push(r.var()?);
+            }
+            EventKind::Queues {
+                local,
+                steals,
+                injection: r.var_u32()?,
+            }
+        }
         18 => {
             let task = r.var()?;
             let at = r.pos;

@@ -293,6 +293,18 @@ pub enum EventKind {
         task: TaskId,
         label: String,
     },
+    /// The scheduler's queues, sampled (from tokio's runtime metrics) when they
+    /// changed: tasks waiting in each worker's local run queue and in the
+    /// injection queue (the shared one), and how many times each worker stole
+    /// from another so far.
+    Queues {
+        /// Per worker, by index: tasks in its local queue.
+        local: Vec<u32>,
+        /// Per worker, by index: steals so far (cumulative).
+        steals: Vec<u64>,
+        /// Tasks in the injection queue.
+        injection: u32,
+    },
 }
 
 /// Where a task stands: restated by [`EventKind::TaskState`], and what viewers
@@ -342,7 +354,8 @@ impl EventKind {
             | EventKind::Park
             | EventKind::Unpark
             | EventKind::Dropped { .. }
-            | EventKind::Mark { .. } => None,
+            | EventKind::Mark { .. }
+            | EventKind::Queues { .. } => None,
         }
     }
 
@@ -374,6 +387,7 @@ impl EventKind {
             EventKind::Mark { .. } => "mark",
             EventKind::TaskState { .. } => "task_state",
             EventKind::Context { .. } => "context",
+            EventKind::Queues { .. } => "queues",
         }
     }
 }

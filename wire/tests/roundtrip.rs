@@ -87,6 +87,15 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
         any::<u64>().prop_map(|count| EventKind::Dropped { count }),
         ".{0,24}".prop_map(|label| EventKind::Mark { label }),
         (any::<u64>(), ".{0,24}").prop_map(|(task, label)| EventKind::Context { task, label }),
+        (
+            prop::collection::vec((any::<u32>(), any::<u64>()), 0..4),
+            any::<u32>()
+        )
+            .prop_map(|(w, injection)| EventKind::Queues {
+                local: w.iter().map(|x| x.0).collect(),
+                steals: w.iter().map(|x| x.1).collect(),
+                injection,
+            }),
     ]
 }
 

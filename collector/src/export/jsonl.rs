@@ -120,6 +120,18 @@ pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
         EventKind::TaskState { state, .. } => {
             m.insert("state".into(), state.as_str().into());
         }
+        EventKind::Context { label, .. } => {
+            m.insert("label".into(), label.as_str().into());
+        }
+        EventKind::Queues {
+            local,
+            steals,
+            injection,
+        } => {
+            m.insert("local".into(), local.clone().into());
+            m.insert("steals".into(), steals.clone().into());
+            m.insert("injection".into(), (*injection).into());
+        }
         _ => {}
     }
     EventLine {

@@ -60,6 +60,8 @@ pub struct Model {
     pub tasks: FxHashMap<TaskId, Task>,
     /// Worker threads by looptrace thread id.
     pub workers: BTreeMap<u32, Worker>,
+    /// Tasks in the injection queue (the scheduler's shared one) at the latest sample.
+    pub injection_queue: u32,
     pub threads: FxHashMap<u32, (ThreadRole, String)>,
     pub warnings: Vec<Warning>,
     /// Labelled moments, oldest first (at most [`MARKS_MAX`]).
@@ -95,6 +97,10 @@ pub struct Model {
     /// Tasks idle with no live waker, and since when: reported as lost wakers
     /// only if they stay so past the grace period.
     lost_pending: FxHashMap<TaskId, u64>,
+    /// Tasks thought lost (pending, or reported: `None`) that were then woken,
+    /// and when: a poll that follows proves they were not (the finding is
+    /// withdrawn); an end that follows was the owner's abort (it stands).
+    lost_woken: FxHashMap<TaskId, (Option<u64>, u64)>,
     /// The latest blocking polls (start, end): a task kept waiting by one of
     /// them has the same cause, and is not a finding of its own.
     recent_blocking: VecDeque<(u64, u64)>,
@@ -143,6 +149,7 @@ impl Model {
             header,
             tasks: FxHashMap::default(),
             workers: BTreeMap::new(),
+            injection_queue: 0,
             threads: FxHashMap::default(),
             warnings: Vec::new(),
             marks: VecDeque::new(),
@@ -163,6 +170,7 @@ impl Model {
             storms: FxHashMap::default(),
             flagged_polls: BTreeSet::new(),
             lost_pending: FxHashMap::default(),
+            lost_woken: FxHashMap::default(),
             recent_blocking: VecDeque::new(),
             running: FxHashMap::default(),
             since_tick: 0,
@@ -390,7 +398,12 @@ impl Model {
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let lints = self.lints;
-                self.lost_pending.remove(task);
+                // Polled again: it was woken (by a waker the count missed), or is
+                // being cancelled (an abort schedules it with no wake at all).
+                // The poll's end, or the task's, tells which.
+                if let Some(since) = self.lost_pending.remove(task) {
+                    self.lost_woken.entry(*task).or_insert((Some(since), ts));
+                }
                 let t = self.task(*task, ts);
                 let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
                 t.polls += 1;
@@ -477,21 +490,37 @@ impl Model {
                 self.note_change(*task);
                 self.warn(lints.self_wake_storm, storm, Some(*task), ts);
                 if woken {
-                    // Woken after all: it had a waker, whatever the count said.
-                    self.lost_pending.remove(task);
-                    self.withdraw(WarningKind::LostWaker, *task);
+                    // Woken after all: by a waker the count missed, or by its
+                    // owner aborting it. What follows tells which.
+                    if let Some(since) = self.lost_pending.remove(task) {
+                        self.lost_woken.insert(*task, (Some(since), ts));
+                    } else if self.by_task.contains_key(&(WarningKind::LostWaker, *task)) {
+                        self.lost_woken.insert(*task, (None, ts));
+                    }
                 }
                 self.maybe_lost(lost, *task, ts);
             }
             EventKind::Terminate { task, outcome } => {
                 // Ended (cancelled at shutdown, or by its owner) within the grace
                 // period: nothing was lost. Idle with no waker for longer, it was.
+                let grace = self.thresholds.lost_waker_grace_ns;
                 if let Some(since) = self.lost_pending.remove(task) {
-                    if ts.saturating_sub(since) >= self.thresholds.lost_waker_grace_ns {
+                    if ts.saturating_sub(since) >= grace {
                         let lost = self.lints.lost_waker;
                         let found = self.tasks.get(task).and_then(|t| lost.check(t));
                         self.warn(lost, found, Some(*task), since);
                     }
+                }
+                // Woken only to be aborted: it was lost until then. Woken to run
+                // to its end: it was not.
+                match self.lost_woken.remove(task) {
+                    Some((since, woken)) if *outcome == looptrace_wire::Outcome::Cancelled => {
+                        if let Some(since) = since.filter(|s| woken.saturating_sub(*s) >= grace) {
+                            self.warn(self.lints.lost_waker, Some(0), Some(*task), since);
+                        }
+                    }
+                    Some(_) => self.withdraw(WarningKind::LostWaker, *task),
+                    None => {}
                 }
                 let t = self.task(*task, ts);
                 t.outcome = Some(*outcome);
@@ -543,6 +572,23 @@ impl Model {
                     self.note_change(*task);
                 }
             }
+            EventKind::Queues {
+                local,
+                steals,
+                injection,
+            } => {
+                self.injection_queue = *injection;
+                for w in self.workers.values_mut() {
+                    let i = w.index as usize;
+                    if let Some(&depth) = local.get(i) {
+                        w.queue = depth;
+                        w.max_queue = w.max_queue.max(depth);
+                    }
+                    if let Some(&n) = steals.get(i) {
+                        w.steals = n;
+                    }
+                }
+            }
             EventKind::Dropped { count } => self.dropped += count,
             EventKind::Mark { label } => {
                 if self.marks.len() == MARKS_MAX {
@@ -582,6 +628,10 @@ impl Model {
 
     fn poll_end(&mut self, e: &Event, task: TaskId) {
         let (ts, thread) = (e.ts_ns, e.thread);
+        // Woken and polled on, not ended: it had a waker after all.
+        if self.lost_woken.remove(&task).is_some() {
+            self.withdraw(WarningKind::LostWaker, task);
+        }
         if self.running.get(&thread).is_some_and(|r| r.0 == task) {
             self.running.remove(&thread);
         }

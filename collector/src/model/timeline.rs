@@ -3,9 +3,13 @@
 //! and markers; or, zoomed out, the same aggregated into time buckets.
 
 pub use looptrace_api::{
-    Aggregate, Interval, Marker, MarkerKind, TaskBuckets, WakeArrow, Window, WorkerBuckets,
-    WorkerSpan,
+    Aggregate, Interval, Marker, MarkerKind, QueueSample, TaskBuckets, WakeArrow, Window,
+    WorkerBuckets, WorkerSpan,
 };
+
+/// Queue samples a full window keeps at most (the rest are left out: a viewer
+/// zoomed out that far sees buckets).
+const MAX_QUEUE_SAMPLES: usize = 20_000;
 use looptrace_wire::{Event, EventKind, Lifecycle, Stretch, TaskId, TaskState, WakeOp, WakeSource};
 use rustc_hash::FxHashMap;
 
@@ -26,6 +30,8 @@ pub trait Out {
     fn wake(&mut self, a: WakeArrow);
     fn worker(&mut self, s: WorkerSpan);
     fn marker(&mut self, m: Marker);
+    /// A sample of the scheduler's queues (kept by full windows only).
+    fn queues(&mut self, _: QueueSample) {}
 }
 
 impl Out for Window {
@@ -40,6 +46,11 @@ impl Out for Window {
     }
     fn marker(&mut self, m: Marker) {
         self.markers.push(m);
+    }
+    fn queues(&mut self, q: QueueSample) {
+        if self.queues.len() < MAX_QUEUE_SAMPLES {
+            self.queues.push(q);
+        }
     }
 }
 
@@ -258,6 +269,16 @@ impl Tracker {
                     }
                 }
             }
+            EventKind::Queues {
+                local,
+                steals,
+                injection,
+            } if in_window => out.queues(QueueSample {
+                at_ns: ts,
+                local: local.clone(),
+                steals: steals.clone(),
+                injection: *injection,
+            }),
             EventKind::Park => {
                 self.workers.insert(e.thread, (ts, None));
             }
@@ -469,6 +490,11 @@ impl Out for Capped {
         match self {
             Capped::Full(w, ..) => w.markers.push(m),
             Capped::Aggregated(a) => a.marker(m),
+        }
+    }
+    fn queues(&mut self, q: QueueSample) {
+        if let Capped::Full(w, ..) = self {
+            w.queues(q);
         }
     }
 }

@@ -17,6 +17,11 @@ pub struct Worker {
     /// Task being polled now.
     pub running: Option<TaskId>,
     pub parked: bool,
+    /// Tasks in its local run queue at the latest sample, and the most seen.
+    pub queue: u32,
+    pub max_queue: u32,
+    /// Times it stole from another worker so far.
+    pub steals: u64,
     pub(crate) since_ns: u64,
     pub(crate) first_ns: u64,
 }
@@ -33,6 +38,9 @@ impl Worker {
             migrations: 0,
             running: None,
             parked: false,
+            queue: 0,
+            max_queue: 0,
+            steals: 0,
             since_ns: ts,
             first_ns: ts,
         }

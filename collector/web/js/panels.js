@@ -261,10 +261,18 @@ export class LoopView {
     const chip = (id, cls = "") => `<span class="chip ${cls}" style="${cls ? "" : `background:${taskColor(id)}`}" title="#${id}">${escapeHtml(name(id))}</span>`;
     const workers = model.workerList();
     const running = new Map(s.running.map((i) => [i.thread, i.task]));
+    // The scheduler's queues at that moment, when the app samples them.
+    const q = model.queuesAt(t);
+    const index = new Map([...model.workers.values()].map((w) => [w.thread, w.index]));
+    const queued = (w) => {
+      const i = index.get(w.thread);
+      return q && i != null && q.local[i] != null ? ` <span class="muted" data-testid="queue">queue ${q.local[i]}</span>` : "";
+    };
     const workerHtml = workers.length
-      ? workers.map((w) => `<span class="worker-box">${escapeHtml(w.label)}: ${running.has(w.thread) ? chip(running.get(w.thread)) : '<span class="muted">parked / idle</span>'}</span>`).join(" ")
+      ? workers.map((w) => `<span class="worker-box">${escapeHtml(w.label)}: ${running.has(w.thread) ? chip(running.get(w.thread)) : '<span class="muted">parked / idle</span>'}${queued(w)}</span>`).join(" ")
       : s.running.map((i) => chip(i.task)).join(" ") || '<span class="muted">nothing</span>';
     const html = `<div class="row"><span class="label">running</span>${workerHtml}</div>
+${q ? `<div class="row"><span class="label">injection queue</span><span data-testid="injection">${q.injection}</span></div>` : ""}
 <div class="row"><span class="label">run queue →</span>${s.scheduled.map((i) => chip(i.task)).join(" ") || '<span class="muted">empty</span>'}</div>
 <div class="row"><span class="label">waiting (idle)</span>${s.idle.slice(0, 40).map((i) => chip(i.task, "idle")).join(" ") || '<span class="muted">none</span>'}${s.idle.length > 40 ? ` <span class="muted">+${s.idle.length - 40}</span>` : ""}</div>`;
     this.atEl.textContent = `at ${fmtDur(t)}`;

@@ -20,7 +20,7 @@ export class SessionModel {
     this.nowNs = info.now_ns || 0;
     this.nowWall = performance.now();
     this.win = null; // the last window reply
-    this.live = { intervals: [], wakes: [], workers: [], markers: [] };
+    this.live = { intervals: [], wakes: [], workers: [], markers: [], queues: [] };
     this.marks = []; // moments the program labelled, in time order
     this.markKeys = new Set();
     this.version = 0; // bumped on every change, so views know when to redraw
@@ -102,7 +102,7 @@ export class SessionModel {
     if (b.events_skipped) this.liveGap = true;
     for (const t of b.tasks || []) this.upsertTask(t);
     this.addWarnings(b.warnings);
-    for (const k of ["intervals", "wakes", "workers", "markers"]) {
+    for (const k of ["intervals", "wakes", "workers", "markers", "queues"]) {
       const items = b[k];
       if (!items || !items.length) continue;
       const arr = this.live[k];
@@ -128,6 +128,7 @@ export class SessionModel {
     this.live.workers = this.live.workers.filter((w) => keep(w.end_ns));
     this.live.wakes = this.live.wakes.filter((w) => keep(w.polled_ns ?? w.at_ns));
     this.live.markers = this.live.markers.filter((m) => keep(m.at_ns + 1));
+    this.live.queues = this.live.queues.filter((q) => keep(q.at_ns + 1));
     this.version++;
   }
 
@@ -172,6 +173,18 @@ export class SessionModel {
 
   allMarkers() {
     return this.merged("markers");
+  }
+
+  /** Samples of the scheduler's queues in hand, in time order. */
+  allQueues() {
+    return this.merged("queues");
+  }
+
+  /** The queues' latest sample at or before `t` (null before the first). */
+  queuesAt(t) {
+    let best = null;
+    for (const q of this.allQueues()) if (q.at_ns <= t && (!best || q.at_ns > best.at_ns)) best = q;
+    return best;
   }
 
   /** Per worker thread, where its spans in hand end (later, its stats say what it does). */

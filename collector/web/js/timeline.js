@@ -616,6 +616,37 @@ export class Timeline extends EventTarget {
         ctx.fillRect(x0, y + 3, w, ROW_H - 6);
       }
     }
+    // Each worker's local run queue, sampled: a step line along the lane's
+    // bottom (its height: the tasks waiting, up to 8), and a tick where it stole.
+    const queues = m.allQueues();
+    if (queues.length) {
+      const byIndex = new Map([...m.workers.values()].map((w) => [w.index, w.thread]));
+      ctx.fillStyle = hexAlpha(c.warn, 0.45);
+      for (let k = 0; k < queues.length; k++) {
+        const q = queues[k];
+        const next = queues[k + 1];
+        const to = next ? next.at_ns : Math.max(q.at_ns, m.dataUntil());
+        if (to < vs || q.at_ns > ve) continue;
+        q.local.forEach((depth, i) => {
+          const li = idx.worker.get(byIndex.get(i));
+          if (!visible(li)) return;
+          const y = this.laneY(li);
+          const x0 = this.x(q.at_ns);
+          if (depth > 0) {
+            const h = (Math.min(depth, 8) / 8) * (ROW_H - 6);
+            ctx.fillRect(x0, y + ROW_H - 3 - h, Math.max(this.x(to) - x0, 1), h);
+          }
+          const prev = queues[k - 1];
+          if (prev && q.steals[i] > (prev.steals[i] ?? 0)) {
+            ctx.save();
+            ctx.fillStyle = c.fg;
+            ctx.font = "10px system-ui, sans-serif";
+            ctx.fillText("⇠", x0 - 3, y + 6);
+            ctx.restore();
+          }
+        });
+      }
+    }
     // What each worker is doing now, after its spans in hand: parked, or polling.
     const ends = m.workerEnds();
     for (const w of m.workers.values()) {

@@ -47,6 +47,18 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 w.migrations,
                 dur(w.parked_ns)
             )),
+            // The scheduler's queue, when the app samples it.
+            Span::styled(
+                if w.max_queue_depth > 0 || w.steals > 0 {
+                    format!(
+                        " · queue {} (most {}) · {} steals",
+                        w.queue_depth, w.max_queue_depth, w.steals
+                    )
+                } else {
+                    String::new()
+                },
+                theme.muted(),
+            ),
         ]);
         frame.render_widget(Paragraph::new(head_line), head);
         let data: Vec<u64> = app

@@ -1,0 +1,88 @@
+//! The scheduler's queues, sampled: tasks spawned on one worker wait in its
+//! local run queue while it is busy, and the other worker steals them.
+
+use looptrace_wire::{EventKind, Recording};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// One capture session per process at a time.
+static TURN: Mutex<()> = Mutex::new(());
+
+#[test]
+fn a_busy_workers_queue_fills_and_the_other_worker_steals_from_it() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("queues.ltrace");
+    let rt = looptrace::Builder::new_multi_thread()
+        .worker_threads(2)
+        .from_env(false)
+        .sample_queues(Some(Duration::from_millis(1)))
+        .record(&path)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::spawn(async {
+            // 64 tasks into this worker's queue, then it blocks for 100 ms.
+            for _ in 0..64 {
+                tokio::spawn(async { std::thread::sleep(Duration::from_micros(300)) });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        })
+        .await
+        .unwrap();
+    });
+    rt.shutdown();
+    let rec = Recording::open(&path).unwrap();
+    let samples: Vec<(Vec<u32>, Vec<u64>)> = rec
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Queues { local, steals, .. } => Some((local.clone(), steals.clone())),
+            _ => None,
+        })
+        .collect();
+    assert!(!samples.is_empty(), "queues sampled");
+    assert!(samples.iter().all(|(l, s)| l.len() == 2 && s.len() == 2));
+    // The deepest queue seen, and on which worker.
+    let (busy, deepest) = samples
+        .iter()
+        .flat_map(|(l, _)| l.iter().copied().enumerate())
+        .max_by_key(|(_, d)| *d)
+        .unwrap();
+    assert!(
+        deepest >= 16,
+        "tasks waited in worker {busy}'s queue: {samples:?}"
+    );
+    let (_, last_steals) = samples.last().unwrap();
+    assert!(
+        last_steals[1 - busy] > 0,
+        "the other worker stole from it: {samples:?}"
+    );
+    // Only changes are sent: no two samples in a row are the same.
+    assert!(samples.windows(2).all(|w| w[0] != w[1]));
+}
+
+#[test]
+fn no_samples_when_asked_for_none() {
+    let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("none.ltrace");
+    let rt = looptrace::Builder::new_multi_thread()
+        .worker_threads(2)
+        .from_env(false)
+        .sample_queues(None)
+        .record(&path)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for _ in 0..8 {
+            tokio::spawn(async {}).await.unwrap();
+        }
+    });
+    rt.shutdown();
+    let rec = Recording::open(&path).unwrap();
+    assert!(!rec
+        .events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Queues { .. })));
+}
