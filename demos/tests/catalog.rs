@@ -255,7 +255,8 @@ fn blocking_stalls_the_other_task_and_the_fix_does_not() {
         "heartbeat 1 waited {:.3} s of the {blocked} s block",
         t.longest_wait(hb1)
     );
-    assert!(t.warned(hb1, WarningKind::SchedulingLatency) >= 1);
+    // Its wait has the blocking poll for cause: that poll's finding, not one of its own.
+    assert_eq!(t.warned(hb1, WarningKind::SchedulingLatency), 0);
     assert!(
         t.longest_wait(hb2) < 0.05,
         "heartbeat 2 waited {:.3} s",
