@@ -8,37 +8,27 @@
 //! * The Chrome export and the timeline's windows come from one derivation of task
 //!   states: they show the same intervals, and the same wakes.
 
+mod support;
+
 use demos::trace::model_of;
 use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
 use looptrace_collector::model::Model;
 use looptrace_collector::Session;
 use looptrace_wire::{encode_header, Event, EventKind, Recording, TaskState, WakeOp, WakeSource};
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// Each demo's recording (at four times its speed, every waker operation kept).
 fn recordings() -> &'static [(&'static str, Recording)] {
     static RECORDINGS: OnceLock<Vec<(&'static str, Recording)>> = OnceLock::new();
     RECORDINGS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
         demos::catalog()
             .iter()
             .map(|demo| {
-                let path = dir.path().join(format!("{}.ltrace", demo.name));
-                let out = Command::new(env!("CARGO_BIN_EXE_demos"))
-                    .args([demo.name, "--exit", "--quiet", "--no-tui", "--verbose"])
-                    .args(["--serve", "127.0.0.1:0", "--speed", "4", "--record"])
-                    .arg(&path)
-                    .output()
-                    .expect("demos runs");
-                assert!(
-                    out.status.success(),
-                    "{}: {}",
+                (
                     demo.name,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                (demo.name, Recording::open(&path).unwrap())
+                    support::record_demo_with(demo.name, &["--verbose"]),
+                )
             })
             .collect()
     })
@@ -282,7 +272,6 @@ fn every_demo_warns_exactly_as_its_lesson_says() {
 
 #[test]
 fn and_on_the_other_scheduler() {
-    let dir = tempfile::tempdir().unwrap();
     for demo in demos::catalog() {
         let Some(want) = expected(demo.name) else {
             continue;
@@ -295,22 +284,7 @@ fn and_on_the_other_scheduler() {
         if demo.name == "work-stealing" {
             continue;
         }
-        let path = dir.path().join(format!("{}-{other}.ltrace", demo.name));
-        let out = Command::new(env!("CARGO_BIN_EXE_demos"))
-            .args([
-                demo.name, "--exit", "--quiet", "--no-tui", "--flavor", other,
-            ])
-            .args(["--serve", "127.0.0.1:0", "--speed", "4", "--record"])
-            .arg(&path)
-            .output()
-            .expect("demos runs");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            demo.name,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rec = Recording::open(&path).unwrap();
+        let rec = support::record_demo_with(demo.name, &["--flavor", other]);
         let want: Vec<_> = want.iter().map(|(k, t)| (*k, t.to_string())).collect();
         assert_eq!(findings(&rec), want, "{} on {other}", demo.name);
     }

@@ -111,16 +111,7 @@ impl Visit for Label {
     }
 }
 
-fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use looptrace_wire::units::clip_bytes as clip;
 
 /// Labels of the live context spans of the standalone subscriber (which keeps no
 /// span registry), by key, with their reference counts.

@@ -36,6 +36,23 @@ pub fn fmt_moment_within(ns: u64, span_ns: u64) -> String {
     format!("{:.*} s", decimals, ns as f64 / 1e9)
 }
 
+/// `s` cut to at most `max` bytes, on a character boundary (labels kept short).
+///
+/// ```
+/// assert_eq!(looptrace_wire::units::clip_bytes("héllo", 2), "h");
+/// assert_eq!(looptrace_wire::units::clip_bytes("hello", 9), "hello");
+/// ```
+pub fn clip_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// A moment of a session: seconds since its origin, to the microsecond.
 pub fn fmt_moment(ns: u64) -> String {
     format!(

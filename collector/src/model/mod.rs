@@ -35,17 +35,7 @@ pub const MAX_WARNINGS: usize = 10_000;
 /// Longest context kept (a span's label), in bytes.
 const MAX_CONTEXT: usize = 200;
 
-/// `s` cut to at most `max` bytes, on a character boundary.
-fn clip(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+use looptrace_wire::units::clip_bytes as clip;
 
 /// Labelled moments kept per session (the newest; older ones are dropped first).
 pub const MARKS_MAX: usize = 10_000;

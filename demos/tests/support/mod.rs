@@ -10,10 +10,21 @@ use std::process::{Command, Stdio};
 
 /// A recording of demo `name`, run at four times its speed.
 pub fn record_demo(name: &str) -> Recording {
+    record_demo_with(name, &[])
+}
+
+/// A recording of demo `name` at four times its speed, with more of its
+/// options (`--verbose`, `--flavor multi-thread`, ...).
+pub fn record_demo_with(name: &str, options: &[&str]) -> Recording {
+    // One demo at a time: two at once on a small machine preempt each other's
+    // workers, and a demo's polls would measure that rather than the demo.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{name}.ltrace"));
     let out = Command::new(env!("CARGO_BIN_EXE_demos"))
         .args([name, "--exit", "--quiet", "--no-tui"])
+        .args(options)
         .args(["--serve", "127.0.0.1:0", "--speed", "4", "--record"])
         .arg(&path)
         .output()
