@@ -281,6 +281,7 @@ pub struct TaskSummary {
     pub warnings: u32,
     pub lifetime_ns: u64,
     /// The session's present when these figures were taken (see [`Stats`]).
+    #[serde(default)]
     pub as_of_ns: u64,
     /// What the app was doing in the latest poll that entered one of its
     /// `tracing` spans (e.g. `GET /blocking`).
@@ -391,8 +392,10 @@ pub struct Warning {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     /// Why it matters ([`WarningKind::why`]).
+    #[serde(default)]
     pub why: String,
     /// What to do about it ([`WarningKind::fix`]).
+    #[serde(default)]
     pub fix: String,
     /// Taken back: what it said did not hold (a never-yielding poll that ended is
     /// one blocking poll; a task thought to have lost its waker was woken).
@@ -675,6 +678,7 @@ pub struct WorkerStats {
     /// Parked now.
     pub parked: bool,
     /// Since when it has been polling, parked, or between the two.
+    #[serde(default)]
     pub state_since_ns: u64,
     /// Tasks in its local run queue at the latest sample of the scheduler's
     /// queues, and the most seen (0 when the app sends no samples).

@@ -265,7 +265,7 @@ fn main() -> Result<()> {
                     "{} {}{count} at {}: {}",
                     if fails { "FAIL" } else { "note" },
                     w.kind.as_str(),
-                    fmt_dur(w.at_ns),
+                    looptrace_collector::livelog::fmt_ts(w.at_ns),
                     w.message
                 );
             }
@@ -444,13 +444,7 @@ fn open(path: &PathBuf, allow: &AllowDamage) -> Result<(Session, bool)> {
 /// The model of a whole recording: its tasks, statistics and the warnings that
 /// hold once everything is known (default thresholds).
 fn analyse(s: &Session) -> Model {
-    let mut model = Model::new(s.header.clone(), Thresholds::default());
-    model.track_changes = false;
-    for e in &s.events {
-        model.apply(e);
-    }
-    model.settle(model.now_ns);
-    model
+    Model::from_events(s.header.clone(), Thresholds::default(), &s.events)
 }
 
 fn info(s: &Session) {

@@ -31,12 +31,7 @@ impl LiveLog {
     /// those that hold once everything is known (not a never-yielding poll that
     /// then ended, nor a task thought to have lost its waker that was woken).
     pub fn with_warnings(header: Header, events: &[Event]) -> LiveLog {
-        let mut model = Model::new(header, Thresholds::default());
-        model.track_changes = false;
-        for e in events {
-            model.apply(e);
-        }
-        model.settle(model.now_ns);
+        let model = Model::from_events(header, Thresholds::default(), events);
         let mut findings: Vec<_> = model.findings().cloned().collect();
         findings.sort_by_key(|w| (w.at_ns, w.id));
         LiveLog {

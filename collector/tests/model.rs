@@ -488,6 +488,24 @@ fn a_poll_that_never_yields_is_one_blocking_poll_once_it_ends() {
     assert!(changed
         .iter()
         .any(|&i| m.warnings[i].withdrawn && m.warnings[i].kind == WarningKind::NeverYields));
+    // Another such poll reuses the withdrawn warning's place: no slot is left dead.
+    let slots = m.warnings.len();
+    m.apply(&start(2_100 * ms, 1));
+    for ts in [2_700 * ms, 3_300 * ms] {
+        m.apply(&Event {
+            ts_ns: ts,
+            thread: 1,
+            kind: EventKind::Park,
+        });
+    }
+    assert_eq!(
+        m.findings().map(|w| w.kind).collect::<Vec<_>>(),
+        vec![WarningKind::NeverYields, WarningKind::BlockingPoll]
+    );
+    m.apply(&end(3_500 * ms, 1, false));
+    assert_eq!(m.warnings.len(), slots, "the withdrawn slot was reused");
+    let blocking: Vec<_> = m.findings().map(|w| (w.kind, w.count)).collect();
+    assert_eq!(blocking, vec![(WarningKind::BlockingPoll, 2)]);
 }
 
 #[test]

@@ -61,7 +61,8 @@ pub(crate) enum Raw {
     Mark(Box<str>),
     /// The poll running on this thread entered the app's span so labelled.
     Context(std::sync::Arc<str>),
-    /// The scheduler's queues, sampled (boxed: a few a millisecond at most).
+    /// The scheduler's queues, sampled (boxed: one per sampling period at most,
+    /// 5 ms by default).
     Queues(Box<crate::queues::QueuesRaw>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),

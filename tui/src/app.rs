@@ -241,7 +241,7 @@ impl App {
         // would only add presses to come back.
         let widest = match self.state.now_ns {
             0 => u64::MAX,
-            now => (now * 21 / 20).max(MIN_SPAN),
+            now => now.saturating_add(now / 20).max(MIN_SPAN),
         };
         self.span_ns = ((self.span_ns as f64 * factor) as u64).clamp(MIN_SPAN, widest);
         if !self.follow {
@@ -360,16 +360,18 @@ impl App {
                         self.follow = false;
                         let (from, to) = match w.kind {
                             WarningKind::BlockingPoll | WarningKind::NeverYields => {
-                                (w.at_ns, w.at_ns + w.value)
+                                (w.at_ns, w.at_ns.saturating_add(w.value))
                             }
                             WarningKind::SchedulingLatency => {
                                 (w.at_ns.saturating_sub(w.value), w.at_ns)
                             }
                             _ => (w.at_ns, w.at_ns),
                         };
-                        let pad = ((to - from) / 4).max(500_000);
+                        let pad = (to.saturating_sub(from) / 4).max(500_000);
                         let start = from.saturating_sub(pad);
-                        let end = (to + pad).min(self.state.now_ns.max(to) + 1);
+                        let end = to
+                            .saturating_add(pad)
+                            .min(self.state.now_ns.max(to).saturating_add(1));
                         self.span_ns = end.saturating_sub(start).max(MIN_SPAN);
                         self.end_ns = start + self.span_ns;
                         if let Some(task) = w.task {

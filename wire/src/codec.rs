@@ -13,7 +13,8 @@ use thiserror::Error;
 
 /// Version of the frame layout this build writes. Version 2 added poll ends that
 /// carry the task's own waker clones and drops, version 3 the context events
-/// (a poll's `tracing` span); decoders read versions 1 to 3 and refuse any other,
+/// (a poll's `tracing` span) and the queues events (the scheduler's queues,
+/// sampled); decoders read versions 1 to 3 and refuse any other,
 /// so an older collector says it cannot read a newer app instead of failing on
 /// an event it does not know.
 pub const WIRE_VERSION: u8 = 3;

@@ -159,6 +159,9 @@ impl Model {
         }
         self.storms.remove(&id);
         self.changed.remove(&id);
+        // A task gone from the model takes its pending findings with it.
+        self.lost_pending.remove(&id);
+        self.lost_woken.remove(&id);
         for kind in looptrace_api::WarningKind::ALL {
             self.by_task.remove(&(kind, id));
         }

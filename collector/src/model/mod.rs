@@ -93,7 +93,7 @@ pub struct Model {
     lost_woken: FxHashMap<TaskId, (Option<u64>, u64)>,
     /// The latest blocking polls (start, end): a task kept waiting by one of
     /// them has the same cause, and is not a finding of its own.
-    recent_blocking: VecDeque<(u64, u64)>,
+    recent_blocking: VecDeque<(u64, u64, u32)>,
     /// The poll running on each thread now: task, start, and whether it was
     /// reported as never yielding. A thread polls one task at a time, so this is
     /// as small as the runtime (at most [`RUNNING_MAX`] are followed).
@@ -177,21 +177,34 @@ impl Model {
         }
     }
 
+    /// The model of a whole recording (`events` of the session `header` opens):
+    /// its tasks and the warnings that hold once everything is known.
+    pub fn from_events(header: Header, thresholds: Thresholds, events: &[Event]) -> Model {
+        let mut model = Model::new(header, thresholds);
+        model.track_changes = false;
+        for e in events {
+            model.apply(e);
+        }
+        model.settle(model.now_ns);
+        model
+    }
+
     /// Live (not finished) tasks.
     pub fn live_tasks(&self) -> u64 {
         self.live
     }
 
     /// Raises (or counts again) what lint `w` found, `found` its value.
+    /// Whether the finding was recorded (not only counted past the cap).
     fn warn<W: Warn<T>, T: ?Sized>(
         &mut self,
         w: W,
         found: Option<u64>,
         task: Option<TaskId>,
         ts: u64,
-    ) {
+    ) -> bool {
         let Some(value) = found else {
-            return;
+            return false;
         };
         let kind = W::KIND;
         let t = task.and_then(|t| self.tasks.get(&t));
@@ -204,7 +217,7 @@ impl Model {
         if existing.is_none() && self.warnings.len() >= MAX_WARNINGS {
             // Bounded like the rest: further findings are only counted.
             self.warnings_over += 1;
-            return;
+            return false;
         }
         let id = existing.unwrap_or(self.warnings.len());
         if let Some(task) = task {
@@ -219,11 +232,19 @@ impl Model {
         }
         if let Some(i) = existing {
             let w = &mut self.warnings[i];
+            if w.withdrawn {
+                // Its group found again after all it held was taken back: it
+                // holds again, from this finding (its slot is reused).
+                w.withdrawn = false;
+                w.at_ns = ts;
+                w.value = value;
+                w.task = task;
+            }
             w.count += 1;
             w.last_ns = w.last_ns.max(ts);
             w.value = w.value.max(value);
-            self.new_warnings.push(i);
-            return;
+            self.changed_warning(i);
+            return true;
         }
         let (task_name, context) = (
             group.1.as_deref().map(str::to_string),
@@ -256,7 +277,16 @@ impl Model {
             withdrawn: false,
         });
         self.warning_index.insert(group, id);
-        self.new_warnings.push(id);
+        self.changed_warning(id);
+        true
+    }
+
+    /// Notes a warning viewers must hear of again (only while someone watches:
+    /// a snapshot tells a newcomer).
+    fn changed_warning(&mut self, i: usize) {
+        if self.track_changes {
+            self.new_warnings.push(i);
+        }
     }
 
     /// Takes back one finding of `kind` about `task` that did not hold; its
@@ -276,11 +306,11 @@ impl Model {
         let w = &mut self.warnings[i];
         w.count = w.count.saturating_sub(1);
         if w.count == 0 {
+            // Kept in its group's place: a later finding of the group revives it.
             w.withdrawn = true;
-            self.warning_index.retain(|_, v| *v != i);
         }
         // Sent again: viewers replace it by its id.
-        self.new_warnings.push(i);
+        self.changed_warning(i);
     }
 
     /// Warnings that hold (not withdrawn).
@@ -393,6 +423,8 @@ impl Model {
                 // The poll's end, or the task's, tells which.
                 if let Some(since) = self.lost_pending.remove(task) {
                     self.lost_woken.entry(*task).or_insert((Some(since), ts));
+                } else if self.by_task.contains_key(&(WarningKind::LostWaker, *task)) {
+                    self.lost_woken.entry(*task).or_insert((None, ts));
                 }
                 let t = self.task(*task, ts);
                 let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
@@ -409,10 +441,13 @@ impl Model {
                             found = lints.scheduling_latency.check(&(&*t, waited));
                         }
                         // Kept waiting by a blocking poll: that poll's finding.
+                        // (One on the worker that now polls it, over half the wait.)
                         let (from, to) = (span.start_ns, span.end_ns);
                         if found.is_some()
-                            && self.recent_blocking.iter().any(|&(s, e)| {
-                                2 * e.min(to).saturating_sub(s.max(from)) >= to - from
+                            && self.recent_blocking.iter().any(|&(s, end, th)| {
+                                th == e.thread
+                                    && end.min(to).saturating_sub(s.max(from)).saturating_mul(2)
+                                        >= to.saturating_sub(from)
                             })
                         {
                             found = None;
@@ -509,8 +544,9 @@ impl Model {
                             self.warn(self.lints.lost_waker, Some(0), Some(*task), since);
                         }
                     }
-                    Some(_) => self.withdraw(WarningKind::LostWaker, *task),
-                    None => {}
+                    // Ran to its end: a reported finding did not hold.
+                    Some((None, _)) => self.withdraw(WarningKind::LostWaker, *task),
+                    _ => {}
                 }
                 let t = self.task(*task, ts);
                 t.outcome = Some(*outcome);
@@ -618,8 +654,9 @@ impl Model {
 
     fn poll_end(&mut self, e: &Event, task: TaskId) {
         let (ts, thread) = (e.ts_ns, e.thread);
-        // Woken and polled on, not ended: it had a waker after all.
-        if self.lost_woken.remove(&task).is_some() {
+        // Polled on and not ended in that poll (an end comes before the poll's
+        // end, and takes the entry): it had a waker after all.
+        if let Some((None, _)) = self.lost_woken.remove(&task) {
             self.withdraw(WarningKind::LostWaker, task);
         }
         if self.running.get(&thread).is_some_and(|r| r.0 == task) {
@@ -672,7 +709,7 @@ impl Model {
             if self.recent_blocking.len() == 64 {
                 self.recent_blocking.pop_front();
             }
-            self.recent_blocking.push_back((started, ts));
+            self.recent_blocking.push_back((started, ts, thread));
             if flagged {
                 self.withdraw(WarningKind::NeverYields, task);
             }
@@ -699,12 +736,16 @@ impl Model {
             })
             .collect();
         for (id, since) in due {
-            if self.flagged_polls.insert((id, since)) {
-                let found = self
-                    .tasks
-                    .get(&id)
-                    .and_then(|t| lints.never_yields.check(&(t, now - since)));
-                self.warn(lints.never_yields, found, Some(id), since);
+            if self.flagged_polls.contains(&(id, since)) {
+                continue;
+            }
+            let found = self
+                .tasks
+                .get(&id)
+                .and_then(|t| lints.never_yields.check(&(t, now.saturating_sub(since))));
+            // Followed (to be taken back when the poll ends) only if recorded.
+            if self.warn(lints.never_yields, found, Some(id), since) {
+                self.flagged_polls.insert((id, since));
             }
         }
         self.live_history.push_back((now, self.live));
@@ -730,7 +771,12 @@ impl Model {
         tasks.sort_unstable();
         Changes {
             tasks,
-            warnings: std::mem::take(&mut self.new_warnings),
+            warnings: {
+                let mut w = std::mem::take(&mut self.new_warnings);
+                w.sort_unstable();
+                w.dedup();
+                w
+            },
             marks: std::mem::take(&mut self.new_marks),
         }
     }

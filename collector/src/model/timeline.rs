@@ -48,9 +48,15 @@ impl Out for Window {
         self.markers.push(m);
     }
     fn queues(&mut self, q: QueueSample) {
-        if self.queues.len() < MAX_QUEUE_SAMPLES {
-            self.queues.push(q);
+        if self.queues.len() >= MAX_QUEUE_SAMPLES {
+            // Thinned evenly rather than cut: the window's end keeps its samples.
+            let mut i = 0;
+            self.queues.retain(|_| {
+                i += 1;
+                i % 2 == 0
+            });
         }
+        self.queues.push(q);
     }
 }
 

@@ -229,6 +229,8 @@ export class Warnings {
     const key = ws.map((w) => `${w.id}:${w.count}`).join(",");
     if (key === this.shown) return;
     this.shown = key;
+    // What the user opened stays open.
+    const open = new Set([...this.list.querySelectorAll("details[open]")].map((d) => d.dataset.id));
     this.list.innerHTML = ws.length ? "" : `<li class="muted">None so far.</li>`;
     for (const w of ws) {
       const li = document.createElement("li");
@@ -239,6 +241,8 @@ export class Warnings {
       li.append(b);
       // Why it matters and what to do, a click away.
       const more = document.createElement("details");
+      more.dataset.id = String(w.id);
+      if (open.has(String(w.id))) more.open = true;
       more.innerHTML = `<summary>why it matters · what to do</summary><p>${escapeHtml(w.why || "")}</p><p><strong>What to do:</strong> ${escapeHtml(w.fix || "")}</p>`;
       li.append(more);
       this.list.append(li);

@@ -153,7 +153,8 @@ export class SessionModel {
   merged(kind) {
     const cached = this.mergedCache && this.mergedCache[kind];
     if (cached && cached.version === this.version) return cached.items;
-    const base = this.win && this.win.detail === "full" ? this.win[kind] : [];
+    // (A collector that sends no such items, an older one, sends none.)
+    const base = (this.win && this.win.detail === "full" && this.win[kind]) || [];
     const items = this.live[kind].length ? base.concat(this.live[kind]) : base;
     this.mergedCache = { ...this.mergedCache, [kind]: { version: this.version, items } };
     return items;

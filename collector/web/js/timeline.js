@@ -1036,7 +1036,11 @@ export class Timeline extends EventTarget {
     // Keys work from the moment the page loads, wherever the focus is (but in a
     // text field or a menu).
     document.addEventListener("keydown", (e) => {
-      if (e.target.closest && e.target.closest("input, select, textarea")) return;
+      // Not from a text field or a menu; and Space on a focused button, link or
+      // summary works that control, as it should.
+      const inside = (sel) => e.target.closest && e.target.closest(sel);
+      if (inside("input, select, textarea, [contenteditable]")) return;
+      if ((e.key === " " || e.key === "Enter") && inside("button, summary, a")) return;
       if (e.ctrlKey || e.metaKey || e.altKey) return;
       const span = this.view.end - this.view.start;
       const handled = {
