@@ -255,9 +255,25 @@ impl Local {
     }
 }
 
+/// Slots of the ring of a thread of looptrace's own that records a few events
+/// a second (the queues' sampler): not the app threads' size, nor prefaulted.
+const SMALL_RING: usize = 1024;
+
+thread_local! {
+    /// This thread records little (set by looptrace's own threads before their
+    /// first event): it gets a small ring.
+    pub(crate) static QUIET: Cell<bool> = const { Cell::new(false) };
+}
+
 fn join(gen: u64) -> Buf {
-    let (mut producer, consumer) = RingBuffer::new(CAPACITY.load(Relaxed).max(16));
-    if PREFAULT.load(Relaxed) {
+    let quiet = QUIET.with(Cell::get);
+    let capacity = if quiet {
+        SMALL_RING.min(CAPACITY.load(Relaxed))
+    } else {
+        CAPACITY.load(Relaxed)
+    };
+    let (mut producer, consumer) = RingBuffer::new(capacity.max(16));
+    if PREFAULT.load(Relaxed) && !quiet {
         // Touch every slot now (without publishing any), so that the first lap around
         // the ring does not page-fault on the hot path.
         let n = producer.slots();

@@ -69,6 +69,8 @@ fn read(handle: &tokio::runtime::Handle) -> QueuesRaw {
 }
 
 fn run(handle: &tokio::runtime::Handle, every: Duration, stop: &AtomicBool) {
+    // A few events a second: a small ring, whatever the app threads' size.
+    buffer::QUIET.with(|q| q.set(true));
     let mut last: Option<QueuesRaw> = None;
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(every);

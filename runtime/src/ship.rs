@@ -199,56 +199,77 @@ fn run(
                 );
             }
             loop {
-                // The cursor whose head is earliest.
-                let i = if cursors.len() > SCAN_HEADS {
+                // The cursor whose head is earliest, and the earliest head of the
+                // others: events are taken from it up to there without looking
+                // at the others again (with one busy thread, one comparison an
+                // event, however many rings there are).
+                let (i, limit) = if cursors.len() > SCAN_HEADS {
                     match heap.pop() {
-                        Some(std::cmp::Reverse((_, i))) => i,
+                        Some(std::cmp::Reverse((_, i))) => {
+                            let limit = heap.peek().map_or(u64::MAX, |r| r.0 .0);
+                            (i, limit)
+                        }
                         None => break,
                     }
                 } else {
                     let mut best: Option<usize> = None;
+                    let mut limit = u64::MAX;
                     for (i, c) in cursors.iter().enumerate() {
-                        if c.taken < c.len
-                            && c.head_ns <= cutoff
-                            && best.is_none_or(|b| c.head_ns < cursors[b].head_ns)
-                        {
-                            best = Some(i);
+                        if c.taken < c.len && c.head_ns <= cutoff {
+                            match best {
+                                Some(b) if c.head_ns >= cursors[b].head_ns => {
+                                    limit = limit.min(c.head_ns)
+                                }
+                                Some(b) => {
+                                    limit = limit.min(cursors[b].head_ns);
+                                    best = Some(i);
+                                }
+                                None => best = Some(i),
+                            }
                         }
                     }
                     match best {
-                        Some(i) => i,
+                        Some(i) => (i, limit),
                         None => break,
                     }
                 };
-                let c = &mut cursors[i];
-                let (ts, thread) = (c.head_ns, c.thread);
-                let raw = c.take();
-                let due = c.advance(&origin, cutoff);
-                if !due {
-                    // Past the cutoff (or empty): out of the race this round.
-                    c.head_ns = u64::MAX;
-                } else if cursors.len() > SCAN_HEADS {
-                    heap.push(std::cmp::Reverse((cursors[i].head_ns, i)));
-                }
-                match raw {
-                    Raw::Note(note) => {
-                        // After the events that came before it.
-                        let n = w.finish();
-                        if n > 0 {
-                            out.send(&frame, n, &mut resolver.kept);
+                loop {
+                    let c = &mut cursors[i];
+                    let (ts, thread) = (c.head_ns, c.thread);
+                    let raw = c.take();
+                    let due = c.advance(&origin, cutoff);
+                    let next = if due { c.head_ns } else { u64::MAX };
+                    if !due {
+                        // Past the cutoff (or empty): out of the race this round.
+                        c.head_ns = u64::MAX;
+                    }
+                    match raw {
+                        Raw::Note(note) => {
+                            // After the events that came before it.
+                            let n = w.finish();
+                            if n > 0 {
+                                out.send(&frame, n, &mut resolver.kept);
+                            }
+                            notes.push(*note);
+                            send_notes(&mut notes, &mut frame, &mut out);
+                            frame.clear();
+                            w = EventsWriter::new(&mut frame);
                         }
-                        notes.push(*note);
-                        send_notes(&mut notes, &mut frame, &mut out);
+                        raw => resolver.resolve(ts, thread, raw, &mut w),
+                    }
+                    if w.len() >= FRAME_EVENTS {
+                        let n = w.finish();
+                        out.send(&frame, n, &mut resolver.kept);
                         frame.clear();
                         w = EventsWriter::new(&mut frame);
                     }
-                    raw => resolver.resolve(ts, thread, raw, &mut w),
-                }
-                if w.len() >= FRAME_EVENTS {
-                    let n = w.finish();
-                    out.send(&frame, n, &mut resolver.kept);
-                    frame.clear();
-                    w = EventsWriter::new(&mut frame);
+                    // Ties go to the other ring: equal times keep their old order.
+                    if !due || next >= limit {
+                        if due && cursors.len() > SCAN_HEADS {
+                            heap.push(std::cmp::Reverse((next, i)));
+                        }
+                        break;
+                    }
                 }
             }
             for c in cursors {
