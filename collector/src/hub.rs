@@ -345,6 +345,62 @@ impl Hub {
         let _ = self.updates.send(Update::Sessions);
     }
 
+    /// Raises what a live app's silence proves by now (a task idle with no
+    /// waker past its grace period: a lost waker, even if the app sends nothing
+    /// more), and tells whoever watches. Called on the viewers' stats tick.
+    pub fn settle(&self, id: SessionId) {
+        let Some(slot) = self.slot(id) else {
+            return;
+        };
+        let message = {
+            let mut s = slot.lock();
+            if s.disconnected_unix_ns.is_some() {
+                return;
+            }
+            let now = s.now_ns();
+            s.model.settle(now);
+            if !s.model.track_changes {
+                return;
+            }
+            let changes = s.model.take_changes();
+            if changes.warnings.is_empty() {
+                // Nothing new: what changed goes out with the next batch.
+                s.model.requeue(changes);
+                return;
+            }
+            let at = s.model.now_ns;
+            let batch = api::Batch {
+                session: id,
+                now_ns: at,
+                event_count: 0,
+                tasks: changes
+                    .tasks
+                    .iter()
+                    .filter_map(|t| s.model.tasks.get(t))
+                    .map(|t| t.to_api(at))
+                    .collect(),
+                warnings: changes
+                    .warnings
+                    .iter()
+                    .filter_map(|&i| s.model.warnings.get(i).cloned())
+                    .collect(),
+                marks: Vec::new(),
+                events: Some(Vec::new()),
+                intervals: Some(Vec::new()),
+                workers: Some(Vec::new()),
+                wakes: Some(Vec::new()),
+                markers: Some(Vec::new()),
+                queues: Some(Vec::new()),
+                events_skipped: None,
+            };
+            message_text(&api::Message::Batch(batch))
+        };
+        let _ = self.updates.send(Update::Batch {
+            session: id,
+            message: Arc::new(message),
+        });
+    }
+
     /// Marks a session disconnected (its data stays).
     pub fn close(&self, id: SessionId) {
         if let Some(slot) = self.slot(id) {

@@ -473,6 +473,8 @@ async fn view_socket(state: AppState, mut socket: WebSocket) {
                 let Some(which) = subscribed else { continue };
                 let ids = match which { Some(s) => vec![s], None => hub.session_ids() };
                 for id in ids {
+                    // A quiet app's silence may prove a lost waker by now.
+                    hub.settle(id);
                     if let Some(s) = hub.with_session(id, session_stats) {
                         if send(&mut socket, &api::Message::Stats(s)).await.is_err() {
                             return;

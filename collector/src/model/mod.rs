@@ -764,6 +764,13 @@ impl Model {
         }
     }
 
+    /// Puts back changes taken but not sent (they go out with the next ones).
+    pub fn requeue(&mut self, changes: Changes) {
+        self.changed.extend(changes.tasks);
+        self.new_warnings.extend(changes.warnings);
+        self.new_marks = (self.new_marks + changes.marks).min(MARKS_MAX);
+    }
+
     /// Tasks and warnings changed since the last call (tasks only while
     /// [`Model::track_changes`] is set).
     pub fn take_changes(&mut self) -> Changes {
