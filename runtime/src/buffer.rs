@@ -60,7 +60,7 @@ pub(crate) enum Raw {
     /// The program labelled this moment (boxed: rare, and slots stay small).
     Mark(Box<str>),
     /// The poll running on this thread entered the app's span so labelled.
-    Context(std::sync::Arc<str>),
+    Context(crate::context::SpanLabel),
     /// The scheduler's queues, sampled (boxed: one per sampling period at most,
     /// 5 ms by default).
     Queues(Box<crate::queues::QueuesRaw>),

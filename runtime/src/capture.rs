@@ -278,7 +278,7 @@ pub(crate) fn wants_context() -> bool {
 
 /// The app's span labelled `label` was entered: the current poll's context, if
 /// it has none yet.
-pub(crate) fn on_context(label: &std::sync::Arc<str>) {
+pub(crate) fn on_context(label: &crate::context::SpanLabel) {
     let gen = active();
     if gen == 0 {
         return;

@@ -7,9 +7,10 @@
 //! task's poll is sent once for that poll ([`looptrace_wire::EventKind::Context`]),
 //! so a poll, its task and a warning about it can say what the app was doing.
 
-use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+#[cfg(test)]
+use std::sync::Mutex;
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Level, Metadata};
 
@@ -88,7 +89,7 @@ impl Label {
     }
 
     /// The label of a span named `name` with the fields read.
-    pub(crate) fn finish(self, name: &str) -> Arc<str> {
+    pub(crate) fn finish(self, name: &str) -> SpanLabel {
         let label = if let Some(n) = self.otel_name {
             n
         } else if let (Some(m), Some((_, p))) = (&self.method, &self.path) {
@@ -98,7 +99,7 @@ impl Label {
         } else {
             format!("{name}{{{}}}", self.fields)
         };
-        clip(&label, MAX_LABEL).into()
+        Arc::new(clip(&label, MAX_LABEL).into())
     }
 }
 
@@ -125,59 +126,45 @@ impl Visit for Label {
 
 use looptrace_wire::units::clip_bytes as clip;
 
-/// Labels of the live context spans of the standalone subscriber (which keeps no
-/// span registry), by key, with their reference counts.
-static LABELS: Mutex<Option<Labels>> = Mutex::new(None);
-/// Label and reference count, by key.
-type Labels = HashMap<u64, (Arc<str>, usize)>;
-/// More live spans than this and new ones go unlabelled (an app leaking spans
-/// must not grow looptrace without bound).
-const MAX_LIVE: usize = 100_000;
+/// A span's label, shared by its handles; a thin pointer, so that the
+/// standalone subscriber can carry it in the span's id.
+pub(crate) type SpanLabel = Arc<Box<str>>;
 
-fn labels() -> MutexGuard<'static, Option<Labels>> {
-    LABELS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Keys of context spans have this bit set (tokio task ids never reach it).
+/// Keys of context spans have this bit set (tokio task ids never reach it, nor
+/// does a user-space address).
 pub(crate) const CONTEXT_BIT: u64 = 1 << 63;
 
-/// A new context span of the standalone subscriber: its key.
-pub(crate) fn open(label: Arc<str>) -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let key = NEXT.fetch_add(1, Ordering::Relaxed) | CONTEXT_BIT;
-    let mut map = labels();
-    let map = map.get_or_insert_with(HashMap::new);
-    if map.len() < MAX_LIVE {
-        map.insert(key, (label, 1));
+/// A new context span of the standalone subscriber (which keeps no span
+/// registry): its key is its label's address, tagged; the span's handles own
+/// the label's references. No table, no lock: a span costs its label only.
+pub(crate) fn open(label: SpanLabel) -> Option<u64> {
+    let ptr = Arc::into_raw(label);
+    let key = ptr as usize as u64;
+    if key & CONTEXT_BIT != 0 {
+        // Not an address this can tag: unlabelled.
+        // SAFETY: `ptr` came from `Arc::into_raw` just above.
+        drop(unsafe { Arc::from_raw(ptr) });
+        return None;
     }
-    key
+    Some(key | CONTEXT_BIT)
+}
+
+fn label_ptr(key: u64) -> *const Box<str> {
+    (key & !CONTEXT_BIT) as usize as *const Box<str>
 }
 
 /// One more handle on a context span.
 pub(crate) fn clone(key: u64) {
-    if let Some((_, refs)) = labels().as_mut().and_then(|m| m.get_mut(&key)) {
-        *refs += 1;
-    }
+    // SAFETY: `key` is an id this subscriber made in `open` (tracing hands a
+    // subscriber only its own ids), whose label lives while a handle does.
+    unsafe { Arc::increment_strong_count(label_ptr(key)) }
 }
 
 /// One handle fewer; true if that was the last.
 pub(crate) fn close(key: u64) -> bool {
-    let mut map = labels();
-    let Some(map) = map.as_mut() else {
-        return false;
-    };
-    match map.get_mut(&key) {
-        Some((_, refs)) if *refs > 1 => {
-            *refs -= 1;
-            false
-        }
-        Some(_) => {
-            map.remove(&key);
-            true
-        }
-        None => false,
-    }
+    // SAFETY: as in `clone`; tracing closes each handle once.
+    let label = unsafe { Arc::from_raw(label_ptr(key)) };
+    Arc::strong_count(&label) == 1
 }
 
 /// Entering context span `key` (standalone subscriber).
@@ -185,13 +172,9 @@ pub(crate) fn enter(key: u64) {
     if !crate::capture::wants_context() {
         return;
     }
-    let label = labels()
-        .as_ref()
-        .and_then(|m| m.get(&key))
-        .map(|(l, _)| l.clone());
-    if let Some(label) = label {
-        crate::capture::on_context(&label);
-    }
+    // SAFETY: as in `clone`; borrowed for the call, the count left as it is.
+    let label = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(label_ptr(key)) });
+    crate::capture::on_context(&label);
 }
 
 #[cfg(test)]
@@ -276,6 +259,19 @@ mod tests {
             label_of(|| tracing::info_span!("req", method = "GET", path = %long)).len()
                 <= MAX_LABEL
         );
+    }
+
+    #[test]
+    fn a_span_id_owns_its_label_until_its_last_handle_closes() {
+        let label: SpanLabel = Arc::new("GET /x".into());
+        let weak = Arc::downgrade(&label);
+        let key = open(label).expect("a user-space address");
+        assert_ne!(key & CONTEXT_BIT, 0);
+        clone(key); // a second handle
+        assert!(!close(key), "one handle left");
+        assert_eq!(weak.upgrade().as_deref().map(|b| &**b), Some("GET /x"));
+        assert!(close(key), "the last handle");
+        assert!(weak.upgrade().is_none(), "the label is freed with it");
     }
 
     #[test]

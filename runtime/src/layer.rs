@@ -22,7 +22,7 @@ pub struct LooptraceLayer {
 struct Key(u64);
 
 /// The label of one of the app's spans (a context), kept in its extensions.
-struct SpanLabel(std::sync::Arc<str>);
+struct SpanLabel(context::SpanLabel);
 
 /// A [`Layer`] that feeds looptrace, filtered to the few tokio callsites it reads
 /// so that it changes nothing for the other layers.

@@ -79,6 +79,7 @@ impl Subscriber for LooptraceSubscriber {
                 let mut label = context::Label::default();
                 span.record(&mut label);
                 context::open(label.finish(span.metadata().name()))
+                    .unwrap_or_else(capture::on_sleep_span)
             }
         };
         Id::from_u64(key)
