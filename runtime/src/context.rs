@@ -30,15 +30,30 @@ pub(crate) fn is_context(m: &Metadata<'_>) -> bool {
     !matches!(crate_of, "tokio" | "runtime" | "looptrace")
 }
 
-/// Reads a span's fields into its label.
+/// Reads a span's fields into its label, in two passes: the fields that name a
+/// request (`otel.name`, a method and a path) first; the others only when those
+/// do not make the label (an HTTP request span formats nothing else).
 #[derive(Default)]
 pub(crate) struct Label {
     otel_name: Option<String>,
     method: Option<String>,
     /// The best path-like field seen: (rank, value), lower rank preferred.
     path: Option<(u8, String)>,
+    /// Second pass: the first fields, as `name=value`.
+    generic: bool,
     fields: String,
     shown: usize,
+}
+
+/// The label of the span `attrs` opens.
+pub(crate) fn label(attrs: &tracing_core::span::Attributes<'_>) -> SpanLabel {
+    let mut l = Label::default();
+    attrs.record(&mut l);
+    if l.otel_name.is_none() && (l.method.is_none() || l.path.is_none()) {
+        l.generic = true;
+        attrs.record(&mut l);
+    }
+    l.finish(attrs.metadata().name())
 }
 
 fn path_rank(field: &str) -> Option<u8> {
@@ -65,8 +80,30 @@ fn path_of(uri: &str) -> &str {
 }
 
 impl Label {
+    /// Whether the current pass reads field `name`.
+    fn wants(&self, name: &str) -> bool {
+        if self.generic {
+            self.shown < MAX_FIELDS && !name.starts_with("otel.")
+        } else {
+            matches!(
+                name,
+                "otel.name" | "method" | "http.method" | "http.request.method"
+            ) || path_rank(name).is_some()
+        }
+    }
+
     fn field(&mut self, field: &Field, value: &str) {
         let name = field.name();
+        if self.generic {
+            if self.wants(name) {
+                self.shown += 1;
+                if !self.fields.is_empty() {
+                    self.fields.push(' ');
+                }
+                let _ = write!(self.fields, "{name}={}", clip(value, MAX_VALUE));
+            }
+            return;
+        }
         match name {
             "otel.name" => self.otel_name = Some(value.to_string()),
             "method" | "http.method" | "http.request.method" => {
@@ -79,17 +116,10 @@ impl Label {
                 self.path = Some((rank, path_of(value).to_string()));
             }
         }
-        if self.shown < MAX_FIELDS && !name.starts_with("otel.") {
-            self.shown += 1;
-            if !self.fields.is_empty() {
-                self.fields.push(' ');
-            }
-            let _ = write!(self.fields, "{name}={}", clip(value, MAX_VALUE));
-        }
     }
 
     /// The label of a span named `name` with the fields read.
-    pub(crate) fn finish(self, name: &str) -> SpanLabel {
+    fn finish(self, name: &str) -> SpanLabel {
         let label = if let Some(n) = self.otel_name {
             n
         } else if let (Some(m), Some((_, p))) = (&self.method, &self.path) {
@@ -110,13 +140,7 @@ impl Visit for Label {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%` fields arrive here formatted with Display, `?` with Debug; only
         // those the label may use are formatted at all.
-        let name = field.name();
-        let used = matches!(
-            name,
-            "otel.name" | "method" | "http.method" | "http.request.method"
-        ) || path_rank(name).is_some()
-            || (self.shown < MAX_FIELDS && !name.starts_with("otel."));
-        if used {
+        if self.wants(field.name()) {
             let mut s = String::new();
             let _ = write!(s, "{value:?}");
             self.field(field, &s)
@@ -193,9 +217,7 @@ mod tests {
                 true
             }
             fn new_span(&self, a: &Attributes<'_>) -> Id {
-                let mut l = Label::default();
-                a.record(&mut l);
-                let label = l.finish(a.metadata().name()).to_string();
+                let label = label(a).to_string();
                 *self.0.lock().unwrap() = Some((label, is_context(a.metadata())));
                 Id::from_u64(1)
             }

@@ -69,9 +69,7 @@ where
             Some(_) => return,
             None => {
                 if context::is_context(attrs.metadata()) {
-                    let mut label = context::Label::default();
-                    attrs.record(&mut label);
-                    let label = label.finish(attrs.metadata().name());
+                    let label = context::label(attrs);
                     if let Some(span) = ctx.span(id) {
                         span.extensions_mut().insert(SpanLabel(label));
                     }
