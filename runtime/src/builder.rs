@@ -502,19 +502,24 @@ impl Builder {
             .into_iter()
             .map(|d| Dest::new(d, self.backlog_bytes))
             .collect();
-        let shipper =
-            match Shipper::spawn(header, origin, dests, self.flush_interval, counters.clone()) {
-                Ok(s) => s,
-                Err(e) => {
-                    buffer::stop_session();
-                    SESSION_ACTIVE.store(false, Ordering::Release);
-                    return Err(Error::Shipper(e));
-                }
-            };
+        let shipper = match crate::ship::spawn(
+            header,
+            origin,
+            dests,
+            self.flush_interval,
+            counters.clone(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                buffer::stop_session();
+                SESSION_ACTIVE.store(false, Ordering::Release);
+                return Err(Error::Shipper(e));
+            }
+        };
         // A sampler that cannot start costs the queues' view, not the session.
         let sampler = self
             .queues_every
-            .and_then(|every| crate::queues::Sampler::spawn(rt.handle().clone(), every).ok());
+            .and_then(|every| crate::queues::spawn(rt.handle().clone(), every).ok());
         Ok(Runtime {
             rt: Some(rt),
             session: Some(Session {

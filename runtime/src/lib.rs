@@ -29,6 +29,7 @@
 
 #![warn(missing_docs)]
 
+mod background;
 mod buffer;
 mod builder;
 mod callsite;

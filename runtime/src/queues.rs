@@ -5,8 +5,6 @@
 
 use crate::buffer::{self, Raw};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// One reading: per worker its local queue and its steals so far, and the
@@ -18,42 +16,13 @@ pub(crate) struct QueuesRaw {
     pub injection: u32,
 }
 
-pub(crate) struct Sampler {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The sampling thread; finish it before the runtime shuts down (its queues
+/// then empty).
+pub(crate) type Sampler = crate::background::Background;
 
-impl Sampler {
-    /// Samples `handle`'s queues every `every` until finished.
-    pub(crate) fn spawn(
-        handle: tokio::runtime::Handle,
-        every: Duration,
-    ) -> std::io::Result<Sampler> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("looptrace-queues".into())
-            .spawn(move || run(&handle, every, &flag))?;
-        Ok(Sampler {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops sampling (before the runtime shuts down: its queues then empty).
-    pub(crate) fn finish(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Sampler {
-    fn drop(&mut self) {
-        self.finish();
-    }
+/// Samples `handle`'s queues every `every` until finished.
+pub(crate) fn spawn(handle: tokio::runtime::Handle, every: Duration) -> std::io::Result<Sampler> {
+    Sampler::spawn("looptrace-queues", move |stop| run(&handle, every, stop))
 }
 
 fn read(handle: &tokio::runtime::Handle) -> QueuesRaw {

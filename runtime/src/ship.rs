@@ -15,7 +15,6 @@ use looptrace_wire::{encode_header, encode_note, Event, EventKind, EventsWriter,
 use rtrb::chunks::ReadChunk;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// Events newer than this are held back one round, so that an event whose thread
@@ -34,40 +33,23 @@ pub(crate) struct Counters {
     pub dropped_unsent: AtomicU64,
 }
 
-pub(crate) struct Shipper {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
+/// The shipping thread; finishing it ships what is left and waits for the
+/// destinations to close.
+pub(crate) type Shipper = crate::background::Background;
 
-impl Shipper {
-    pub(crate) fn spawn(
-        header: Header,
-        origin: Origin,
-        dests: Vec<Dest>,
-        interval: Duration,
-        counters: Arc<Counters>,
-    ) -> std::io::Result<Shipper> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        // A plain thread with no tokio and no tracing: nothing here is captured. (A
-        // scoped no-op dispatcher would take every thread off tracing's fast path.)
-        let thread = std::thread::Builder::new()
-            .name("looptrace-ship".into())
-            .spawn(move || run(header, origin, dests, interval, &stop2, &counters))?;
-        Ok(Shipper {
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Ships what is left and waits for the destinations to close.
-    pub(crate) fn finish(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-    }
+/// Starts the shipping thread. A plain thread with no tokio and no tracing:
+/// nothing there is captured. (A scoped no-op dispatcher would take every thread
+/// off tracing's fast path.)
+pub(crate) fn spawn(
+    header: Header,
+    origin: Origin,
+    dests: Vec<Dest>,
+    interval: Duration,
+    counters: Arc<Counters>,
+) -> std::io::Result<Shipper> {
+    Shipper::spawn("looptrace-ship", move |stop| {
+        run(header, origin, dests, interval, stop, &counters)
+    })
 }
 
 /// Where encoded frames go: every destination.

@@ -190,6 +190,13 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
     if at < app.scroll {
         app.scroll = at;
     }
+    // The warnings' moments by task, gathered once for all lanes.
+    let mut warned: std::collections::HashMap<u64, Vec<u64>> = Default::default();
+    for w in &app.state.warnings {
+        if let Some(task) = w.task {
+            warned.entry(task).or_default().push(w.at_ns);
+        }
+    }
     for &(i, t) in shown.iter().skip(app.scroll).take(room) {
         let id = format!(" #{}", t.id);
         let room_for_name = label_w.saturating_sub(id.len());
@@ -213,12 +220,11 @@ pub fn render(app: &mut App, theme: &Theme, frame: &mut Frame, area: Rect) {
         let bucket = tl.as_ref().map_or(1, |tl| tl.bucket_ns.max(1));
         let first = tl.as_ref().map_or(start, |tl| tl.start_ns);
         // Its warnings: a `!` at their moment.
-        let flags: Vec<usize> = app
-            .state
-            .warnings
+        let flags: &[u64] = warned.get(&t.id).map_or(&[], Vec::as_slice);
+        let flags: Vec<usize> = flags
             .iter()
-            .filter(|w| w.task == Some(t.id) && w.at_ns >= first)
-            .map(|w| ((w.at_ns - first) / bucket) as usize)
+            .filter(|at| **at >= first)
+            .map(|at| ((at - first) / bucket) as usize)
             .filter(|c| *c < width)
             .collect();
         let mut run = String::new();
