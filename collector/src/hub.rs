@@ -455,6 +455,9 @@ impl Hub {
         loop {
             chunk.clear();
             let (start, base) = (reader.position(), reader.prev_ns());
+            // A chunk after a context label was said may refer to it: it is
+            // encoded anew rather than kept as it came.
+            let can_cut = reader.can_cut();
             let mut fault = None;
             for e in reader.by_ref().take(CHUNK_EVENTS) {
                 match e {
@@ -485,7 +488,8 @@ impl Hub {
                 } else {
                     Record::Events
                 };
-                self.apply(&slot, id, &chunk, fault.is_none().then_some(run), record);
+                let run = (fault.is_none() && can_cut).then_some(run);
+                self.apply(&slot, id, &chunk, run, record);
                 applied += chunk.len();
             }
             if let Some(e) = fault {

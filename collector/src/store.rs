@@ -15,7 +15,7 @@
 //! the queries themselves, as they pass, so ingest pays nothing for them.
 
 use crate::model::timeline::Tracker;
-use looptrace_wire::{DecodeError, Event, EventsReader, EventsWriter};
+use looptrace_wire::{DecodeError, Event, EventsReader, EventsWriter, RunState};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -92,8 +92,8 @@ struct Open {
     first_ns: u64,
     last_ns: u64,
     /// Whether the last run is the block's own (small appends are encoded onto it),
-    /// and the last timestamp encoded there.
-    own: Option<u64>,
+    /// and where its encoding stands.
+    own: Option<RunState>,
 }
 
 impl Open {
@@ -186,24 +186,24 @@ impl Store {
             let (first, last) = time_range(chunk);
             let o = &mut self.open;
             o.note_times(first, last);
-            let mut prev = match o.own {
-                Some(prev) => prev,
+            let mut run = match o.own.take() {
+                Some(run) => run,
                 None => {
                     o.runs.push(Run {
                         start: o.data.len() as u32,
                         count: 0,
                         base_ns: 0,
                     });
-                    0
+                    RunState::default()
                 }
             };
             for e in chunk {
-                looptrace_wire::codec::encode_event(e, &mut prev, &mut o.data);
+                looptrace_wire::codec::encode_event(e, &mut run, &mut o.data);
             }
             if let Some(r) = o.runs.last_mut() {
                 r.count += chunk.len() as u32;
             }
-            o.own = Some(prev);
+            o.own = Some(run);
             o.count += chunk.len();
             self.events += chunk.len() as u64;
             if self.open.count >= BLOCK_EVENTS {

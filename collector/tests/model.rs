@@ -696,3 +696,54 @@ fn queue_samples_give_each_worker_its_queue_and_steals() {
     );
     assert_eq!(m.injection_queue, 0);
 }
+
+/// Context labels are said once per frame and referred to by index after: a
+/// frame longer than one ingest chunk, with labels all through it, is stored
+/// and read back with every poll's label (the chunks after the first are kept
+/// encoded anew, not cut where they would refer to a label said before them).
+#[test]
+fn labels_said_once_per_frame_survive_ingest_in_chunks() {
+    use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply, CHUNK_EVENTS};
+    let hub = Hub::new(HubConfig::default());
+    let mut frame = Vec::new();
+    encode_header(&header(), &mut frame);
+    let id = hub.open(header(), &frame, Source::Live);
+    let mut all = vec![ev(
+        0,
+        EventKind::Thread {
+            role: ThreadRole::Worker(0),
+            name: "w".into(),
+        },
+    )];
+    all.push(spawn(1, 1));
+    let routes = ["GET /a", "POST /b"];
+    let mut ts = 10;
+    let mut polls = 0;
+    while all.len() < 3 * CHUNK_EVENTS {
+        all.push(start(ts, 1));
+        all.push(ev(
+            ts + 5,
+            EventKind::Context {
+                task: 1,
+                label: routes[polls % 2].into(),
+            },
+        ));
+        all.push(end(ts + 20, 1, false));
+        ts += 30;
+        polls += 1;
+    }
+    let frame = looptrace_collector::store::frame_of(&all);
+    assert_eq!(hub.ingest_frame(id, &frame), Ok(all.len()));
+    let WindowReply::Full(w) = hub.window(id, 0, ts, usize::MAX, 1).unwrap() else {
+        panic!("full detail asked")
+    };
+    let running: Vec<_> = w
+        .intervals
+        .iter()
+        .filter(|i| i.task == 1 && i.state == TaskState::Running)
+        .collect();
+    assert_eq!(running.len(), polls);
+    for (i, iv) in running.iter().enumerate() {
+        assert_eq!(iv.context.as_deref(), Some(routes[i % 2]), "poll {i}");
+    }
+}

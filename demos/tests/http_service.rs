@@ -54,7 +54,7 @@ fn check(rec: &Recording) {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Context { label, .. } => Some(label.as_str()),
+            EventKind::Context { label, .. } => Some(&**label),
             _ => None,
         })
         .collect();

@@ -2,8 +2,10 @@
 //!
 //! `cargo bench -p looptrace --bench overhead` runs, on both schedulers, a yield-heavy
 //! workload (1000 tasks x 2000 `yield_now`, ~2M polls) and a ping-pong workload
-//! (100 task pairs over `mpsc(1)`), each in four configurations, interleaved round by
-//! round (median of the rounds):
+//! (100 task pairs over `mpsc(1)`) and a request workload (200 tasks x 1000
+//! requests, each in a request span as tower-http's `TraceLayer` makes, polled
+//! twice: what request context costs), each in these configurations, interleaved
+//! round by round (median of the rounds):
 //!
 //! * `plain`: tokio, no hooks, no subscriber;
 //! * `hooks`: looptrace's poll path only (spawn/poll/terminate/park hooks, timestamped);
@@ -187,13 +189,13 @@ impl Subscriber for Switch {
     fn clone_span(&self, s: &Id) -> Id {
         match mode() {
             Mode::Console => self.console.clone_span(s),
-            _ => s.clone(),
+            _ => self.looptrace.clone_span(s),
         }
     }
     fn try_close(&self, s: Id) -> bool {
         match mode() {
             Mode::Console => self.console.try_close(s),
-            _ => false,
+            _ => self.looptrace.try_close(s),
         }
     }
     fn current_span(&self) -> Current {
@@ -238,8 +240,20 @@ fn process_cpu() -> Duration {
 
 #[derive(Clone, Copy)]
 enum Workload {
-    Yield { tasks: usize, yields: usize },
-    PingPong { pairs: usize, rounds: usize },
+    Yield {
+        tasks: usize,
+        yields: usize,
+    },
+    PingPong {
+        pairs: usize,
+        rounds: usize,
+    },
+    /// Each request in its own span (method and uri, as tower-http's
+    /// `TraceLayer` makes), polled twice inside it.
+    Requests {
+        tasks: usize,
+        requests: usize,
+    },
 }
 
 impl Workload {
@@ -247,6 +261,7 @@ impl Workload {
         match self {
             Workload::Yield { .. } => "yield",
             Workload::PingPong { .. } => "ping-pong",
+            Workload::Requests { .. } => "requests",
         }
     }
 
@@ -285,6 +300,27 @@ impl Workload {
                         }
                     }));
                 }
+                for h in hs {
+                    h.await.unwrap();
+                }
+            }
+            Workload::Requests { tasks, requests } => {
+                use tracing::Instrument;
+                let hs: Vec<_> = (0..tasks)
+                    .map(|_| {
+                        tokio::spawn(async move {
+                            for _ in 0..requests {
+                                let span = tracing::info_span!(
+                                    "request",
+                                    method = %"GET",
+                                    uri = %"/items/7?page=2",
+                                    version = ?"HTTP/1.1"
+                                );
+                                tokio::task::yield_now().instrument(span).await;
+                            }
+                        })
+                    })
+                    .collect();
                 for h in hs {
                     h.await.unwrap();
                 }
@@ -469,6 +505,10 @@ fn main() {
             pairs: 100,
             rounds: s(2000),
         },
+        Workload::Requests {
+            tasks: s(200),
+            requests: 1000,
+        },
     ];
     println!(
         "looptrace capture overhead: {rounds} rounds, median; ns per poll (added over plain)\n"
@@ -523,7 +563,15 @@ fn main() {
                 w.name(),
             );
             println!("  poll path          {} ns/poll", spread(&poll_path, "+"));
-            println!("  task spans         {} ns/poll", spread(&span_path, "+"));
+            println!(
+                "  {}  {} ns/poll",
+                if matches!(w, Workload::Requests { .. }) {
+                    "task+request spans"
+                } else {
+                    "task spans        "
+                },
+                spread(&span_path, "+")
+            );
             println!("  waker ops          {} ns/op", spread(&per_op, "+"));
             println!(
                 "  everything         {} ns/poll (shipping deferred)",
@@ -539,6 +587,16 @@ fn main() {
                 spread(&console_added, "+"),
                 spread(&console_cpu, "+")
             );
+            if matches!(w, Workload::Requests { .. }) {
+                // Two polls a request.
+                let per_request: Vec<f64> = live_cpu.iter().map(|x| 2.0 * x).collect();
+                let console_request: Vec<f64> = console_cpu.iter().map(|x| 2.0 * x).collect();
+                println!(
+                    "  per request        {} ns CPU live, console {} ns CPU",
+                    spread(&per_request, "+"),
+                    spread(&console_request, "+")
+                );
+            }
             println!(
                 "  console / looptrace: {}x (everything, wall), {}x (live, CPU)",
                 spread(&ratio(&console_added, &added), ""),

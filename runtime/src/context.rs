@@ -129,7 +129,7 @@ impl Label {
         } else {
             format!("{name}{{{}}}", self.fields)
         };
-        Arc::new(clip(&label, MAX_LABEL).into())
+        clip(&label, MAX_LABEL).into()
     }
 }
 
@@ -150,19 +150,20 @@ impl Visit for Label {
 
 use looptrace_wire::units::clip_bytes as clip;
 
-/// A span's label, shared by its handles; a thin pointer, so that the
-/// standalone subscriber can carry it in the span's id.
-pub(crate) type SpanLabel = Arc<Box<str>>;
+/// A span's label, shared by its handles and by the events of the polls that
+/// entered it (the shipper encodes it from here, without a copy).
+pub(crate) type SpanLabel = Arc<str>;
 
 /// Keys of context spans have this bit set (tokio task ids never reach it, nor
 /// does a user-space address).
 pub(crate) const CONTEXT_BIT: u64 = 1 << 63;
 
 /// A new context span of the standalone subscriber (which keeps no span
-/// registry): its key is its label's address, tagged; the span's handles own
-/// the label's references. No table, no lock: a span costs its label only.
+/// registry): its key is the address of a handle on its label (a thin
+/// pointer), tagged; the span's handles own that handle's references. No
+/// table, no lock: a span costs its label and that handle.
 pub(crate) fn open(label: SpanLabel) -> Option<u64> {
-    let ptr = Arc::into_raw(label);
+    let ptr = Arc::into_raw(Arc::new(label));
     let key = ptr as usize as u64;
     if key & CONTEXT_BIT != 0 {
         // Not an address this can tag: unlabelled.
@@ -173,8 +174,8 @@ pub(crate) fn open(label: SpanLabel) -> Option<u64> {
     Some(key | CONTEXT_BIT)
 }
 
-fn label_ptr(key: u64) -> *const Box<str> {
-    (key & !CONTEXT_BIT) as usize as *const Box<str>
+fn label_ptr(key: u64) -> *const SpanLabel {
+    (key & !CONTEXT_BIT) as usize as *const SpanLabel
 }
 
 /// One more handle on a context span.
@@ -285,13 +286,13 @@ mod tests {
 
     #[test]
     fn a_span_id_owns_its_label_until_its_last_handle_closes() {
-        let label: SpanLabel = Arc::new("GET /x".into());
+        let label: SpanLabel = "GET /x".into();
         let weak = Arc::downgrade(&label);
         let key = open(label).expect("a user-space address");
         assert_ne!(key & CONTEXT_BIT, 0);
         clone(key); // a second handle
         assert!(!close(key), "one handle left");
-        assert_eq!(weak.upgrade().as_deref().map(|b| &**b), Some("GET /x"));
+        assert_eq!(weak.upgrade().as_deref(), Some("GET /x"));
         assert!(close(key), "the last handle");
         assert!(weak.upgrade().is_none(), "the label is freed with it");
     }

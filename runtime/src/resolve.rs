@@ -321,7 +321,6 @@ impl Resolver {
             ),
             Raw::Context(label) => {
                 if let Some(task) = self.threads.peek(thread).and_then(|t| t.polling) {
-                    let label = label.as_ref().to_string();
                     self.emit(out, ts_ns, thread, EventKind::Context { task, label });
                 }
             }

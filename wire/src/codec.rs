@@ -9,15 +9,17 @@
 //! a [`DecodeError`].
 
 use crate::event::*;
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Version of the frame layout this build writes. Version 2 added poll ends that
 /// carry the task's own waker clones and drops, version 3 the context events
 /// (a poll's `tracing` span) and the queues events (the scheduler's queues,
-/// sampled); decoders read versions 1 to 3 and refuse any other,
+/// sampled), version 4 context events that refer to a label said earlier in
+/// their run; decoders read versions 1 to 4 and refuse any other,
 /// so an older collector says it cannot read a newer app instead of failing on
 /// an event it does not know.
-pub const WIRE_VERSION: u8 = 3;
+pub const WIRE_VERSION: u8 = 4;
 /// Oldest frame layout a decoder still reads.
 pub const OLDEST_WIRE_VERSION: u8 = 1;
 /// Most events one events frame may hold. Encoders split longer runs; decoders
@@ -92,15 +94,77 @@ pub fn encode_events(events: &[Event], out: &mut Vec<u8>) {
     out.push(WIRE_VERSION);
     out.push(FRAME_EVENTS);
     put_var(out, events.len() as u64);
-    let mut prev = 0u64;
+    let mut run = RunState::default();
     for e in events {
-        encode_event(e, &mut prev, out);
+        encode_event(e, &mut run, out);
     }
 }
 
-/// Encodes one event onto `out`, its timestamp a delta from `*prev` (which it
-/// then becomes): how the events of a frame, or of a run, follow each other.
-pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
+/// Most context labels a run says by index; past this, a new label is written
+/// out in full at each use (a run of many distinct labels costs no table).
+pub const MAX_RUN_LABELS: usize = 64;
+
+/// What one event of a run hands the next, encoding or decoding: the timestamp
+/// its delta is taken from, and the context labels said so far, which later
+/// context events of the run refer to by index. A frame starts a run afresh, so
+/// a frame decodes on its own: no table outlives it, nothing is restated after a
+/// reconnect, and a collector keeps no table per app.
+#[derive(Debug, Clone, Default)]
+pub struct RunState {
+    prev_ns: u64,
+    labels: Vec<Arc<str>>,
+}
+
+impl RunState {
+    /// A run whose first event's delta is taken from `prev_ns`.
+    pub fn after(prev_ns: u64) -> RunState {
+        RunState {
+            prev_ns,
+            labels: Vec::new(),
+        }
+    }
+
+    /// The timestamp the next event's delta is taken from.
+    pub fn prev_ns(&self) -> u64 {
+        self.prev_ns
+    }
+
+    /// Whether no label was said yet: a run cut here decodes on its own from
+    /// [`RunState::after`] its `prev_ns`.
+    pub fn can_cut(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The index of `label` if the run said it already; else notes it (while
+    /// there is room) and returns `None`, for the label to be written in full.
+    fn said(&mut self, label: &Arc<str>) -> Option<usize> {
+        // Few labels per run: a scan, pointers first (the shipper's labels are
+        // shared), beats hashing the text.
+        let found = self
+            .labels
+            .iter()
+            .position(|l| Arc::ptr_eq(l, label))
+            .or_else(|| self.labels.iter().position(|l| **l == **label));
+        if found.is_none() {
+            self.note(label.clone());
+        }
+        found
+    }
+
+    fn note(&mut self, label: Arc<str>) {
+        if self.labels.len() < MAX_RUN_LABELS {
+            self.labels.push(label);
+        }
+    }
+}
+
+/// Encodes one event onto `out` as the next of `run`: its timestamp a delta
+/// from the previous event's, a context label by index if the run said it.
+pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
+    let said = match &e.kind {
+        EventKind::Context { label, .. } => run.said(label),
+        _ => None,
+    };
     let tag = match &e.kind {
         EventKind::Thread { .. } => 1,
         EventKind::Spawn { .. } => 2,
@@ -127,13 +191,14 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::Dropped { .. } => 14,
         EventKind::Mark { .. } => 15,
         EventKind::TaskState { .. } => 18,
+        EventKind::Context { .. } if said.is_some() => 21,
         EventKind::Context { .. } => 19,
         EventKind::Queues { .. } => 20,
     };
     out.push(tag);
-    let delta = e.ts_ns.wrapping_sub(*prev) as i64;
+    let delta = e.ts_ns.wrapping_sub(run.prev_ns) as i64;
     put_var(out, zigzag(delta));
-    *prev = e.ts_ns;
+    run.prev_ns = e.ts_ns;
     put_var(out, e.thread as u64);
     match &e.kind {
         EventKind::Thread { role, name } => {
@@ -218,7 +283,10 @@ pub fn encode_event(e: &Event, prev: &mut u64, out: &mut Vec<u8>) {
         EventKind::Mark { label } => put_str(out, label),
         EventKind::Context { task, label } => {
             put_var(out, *task);
-            put_str(out, label);
+            match said {
+                Some(i) => put_var(out, i as u64),
+                None => put_str(out, label),
+            }
         }
         EventKind::Queues {
             local,
@@ -322,12 +390,12 @@ pub fn decode_frame(buf: &[u8]) -> Result<Frame, DecodeError> {
     Ok(frame)
 }
 
-fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError> {
+fn decode_event(r: &mut Reader<'_>, run: &mut RunState) -> Result<Event, DecodeError> {
     let at = r.pos;
     let tag = r.u8()?;
     let delta = unzigzag(r.var()?);
-    let ts_ns = prev.wrapping_add(delta as u64);
-    *prev = ts_ns;
+    let ts_ns = run.prev_ns.wrapping_add(delta as u64);
+    run.prev_ns = ts_ns;
     let thread = r.var_u32()?;
     let kind = match tag {
         1 => {
@@ -451,10 +519,25 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
         13 => EventKind::TimerFired { task: r.var()? },
         14 => EventKind::Dropped { count: r.var()? },
         15 => EventKind::Mark { label: r.string()? },
-        19 => EventKind::Context {
-            task: r.var()?,
-            label: r.string()?,
-        },
+        19 => {
+            let task = r.var()?;
+            let label: Arc<str> = r.string()?.into();
+            run.note(label.clone());
+            EventKind::Context { task, label }
+        }
+        21 => {
+            let task = r.var()?;
+            let at = r.pos;
+            let i = r.var()?;
+            match run.labels.get(i as usize) {
+                Some(label) => EventKind::Context {
+                    task,
+                    label: label.clone(),
+                },
+                // A label the run never said.
+                None => return Err(DecodeError::Range(at)),
+            }
+        }
         20 => {
             // Two bytes per worker at least: a count the frame cannot hold is
             // refused before anything is allocated for it.
@@ -532,7 +615,7 @@ fn decode_event(r: &mut Reader<'_>, prev: &mut u64) -> Result<Event, DecodeError
 pub struct EventsReader<'a> {
     r: Reader<'a>,
     left: u64,
-    prev: u64,
+    run: RunState,
     /// Whether the bytes must end with the last event (a whole frame).
     whole: bool,
     failed: bool,
@@ -556,7 +639,7 @@ impl<'a> EventsReader<'a> {
         Ok(EventsReader {
             r,
             left: count,
-            prev: 0,
+            run: RunState::default(),
             whole: true,
             failed: false,
         })
@@ -564,12 +647,13 @@ impl<'a> EventsReader<'a> {
 
     /// Reads `count` events encoded back to back in `bytes` (no frame header), the
     /// first one's timestamp a delta from `base_ns`: a run cut out of a frame at
-    /// [`EventsReader::position`], with [`EventsReader::prev_ns`] as its base.
+    /// [`EventsReader::position`], with [`EventsReader::prev_ns`] as its base,
+    /// where [`EventsReader::can_cut`] held.
     pub fn run(bytes: &'a [u8], count: u64, base_ns: u64) -> EventsReader<'a> {
         EventsReader {
             r: Reader { buf: bytes, pos: 0 },
             left: count,
-            prev: base_ns,
+            run: RunState::after(base_ns),
             whole: false,
             failed: false,
         }
@@ -592,7 +676,13 @@ impl<'a> EventsReader<'a> {
 
     /// The timestamp the next event's delta is taken from.
     pub fn prev_ns(&self) -> u64 {
-        self.prev
+        self.run.prev_ns
+    }
+
+    /// Whether the events from here on decode on their own, as a run (no label
+    /// said before here that they could refer to).
+    pub fn can_cut(&self) -> bool {
+        self.run.can_cut()
     }
 }
 
@@ -611,7 +701,7 @@ impl Iterator for EventsReader<'_> {
             return None;
         }
         self.left -= 1;
-        let e = decode_event(&mut self.r, &mut self.prev);
+        let e = decode_event(&mut self.r, &mut self.run);
         self.failed = e.is_err();
         Some(e)
     }
@@ -624,7 +714,7 @@ pub struct EventsWriter<'a> {
     out: &'a mut Vec<u8>,
     count_at: usize,
     count: u64,
-    prev: u64,
+    run: RunState,
 }
 
 impl<'a> EventsWriter<'a> {
@@ -639,14 +729,14 @@ impl<'a> EventsWriter<'a> {
             out,
             count_at,
             count: 0,
-            prev: 0,
+            run: RunState::default(),
         }
     }
 
     /// Appends one event.
     pub fn push(&mut self, e: &Event) {
         debug_assert!(self.count < MAX_FRAME_EVENTS);
-        encode_event(e, &mut self.prev, self.out);
+        encode_event(e, &mut self.run, self.out);
         self.count += 1;
     }
 

@@ -288,10 +288,11 @@ pub enum EventKind {
     /// What the app was doing during the poll of `task` running on this thread:
     /// the first `tracing` span of the app's own entered in that poll (a request
     /// span of tower-http's `TraceLayer` reads `GET /blocking`). At most one per
-    /// poll, sent when the span is entered.
+    /// poll, sent when the span is entered. Shared: a label is one allocation
+    /// however many polls carry it (and on the wire, said once per frame).
     Context {
         task: TaskId,
-        label: String,
+        label: std::sync::Arc<str>,
     },
     /// The scheduler's queues, sampled (from tokio's runtime metrics) when they
     /// changed: tasks waiting in each worker's local run queue and in the

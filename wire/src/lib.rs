@@ -22,7 +22,8 @@ pub mod units;
 
 pub use codec::{
     decode_frame, encode_events, encode_header, encode_note, frame_type, DecodeError, EventsReader,
-    EventsWriter, Frame, FrameType, MAX_FRAME_EVENTS, OLDEST_WIRE_VERSION, WIRE_VERSION,
+    EventsWriter, Frame, FrameType, RunState, MAX_FRAME_EVENTS, MAX_RUN_LABELS,
+    OLDEST_WIRE_VERSION, WIRE_VERSION,
 };
 pub use event::{
     Event, EventKind, Flavor, Header, NotAWakeSource, Note, Outcome, TaskId, TaskKind, TaskState,

@@ -121,7 +121,7 @@ pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
             m.insert("state".into(), state.as_str().into());
         }
         EventKind::Context { label, .. } => {
-            m.insert("label".into(), label.as_str().into());
+            m.insert("label".into(), (&**label).into());
         }
         EventKind::Queues {
             local,

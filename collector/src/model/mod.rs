@@ -591,7 +591,7 @@ impl Model {
             }
             EventKind::Context { task, label } => {
                 if let Some(t) = self.tasks.get_mut(task) {
-                    if t.context.as_deref() != Some(label.as_str()) {
+                    if t.context.as_deref() != Some(&**label) {
                         t.context = Some(self.names.get(clip(label, MAX_CONTEXT)));
                     }
                     t.context_in_poll = true;

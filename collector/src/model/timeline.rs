@@ -271,7 +271,7 @@ impl Tracker {
             EventKind::Context { task, label } => {
                 if let Some(t) = self.tasks.get_mut(task) {
                     if t.life.state == Some(TaskState::Running) {
-                        t.context = Some(label.as_str().into());
+                        t.context = Some(label.clone());
                     }
                 }
             }
