@@ -191,6 +191,10 @@ struct Common {
     /// A poll running at least this long is reported as never yielding.
     #[arg(long, default_value_t = 500)]
     never_yields_ms: u64,
+    /// Task groups per session on `/metrics` (the busiest; the rest are
+    /// summed as `other`), to bound the series a scrape makes.
+    #[arg(long, default_value_t = looptrace_collector::metrics::DEFAULT_GROUPS, value_name = "N")]
+    metrics_groups: usize,
 }
 
 fn parse_bytes(s: &str) -> Result<usize, String> {
@@ -392,6 +396,7 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         memory_budget: c.memory,
         thresholds,
         record_dir: record,
+        metrics_groups: c.metrics_groups,
         ..HubConfig::default()
     });
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -36,6 +36,9 @@ pub struct HubConfig {
     pub record_dir: Option<PathBuf>,
     /// Live batches with more events than this are sent without their events.
     pub max_live_events: usize,
+    /// Task groups per session shown by the metrics exporters (the busiest;
+    /// the rest are summed as `other`).
+    pub metrics_groups: usize,
 }
 
 impl Default for HubConfig {
@@ -45,6 +48,7 @@ impl Default for HubConfig {
             thresholds: Thresholds::default(),
             record_dir: None,
             max_live_events: 2000,
+            metrics_groups: crate::metrics::DEFAULT_GROUPS,
         }
     }
 }
@@ -79,6 +83,8 @@ pub struct SessionState {
     /// The session of the same process (same name, pid and clock origin) this
     /// one continues after a reconnect, if this collector holds it.
     pub continues: Option<SessionId>,
+    /// The address the app connected from, for a live app over the network.
+    pub peer: Option<String>,
     recorder: Option<RecordingWriter<File>>,
     /// How far the app's clock runs behind this collector's, at least (delivery
     /// delay included): the smallest gap seen between an event's time and its
@@ -315,6 +321,7 @@ impl Hub {
                 recording,
                 note: None,
                 continues,
+                peer: None,
                 recorder,
                 clock_lag_ns: None,
                 live: None,
@@ -330,6 +337,18 @@ impl Hub {
     }
 
     /// Sets the note viewers show beside a session (replacing any before).
+    /// Notes where session `id`'s app connected from.
+    pub fn set_peer(&self, id: SessionId, peer: String) {
+        if let Some(slot) = self.slot(id) {
+            slot.lock().peer = Some(peer);
+        }
+    }
+
+    /// Bytes the sessions' history and models hold (what `memory_budget` bounds).
+    pub fn memory_used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
     pub fn set_note(&self, id: SessionId, note: Note) {
         if let Some(slot) = self.slot(id) {
             let mut s = slot.lock();

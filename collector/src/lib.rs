@@ -8,6 +8,7 @@
 //! * [`livelog`]: a readable, line-per-event account of what the loop does.
 //! * [`to_api`]: the model as the viewer protocol ([`looptrace_api`]) spells it.
 //! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
+//! * [`metrics`]: what it knows as metrics (Prometheus' `/metrics`).
 //!
 //! * [`web`]: the browser timeline, embedded and served at `/`.
 //!
@@ -18,6 +19,7 @@ pub mod embedded;
 pub mod export;
 pub mod hub;
 pub mod livelog;
+pub mod metrics;
 pub mod model;
 pub mod replay;
 pub mod server;

@@ -6,15 +6,16 @@ use crate::replay::ReplayControl;
 use crate::to_api::{session_stats, task_detail, ToApi};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use looptrace_api as api;
 use looptrace_wire::{decode_frame, DecodeError, Frame};
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
@@ -159,6 +160,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/marks", get(marks))
         .route("/api/sessions/{id}/stats", get(stats))
         .route("/api/sessions/{id}/window", get(window))
+        .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/", get(crate::web::index))
@@ -166,6 +168,25 @@ pub fn router(state: AppState) -> Router {
         .merge(guarded)
         .layer(middleware::from_fn_with_state(state.clone(), same_origin))
         .with_state(state)
+}
+
+/// `/metrics`: what the collector knows, in the Prometheus text format
+/// (OpenMetrics), taken off the async workers (a scrape locks each session in
+/// turn).
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let hub = state.hub.clone();
+    let groups = hub.config.metrics_groups;
+    let text = tokio::task::spawn_blocking(move || crate::metrics::encode(&hub, groups))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            crate::metrics::CONTENT_TYPE,
+        )],
+        text,
+    )
+        .into_response())
 }
 
 /// Refuses requests without the token, when one is required.
@@ -255,7 +276,11 @@ pub fn check_origin(config: &ServerConfig, headers: &HeaderMap) -> Result<(), St
 
 /// Serves the collector on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }
 
 /// Checks the token, if one is required.
@@ -282,12 +307,17 @@ fn reject(state: &AppState, e: ApiError) -> Response {
     e.into_response()
 }
 
-async fn ingest(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+async fn ingest(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let max = state.config.max_frame_bytes;
+    let peer = peer.map(|Extension(ConnectInfo(a))| a.ip().to_string());
     let mut response = ws
         .max_message_size(max)
         .max_frame_size(max)
-        .on_upgrade(move |socket| ingest_socket(state, socket));
+        .on_upgrade(move |socket| ingest_socket(state, socket, peer));
     // This collector acknowledges frames: apps keep what is not acknowledged and
     // send it again after a reconnect.
     response
@@ -305,7 +335,7 @@ async fn close_with(mut socket: WebSocket, code: u16, reason: String) {
         .await;
 }
 
-async fn ingest_socket(state: AppState, mut socket: WebSocket) {
+async fn ingest_socket(state: AppState, mut socket: WebSocket, peer: Option<String>) {
     let hub = state.hub.clone();
     let mut session: Option<SessionId> = None;
     let mut bad = 0u32;
@@ -346,7 +376,13 @@ async fn ingest_socket(state: AppState, mut socket: WebSocket) {
         };
         match session {
             None => match decode_frame(&bytes) {
-                Ok(Frame::Header(h)) => session = Some(hub.open(h, &bytes, Source::Live)),
+                Ok(Frame::Header(h)) => {
+                    let id = hub.open(h, &bytes, Source::Live);
+                    if let Some(peer) = peer.clone() {
+                        hub.set_peer(id, peer);
+                    }
+                    session = Some(id);
+                }
                 Ok(Frame::Events(_) | Frame::Note(_)) => {
                     hub.bad_frame(None);
                     close_with(socket, 1008, "the first frame must be a header".into()).await;

@@ -205,6 +205,7 @@ impl Model {
         let f = self.folds.by_location.get_mut(&location)?;
         f.tasks = f.tasks.saturating_sub(1);
         let mut t = Task::new(id, ts);
+        t.group = self.groups.of(&f.name);
         t.name = f.name.clone();
         t.location = location;
         t.hist = None;

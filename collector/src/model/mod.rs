@@ -2,6 +2,7 @@
 //! per task its state (running, scheduled, idle, done), statistics and histograms, per
 //! worker its busy and parked time, and warnings.
 
+pub mod groups;
 pub mod memory;
 pub mod task;
 pub mod timeline;
@@ -115,6 +116,10 @@ pub struct Model {
     pub(crate) warning_bytes: usize,
     /// Findings past [`MAX_WARNINGS`], counted only.
     pub warnings_over: u64,
+    /// Totals per task group, for the metrics exporters.
+    pub groups: groups::Groups,
+    /// Whether the app samples its scheduler's queues (queue events seen).
+    pub queues_sampled: bool,
 }
 
 /// What findings are grouped by: kind, task name, context.
@@ -172,6 +177,8 @@ impl Model {
             given_up: Default::default(),
             warning_bytes: 0,
             warnings_over: 0,
+            groups: Default::default(),
+            queues_sampled: false,
             new_warnings: Vec::new(),
             new_marks: 0,
         }
@@ -362,6 +369,13 @@ impl Model {
         self.tasks.get_mut(&id).expect("inserted above")
     }
 
+    /// [`Model::task`], and the groups beside it.
+    fn task_and_groups(&mut self, id: TaskId, ts: u64) -> (&mut Task, &mut groups::Groups) {
+        self.task(id, ts);
+        let t = self.tasks.get_mut(&id).expect("made above");
+        (t, &mut self.groups)
+    }
+
     fn finish(&mut self, id: TaskId) {
         self.live = self.live.saturating_sub(1);
         self.finished.push_back(id);
@@ -401,7 +415,10 @@ impl Model {
                     .get(&crate::session::display_name(name.as_deref(), location));
                 let given = name.as_deref().map(|n| self.names.get(n));
                 let location = self.names.get(location);
+                let group = self.groups.of(&shown);
+                self.groups.spawned(group);
                 let t = self.task(*task, ts);
+                t.group = group;
                 t.name = shown;
                 t.given_name = given;
                 t.location = location;
@@ -426,7 +443,7 @@ impl Model {
                 } else if self.by_task.contains_key(&(WarningKind::LostWaker, *task)) {
                     self.lost_woken.entry(*task).or_insert((None, ts));
                 }
-                let t = self.task(*task, ts);
+                let (t, groups) = self.task_and_groups(*task, ts);
                 let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
                 t.polls += 1;
                 t.context_in_poll = false;
@@ -436,6 +453,7 @@ impl Model {
                     if span.state == TaskState::Scheduled {
                         let waited = span.duration_ns();
                         t.record_scheduled(waited);
+                        groups.waited(t.group, waited);
                         // Spawned, not woken: no wake to be late after.
                         if span.woken_by.is_some() {
                             found = lints.scheduling_latency.check(&(&*t, waited));
@@ -497,6 +515,7 @@ impl Model {
                 let woken = matches!(op, WakeOp::Wake | WakeOp::WakeByRef);
                 if woken {
                     t.wakes.count(*task, *by);
+                    self.groups.woken(t.group, *task, *by);
                     if let Some(span) = t.life.apply(e) {
                         t.add(&span);
                     }
@@ -548,7 +567,10 @@ impl Model {
                     Some((None, _)) => self.withdraw(WarningKind::LostWaker, *task),
                     _ => {}
                 }
-                let t = self.task(*task, ts);
+                let (t, groups) = self.task_and_groups(*task, ts);
+                if t.outcome.is_none() {
+                    groups.ended(t.group, *outcome);
+                }
                 t.outcome = Some(*outcome);
                 t.ended_ns = Some(ts);
                 // Inside its last poll, the poll's end closes it.
@@ -563,6 +585,7 @@ impl Model {
             }
             EventKind::Park => {
                 if let Some(w) = self.workers.get_mut(&e.thread) {
+                    w.parks += !w.parked as u64;
                     w.parked = true;
                     w.since_ns = ts;
                 }
@@ -604,6 +627,7 @@ impl Model {
                 injection,
             } => {
                 self.injection_queue = *injection;
+                self.queues_sampled = true;
                 for w in self.workers.values_mut() {
                     let i = w.index as usize;
                     if let Some(&depth) = local.get(i) {
@@ -664,7 +688,7 @@ impl Model {
         }
         let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
-        let t = self.task(task, ts);
+        let (t, groups) = self.task_and_groups(task, ts);
         let started = t.since_ns();
         let was = t.life.state;
         let closed = t.life.apply(e);
@@ -675,6 +699,7 @@ impl Model {
         let poll = closed.map(|span| {
             t.add(&span);
             t.record_poll(span.duration_ns());
+            groups.polled(t.group, span.duration_ns());
             t.longest_poll_ns = t.longest_poll_ns.max(span.duration_ns());
             span.duration_ns()
         });

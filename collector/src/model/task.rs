@@ -65,6 +65,8 @@ pub struct Task {
     pub context_in_poll: bool,
     /// `None` once given up to stay within the memory budget (the counters stay).
     pub hist: Option<Box<Histograms>>,
+    /// Its group's index in [`super::groups::Groups`].
+    pub group: u32,
 }
 
 /// Longest duration a histogram tells apart (longer ones count as this).
@@ -101,6 +103,7 @@ impl Task {
             context: None,
             context_in_poll: false,
             hist: Some(Histograms::new()),
+            group: super::groups::OTHER,
         }
     }
 

@@ -10,6 +10,8 @@ pub struct Worker {
     pub name: String,
     pub busy_ns: u64,
     pub parked_ns: u64,
+    /// Times it parked.
+    pub parks: u64,
     pub polls: u64,
     /// Polls of a task whose previous poll ran on another worker (work stealing
     /// or migration).
@@ -34,6 +36,7 @@ impl Worker {
             name,
             busy_ns: 0,
             parked_ns: 0,
+            parks: 0,
             polls: 0,
             migrations: 0,
             running: None,
