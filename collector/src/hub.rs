@@ -66,6 +66,11 @@ pub struct Counters {
     pub rejected_connections: AtomicU64,
     pub evicted_events: AtomicU64,
     pub viewer_lagged: AtomicU64,
+    /// The OpenTelemetry exporter's, if one runs.
+    pub otlp_spans_exported: AtomicU64,
+    pub otlp_spans_dropped: AtomicU64,
+    pub otlp_metrics_exported: AtomicU64,
+    pub otlp_metrics_dropped: AtomicU64,
 }
 
 /// One session as the hub holds it.

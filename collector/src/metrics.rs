@@ -9,11 +9,9 @@
 //! standing warnings by kind; events received, dropped by the app, evicted here.
 
 use crate::hub::{Hub, SessionId, SessionState};
-use crate::model::groups::{Group, BUCKET_BOUNDS_S};
+use crate::model::groups::{Buckets, Group, BUCKET_BOUNDS_S};
 use looptrace_api::WarningKind;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use std::sync::atomic::Ordering;
@@ -121,6 +119,16 @@ pub struct CollectorFigures {
     pub bad_frames: u64,
     pub rejected_connections: u64,
     pub viewer_lagged: u64,
+    pub otlp: OtlpFigures,
+}
+
+/// What the OpenTelemetry exporter sent and dropped (zero without one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OtlpFigures {
+    pub spans_exported: u64,
+    pub spans_dropped: u64,
+    pub metrics_exported: u64,
+    pub metrics_dropped: u64,
 }
 
 /// Everything a scrape shows.
@@ -146,8 +154,398 @@ impl Figures {
                 bad_frames: c.bad_frames.load(Ordering::Relaxed),
                 rejected_connections: c.rejected_connections.load(Ordering::Relaxed),
                 viewer_lagged: c.viewer_lagged.load(Ordering::Relaxed),
+                otlp: OtlpFigures {
+                    spans_exported: c.otlp_spans_exported.load(Ordering::Relaxed),
+                    spans_dropped: c.otlp_spans_dropped.load(Ordering::Relaxed),
+                    metrics_exported: c.otlp_metrics_exported.load(Ordering::Relaxed),
+                    metrics_dropped: c.otlp_metrics_dropped.load(Ordering::Relaxed),
+                },
             },
         }
+    }
+}
+
+/// What a metric counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricUnit {
+    Seconds,
+    Bytes,
+}
+
+/// A metric's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Only grows (cumulative since the session began).
+    Counter,
+    Gauge,
+    /// Durations over [`BUCKET_BOUNDS_S`], cumulative.
+    Histogram,
+}
+
+/// One sample's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Int(u64),
+    Float(f64),
+    Histogram(Buckets),
+}
+
+/// One sample: its session (an index into [`Figures::sessions`], or none for
+/// the collector's own), its other labels, its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub session: Option<usize>,
+    pub labels: Vec<(&'static str, String)>,
+    pub value: Value,
+}
+
+/// One metric and its samples: the one definition both exporters publish
+/// (Prometheus names; OpenTelemetry gets the same names and units).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Family {
+    /// Without the unit or `_total` suffix (Prometheus adds them).
+    pub name: &'static str,
+    pub help: &'static str,
+    pub unit: Option<MetricUnit>,
+    pub kind: MetricKind,
+    pub points: Vec<Point>,
+}
+
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+type GroupGet = fn(&Group) -> Value;
+type WorkerGet = fn(&WorkerFigures) -> Value;
+type SessionGet = fn(&SessionFigures) -> Value;
+
+impl Figures {
+    /// Every metric, with its samples.
+    pub fn families(&self) -> Vec<Family> {
+        use MetricKind::{Counter, Gauge, Histogram};
+        use MetricUnit::{Bytes, Seconds};
+        let mut out = Vec::new();
+        let mut family = |name, help, unit, kind, points| {
+            out.push(Family {
+                name,
+                help,
+                unit,
+                kind,
+                points,
+            })
+        };
+        let per_group: [(
+            &'static str,
+            &'static str,
+            Option<MetricUnit>,
+            MetricKind,
+            GroupGet,
+        ); 5] = [
+            (
+                "looptrace_task_polls",
+                "Polls of the group's tasks that ended.",
+                None,
+                Counter,
+                |g| Value::Int(g.polls),
+            ),
+            (
+                "looptrace_task_busy",
+                "Time the group's tasks spent being polled.",
+                Some(Seconds),
+                Counter,
+                |g| Value::Float(seconds(g.busy_ns)),
+            ),
+            (
+                "looptrace_task_poll_duration",
+                "How long each poll of the group's tasks ran.",
+                Some(Seconds),
+                Histogram,
+                |g| Value::Histogram(g.poll.clone()),
+            ),
+            (
+                "looptrace_task_scheduling_delay",
+                "How long the group's tasks waited for a worker once spawned or woken.",
+                Some(Seconds),
+                Histogram,
+                |g| Value::Histogram(g.sched.clone()),
+            ),
+            (
+                "looptrace_tasks_spawned",
+                "Tasks of the group spawned.",
+                None,
+                Counter,
+                |g| Value::Int(g.spawned),
+            ),
+        ];
+        for (name, help, unit, kind, get) in per_group {
+            let points = self.each_group(|_, g| vec![(vec![], get(g))]);
+            family(name, help, unit, kind, points);
+        }
+        family(
+            "looptrace_task_wakes",
+            "Wakes of the group's tasks, by what woke them.",
+            None,
+            Counter,
+            self.each_group(|_, g| {
+                let w = &g.wakes;
+                [
+                    ("task", w.task),
+                    ("self", w.own),
+                    ("timer", w.timer),
+                    ("io", w.io),
+                    ("blocking", w.blocking),
+                    ("external", w.external),
+                ]
+                .into_iter()
+                .map(|(source, n)| (vec![("source", source.to_string())], Value::Int(n)))
+                .collect()
+            }),
+        );
+        family(
+            "looptrace_tasks_ended",
+            "Tasks of the group that ended, by how.",
+            None,
+            Counter,
+            self.each_group(|_, g| {
+                [
+                    ("completed", g.completed),
+                    ("cancelled", g.cancelled),
+                    ("panicked", g.panicked),
+                ]
+                .into_iter()
+                .map(|(outcome, n)| (vec![("outcome", outcome.to_string())], Value::Int(n)))
+                .collect()
+            }),
+        );
+        family(
+            "looptrace_tasks_live",
+            "Tasks spawned and not ended.",
+            None,
+            Gauge,
+            self.each_session(|s| Value::Int(s.live_tasks)),
+        );
+        let per_worker: [(&'static str, &'static str, Option<MetricUnit>, MetricKind, WorkerGet); 5] = [
+            ("looptrace_worker_busy", "Time the worker spent polling tasks.", Some(Seconds), Counter, |w| Value::Float(seconds(w.busy_ns))),
+            ("looptrace_worker_parked", "Time the worker spent parked, waiting for work.", Some(Seconds), Counter, |w| Value::Float(seconds(w.parked_ns))),
+            ("looptrace_worker_parks", "Times the worker parked.", None, Counter, |w| Value::Int(w.parks)),
+            ("looptrace_worker_polls", "Polls the worker ran.", None, Counter, |w| Value::Int(w.polls)),
+            ("looptrace_worker_busy_ratio", "Share of the time since the worker started spent polling (for a recent share, the rate of looptrace_worker_busy_seconds_total).", None, Gauge, |w| Value::Float(w.busy_ratio)),
+        ];
+        for (name, help, unit, kind, get) in per_worker {
+            family(name, help, unit, kind, self.each_worker(false, get));
+        }
+        family(
+            "looptrace_worker_queue_depth",
+            "Tasks in the worker's local run queue at the latest sample (apps that sample their queues).",
+            None,
+            Gauge,
+            self.each_worker(true, |w| Value::Int(w.queue_depth as u64)),
+        );
+        family(
+            "looptrace_worker_steals",
+            "Times the worker stole tasks from another (apps that sample their queues).",
+            None,
+            Counter,
+            self.each_worker(true, |w| Value::Int(w.steals)),
+        );
+        family(
+            "looptrace_injection_queue_depth",
+            "Tasks in the runtime's shared (injection) queue at the latest sample.",
+            None,
+            Gauge,
+            self.sessions
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.queues_known)
+                .map(|(i, s)| Point {
+                    session: Some(i),
+                    labels: vec![],
+                    value: Value::Int(s.injection_queue as u64),
+                })
+                .collect(),
+        );
+        family(
+            "looptrace_warnings",
+            "Findings standing (withdrawn ones left out), by kind; a grouped warning counts each finding.",
+            None,
+            Gauge,
+            self.sessions
+                .iter()
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    s.warnings.iter().map(move |(kind, n)| Point {
+                        session: Some(i),
+                        labels: vec![("kind", kind.as_str().to_string())],
+                        value: Value::Int(*n),
+                    })
+                })
+                .collect(),
+        );
+        let per_session: [(&'static str, &'static str, MetricKind, SessionGet); 4] = [
+            (
+                "looptrace_events_received",
+                "Events the collector received from the app.",
+                Counter,
+                |s| Value::Int(s.events),
+            ),
+            (
+                "looptrace_events_dropped",
+                "Events the app lost (its buffers were full, or a collector was away).",
+                Counter,
+                |s| Value::Int(s.dropped),
+            ),
+            (
+                "looptrace_events_evicted",
+                "Events the collector let go of to stay within its memory budget.",
+                Counter,
+                |s| Value::Int(s.evicted),
+            ),
+            (
+                "looptrace_events_retained",
+                "Events the collector holds now.",
+                Gauge,
+                |s| Value::Int(s.retained),
+            ),
+        ];
+        for (name, help, kind, get) in per_session {
+            family(name, help, None, kind, self.each_session(get));
+        }
+        let c = &self.collector;
+        let own = |v: Value| {
+            vec![Point {
+                session: None,
+                labels: vec![],
+                value: v,
+            }]
+        };
+        let collector: [(
+            &'static str,
+            &'static str,
+            Option<MetricUnit>,
+            MetricKind,
+            u64,
+        ); 9] = [
+            (
+                "looptrace_collector_sessions",
+                "Sessions the collector holds.",
+                None,
+                Gauge,
+                self.sessions.len() as u64,
+            ),
+            (
+                "looptrace_collector_memory",
+                "Memory the collector's history and models hold.",
+                Some(Bytes),
+                Gauge,
+                c.memory_bytes,
+            ),
+            (
+                "looptrace_collector_bad_frames",
+                "Frames refused as malformed.",
+                None,
+                Counter,
+                c.bad_frames,
+            ),
+            (
+                "looptrace_collector_rejected_connections",
+                "Requests and connections refused (token, Host or Origin).",
+                None,
+                Counter,
+                c.rejected_connections,
+            ),
+            (
+                "looptrace_collector_viewer_lagged",
+                "Live updates a slow viewer missed.",
+                None,
+                Counter,
+                c.viewer_lagged,
+            ),
+            (
+                "looptrace_otlp_spans_exported",
+                "Spans (findings, long polls) sent over OTLP.",
+                None,
+                Counter,
+                c.otlp.spans_exported,
+            ),
+            (
+                "looptrace_otlp_spans_dropped",
+                "Spans not sent over OTLP: the queue was full (the receiver away or slow).",
+                None,
+                Counter,
+                c.otlp.spans_dropped,
+            ),
+            (
+                "looptrace_otlp_metrics_exported",
+                "Metric pushes sent over OTLP.",
+                None,
+                Counter,
+                c.otlp.metrics_exported,
+            ),
+            (
+                "looptrace_otlp_metrics_dropped",
+                "Metric pushes that failed (the next push restates every total).",
+                None,
+                Counter,
+                c.otlp.metrics_dropped,
+            ),
+        ];
+        for (name, help, unit, kind, v) in collector {
+            family(name, help, unit, kind, own(Value::Int(v)));
+        }
+        out
+    }
+
+    /// A sample per session.
+    fn each_session(&self, get: SessionGet) -> Vec<Point> {
+        self.sessions
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Point {
+                session: Some(i),
+                labels: vec![],
+                value: get(s),
+            })
+            .collect()
+    }
+
+    /// Samples per task group, each labelled with its group.
+    fn each_group(
+        &self,
+        get: impl Fn(&SessionFigures, &Group) -> Vec<(Vec<(&'static str, String)>, Value)>,
+    ) -> Vec<Point> {
+        let mut out = Vec::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            for g in &s.groups {
+                for (more, value) in get(s, g) {
+                    let mut labels = vec![("group", g.name.to_string())];
+                    labels.extend(more);
+                    out.push(Point {
+                        session: Some(i),
+                        labels,
+                        value,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// A sample per worker (of sessions that sample their queues, if `queues`).
+    fn each_worker(&self, queues: bool, get: WorkerGet) -> Vec<Point> {
+        let mut out = Vec::new();
+        for (i, s) in self.sessions.iter().enumerate() {
+            if queues && !s.queues_known {
+                continue;
+            }
+            for w in &s.workers {
+                out.push(Point {
+                    session: Some(i),
+                    labels: vec![("worker", w.index.to_string())],
+                    value: get(w),
+                });
+            }
+        }
+        out
     }
 }
 
@@ -167,9 +565,8 @@ pub fn encode(hub: &Hub, groups: usize) -> String {
 #[derive(Debug)]
 struct Scrape(Arc<Figures>);
 
-type Labels = Vec<(&'static str, String)>;
-
-fn session_labels(s: &SessionFigures) -> Labels {
+/// The labels a session's samples carry.
+pub fn session_labels(s: &SessionFigures) -> Vec<(&'static str, String)> {
     vec![
         ("session", s.id.to_string()),
         ("process", s.process.clone()),
@@ -178,376 +575,55 @@ fn session_labels(s: &SessionFigures) -> Labels {
     ]
 }
 
-fn with(mut labels: Labels, more: &[(&'static str, &str)]) -> Labels {
-    labels.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
-    labels
-}
-
-fn seconds(ns: u64) -> f64 {
-    ns as f64 / 1e9
-}
-
-/// Each task group of `s` with its labels.
-fn groups(s: &SessionFigures) -> Vec<(Labels, &Group)> {
-    s.groups
-        .iter()
-        .map(|g| (with(session_labels(s), &[("group", &g.name)]), g))
-        .collect()
-}
-
-/// Each worker of `s` with its labels.
-fn workers(s: &SessionFigures) -> Vec<(Labels, &WorkerFigures)> {
-    s.workers
-        .iter()
-        .map(|w| {
-            (
-                with(session_labels(s), &[("worker", &w.index.to_string())]),
-                w,
-            )
-        })
-        .collect()
-}
-
-/// One metric family: its descriptor, then a sample per label set.
-struct Family<'e> {
-    enc: MetricEncoder<'e>,
-}
-
-impl Family<'_> {
-    fn counter(&mut self, labels: &Labels, v: f64) -> Result<(), std::fmt::Error> {
-        ConstCounter::new(v).encode(self.enc.encode_family(labels)?)
-    }
-
-    fn counter_u(&mut self, labels: &Labels, v: u64) -> Result<(), std::fmt::Error> {
-        ConstCounter::new(v).encode(self.enc.encode_family(labels)?)
-    }
-
-    fn gauge(&mut self, labels: &Labels, v: f64) -> Result<(), std::fmt::Error> {
-        ConstGauge::new(v).encode(self.enc.encode_family(labels)?)
-    }
-
-    fn histogram(
-        &mut self,
-        labels: &Labels,
-        b: &crate::model::groups::Buckets,
-    ) -> Result<(), std::fmt::Error> {
-        let buckets: Vec<(f64, u64)> = BUCKET_BOUNDS_S
-            .iter()
-            .copied()
-            .chain([f64::MAX])
-            .zip(b.counts)
-            .collect();
-        self.enc.encode_family(labels)?.encode_histogram::<Labels>(
-            seconds(b.sum_ns),
-            b.count(),
-            &buckets,
-            None,
-        )
+fn encode_value(
+    enc: &mut MetricEncoder<'_>,
+    kind: MetricKind,
+    value: &Value,
+) -> Result<(), std::fmt::Error> {
+    match (kind, value) {
+        (MetricKind::Counter, Value::Int(v)) => enc.encode_counter::<NoLabelSet, u64, u64>(v, None),
+        (MetricKind::Counter, Value::Float(v)) => {
+            enc.encode_counter::<NoLabelSet, f64, f64>(v, None)
+        }
+        (_, Value::Int(v)) => enc.encode_gauge(v),
+        (_, Value::Float(v)) => enc.encode_gauge(v),
+        (_, Value::Histogram(b)) => {
+            let buckets: Vec<(f64, u64)> = BUCKET_BOUNDS_S
+                .iter()
+                .copied()
+                .chain([f64::MAX])
+                .zip(b.counts)
+                .collect();
+            enc.encode_histogram::<NoLabelSet>(seconds(b.sum_ns), b.count(), &buckets, None)
+        }
     }
 }
-
-fn family<'e>(
-    enc: &'e mut DescriptorEncoder<'_>,
-    name: &'e str,
-    help: &str,
-    unit: Option<&'e Unit>,
-    kind: MetricType,
-) -> Result<Family<'e>, std::fmt::Error> {
-    Ok(Family {
-        enc: enc.encode_descriptor(name, help, unit, kind)?,
-    })
-}
-
-const SECONDS: Unit = Unit::Seconds;
-const BYTES: Unit = Unit::Bytes;
 
 impl prometheus_client::collector::Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        use MetricType::{Counter, Gauge, Histogram};
         let f = &self.0;
-
-        let mut m = family(
-            &mut enc,
-            "looptrace_task_polls",
-            "Polls of the group's tasks that ended.",
-            None,
-            Counter,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                m.counter_u(&l, g.polls)?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_task_busy",
-            "Time the group's tasks spent being polled.",
-            Some(&SECONDS),
-            Counter,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                m.counter(&l, seconds(g.busy_ns))?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_task_poll_duration",
-            "How long each poll of the group's tasks ran.",
-            Some(&SECONDS),
-            Histogram,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                m.histogram(&l, &g.poll)?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_task_scheduling_delay",
-            "How long the group's tasks waited for a worker once spawned or woken.",
-            Some(&SECONDS),
-            Histogram,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                m.histogram(&l, &g.sched)?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_task_wakes",
-            "Wakes of the group's tasks, by what woke them.",
-            None,
-            Counter,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                let w = &g.wakes;
-                for (source, n) in [
-                    ("task", w.task),
-                    ("self", w.own),
-                    ("timer", w.timer),
-                    ("io", w.io),
-                    ("blocking", w.blocking),
-                    ("external", w.external),
-                ] {
-                    m.counter_u(&with(l.clone(), &[("source", source)]), n)?;
+        let sessions: Vec<_> = f.sessions.iter().map(session_labels).collect();
+        for family in f.families() {
+            let unit = family.unit.map(|u| match u {
+                MetricUnit::Seconds => Unit::Seconds,
+                MetricUnit::Bytes => Unit::Bytes,
+            });
+            let kind = match family.kind {
+                MetricKind::Counter => MetricType::Counter,
+                MetricKind::Gauge => MetricType::Gauge,
+                MetricKind::Histogram => MetricType::Histogram,
+            };
+            let mut m = enc.encode_descriptor(family.name, family.help, unit.as_ref(), kind)?;
+            for p in &family.points {
+                let mut labels = p.session.map(|i| sessions[i].clone()).unwrap_or_default();
+                labels.extend(p.labels.iter().cloned());
+                if labels.is_empty() {
+                    // No braces for a metric without labels.
+                    encode_value(&mut m, family.kind, &p.value)?;
+                } else {
+                    encode_value(&mut m.encode_family(&labels)?, family.kind, &p.value)?;
                 }
             }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_tasks_spawned",
-            "Tasks of the group spawned.",
-            None,
-            Counter,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                m.counter_u(&l, g.spawned)?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_tasks_ended",
-            "Tasks of the group that ended, by how.",
-            None,
-            Counter,
-        )?;
-        for s in &f.sessions {
-            for (l, g) in groups(s) {
-                for (outcome, n) in [
-                    ("completed", g.completed),
-                    ("cancelled", g.cancelled),
-                    ("panicked", g.panicked),
-                ] {
-                    m.counter_u(&with(l.clone(), &[("outcome", outcome)]), n)?;
-                }
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_tasks_live",
-            "Tasks spawned and not ended.",
-            None,
-            Gauge,
-        )?;
-        for s in &f.sessions {
-            m.gauge(&session_labels(s), s.live_tasks as f64)?;
-        }
-
-        type Get = fn(&WorkerFigures) -> f64;
-        let worker_families: [(&str, &str, Option<&Unit>, MetricType, Get); 5] = [
-            (
-                "looptrace_worker_busy",
-                "Time the worker spent polling tasks.",
-                Some(&SECONDS),
-                Counter,
-                |w| seconds(w.busy_ns),
-            ),
-            (
-                "looptrace_worker_parked",
-                "Time the worker spent parked, waiting for work.",
-                Some(&SECONDS),
-                Counter,
-                |w| seconds(w.parked_ns),
-            ),
-            (
-                "looptrace_worker_parks",
-                "Times the worker parked.",
-                None,
-                Counter,
-                |w| w.parks as f64,
-            ),
-            (
-                "looptrace_worker_polls",
-                "Polls the worker ran.",
-                None,
-                Counter,
-                |w| w.polls as f64,
-            ),
-            (
-                "looptrace_worker_busy_ratio",
-                "Share of the time since the worker started spent polling (for a recent share, rate(looptrace_worker_busy_seconds_total)).",
-                None,
-                Gauge,
-                |w| w.busy_ratio,
-            ),
-        ];
-        for (name, help, unit, kind, get) in worker_families {
-            let mut m = family(&mut enc, name, help, unit, kind)?;
-            for s in &f.sessions {
-                for (l, w) in workers(s) {
-                    match kind {
-                        Counter => m.counter(&l, get(w))?,
-                        _ => m.gauge(&l, get(w))?,
-                    }
-                }
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_worker_queue_depth",
-            "Tasks in the worker's local run queue at the latest sample (apps that sample their queues).",
-            None,
-            Gauge,
-        )?;
-        for s in f.sessions.iter().filter(|s| s.queues_known) {
-            for (l, w) in workers(s) {
-                m.gauge(&l, w.queue_depth as f64)?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_worker_steals",
-            "Times the worker stole tasks from another (apps that sample their queues).",
-            None,
-            Counter,
-        )?;
-        for s in f.sessions.iter().filter(|s| s.queues_known) {
-            for (l, w) in workers(s) {
-                m.counter_u(&l, w.steals)?;
-            }
-        }
-        let mut m = family(
-            &mut enc,
-            "looptrace_injection_queue_depth",
-            "Tasks in the runtime's shared (injection) queue at the latest sample.",
-            None,
-            Gauge,
-        )?;
-        for s in f.sessions.iter().filter(|s| s.queues_known) {
-            m.gauge(&session_labels(s), s.injection_queue as f64)?;
-        }
-
-        let mut m = family(
-            &mut enc,
-            "looptrace_warnings",
-            "Findings standing (withdrawn ones left out), by kind; a grouped warning counts each finding.",
-            None,
-            Gauge,
-        )?;
-        for s in &f.sessions {
-            for (kind, n) in &s.warnings {
-                let l = with(session_labels(s), &[("kind", kind.as_str())]);
-                m.gauge(&l, *n as f64)?;
-            }
-        }
-        type GetS = fn(&SessionFigures) -> u64;
-        let event_families: [(&str, &str, MetricType, GetS); 4] = [
-            (
-                "looptrace_events_received",
-                "Events the collector received from the app.",
-                Counter,
-                |s| s.events,
-            ),
-            (
-                "looptrace_events_dropped",
-                "Events the app lost (its buffers were full, or a collector was away).",
-                Counter,
-                |s| s.dropped,
-            ),
-            (
-                "looptrace_events_evicted",
-                "Events the collector let go of to stay within its memory budget.",
-                Counter,
-                |s| s.evicted,
-            ),
-            (
-                "looptrace_events_retained",
-                "Events the collector holds now.",
-                Gauge,
-                |s| s.retained,
-            ),
-        ];
-        for (name, help, kind, get) in event_families {
-            let mut m = family(&mut enc, name, help, None, kind)?;
-            for s in &f.sessions {
-                match kind {
-                    Counter => m.counter_u(&session_labels(s), get(s))?,
-                    _ => m.gauge(&session_labels(s), get(s) as f64)?,
-                }
-            }
-        }
-
-        let c = &f.collector;
-        let gauges: [(&str, &str, Option<&Unit>, f64); 2] = [
-            (
-                "looptrace_collector_sessions",
-                "Sessions the collector holds.",
-                None,
-                f.sessions.len() as f64,
-            ),
-            (
-                "looptrace_collector_memory",
-                "Memory the collector's history and models hold.",
-                Some(&BYTES),
-                c.memory_bytes as f64,
-            ),
-        ];
-        for (name, help, unit, v) in gauges {
-            ConstGauge::new(v).encode(enc.encode_descriptor(name, help, unit, Gauge)?)?;
-        }
-        let counters: [(&str, &str, u64); 3] = [
-            (
-                "looptrace_collector_bad_frames",
-                "Frames refused as malformed.",
-                c.bad_frames,
-            ),
-            (
-                "looptrace_collector_rejected_connections",
-                "Requests and connections refused (token, Host or Origin).",
-                c.rejected_connections,
-            ),
-            (
-                "looptrace_collector_viewer_lagged",
-                "Live updates a slow viewer missed.",
-                c.viewer_lagged,
-            ),
-        ];
-        for (name, help, v) in counters {
-            ConstCounter::new(v).encode(enc.encode_descriptor(name, help, None, Counter)?)?;
         }
         Ok(())
     }
