@@ -195,6 +195,20 @@ struct Common {
     /// summed as `other`), to bound the series a scrape makes.
     #[arg(long, default_value_t = looptrace_collector::metrics::DEFAULT_GROUPS, value_name = "N")]
     metrics_groups: usize,
+    /// Push metrics, and each finding as a span, to this OpenTelemetry
+    /// (OTLP/gRPC) endpoint, e.g. http://127.0.0.1:4317.
+    #[arg(long, value_name = "URL")]
+    otlp: Option<String>,
+    /// Seconds between metric pushes over OTLP.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    otlp_every: f64,
+    /// Send every poll at least this long (milliseconds) as a span too.
+    #[arg(long, value_name = "MS")]
+    otlp_polls_ms: Option<u64>,
+    /// Spans waiting to be sent at most (the receiver away or slow); past this
+    /// they are dropped and counted.
+    #[arg(long, default_value_t = 2048, value_name = "N")]
+    otlp_queue: usize,
 }
 
 fn parse_bytes(s: &str) -> Result<usize, String> {
@@ -397,8 +411,24 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         thresholds,
         record_dir: record,
         metrics_groups: c.metrics_groups,
+        outbox: c.otlp.is_some(),
+        export_polls_ns: c.otlp_polls_ms.map(|ms| ms * 1_000_000),
         ..HubConfig::default()
     });
+    // Kept until the server stops; it sends what is left then.
+    let _exporter = match &c.otlp {
+        Some(url) => {
+            if !(c.otlp_every > 0.0 && c.otlp_every.is_finite()) {
+                bail!("--otlp-every must be a positive number of seconds");
+            }
+            let mut config = looptrace_collector::otlp::OtlpConfig::new(url.clone());
+            config.metrics_every = std::time::Duration::from_secs_f64(c.otlp_every);
+            config.queue = c.otlp_queue;
+            config.groups = c.metrics_groups;
+            Some(looptrace_collector::otlp::start(hub.clone(), config).context("--otlp")?)
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

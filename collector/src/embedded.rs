@@ -33,6 +33,10 @@ struct Shared {
     note: Mutex<Option<Note>>,
     /// Where the viewer API is served.
     addr: SocketAddr,
+    /// The OpenTelemetry exporter, if one was started: it sends what is left
+    /// when the collector goes.
+    #[cfg(feature = "otlp")]
+    exporter: Mutex<Option<crate::otlp::Exporter>>,
 }
 
 impl Shared {
@@ -66,6 +70,19 @@ pub struct EmbeddedHandle {
 }
 
 impl Embedded {
+    /// Pushes this collector's metrics and findings over OpenTelemetry (see
+    /// [`crate::otlp`]) for as long as it runs. Findings are sent as spans only
+    /// if the hub keeps them ([`HubConfig::outbox`]).
+    #[cfg(feature = "otlp")]
+    pub fn export_otlp(
+        &self,
+        config: crate::otlp::OtlpConfig,
+    ) -> Result<(), crate::otlp::OtlpError> {
+        let exporter = crate::otlp::start(self.shared.hub.clone(), config)?;
+        *self.shared.exporter.lock() = Some(exporter);
+        Ok(())
+    }
+
     /// The full collector in this process: a hub and the viewer API served on
     /// `addr` (port 0 picks one; [`EmbeddedHandle::addr`] says which), on a thread
     /// and runtime of its own, outside the traced runtime. No token: `addr` must
@@ -125,6 +142,8 @@ impl Embedded {
             session: Mutex::new(None),
             note: Mutex::new(None),
             addr: local,
+            #[cfg(feature = "otlp")]
+            exporter: Mutex::new(None),
         });
         Ok((
             Embedded {

@@ -39,6 +39,10 @@ pub struct HubConfig {
     /// Task groups per session shown by the metrics exporters (the busiest;
     /// the rest are summed as `other`).
     pub metrics_groups: usize,
+    /// Keep each finding for an exporter to send as a span (OpenTelemetry).
+    pub outbox: bool,
+    /// With `outbox`, polls at least this long are kept too.
+    pub export_polls_ns: Option<u64>,
 }
 
 impl Default for HubConfig {
@@ -49,6 +53,8 @@ impl Default for HubConfig {
             record_dir: None,
             max_live_events: 2000,
             metrics_groups: crate::metrics::DEFAULT_GROUPS,
+            outbox: false,
+            export_polls_ns: None,
         }
     }
 }
@@ -312,6 +318,11 @@ impl Hub {
             })
             .max();
         let mut model = Model::new(header, self.config.thresholds);
+        if self.config.outbox {
+            model.outbox = Some(crate::model::outbox::Outbox::new(
+                self.config.export_polls_ns,
+            ));
+        }
         // Console data does not follow wakers closely enough to call one lost.
         model.coarse = source == Source::Console;
         let slot = Slot {
@@ -772,6 +783,18 @@ impl Hub {
         let slot = self.slot(id)?;
         let s = slot.lock();
         Some(f(&s))
+    }
+
+    /// Runs `f` on session `id`, which it may change (what an exporter takes
+    /// from it); nothing a viewer sees.
+    pub fn with_session_mut<R>(
+        &self,
+        id: SessionId,
+        f: impl FnOnce(&mut SessionState) -> R,
+    ) -> Option<R> {
+        let slot = self.slot(id)?;
+        let mut s = slot.lock();
+        Some(f(&mut s))
     }
 
     /// Summaries of all sessions.

@@ -8,7 +8,8 @@
 //! * [`livelog`]: a readable, line-per-event account of what the loop does.
 //! * [`to_api`]: the model as the viewer protocol ([`looptrace_api`]) spells it.
 //! * [`export`]: recordings to Chrome Trace Event JSON (Perfetto) and JSONL.
-//! * [`metrics`]: what it knows as metrics (Prometheus' `/metrics`).
+//! * [`metrics`]: what it knows as metrics (Prometheus' `/metrics`);
+//!   `otlp` (feature `otlp`) pushes them and its findings over OpenTelemetry.
 //!
 //! * [`web`]: the browser timeline, embedded and served at `/`.
 //!
@@ -21,6 +22,8 @@ pub mod hub;
 pub mod livelog;
 pub mod metrics;
 pub mod model;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 pub mod replay;
 pub mod server;
 pub mod session;

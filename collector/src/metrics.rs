@@ -43,6 +43,8 @@ pub struct SessionFigures {
     pub process: String,
     pub pid: u32,
     pub host: String,
+    /// When the app's clock began (Unix ns): what its totals count from.
+    pub origin_unix_ns: u64,
     pub groups: Vec<Group>,
     pub live_tasks: u64,
     pub workers: Vec<WorkerFigures>,
@@ -98,6 +100,7 @@ impl SessionFigures {
             process: m.header.process_name.clone(),
             pid: m.header.pid,
             host: s.peer.clone().unwrap_or_default(),
+            origin_unix_ns: m.header.clock_origin_unix_ns,
             groups,
             live_tasks: m.live_tasks(),
             workers,

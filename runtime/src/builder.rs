@@ -26,6 +26,12 @@ pub const ENV_VIEW: &str = "LOOPTRACE_VIEW";
 /// (needed when [`ENV_VIEW`] is not a loopback address), and that the app presents
 /// to a collector ([`ENV_ADDR`]) started with `--token`.
 pub const ENV_TOKEN: &str = "LOOPTRACE_TOKEN";
+/// The embedded collector pushes its metrics and findings to this OTLP/gRPC
+/// endpoint (e.g. `http://127.0.0.1:4317`; needs the `otlp` feature).
+pub const ENV_OTLP: &str = "LOOPTRACE_OTLP";
+/// With [`ENV_OTLP`], every poll at least this many milliseconds long is sent
+/// as a span too.
+pub const ENV_OTLP_POLL_MS: &str = "LOOPTRACE_OTLP_POLL_MS";
 /// Environment variable: `1` records every waker clone and drop as an event of its
 /// own (see [`Builder::every_waker_op`]).
 pub const ENV_EVERY_WAKER_OP: &str = "LOOPTRACE_EVERY_WAKER_OP";
@@ -543,13 +549,40 @@ fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
         token: std::env::var(ENV_TOKEN).ok(),
         ..Default::default()
     };
-    match looptrace_collector::Embedded::serve_with(addr, Default::default(), server) {
-        Ok((sink, handle)) => Some((Box::new(sink), handle.addr())),
+    let otlp = std::env::var(ENV_OTLP).ok().filter(|v| !v.is_empty());
+    let config = looptrace_collector::hub::HubConfig {
+        outbox: otlp.is_some(),
+        export_polls_ns: std::env::var(ENV_OTLP_POLL_MS)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(|ms| ms * 1_000_000),
+        ..Default::default()
+    };
+    match looptrace_collector::Embedded::serve_with(addr, config, server) {
+        Ok((sink, handle)) => {
+            if let Some(endpoint) = otlp {
+                export_otlp(&sink, endpoint);
+            }
+            Some((Box::new(sink), handle.addr()))
+        }
         Err(e) => {
             eprintln!("looptrace: cannot start the embedded collector on {addr}: {e}");
             None
         }
     }
+}
+
+/// Starts the embedded collector's OpenTelemetry exporter.
+#[cfg(all(feature = "embedded", feature = "otlp"))]
+fn export_otlp(collector: &looptrace_collector::Embedded, endpoint: String) {
+    if let Err(e) = collector.export_otlp(looptrace_collector::otlp::OtlpConfig::new(endpoint)) {
+        eprintln!("looptrace: {e}");
+    }
+}
+
+#[cfg(all(feature = "embedded", not(feature = "otlp")))]
+fn export_otlp(_: &looptrace_collector::Embedded, _: String) {
+    eprintln!("looptrace: {ENV_OTLP} is set, but looptrace was built without its `otlp` feature: nothing is exported");
 }
 
 #[cfg(not(feature = "embedded"))]

@@ -4,6 +4,7 @@
 
 pub mod groups;
 pub mod memory;
+pub mod outbox;
 pub mod task;
 pub mod timeline;
 pub mod warning;
@@ -120,6 +121,8 @@ pub struct Model {
     pub groups: groups::Groups,
     /// Whether the app samples its scheduler's queues (queue events seen).
     pub queues_sampled: bool,
+    /// Findings and long polls for an exporter to send as spans, when one runs.
+    pub outbox: Option<outbox::Outbox>,
 }
 
 /// What findings are grouped by: kind, task name, context.
@@ -179,6 +182,7 @@ impl Model {
             warnings_over: 0,
             groups: Default::default(),
             queues_sampled: false,
+            outbox: None,
             new_warnings: Vec::new(),
             new_marks: 0,
         }
@@ -220,6 +224,30 @@ impl Model {
             t.map(|t| t.name.clone()),
             t.and_then(|t| t.poll_context().cloned()),
         );
+        // A poll that never yields is sent when it ends, as the blocking poll
+        // it then is (this finding is taken back then).
+        if let Some(ob) = self
+            .outbox
+            .as_mut()
+            .filter(|_| kind != WarningKind::NeverYields)
+        {
+            let subject = match (&group.1, &group.2) {
+                (Some(name), Some(c)) => format!("{name} (in {c})"),
+                (name, _) => name.as_deref().unwrap_or_default().to_string(),
+            };
+            let (start_ns, duration_ns) = outbox::extent(kind, ts, value);
+            ob.push(outbox::OutSpan {
+                kind: Some(kind),
+                task,
+                task_name: group.1.clone(),
+                context: group.2.clone(),
+                start_ns,
+                duration_ns,
+                value,
+                message: w.format(&subject, value),
+                thread: t.and_then(|t| t.life.thread),
+            });
+        }
         let existing = self.warning_index.get(&group).copied();
         if existing.is_none() && self.warnings.len() >= MAX_WARNINGS {
             // Bounded like the rest: further findings are only counted.
@@ -729,6 +757,26 @@ impl Model {
         // One finding per poll: once it ended, a poll that never yielded is a
         // blocking poll of its whole length, and the never-yields finding
         // raised while it ran is taken back.
+        if let (Some(ob), Some(poll)) = (self.outbox.as_mut(), poll) {
+            if ob.poll_ns.is_some_and(|at_least| poll >= at_least) {
+                let t = self.tasks.get(&task);
+                ob.push(outbox::OutSpan {
+                    kind: None,
+                    task: Some(task),
+                    task_name: t.map(|t| t.name.clone()),
+                    context: t.and_then(|t| t.poll_context().cloned()),
+                    start_ns: started,
+                    duration_ns: poll,
+                    value: poll,
+                    message: format!(
+                        "{} polled for {}",
+                        t.map_or("a task", |t| &*t.name),
+                        looptrace_wire::units::fmt_duration(poll)
+                    ),
+                    thread: Some(thread),
+                });
+            }
+        }
         let flagged = self.flagged_polls.remove(&(task, started));
         if blocking.is_some() {
             if self.recent_blocking.len() == 64 {
