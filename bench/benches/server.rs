@@ -24,11 +24,13 @@
 //! connection, default 4000), `LOOPTRACE_BENCH_CONNECTIONS` (default 50),
 //! `LOOPTRACE_BENCH_MODES` (comma-separated subset).
 
-use looptrace_bench::{env_num, get_json, reap, terminate, Summary};
+use looptrace_bench::{
+    drain, env_num, get_json, looptrace_cli, read_until, reap, terminate, Summary,
+};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MODES: [&str; 5] = ["plain", "record", "embedded", "stream", "console"];
@@ -262,44 +264,4 @@ fn last_json(mut child: Child) -> Value {
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or(Value::Null)
-}
-
-fn read_until(out: &mut BufReader<ChildStdout>, prefix: &str) -> Option<String> {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if out.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            return Some(rest.to_string());
-        }
-    }
-}
-
-fn drain(mut out: BufReader<ChildStdout>) {
-    let mut sink = Vec::new();
-    let _ = out.read_to_end(&mut sink);
-}
-
-/// The `looptrace` command of this checkout, built in release mode if needed.
-fn looptrace_cli() -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "looptrace-cli",
-            "--bin",
-            "looptrace",
-        ])
-        .status()
-        .expect("cargo build of the looptrace command");
-    assert!(status.success(), "building the looptrace command failed");
-    // This benchmark runs from target/release/deps.
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("looptrace"))
-        .expect("target directory")
 }

@@ -4,7 +4,9 @@
 //! The benchmarks themselves are in `benches/`; `src/bin/kv-server.rs` and
 //! `src/bin/kv-client.rs` are the server under test and its load.
 
-use std::process::Child;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command};
 use std::time::Duration;
 
 /// CPU time a finished child process used (user + system, all its threads), and
@@ -100,4 +102,46 @@ pub fn get_json(addr: &str, path: &str) -> serde_json::Value {
     body.split_once("\r\n\r\n")
         .and_then(|(_, b)| serde_json::from_str(b).ok())
         .unwrap_or(serde_json::Value::Null)
+}
+
+/// Reads `out`'s lines until one starts with `prefix`; the rest of that line.
+pub fn read_until(out: &mut BufReader<ChildStdout>, prefix: &str) -> Option<String> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if out.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            return Some(rest.to_string());
+        }
+    }
+}
+
+/// Reads `out` to its end (a child must not block on a full pipe).
+pub fn drain(mut out: BufReader<ChildStdout>) {
+    let mut sink = Vec::new();
+    let _ = out.read_to_end(&mut sink);
+}
+
+/// The `looptrace` command of this checkout, built in release mode if needed.
+pub fn looptrace_cli() -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "looptrace-cli",
+            "--bin",
+            "looptrace",
+        ])
+        .status()
+        .expect("cargo build of the looptrace command");
+    assert!(status.success(), "building the looptrace command failed");
+    // This benchmark runs from target/release/deps.
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("looptrace"))
+        .expect("target directory")
 }

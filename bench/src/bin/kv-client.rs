@@ -1,18 +1,23 @@
-//! The load: `kv-client ADDR CONNECTIONS REQUESTS` opens CONNECTIONS mini-redis
-//! client connections to ADDR, each doing REQUESTS round trips (alternately a SET
-//! and a GET of its own keys), all at once; prints one JSON line with the requests
-//! done and the wall time they took.
+//! The load: `kv-client ADDRS CONNECTIONS REQUESTS [RATE]` opens CONNECTIONS
+//! mini-redis client connections to each address of ADDRS (comma-separated),
+//! each doing REQUESTS round trips (alternately a SET and a GET of its own keys);
+//! all at once as fast as they go, or, with RATE, each address at RATE requests
+//! per second (spread over its connections). Prints one JSON line with the
+//! requests done and the wall time they took.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = args
+    let addrs: Vec<String> = args
         .first()
-        .cloned()
-        .expect("kv-client ADDR CONNECTIONS REQUESTS");
+        .expect("kv-client ADDRS CONNECTIONS REQUESTS [RATE]")
+        .split(',')
+        .map(String::from)
+        .collect();
     let connections: usize = args.get(1).and_then(|v| v.parse().ok()).unwrap_or(50);
     let requests: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rate: Option<f64> = args.get(3).and_then(|v| v.parse().ok());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -21,9 +26,13 @@ fn main() {
     let (done, secs) = rt.block_on(async move {
         // Connect first, so the timed part is the requests alone.
         let mut clients = Vec::new();
-        for _ in 0..connections {
-            clients.push(mini_redis::client::connect(&addr).await.expect("connect"));
+        for addr in &addrs {
+            for _ in 0..connections {
+                clients.push(mini_redis::client::connect(addr).await.expect("connect"));
+            }
         }
+        // Each connection's share of its address's rate.
+        let every = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
         let start = Instant::now();
         let tasks: Vec<_> = clients
             .into_iter()
@@ -31,8 +40,16 @@ fn main() {
             .map(|(c, mut client)| {
                 tokio::spawn(async move {
                     let value = bytes::Bytes::from_static(b"a value of some thirty bytes..");
+                    let mut tick = every.map(|e| {
+                        let mut t = tokio::time::interval(e);
+                        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        t
+                    });
                     let mut done = 0u64;
                     for i in 0..requests {
+                        if let Some(t) = tick.as_mut() {
+                            t.tick().await;
+                        }
                         let key = format!("c{c}-k{}", i % 64);
                         if i % 2 == 0 {
                             client.set(&key, value.clone()).await.expect("set");
