@@ -433,6 +433,10 @@ pub struct Interval {
     /// Running: the app's `tracing` span entered in this poll (e.g. `GET /blocking`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
+    /// Running: the thread of the task's previous poll, when that was another
+    /// worker (the task was stolen or moved between workers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<u32>,
 }
 
 /// A wake: from its source, at `at_ns`, to the task's next poll.

@@ -747,3 +747,39 @@ fn labels_said_once_per_frame_survive_ingest_in_chunks() {
         assert_eq!(iv.context.as_deref(), Some(routes[i % 2]), "poll {i}");
     }
 }
+
+/// A poll on another worker than the task's last poll says where it came from
+/// (stolen or moved); the first poll and polls on the same worker do not.
+#[test]
+fn a_poll_on_another_worker_says_where_the_last_one_ran() {
+    let on = |ts: u64, thread: u32, kind: EventKind| Event {
+        ts_ns: ts,
+        thread,
+        kind,
+    };
+    let mut events = vec![spawn(0, 1)];
+    for (ts, thread) in [(10, 0), (30, 0), (50, 1), (70, 0)] {
+        events.push(on(ts, thread, EventKind::PollStart { task: 1 }));
+        events.push(on(
+            ts + 5,
+            thread,
+            EventKind::PollEnd {
+                task: 1,
+                ready: false,
+                clones: 0,
+                drops: 0,
+            },
+        ));
+    }
+    let w = window(&events, 0, 100);
+    let moved: Vec<(u64, Option<u32>)> = w
+        .intervals
+        .iter()
+        .filter(|i| i.state == TaskState::Running)
+        .map(|i| (i.start_ns, i.moved_from))
+        .collect();
+    assert_eq!(
+        moved,
+        [(10, None), (30, None), (50, Some(0)), (70, Some(1))]
+    );
+}

@@ -146,6 +146,41 @@ test("work-stealing: lanes for both workers, both busy; the spawner's queue fill
   await page.waitForTimeout(300);
   const shown = await page.evaluate(() => [...document.querySelectorAll('#loop [data-testid="queue"]')].map((e) => e.textContent));
   assert.equal(shown.length, 2, `each worker's queue in the event-loop panel: ${shown}`);
+  // Jobs stolen by the other worker are marked where their poll starts, and
+  // the poll's tooltip says where it came from.
+  await page.evaluate(() => window.__looptrace.timeline.fitAll());
+  await page.waitForTimeout(300);
+  const move = await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    const shown = tl.shownMoves || [];
+    const mv = shown[0];
+    if (!mv) return { n: 0 };
+    const m = window.__looptrace.current;
+    const iv = m.allIntervals().find((i) => i.task === mv.task && i.start_ns === mv.at_ns && i.state === "running");
+    // Zoom onto that poll so it is wide enough to hover.
+    tl.setView(iv.start_ns - (iv.end_ns - iv.start_ns), iv.end_ns + (iv.end_ns - iv.start_ns));
+    return { n: shown.length, task: mv.task, at: mv.at_ns, from: mv.from, to: mv.to };
+  });
+  assert.ok(move.n > 0 && move.from !== move.to, `polls marked as moved between workers: ${JSON.stringify(move)}`);
+  await page.waitForTimeout(300);
+  const spot = await page.evaluate((mv) => {
+    const tl = window.__looptrace.timeline;
+    const lane = tl.lanes.findIndex((l) => (l.kind === "task" && l.id === mv.task) || (l.kind === "group" && l.collapsed && l.members.includes(mv.task)));
+    tl.scroller.scrollTop = Math.max(0, tl.laneY(lane) - 200);
+    return { lane };
+  }, move);
+  await page.waitForTimeout(300);
+  const at = await page.evaluate((mv) => {
+    const tl = window.__looptrace.timeline;
+    const m = window.__looptrace.current;
+    const iv = m.allIntervals().find((i) => i.task === mv.task && i.start_ns === mv.at && i.state === "running");
+    const lane = tl.lanes.findIndex((l) => (l.kind === "task" && l.id === mv.task) || (l.kind === "group" && l.collapsed && l.members.includes(mv.task)));
+    return { x: tl.x((iv.start_ns + iv.end_ns) / 2), y: tl.laneY(lane) + 11 };
+  }, move);
+  assert.ok(spot.lane >= 0, "the moved task has a lane");
+  const box = await page.locator("#timeline").boundingBox();
+  await page.mouse.move(box.x + at.x, box.y + at.y);
+  await until(page, () => /moved: its last poll ran on worker \d, this one on worker \d/.test(document.getElementById("tooltip").textContent));
   await finish(page, problems, "work-stealing");
 });
 

@@ -18,6 +18,8 @@ struct TaskTrack {
     life: Lifecycle,
     /// The app's span entered in the current poll (shared, not copied, by checkpoints).
     context: Option<std::sync::Arc<str>>,
+    /// The current poll's worker is not its last poll's: that one's thread.
+    moved_from: Option<u32>,
     /// Wakes waiting for the task's next poll.
     arrows: Vec<WakeArrow>,
 }
@@ -124,6 +126,7 @@ impl Tracker {
         task: TaskId,
         span: Option<Stretch>,
         context: Option<&std::sync::Arc<str>>,
+        moved_from: Option<u32>,
     ) {
         let Some(span) = span else { return };
         if !overlaps((start_ns, end_ns), span.start_ns, span.end_ns) {
@@ -140,6 +143,7 @@ impl Tracker {
             context: context
                 .filter(|_| span.state == TaskState::Running)
                 .map(|c| c.to_string()),
+            moved_from: moved_from.filter(|_| span.state == TaskState::Running),
         });
     }
 
@@ -191,13 +195,18 @@ impl Tracker {
             }
             EventKind::Spawn { task, .. } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
+                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref(), None);
                 marker(&mut |m| out.marker(m), *task, MarkerKind::Spawn);
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e), None);
+                // Polled on another worker than last time: stolen, or moved.
+                let moved_from = t.life.thread.filter(|&prev| {
+                    prev != e.thread && matches!(e.kind, EventKind::PollStart { .. })
+                });
+                Self::close(range, out, *task, t.life.apply(e), None, None);
                 t.context = None;
+                t.moved_from = moved_from;
                 for mut a in t.arrows.drain(..) {
                     a.polled_ns = Some(ts);
                     out.wake(a);
@@ -210,7 +219,14 @@ impl Tracker {
             }
             EventKind::PollEnd { task, .. } | EventKind::BlockingEnd { task } => {
                 let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
+                Self::close(
+                    range,
+                    out,
+                    *task,
+                    t.life.apply(e),
+                    t.context.as_ref(),
+                    t.moved_from,
+                );
                 if t.life.state == Some(TaskState::Done) {
                     // Finished: wakes of it that never led to a poll end here.
                     for a in t.arrows.drain(..) {
@@ -246,11 +262,11 @@ impl Tracker {
                         });
                     }
                 }
-                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
+                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref(), None);
             }
             EventKind::Terminate { task, .. } => {
                 if let Some(t) = self.tasks.get_mut(task) {
-                    Self::close(range, out, *task, t.life.apply(e), t.context.as_ref());
+                    Self::close(range, out, *task, t.life.apply(e), t.context.as_ref(), None);
                     // While running, its last poll's end closes it.
                     if t.life.state == Some(TaskState::Done) {
                         // Wakes that will never lead to a poll.
@@ -311,6 +327,7 @@ impl Tracker {
                     id,
                     t.life.open_stretch(until),
                     t.context.as_ref(),
+                    t.moved_from,
                 );
                 for a in t.arrows.drain(..) {
                     out.wake(a);

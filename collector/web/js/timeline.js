@@ -675,6 +675,28 @@ export class Timeline extends EventTarget {
     }
     // Warnings: a flag on the task's lane at their moment, what they are about
     // underlined (a blocking poll for its length).
+    // A poll on another worker than the task's last one (stolen or moved): a
+    // small hook at its start, pointing back (read by the tests too).
+    this.shownMoves = [];
+    ctx.strokeStyle = c.fg;
+    ctx.lineWidth = 1.5;
+    for (const iv of m.allIntervals()) {
+      if (iv.moved_from == null || iv.start_ns < vs || iv.start_ns > ve) continue;
+      const li = laneOf(iv.task);
+      if (!visible(li)) continue;
+      const x = this.x(iv.start_ns);
+      const y = this.laneY(li) + ROW_H - 4;
+      ctx.beginPath();
+      ctx.moveTo(x, y - 6);
+      ctx.lineTo(x, y);
+      ctx.lineTo(x - 5, y);
+      ctx.moveTo(x - 3, y - 2);
+      ctx.lineTo(x - 5, y);
+      ctx.lineTo(x - 3, y + 2);
+      ctx.stroke();
+      this.shownMoves.push({ task: iv.task, at_ns: iv.start_ns, from: iv.moved_from, to: iv.thread });
+    }
+    ctx.lineWidth = 1;
     this.shownWarnings = [];
     for (const w of m.warnings) {
       if (w.task == null) continue;
@@ -928,6 +950,7 @@ export class Timeline extends EventTarget {
       const iv = h.interval;
       const lines = [`${name(iv.task)} #${iv.task}`, `${iv.state}${iv.open ? " (now)" : ""} for ${fmtDur(iv.end_ns - iv.start_ns)}`, `from ${at(iv.start_ns)}`];
       if (iv.context) lines.push(`in ${iv.context}`);
+      if (iv.moved_from != null) lines.push(`moved: its last poll ran on ${threadName(m, iv.moved_from)}, this one on ${threadName(m, iv.thread)} (stolen or moved)`);
       if (iv.state === "running" && iv.ready != null) lines.push(iv.ready ? "returned Ready" : "returned Pending");
       if (iv.woken_by) lines.push(`woken by ${describeSource(iv.woken_by, m)}`);
       return lines.join("\n");
@@ -1082,6 +1105,12 @@ export class Timeline extends EventTarget {
   stats() {
     return this.frameTimes.slice();
   }
+}
+
+/** A thread's name as lanes show it ("worker 1"), else "thread N". */
+function threadName(model, thread) {
+  const w = model.workers && model.workers.get(thread);
+  return w ? `worker ${w.index}` : `thread ${thread}`;
 }
 
 export function describeSource(by, model) {
