@@ -527,6 +527,22 @@ pub struct Aggregate {
     pub workers: Vec<WorkerBuckets>,
     /// Wakes per bucket, by any source.
     pub wakes: Vec<u32>,
+    /// The scheduler's queues per bucket, when the app samples them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queues: Option<QueueBuckets>,
+}
+
+/// Per bucket: the deepest each worker's local run queue was (the depth last
+/// sampled carries over buckets without a sample), its steals in the bucket,
+/// and the deepest the injection queue was.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct QueueBuckets {
+    /// Per worker, by index: per bucket.
+    pub local: Vec<Vec<u32>>,
+    /// Per worker, by index: steals per bucket.
+    pub steals: Vec<Vec<u32>>,
+    pub injection: Vec<u32>,
 }
 
 /// Per bucket: the share of it a task spent running and scheduled, its polls and

@@ -342,3 +342,101 @@ fn the_lesson_panel_shows_the_demo_text_wrapped_and_any_key_closes_it() {
         ("what happened", "Bob finished first, after 1.0 s.")
     );
 }
+
+/// An app that samples its queues: the workers view plots each worker's local
+/// queue over the timeline's range, under its busy share, and says the deepest.
+#[test]
+fn the_workers_view_plots_each_queue_over_time() {
+    use looptrace_wire::{Event, EventKind, Flavor, Header, ThreadRole};
+    let header = Header {
+        process_name: "queues".into(),
+        pid: 1,
+        flavor: Flavor::MultiThread,
+        workers: 2,
+        clock_origin_unix_ns: 0,
+    };
+    let ev = |ts_ns: u64, thread: u32, kind: EventKind| Event {
+        ts_ns,
+        thread,
+        kind,
+    };
+    let mut events = Vec::new();
+    for w in 0..2 {
+        events.push(ev(
+            0,
+            w,
+            EventKind::Thread {
+                role: ThreadRole::Worker(w),
+                name: format!("w{w}"),
+            },
+        ));
+    }
+    for (i, depth) in [0u32, 2, 6, 3, 1, 0].into_iter().enumerate() {
+        events.push(ev(
+            (i as u64 + 1) * 1_000_000,
+            0,
+            EventKind::Queues {
+                local: vec![depth, 0],
+                steals: vec![0, i as u64],
+                injection: 0,
+            },
+        ));
+    }
+    // A task polled now and then, so the window has something to sum.
+    for i in 0..5u64 {
+        let ts = i * 2_000_000 + 500_000;
+        events.push(ev(ts, 0, EventKind::PollStart { task: 1 }));
+        events.push(ev(
+            ts + 100_000,
+            0,
+            EventKind::PollEnd {
+                task: 1,
+                ready: false,
+                clones: 0,
+                drops: 0,
+            },
+        ));
+    }
+    events.sort_by_key(|e| e.ts_ns);
+    events.push(ev(10_000_000, 0, EventKind::Park));
+    let hub = Hub::new(HubConfig::default());
+    let mut frame = Vec::new();
+    encode_header(&header, &mut frame);
+    let id = hub.open(header, &frame, Source::Replay);
+    hub.ingest(id, &events);
+    let mut state = State {
+        connected: true,
+        ..State::default()
+    };
+    let sessions = Message::Sessions {
+        sessions: hub.sessions(),
+        replay: None,
+    };
+    deliver(&mut state, sessions);
+    deliver(&mut state, Message::Snapshot(hub.snapshot(id).unwrap()));
+    let window = hub.window(id, 0, 10_000_000, 0, 40).unwrap();
+    deliver(
+        &mut state,
+        Message::Window(WindowMessage {
+            id: Some(0),
+            session: id,
+            window,
+        }),
+    );
+    let mut app = App::new(state);
+    app.view = View::Workers;
+    let lines = render(&mut app, &Theme { color: true }, 80, 24);
+    let queue = row(&lines, "queue 0, most 6");
+    // The plot: bars where the queue held tasks, none before the first.
+    let plot: String = queue.chars().skip_while(|c| *c != '6').skip(1).collect();
+    assert!(
+        plot.chars().any(|c| "▁▂▃▄▅▆▇█".contains(c)),
+        "a queue plot: {queue:?}\n{}",
+        lines.join("\n")
+    );
+    assert!(row(&lines, "worker 1").contains("5 steals"));
+    // Nothing cut at 80 columns.
+    for l in &lines {
+        assert!(!l.trim_end().ends_with("(m"), "{}", lines.join("\n"));
+    }
+}

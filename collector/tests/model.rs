@@ -783,3 +783,35 @@ fn a_poll_on_another_worker_says_where_the_last_one_ran() {
         [(10, None), (30, None), (50, Some(0)), (70, Some(1))]
     );
 }
+
+/// Zoomed out, the queues stay visible: per bucket each worker's deepest local
+/// queue (a depth carries over buckets without a sample), its steals in the
+/// bucket, and the injection queue.
+#[test]
+fn aggregates_keep_the_queues() {
+    let q = |ts: u64, local: [u32; 2], steals: [u64; 2], injection: u32| {
+        ev(
+            ts,
+            EventKind::Queues {
+                local: local.to_vec(),
+                steals: steals.to_vec(),
+                injection,
+            },
+        )
+    };
+    let events = vec![
+        q(5, [3, 0], [0, 0], 1),
+        q(8, [6, 0], [0, 0], 0),
+        q(15, [2, 0], [0, 2], 0),
+        // Nothing sampled in 20..30: the depth holds.
+        q(35, [0, 1], [0, 5], 4),
+    ];
+    let a = aggregate(&window(&events, 0, 40), 4);
+    let queues = a.queues.expect("queue buckets");
+    assert_eq!(queues.local, [vec![6, 2, 2, 0], vec![0, 0, 0, 1]]);
+    assert_eq!(queues.steals, [vec![0, 0, 0, 0], vec![0, 2, 0, 3]]);
+    assert_eq!(queues.injection, [1, 0, 0, 4]);
+    // An app that does not sample its queues has none.
+    let none = aggregate(&window(&[start(1, 1), end(2, 1, false)], 0, 40), 4);
+    assert_eq!(none.queues, None);
+}

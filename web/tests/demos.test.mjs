@@ -181,6 +181,19 @@ test("work-stealing: lanes for both workers, both busy; the spawner's queue fill
   const box = await page.locator("#timeline").boundingBox();
   await page.mouse.move(box.x + at.x, box.y + at.y);
   await until(page, () => /moved: its last poll ran on worker \d, this one on worker \d/.test(document.getElementById("tooltip").textContent));
+  // Zoomed out past full detail (asked for at most 50 intervals here), the
+  // queues are still drawn, from the aggregate's buckets.
+  await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    tl.maxIntervals = 50;
+    tl.fitAll();
+  });
+  await until(page, () => window.__looptrace.current.win?.detail === "aggregate" && window.__looptrace.timeline.queueBucketsDrawn > 0);
+  await page.evaluate(() => {
+    const tl = window.__looptrace.timeline;
+    tl.maxIntervals = undefined;
+    tl.fitAll();
+  });
   await finish(page, problems, "work-stealing");
 });
 

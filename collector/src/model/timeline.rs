@@ -516,8 +516,9 @@ impl Out for Capped {
         }
     }
     fn queues(&mut self, q: QueueSample) {
-        if let Capped::Full(w, ..) = self {
-            w.queues(q);
+        match self {
+            Capped::Full(w, ..) => w.queues(q),
+            Capped::Aggregated(a) => a.queues(q),
         }
     }
 }
@@ -550,7 +551,75 @@ pub struct Aggregator {
     tasks: FxHashMap<TaskId, TaskBuckets>,
     workers: FxHashMap<u32, WorkerBuckets>,
     wakes: Vec<u32>,
+    queues: QueueAccumulator,
 }
+
+/// Queue samples into buckets: per bucket the deepest and the last depth seen
+/// (to carry into buckets without a sample), and the steals.
+#[derive(Default)]
+struct QueueAccumulator {
+    /// Per worker: (deepest, last) per bucket, `None` where no sample fell.
+    local: Vec<Vec<Option<(u32, u32)>>>,
+    steals: Vec<Vec<u32>>,
+    injection: Vec<Option<(u32, u32)>>,
+    /// Per worker: steals so far at the last sample.
+    last_steals: Vec<Option<u64>>,
+    seen: bool,
+}
+
+impl QueueAccumulator {
+    fn add(&mut self, b: usize, n: usize, q: &QueueSample) {
+        self.seen = true;
+        let note = |slot: &mut Option<(u32, u32)>, depth: u32| {
+            *slot = Some(slot.map_or((depth, depth), |(deepest, _)| (deepest.max(depth), depth)));
+        };
+        if self.injection.is_empty() {
+            self.injection = vec![None; n];
+        }
+        note(&mut self.injection[b], q.injection);
+        for (i, &depth) in q.local.iter().enumerate().take(MAX_WORKERS) {
+            if self.local.len() <= i {
+                self.local.resize_with(i + 1, || vec![None; n]);
+                self.steals.resize_with(i + 1, || vec![0; n]);
+                self.last_steals.resize(i + 1, None);
+            }
+            note(&mut self.local[i][b], depth);
+            let so_far = q.steals.get(i).copied().unwrap_or(0);
+            if let Some(before) = self.last_steals[i] {
+                let new = so_far.saturating_sub(before).min(u32::MAX as u64) as u32;
+                self.steals[i][b] = self.steals[i][b].saturating_add(new);
+            }
+            self.last_steals[i] = Some(so_far);
+        }
+    }
+
+    fn finish(self) -> Option<looptrace_api::QueueBuckets> {
+        if !self.seen {
+            return None;
+        }
+        // A depth holds until the next sample says otherwise.
+        let carry = |v: Vec<Option<(u32, u32)>>| -> Vec<u32> {
+            let mut last = 0;
+            v.into_iter()
+                .map(|slot| match slot {
+                    Some((deepest, at_end)) => {
+                        last = at_end;
+                        deepest
+                    }
+                    None => last,
+                })
+                .collect()
+        };
+        Some(looptrace_api::QueueBuckets {
+            local: self.local.into_iter().map(carry).collect(),
+            steals: self.steals,
+            injection: carry(self.injection),
+        })
+    }
+}
+
+/// Workers whose queues an aggregate follows at most.
+const MAX_WORKERS: usize = 1024;
 
 impl Aggregator {
     /// `buckets` buckets (1 to 10 000) over `[start_ns, end_ns)`.
@@ -565,6 +634,7 @@ impl Aggregator {
             tasks: FxHashMap::default(),
             workers: FxHashMap::default(),
             wakes: vec![0; buckets],
+            queues: QueueAccumulator::default(),
         }
     }
 
@@ -593,6 +663,9 @@ impl Aggregator {
         }
         for a in w.wakes {
             self.wake(a);
+        }
+        for q in w.queues {
+            self.queues(q);
         }
     }
 
@@ -629,6 +702,7 @@ impl Aggregator {
             tasks,
             workers,
             wakes: self.wakes,
+            queues: self.queues.finish(),
         }
     }
 }
@@ -672,6 +746,13 @@ impl Out for Aggregator {
         spread(target, s.start_ns, s.end_ns, w0, bucket_ns);
     }
     fn marker(&mut self, _: Marker) {}
+    fn queues(&mut self, q: QueueSample) {
+        if q.at_ns < self.start_ns || q.at_ns >= self.end_ns {
+            return;
+        }
+        let (b, n) = (self.bucket(q.at_ns), self.buckets);
+        self.queues.add(b, n, &q);
+    }
 }
 
 /// Summarises `w` into `buckets` equal buckets.

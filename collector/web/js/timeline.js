@@ -298,7 +298,7 @@ export class Timeline extends EventTarget {
     const buckets = Math.max(50, Math.round((this.plotW * 3) / 2));
     this.fetching = true;
     try {
-      const reply = await this.conn.window(m.id, start, end, MAX_INTERVALS, buckets);
+      const reply = await this.conn.window(m.id, start, end, this.maxIntervals ?? MAX_INTERVALS, buckets);
       if (this.model === m) {
         m.setWindow(reply);
         this.dirty = true;
@@ -824,6 +824,21 @@ export class Timeline extends EventTarget {
       const y = this.laneY(li);
       drawBars(w.parked, y, c.parked, 3, ROW_H - 6);
       drawBars(w.busy, y, c.accent, 3, ROW_H - 6);
+    }
+    // Each worker's local run queue per bucket (its deepest, up to 8), along the
+    // lane's bottom as at full detail.
+    const q = win.queues;
+    this.queueBucketsDrawn = 0;
+    if (q) {
+      const m = this.model;
+      const byIndex = new Map([...m.workers.values()].map((w) => [w.index, w.thread]));
+      q.local.forEach((depths, i) => {
+        const li = idx.worker.get(byIndex.get(i));
+        if (li == null || li < first || li >= last) return;
+        const scaled = depths.map((d) => Math.min(d, 8) / 8);
+        drawBars(scaled, this.laneY(li), hexAlpha(c.warn, 0.45), 3, ROW_H - 6);
+        this.queueBucketsDrawn += depths.filter((d) => d > 0).length;
+      });
     }
   }
 

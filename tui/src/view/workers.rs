@@ -36,49 +36,65 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
         // over the bar.
         let bar_w = if area.width < 100 { 10 } else { 20 };
         let filled = (w.utilization.clamp(0.0, 1.0) * bar_w as f64).round() as usize;
+        let sampled = w.max_queue_depth > 0 || w.steals > 0;
+        let narrow = area.width < 100;
         let head_line = Line::from(vec![
             Span::styled(format!(" worker {} ", w.index), theme.title()),
             Span::styled("█".repeat(filled), theme.worker()),
             Span::styled("░".repeat(bar_w - filled), theme.muted()),
             Span::raw(format!(
-                " {:.0}% busy · {} polls · {} migrations · parked {}",
+                " {:.0}% busy · {} polls · {} {} · parked {}",
                 w.utilization * 100.0,
                 w.polls,
                 w.migrations,
+                if narrow { "moved" } else { "migrations" },
                 dur(w.parked_ns)
             )),
-            // The scheduler's queue, when the app samples it.
+            // The scheduler's queue, when the app samples it (narrow, its depth
+            // is on its plot's label).
             Span::styled(
-                if w.max_queue_depth > 0 || w.steals > 0 {
-                    format!(
+                match (sampled, narrow) {
+                    (false, _) => String::new(),
+                    (true, true) => format!(" · {} steals", w.steals),
+                    (true, false) => format!(
                         " · queue {} (most {}) · {} steals",
                         w.queue_depth, w.max_queue_depth, w.steals
-                    )
-                } else {
-                    String::new()
+                    ),
                 },
                 theme.muted(),
             ),
         ]);
         frame.render_widget(Paragraph::new(head_line), head);
-        let data: Vec<u64> = app
-            .state
-            .timeline
-            .as_ref()
+        let timeline = app.state.timeline.as_ref();
+        let data: Vec<u64> = timeline
             .and_then(|t| t.workers.iter().find(|b| b.thread == w.thread))
             .map(|b| b.busy.iter().map(|v| (v * 100.0).round() as u64).collect())
             .unwrap_or_default();
+        // Its local run queue over the same range, when the app samples it.
+        let queue: Option<Vec<u64>> = timeline
+            .and_then(|t| t.queues.as_ref())
+            .and_then(|q| q.local.get(w.index as usize))
+            .map(|depths| depths.iter().map(|&d| d as u64).collect());
         // Labelled like the timeline's lanes, and as wide as its plot.
-        let [label, plot] = Layout::horizontal([
-            Constraint::Length(area.width.saturating_sub(plot_width(area.width))),
-            Constraint::Min(1),
-        ])
-        .areas(spark);
+        let label_w = area.width.saturating_sub(plot_width(area.width));
+        let lines = match &queue {
+            Some(_) => [Constraint::Length(1), Constraint::Length(1)],
+            None => [Constraint::Length(2), Constraint::Length(0)],
+        };
+        let [busy_row, queue_row] = Layout::vertical(lines).areas(spark);
+        let split = |row: Rect| {
+            Layout::horizontal([Constraint::Length(label_w), Constraint::Min(1)]).areas::<2>(row)
+        };
+        let [label, plot] = split(busy_row);
         frame.render_widget(
-            Paragraph::new(vec![
-                Line::from(" busy over time"),
-                Line::from(" (as the timeline)"),
-            ])
+            Paragraph::new(if queue.is_some() {
+                vec![Line::from(" busy over time")]
+            } else {
+                vec![
+                    Line::from(" busy over time"),
+                    Line::from(" (as the timeline)"),
+                ]
+            })
             .style(theme.muted()),
             label,
         );
@@ -90,5 +106,25 @@ pub fn render(app: &App, theme: &Theme, frame: &mut Frame, area: Rect) {
                 .style(theme.worker()),
             plot,
         );
+        if let Some(depths) = queue {
+            let [label, plot] = split(queue_row);
+            let deepest = depths.iter().copied().max().unwrap_or(0);
+            frame.render_widget(
+                Paragraph::new(Line::from(format!(
+                    " queue {}, most {deepest}",
+                    w.queue_depth
+                )))
+                .style(theme.muted()),
+                label,
+            );
+            let width = plot.width as usize;
+            frame.render_widget(
+                Sparkline::default()
+                    .data(&depths[..depths.len().min(width)])
+                    .max(deepest.max(1))
+                    .style(theme.warn()),
+                plot,
+            );
+        }
     }
 }
