@@ -38,6 +38,9 @@ pub const ENV_EVERY_WAKER_OP: &str = "LOOPTRACE_EVERY_WAKER_OP";
 /// Milliseconds between samples of the scheduler's queues (`0`: none); see
 /// [`Builder::sample_queues`].
 pub const ENV_QUEUES_MS: &str = "LOOPTRACE_QUEUES_MS";
+/// Environment variable: `0` reads no request context from the app's own
+/// `tracing` spans (see [`Builder::request_context`]).
+pub const ENV_CONTEXT: &str = "LOOPTRACE_CONTEXT";
 
 static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
 static LAYER_USED: AtomicBool = AtomicBool::new(false);
@@ -101,6 +104,7 @@ pub struct Builder {
     prefault: bool,
     every_waker_op: bool,
     queues_every: Option<Duration>,
+    request_context: bool,
 }
 
 impl Builder {
@@ -156,6 +160,7 @@ impl Builder {
             prefault: false,
             every_waker_op: false,
             queues_every: Some(Duration::from_millis(5)),
+            request_context: true,
         }
     }
 
@@ -376,6 +381,25 @@ impl Builder {
         self
     }
 
+    /// Whether to read the app's own `tracing` spans as the request context of
+    /// each poll (default yes; [`ENV_CONTEXT`]`=0` turns it off). Off, the app's
+    /// spans are not enabled by looptrace at all: nothing is spent on them.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let path = std::env::temp_dir().join("looptrace-nocontext.ltrace");
+    /// let rt = looptrace::Builder::new_current_thread()
+    ///     .request_context(false)
+    ///     .record(&path)
+    ///     .build()?;
+    /// # rt.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn request_context(mut self, yes: bool) -> Self {
+        self.request_context = yes;
+        self
+    }
+
     /// How often to sample the scheduler's queues (each worker's local run
     /// queue, the injection queue, steals), from tokio's runtime metrics; `None`
     /// samples none. Default 5 ms; a sample is sent only when something changed.
@@ -444,6 +468,9 @@ impl Builder {
             if std::env::var(ENV_EVERY_WAKER_OP).is_ok_and(|v| v == "1") {
                 self.every_waker_op = true;
             }
+            if std::env::var(ENV_CONTEXT).is_ok_and(|v| v.trim() == "0") {
+                self.request_context = false;
+            }
             if let Some(ms) = std::env::var(ENV_QUEUES_MS)
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
@@ -473,6 +500,7 @@ impl Builder {
         if SESSION_ACTIVE.swap(true, Ordering::AcqRel) {
             return Err(Error::AlreadyCapturing);
         }
+        crate::context::set_enabled(self.request_context);
         install_subscriber();
         capture::FOLD_OWN_WAKER_OPS.store(!self.every_waker_op, Ordering::Relaxed);
         capture::install_hooks(&mut self.tokio);

@@ -8,6 +8,7 @@
 //! so a poll, its task and a warning about it can say what the app was doing.
 
 use std::fmt::{self, Write as _};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 #[cfg(test)]
 use std::sync::Mutex;
@@ -21,9 +22,20 @@ const MAX_FIELDS: usize = 3;
 /// Longest field value shown in a generic label.
 const MAX_VALUE: usize = 40;
 
+/// Whether the app's spans are read as request context ([`crate::Builder::request_context`]).
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Reads (or not) the app's spans from now on; callsites already seen are asked
+/// again when this changes.
+pub(crate) fn set_enabled(yes: bool) {
+    if ENABLED.swap(yes, Ordering::Relaxed) != yes {
+        tracing_core::callsite::rebuild_interest_cache();
+    }
+}
+
 /// Whether a span callsite is the app's (a context), not tokio's or looptrace's.
 pub(crate) fn is_context(m: &Metadata<'_>) -> bool {
-    if !m.is_span() || *m.level() > Level::DEBUG {
+    if !m.is_span() || *m.level() > Level::DEBUG || !ENABLED.load(Ordering::Relaxed) {
         return false;
     }
     let crate_of = m.target().split("::").next().unwrap_or_default();

@@ -40,6 +40,13 @@ fn main() {
             if let Ok(n) = std::env::var("KV_CAPACITY") {
                 b = b.buffer_capacity(n.parse().unwrap());
             }
+            if std::env::var("KV_CONTEXT").is_ok_and(|v| v == "0") {
+                b = b.request_context(false);
+            }
+            if let Ok(ms) = std::env::var("KV_QUEUES_MS") {
+                let ms: u64 = ms.parse().unwrap();
+                b = b.sample_queues(Some(std::time::Duration::from_millis(ms)));
+            }
             if let Ok(ms) = std::env::var("KV_FLUSH_MS") {
                 b = b.flush_interval(std::time::Duration::from_millis(ms.parse().unwrap()));
             }
