@@ -26,7 +26,7 @@
 //! Knobs: `LOOPTRACE_BENCH_ROUNDS` (default 7), `LOOPTRACE_BENCH_REQUESTS` (per
 //! connection for the recorded load, default 13000: some 2M events).
 
-use looptrace_bench::{env_num, Summary};
+use looptrace_bench::{env_num, looptrace_cli, Summary};
 use looptrace_collector::hub::{Hub, HubConfig, Source};
 use looptrace_wire::{frame_type, EventsReader, FrameType, RecordingReader};
 use std::io::{BufRead, BufReader};
@@ -203,27 +203,6 @@ fn main() {
     replay_and_open(&recording, events, rounds.min(5));
     big_frame(rounds.min(5));
     let _ = std::fs::remove_dir_all(temp_dir());
-}
-
-/// The `looptrace` command of this checkout, built in release mode if needed.
-fn looptrace_cli() -> std::path::PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "looptrace-cli",
-            "--bin",
-            "looptrace",
-        ])
-        .status()
-        .expect("cargo build of the looptrace command");
-    assert!(status.success(), "building the looptrace command failed");
-    let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .and_then(std::path::Path::parent)
-        .map(|d| d.join("looptrace"))
-        .expect("target directory")
 }
 
 /// `looptrace replay` at the fastest speed: until the session is served whole;

@@ -23,6 +23,19 @@ fn hello_state(columns: usize) -> State {
     encode_header(&rec.header, &mut frame);
     let id = hub.open(rec.header.clone(), &frame, Source::Replay);
     hub.ingest(id, &rec.events);
+    let end = rec.events.iter().map(|e| e.ts_ns).max().unwrap();
+    let mut state = state_of(&hub, id, end, columns);
+    let bob = state.tasks.values().find(|t| t.name == "Bob").unwrap().id;
+    deliver(
+        &mut state,
+        Message::Task(hub.task_message(id, bob).unwrap()),
+    );
+    state
+}
+
+/// What the TUI knows of session `id` of `hub` once connected: the session
+/// list, its snapshot, and its timeline up to `end` in `columns` buckets.
+fn state_of(hub: &Hub, id: u64, end: u64, columns: usize) -> State {
     let mut state = State {
         connected: true,
         ..State::default()
@@ -33,7 +46,6 @@ fn hello_state(columns: usize) -> State {
     };
     assert_eq!(deliver(&mut state, sessions), Some(id));
     deliver(&mut state, Message::Snapshot(hub.snapshot(id).unwrap()));
-    let end = rec.events.iter().map(|e| e.ts_ns).max().unwrap();
     let window = hub.window(id, 0, end, 0, columns).unwrap();
     assert!(
         matches!(window, WindowReply::Aggregate(_)),
@@ -46,11 +58,6 @@ fn hello_state(columns: usize) -> State {
             session: id,
             window,
         }),
-    );
-    let bob = state.tasks.values().find(|t| t.name == "Bob").unwrap().id;
-    deliver(
-        &mut state,
-        Message::Task(hub.task_message(id, bob).unwrap()),
     );
     state
 }
@@ -404,26 +411,7 @@ fn the_workers_view_plots_each_queue_over_time() {
     encode_header(&header, &mut frame);
     let id = hub.open(header, &frame, Source::Replay);
     hub.ingest(id, &events);
-    let mut state = State {
-        connected: true,
-        ..State::default()
-    };
-    let sessions = Message::Sessions {
-        sessions: hub.sessions(),
-        replay: None,
-    };
-    deliver(&mut state, sessions);
-    deliver(&mut state, Message::Snapshot(hub.snapshot(id).unwrap()));
-    let window = hub.window(id, 0, 10_000_000, 0, 40).unwrap();
-    deliver(
-        &mut state,
-        Message::Window(WindowMessage {
-            id: Some(0),
-            session: id,
-            window,
-        }),
-    );
-    let mut app = App::new(state);
+    let mut app = App::new(state_of(&hub, id, 10_000_000, 40));
     app.view = View::Workers;
     let lines = render(&mut app, &Theme { color: true }, 80, 24);
     let queue = row(&lines, "queue 0, most 6");

@@ -4,6 +4,8 @@
 //! gRPC services; with the receiver down, the collector keeps working and counts
 //! what it could not send.
 
+mod support;
+
 use looptrace_test_support::{get, http_get};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -20,12 +22,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::{any_value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{looptrace_serve, Service};
 
 /// What the receiver was sent.
 #[derive(Default)]
@@ -81,46 +83,6 @@ fn receiver() -> (SocketAddr, Arc<Received>) {
     (addr, got)
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn looptrace_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_demos")).with_file_name("looptrace");
-    assert!(
-        path.exists(),
-        "the looptrace binary is built by `cargo test --workspace` (or `cargo build -p looptrace-cli`); missing at {}",
-        path.display()
-    );
-    path
-}
-
-/// `looptrace serve` with `args`, on a free port.
-fn collector(args: &[&str]) -> (Kill, SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Command::new(looptrace_bin())
-        .args(["serve", "--addr", &addr.to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (Kill(child), addr)
-}
-
 /// The attach example streaming to `collector`, asked `/` and `/blocking`
 /// `blocking` times, then stopped.
 fn run_service(collector: SocketAddr, blocking: usize) {
@@ -132,34 +94,13 @@ fn run_service(collector: SocketAddr, blocking: usize) {
 /// Runs the attach example `cmd`, asks it `/` and `/blocking` `blocking`
 /// times, then stops it (Ctrl-C).
 fn drive_service(mut cmd: Command, blocking: usize) {
-    let mut app = Kill(
-        cmd.arg("127.0.0.1:0")
-            .env_remove("LOOPTRACE_RECORD")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = BufReader::new(app.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
-    assert!(http_get(&addr, "/").contains("hello from a traced service"));
+    cmd.env_remove("LOOPTRACE_RECORD").stderr(Stdio::null());
+    let app = Service::start(cmd);
+    assert!(http_get(&app.addr, "/").contains("hello from a traced service"));
     for _ in 0..blocking {
-        assert!(http_get(&addr, "/blocking").contains("blocked a worker"));
+        assert!(http_get(&app.addr, "/blocking").contains("blocked a worker"));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &app.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(app.0.wait().unwrap().success());
-    let mut rest = String::new();
-    out.read_to_string(&mut rest).unwrap();
+    app.stop();
 }
 
 fn attr<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a any_value::Value> {
@@ -199,7 +140,7 @@ fn scrape(addr: SocketAddr, name: &str) -> Option<f64> {
 fn the_blocking_finding_and_the_metrics_reach_an_otlp_receiver() {
     let (otlp, got) = receiver();
     let (_collector, addr) =
-        collector(&["--otlp", &format!("http://{otlp}"), "--otlp-every", "0.2"]);
+        looptrace_serve(&["--otlp", &format!("http://{otlp}"), "--otlp-every", "0.2"]);
     run_service(addr, 1);
 
     // The finding, as a span of the blocking poll's length, with its task,
@@ -325,7 +266,7 @@ fn with_the_receiver_down_the_collector_keeps_working_and_counts_drops() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let (_collector, addr) = collector(&[
+    let (_collector, addr) = looptrace_serve(&[
         "--otlp",
         &format!("http://{down}"),
         "--otlp-every",

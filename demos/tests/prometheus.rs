@@ -3,22 +3,15 @@
 //! the collector's API says: every task group's poll count, and the one
 //! blocking-poll warning of `/blocking`.
 
+mod support;
+
 use looptrace_test_support::{get, http_get};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills the child when the test ends, however it ends.
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{looptrace_serve, Kill, Service};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -26,17 +19,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// The `looptrace` binary, built beside this crate's by `cargo test --workspace`.
-fn looptrace_bin() -> PathBuf {
-    let path = Path::new(env!("CARGO_BIN_EXE_demos")).with_file_name("looptrace");
-    assert!(
-        path.exists(),
-        "the looptrace binary is built by `cargo test --workspace` (or `cargo build -p looptrace-cli`); missing at {}",
-        path.display()
-    );
-    path
 }
 
 fn prometheus_bin() -> PathBuf {
@@ -84,41 +66,14 @@ fn prometheus_scrapes_the_apps_poll_counts_and_its_blocking_warning() {
     let prometheus = prometheus_bin();
     let dir = tempfile::tempdir().unwrap();
 
-    // The collector.
-    let port = free_port();
-    let collector_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut collector = Kill(
-        Command::new(looptrace_bin())
-            .args(["serve", "--addr", &collector_addr.to_string()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut out = BufReader::new(collector.0.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-
-    // The app, streaming to it.
-    let mut app = Kill(
-        Command::new(env!("CARGO_BIN_EXE_http-service"))
-            .arg("127.0.0.1:0")
-            .env("LOOPTRACE_ADDR", collector_addr.to_string())
-            .env_remove("LOOPTRACE_RECORD")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut app_out = BufReader::new(app.0.stdout.take().unwrap());
-    let mut line = String::new();
-    app_out.read_line(&mut line).unwrap();
-    let app_addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
+    // The collector, and the app streaming to it.
+    let (collector, collector_addr) = looptrace_serve(&[]);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-service"));
+    cmd.env("LOOPTRACE_ADDR", collector_addr.to_string())
+        .env_remove("LOOPTRACE_RECORD")
+        .stderr(Stdio::null());
+    let app = Service::start(cmd);
+    let app_addr = app.addr.clone();
 
     // Prometheus, scraping the collector every second.
     let prom_port = free_port();
@@ -152,15 +107,7 @@ fn prometheus_scrapes_the_apps_poll_counts_and_its_blocking_warning() {
     }
     assert!(http_get(&app_addr, "/blocking").contains("blocked a worker"));
     // The app stops (Ctrl-C): its figures are final.
-    let status = Command::new("kill")
-        .args(["-INT", &app.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = app.0.wait().unwrap();
-    let mut rest = String::new();
-    app_out.read_to_string(&mut rest).unwrap();
-    assert!(exit.success(), "{exit:?} {rest}");
+    app.stop();
 
     // The session, once the collector has all of it.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -6,7 +6,100 @@
 use looptrace_test_support::http_get;
 use looptrace_wire::Recording;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+
+/// A child process killed when the test ends, however it ends.
+pub struct Kill(pub Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `looptrace` binary, built beside this crate's by `cargo test --workspace`.
+pub fn looptrace_bin() -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_demos")).with_file_name("looptrace");
+    assert!(
+        path.exists(),
+        "the looptrace binary is built by `cargo test --workspace` (or `cargo build -p looptrace-cli`); missing at {}",
+        path.display()
+    );
+    path
+}
+
+/// `looptrace serve` with `args`, on a free port of 127.0.0.1: the process and
+/// its address, once it listens.
+pub fn looptrace_serve(args: &[&str]) -> (Kill, SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut child = Command::new(looptrace_bin())
+        .args(["serve", "--addr", &addr.to_string()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (Kill(child), addr)
+}
+
+/// The attach example (`http-service`), running.
+pub struct Service {
+    pub child: Kill,
+    /// Where it serves HTTP.
+    pub addr: String,
+    out: BufReader<ChildStdout>,
+}
+
+impl Service {
+    /// Starts `cmd` (the attach example, with its environment set) on a free
+    /// port; returns once it listens.
+    pub fn start(mut cmd: Command) -> Service {
+        let mut child = cmd
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the service starts");
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first line: {line:?}"))
+            .to_string();
+        Service {
+            child: Kill(child),
+            addr,
+            out,
+        }
+    }
+
+    /// Stops it as Ctrl-C does; checks it stopped cleanly; what it said since.
+    pub fn stop(mut self) -> String {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.0.wait().unwrap();
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        assert!(exit.success(), "graceful stop on Ctrl-C: {exit:?} {rest}");
+        rest
+    }
+}
 
 /// A recording of demo `name`, run at four times its speed.
 pub fn record_demo(name: &str) -> Recording {
@@ -44,24 +137,15 @@ pub fn record_service(console: bool) -> Recording {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("service.ltrace");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_http-service"));
-    cmd.arg("127.0.0.1:0")
-        .env("LOOPTRACE_RECORD", &path)
+    cmd.env("LOOPTRACE_RECORD", &path)
         .env_remove("LOOPTRACE_ADDR")
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if console {
         cmd.arg("--console")
             .env("TOKIO_CONSOLE_BIND", "127.0.0.1:0");
     }
-    let mut child = cmd.spawn().expect("the service starts");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("first line: {line:?}"))
-        .to_string();
+    let service = Service::start(cmd);
+    let addr = service.addr.clone();
 
     assert!(http_get(&addr, "/").contains("hello from a traced service"));
     let clients: Vec<_> = ["/slow", "/slow", "/compute", "/", "/"]
@@ -91,15 +175,7 @@ pub fn record_service(console: bool) -> Recording {
         assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     }
 
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = child.wait().unwrap();
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    assert!(exit.success(), "graceful stop on Ctrl-C: {exit:?} {rest}");
+    let rest = service.stop();
     assert!(rest.contains("stopped after"), "{rest}");
     let rec = Recording::open(&path).unwrap();
     assert!(rec.damage.is_empty(), "{:?}", rec.damage);
