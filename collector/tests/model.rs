@@ -55,6 +55,30 @@ fn wake(ts: u64, task: u64, op: WakeOp, by: WakeSource) -> Event {
     ev(ts, EventKind::Waker { task, op, by })
 }
 
+/// A hub holding one live session of [`header`]'s app.
+fn live_hub() -> (
+    std::sync::Arc<looptrace_collector::hub::Hub>,
+    looptrace_collector::hub::SessionId,
+) {
+    use looptrace_collector::hub::{Hub, HubConfig, Source};
+    let hub = Hub::new(HubConfig::default());
+    let mut frame = Vec::new();
+    encode_header(&header(), &mut frame);
+    let id = hub.open(header(), &frame, Source::Live);
+    (hub, id)
+}
+
+/// Thread 0 says it is worker 0.
+fn worker_thread() -> Event {
+    ev(
+        0,
+        EventKind::Thread {
+            role: ThreadRole::Worker(0),
+            name: "w".into(),
+        },
+    )
+}
+
 /// t1: spawned at 100, polled 200-300 (Pending, having cloned its waker), woken by
 /// the timer at 1000, polled 1500-1600 (woken by itself inside the poll), polled
 /// again 1700-1750 and Ready.
@@ -358,19 +382,10 @@ fn marks_are_kept_newest_last_up_to_a_bound() {
 
 #[test]
 fn windows_from_checkpoints_match_windows_from_the_start() {
-    use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply};
-    let hub = Hub::new(HubConfig::default());
-    let mut frame = Vec::new();
-    encode_header(&header(), &mut frame);
-    let id = hub.open(header(), &frame, Source::Live);
+    use looptrace_collector::hub::WindowReply;
+    let (hub, id) = live_hub();
     // 4 tasks taking turns, each poll followed by a wake of the next: 300k events.
-    let mut all = vec![ev(
-        0,
-        EventKind::Thread {
-            role: ThreadRole::Worker(0),
-            name: "w".into(),
-        },
-    )];
+    let mut all = vec![worker_thread()];
     for t in 1..=4 {
         all.push(spawn(t, t));
     }
@@ -703,18 +718,9 @@ fn queue_samples_give_each_worker_its_queue_and_steals() {
 /// encoded anew, not cut where they would refer to a label said before them).
 #[test]
 fn labels_said_once_per_frame_survive_ingest_in_chunks() {
-    use looptrace_collector::hub::{Hub, HubConfig, Source, WindowReply, CHUNK_EVENTS};
-    let hub = Hub::new(HubConfig::default());
-    let mut frame = Vec::new();
-    encode_header(&header(), &mut frame);
-    let id = hub.open(header(), &frame, Source::Live);
-    let mut all = vec![ev(
-        0,
-        EventKind::Thread {
-            role: ThreadRole::Worker(0),
-            name: "w".into(),
-        },
-    )];
+    use looptrace_collector::hub::{WindowReply, CHUNK_EVENTS};
+    let (hub, id) = live_hub();
+    let mut all = vec![worker_thread()];
     all.push(spawn(1, 1));
     let routes = ["GET /a", "POST /b"];
     let mut ts = 10;
