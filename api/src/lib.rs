@@ -434,7 +434,7 @@ pub struct Interval {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
     /// Running: the thread of the task's previous poll, when that was another
-    /// worker (the task was stolen or moved between workers).
+    /// thread (the task was stolen by, or moved to, another worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<u32>,
 }

@@ -191,8 +191,9 @@ struct Common {
     /// A poll running at least this long is reported as never yielding.
     #[arg(long, default_value_t = 500)]
     never_yields_ms: u64,
-    /// Task groups per session on `/metrics` (the busiest; the rest are
-    /// summed as `other`), to bound the series a scrape makes.
+    /// Task groups per session shown as series of their own on `/metrics`
+    /// (the busiest, for good; the rest are summed as `other`), to bound the
+    /// series a scrape makes.
     #[arg(long, default_value_t = looptrace_collector::metrics::DEFAULT_GROUPS, value_name = "N")]
     metrics_groups: usize,
     /// Push metrics, and each finding as a span, to this OpenTelemetry
@@ -401,9 +402,9 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
     };
     config.check(sock).context("--token")?;
     let thresholds = Thresholds {
-        blocking_poll_ns: c.blocking_poll_ms * 1_000_000,
-        scheduling_latency_ns: c.scheduling_latency_ms * 1_000_000,
-        never_yields_ns: c.never_yields_ms * 1_000_000,
+        blocking_poll_ns: c.blocking_poll_ms.saturating_mul(1_000_000),
+        scheduling_latency_ns: c.scheduling_latency_ms.saturating_mul(1_000_000),
+        never_yields_ns: c.never_yields_ms.saturating_mul(1_000_000),
         ..Thresholds::default()
     };
     let hub = Hub::new(HubConfig {
@@ -412,7 +413,7 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         record_dir: record,
         metrics_groups: c.metrics_groups,
         outbox: c.otlp.is_some(),
-        export_polls_ns: c.otlp_polls_ms.map(|ms| ms * 1_000_000),
+        export_polls_ns: c.otlp_polls_ms.map(|ms| ms.saturating_mul(1_000_000)),
         ..HubConfig::default()
     });
     // Kept until the server stops; it sends what is left then.
@@ -459,9 +460,29 @@ fn serve(addr: &str, record: Option<PathBuf>, c: &Common, feed: Feed) -> Result<
         println!("  viewers: ws://{local}/ws/view, http://{local}/api/sessions");
         io::stdout().flush()?;
         let state = AppState { hub, config: std::sync::Arc::new(config), replay: control };
-        looptrace_collector::server::serve(listener, state).await?;
+        // Ctrl-C or SIGTERM end it cleanly: the OTLP exporter sends what is left.
+        tokio::select! {
+            served = looptrace_collector::server::serve(listener, state) => served?,
+            _ = stop_signal() => eprintln!("looptrace collector: stopping"),
+        }
         Ok::<_, anyhow::Error>(())
     })
+}
+
+/// Ctrl-C, or (on Unix) SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Reads a recording; what could not be read is reported and the rest is used.

@@ -423,8 +423,12 @@ fn the_workers_view_plots_each_queue_over_time() {
         lines.join("\n")
     );
     assert!(row(&lines, "worker 1").contains("5 steals"));
-    // Nothing cut at 80 columns.
-    for l in &lines {
-        assert!(!l.trim_end().ends_with("(m"), "{}", lines.join("\n"));
+    // Nothing cut at 80 columns: each worker's line ends with its steals.
+    for worker in ["worker 0", "worker 1"] {
+        assert!(
+            row(&lines, worker).trim_end().ends_with("steals"),
+            "{}",
+            lines.join("\n")
+        );
     }
 }

@@ -36,8 +36,8 @@ pub struct HubConfig {
     pub record_dir: Option<PathBuf>,
     /// Live batches with more events than this are sent without their events.
     pub max_live_events: usize,
-    /// Task groups per session shown by the metrics exporters (the busiest;
-    /// the rest are summed as `other`).
+    /// Task groups per session shown as their own by the metrics exporters
+    /// (see [`crate::model::groups::Groups::shown`]; the rest are `other`).
     pub metrics_groups: usize,
     /// Keep each finding for an exporter to send as a span (OpenTelemetry).
     pub outbox: bool,
@@ -201,7 +201,8 @@ pub struct Hub {
     updates: broadcast::Sender<Update>,
 }
 
-fn unix_ns() -> u64 {
+/// Now, in Unix nanoseconds.
+pub(crate) fn unix_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -352,7 +353,6 @@ impl Hub {
         id
     }
 
-    /// Sets the note viewers show beside a session (replacing any before).
     /// Notes where session `id`'s app connected from.
     pub fn set_peer(&self, id: SessionId, peer: String) {
         if let Some(slot) = self.slot(id) {
@@ -365,6 +365,7 @@ impl Hub {
         self.used.load(Ordering::Relaxed)
     }
 
+    /// Sets the note viewers show beside a session (replacing any before).
     pub fn set_note(&self, id: SessionId, note: Note) {
         if let Some(slot) = self.slot(id) {
             let mut s = slot.lock();

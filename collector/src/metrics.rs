@@ -8,7 +8,7 @@
 //! polls, busy ratio, queue depth and steals (when the app samples its queues);
 //! standing warnings by kind; events received, dropped by the app, evicted here.
 
-use crate::hub::{Hub, SessionId, SessionState};
+use crate::hub::{unix_ns, Hub, SessionId, SessionState};
 use crate::model::groups::{Buckets, Group, BUCKET_BOUNDS_S};
 use looptrace_api::WarningKind;
 use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
@@ -16,6 +16,10 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+
+/// How long a session is still shown once its app went away: long enough for
+/// a scrape (or a push) to see its last figures.
+pub const LINGER_NS: u64 = 5 * 60 * 1_000_000_000;
 
 /// Task groups shown per session unless configured: the rest are `other`.
 pub const DEFAULT_GROUPS: usize = 20;
@@ -60,12 +64,12 @@ pub struct SessionFigures {
 }
 
 impl SessionFigures {
-    /// The figures of `s`, with its `n` busiest task groups and `other`.
-    pub fn of(s: &SessionState, n: usize) -> SessionFigures {
-        let m = &s.model;
+    /// The figures of `s`, with the task groups shown on their own (`n` at
+    /// most, see [`crate::model::groups::Groups::shown`]) and `other`.
+    pub fn of(s: &mut SessionState, n: usize) -> SessionFigures {
         let now = s.now_ns();
-        let (top, rest) = m.groups.top(n);
-        let mut groups: Vec<Group> = top.into_iter().cloned().collect();
+        let (mut groups, rest) = s.model.groups.shown(n);
+        let m = &s.model;
         if rest.spawned > 0 || rest.polls > 0 || rest.wakes.total() > 0 {
             groups.push(rest);
         }
@@ -147,7 +151,17 @@ impl Figures {
         let sessions = hub
             .session_ids()
             .into_iter()
-            .filter_map(|id| hub.with_session(id, |s| SessionFigures::of(s, groups)))
+            .filter_map(|id| {
+                hub.with_session_mut(id, |s| {
+                    // An app gone long ago is no longer shown: its gauges would
+                    // stand frozen and its series pile up.
+                    let gone = s
+                        .disconnected_unix_ns
+                        .is_some_and(|at| unix_ns().saturating_sub(at) > LINGER_NS);
+                    (!gone).then(|| SessionFigures::of(s, groups))
+                })
+                .flatten()
+            })
             .collect();
         let c = &hub.counters;
         Figures {
@@ -578,6 +592,25 @@ pub fn session_labels(s: &SessionFigures) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Label values as the text format needs them: prometheus-client writes them
+/// as they are, and a task's name (or an app's process name) may hold a quote,
+/// a backslash or a line break that would break the whole scrape.
+fn escaped(labels: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+    labels
+        .into_iter()
+        .map(|(k, v)| {
+            let v = if v.contains(['\\', '"', '\n']) {
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            } else {
+                v
+            };
+            (k, v)
+        })
+        .collect()
+}
+
 fn encode_value(
     enc: &mut MetricEncoder<'_>,
     kind: MetricKind,
@@ -605,7 +638,11 @@ fn encode_value(
 impl prometheus_client::collector::Collector for Scrape {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let f = &self.0;
-        let sessions: Vec<_> = f.sessions.iter().map(session_labels).collect();
+        let sessions: Vec<_> = f
+            .sessions
+            .iter()
+            .map(|s| escaped(session_labels(s)))
+            .collect();
         for family in f.families() {
             let unit = family.unit.map(|u| match u {
                 MetricUnit::Seconds => Unit::Seconds,
@@ -619,7 +656,7 @@ impl prometheus_client::collector::Collector for Scrape {
             let mut m = enc.encode_descriptor(family.name, family.help, unit.as_ref(), kind)?;
             for p in &family.points {
                 let mut labels = p.session.map(|i| sessions[i].clone()).unwrap_or_default();
-                labels.extend(p.labels.iter().cloned());
+                labels.extend(escaped(p.labels.clone()));
                 if labels.is_empty() {
                     // No braces for a metric without labels.
                     encode_value(&mut m, family.kind, &p.value)?;

@@ -15,7 +15,7 @@
 //! which the SDK's instruments cannot take as they are (it has no asynchronous
 //! histogram), and the drops must be counted here.
 
-use crate::hub::{Hub, SessionId};
+use crate::hub::{unix_ns, Hub, SessionId};
 use crate::metrics::{Family, Figures, MetricKind, MetricUnit, Value};
 use crate::model::groups::BUCKET_BOUNDS_S;
 use crate::model::outbox::OutSpan;
@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as pt;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -82,15 +82,16 @@ pub enum OtlpError {
 
 /// The running exporter; stops (sending what it can, briefly) when dropped.
 pub struct Exporter {
-    stop: Arc<AtomicBool>,
+    stop: Arc<tokio::sync::Notify>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Exporter {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        // A permit, if the exporter is not waiting yet: it stops at once
+        // either way, whatever request is in flight.
+        self.stop.notify_one();
         if let Some(t) = self.thread.take() {
-            t.thread().unpark();
             let _ = t.join();
         }
     }
@@ -106,7 +107,7 @@ pub fn start(hub: Arc<Hub>, config: OtlpConfig) -> Result<Exporter, OtlpError> {
         })?
         .connect_timeout(Duration::from_secs(2))
         .timeout(REQUEST_TIMEOUT);
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(tokio::sync::Notify::new());
     let stopping = stop.clone();
     let thread = std::thread::Builder::new()
         .name("looptrace-otlp".into())
@@ -172,31 +173,39 @@ impl Run {
         }
     }
 
-    async fn until(&mut self, stop: &AtomicBool) {
-        while !stop.load(Ordering::Relaxed) {
-            self.collect();
-            self.send_spans().await;
-            if Instant::now() >= self.metrics_at {
-                self.send_metrics().await;
-                self.metrics_at = Instant::now() + self.config.metrics_every;
+    async fn until(&mut self, stop: &tokio::sync::Notify) {
+        let work = async {
+            loop {
+                self.collect();
+                self.send_spans().await;
+                if Instant::now() >= self.metrics_at {
+                    self.send_metrics().await;
+                    self.metrics_at = Instant::now() + self.config.metrics_every;
+                }
+                tokio::time::sleep(TICK).await;
             }
-            tokio::time::sleep(TICK).await;
+        };
+        // Stopping drops whatever send is in flight (a batch leaves the queue
+        // only once sent).
+        tokio::select! {
+            _ = stop.notified() => {}
+            _ = work => {}
         }
-        // Stopping: what is waiting, and the totals, once more; briefly (a
-        // receiver that is away must not hold up the app's exit).
+        // What is waiting, and the totals, once more; briefly (a receiver that
+        // is away must not hold up the exit).
         self.collect();
         self.retry_at = Instant::now();
         let last = async {
             self.send_spans().await;
             self.send_metrics().await;
         };
-        if tokio::time::timeout(FINAL_FLUSH, last).await.is_err() {
-            let left = self.queue.len() as u64;
-            self.hub
-                .counters
-                .otlp_spans_dropped
-                .fetch_add(left, Ordering::Relaxed);
-        }
+        let _ = tokio::time::timeout(FINAL_FLUSH, last).await;
+        // Whatever is still queued will not be sent.
+        let left = self.queue.len() as u64;
+        self.hub
+            .counters
+            .otlp_spans_dropped
+            .fetch_add(left, Ordering::Relaxed);
     }
 
     /// Takes the sessions' new spans into the queue.
@@ -248,17 +257,9 @@ impl Run {
         if let Some(s) = self.sources.iter().find(|s| s.session == session) {
             return s.clone();
         }
-        let mut attributes = vec![
-            kv("service.name", text(process)),
-            kv("process.pid", int(pid as i64)),
-            kv("looptrace.session", int(session as i64)),
-        ];
-        if let Some(peer) = peer {
-            attributes.push(kv("looptrace.peer", text(peer)));
-        }
         let s = Arc::new(Source {
             session,
-            attributes,
+            attributes: resource(process, pid, session, peer),
         });
         // A handful of sessions: the oldest go past a few hundred.
         if self.sources.len() >= 256 {
@@ -299,6 +300,12 @@ impl Run {
             "looptrace.value",
             int(s.value.min(i64::MAX as u64) as i64),
         ));
+        if s.kind.is_some() {
+            attributes.push(kv(
+                "looptrace.findings",
+                int(s.findings.min(i64::MAX as u64) as i64),
+            ));
+        }
         attributes.push(kv("looptrace.session", int(session as i64)));
         let (name, events, status) = match s.kind {
             Some(kind) => (
@@ -331,13 +338,29 @@ impl Run {
         while !self.queue.is_empty() && Instant::now() >= self.retry_at {
             let n = self.queue.len().min(BATCH);
             let request = spans_request(self.queue.iter().take(n));
+            let counters = &self.hub.counters;
             match self.traces.export(request).await {
-                Ok(_) => {
+                Ok(reply) => {
                     self.queue.drain(..n);
                     self.backoff = Duration::ZERO;
-                    self.hub
-                        .counters
+                    // The receiver may take a batch but refuse some of it.
+                    let refused = reply
+                        .into_inner()
+                        .partial_success
+                        .map_or(0, |p| p.rejected_spans.clamp(0, n as i64) as u64);
+                    counters
                         .otlp_spans_exported
+                        .fetch_add(n as u64 - refused, Ordering::Relaxed);
+                    counters
+                        .otlp_spans_dropped
+                        .fetch_add(refused, Ordering::Relaxed);
+                }
+                Err(status) if !retryable(status.code()) => {
+                    // Refused for good (malformed, too large, not served):
+                    // sending it again would block the queue behind it.
+                    self.queue.drain(..n);
+                    counters
+                        .otlp_spans_dropped
                         .fetch_add(n as u64, Ordering::Relaxed);
                 }
                 Err(_) => {
@@ -359,6 +382,22 @@ impl Run {
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// Whether an export that failed with `code` may succeed if sent again (the
+/// codes OTLP says a client retries).
+fn retryable(code: tonic::Code) -> bool {
+    use tonic::Code::*;
+    matches!(
+        code,
+        Cancelled
+            | DeadlineExceeded
+            | ResourceExhausted
+            | Aborted
+            | OutOfRange
+            | Unavailable
+            | DataLoss
+    )
 }
 
 fn finding_event(kind: WarningKind, at: u64, message: &str) -> pt::span::Event {
@@ -415,15 +454,8 @@ pub fn metrics_request(f: &Figures, now: u64) -> ExportMetricsServiceRequest {
         let (attributes, start) = match session {
             Some(i) => {
                 let s = &f.sessions[i];
-                let mut a = vec![
-                    kv("service.name", text(&s.process)),
-                    kv("process.pid", int(s.pid as i64)),
-                    kv("looptrace.session", int(s.id as i64)),
-                ];
-                if !s.host.is_empty() {
-                    a.push(kv("looptrace.peer", text(&s.host)));
-                }
-                (a, s.origin_unix_ns)
+                let peer = Some(s.host.as_str()).filter(|h| !h.is_empty());
+                (resource(&s.process, s.pid, s.id, peer), s.origin_unix_ns)
             }
             None => (vec![kv("service.name", text("looptrace-collector"))], 0),
         };
@@ -520,6 +552,20 @@ fn metric(family: &Family, session: Option<usize>, start: u64, now: u64) -> Opti
     })
 }
 
+/// A session as an OpenTelemetry resource: the app's process name as its
+/// service, its pid, the session, where it connected from.
+fn resource(process: &str, pid: u32, session: SessionId, peer: Option<&str>) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        kv("service.name", text(process)),
+        kv("process.pid", int(pid as i64)),
+        kv("looptrace.session", int(session as i64)),
+    ];
+    if let Some(peer) = peer {
+        attributes.push(kv("looptrace.peer", text(peer)));
+    }
+    attributes
+}
+
 fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: "looptrace".into(),
@@ -546,10 +592,4 @@ fn int(v: i64) -> AnyValue {
     AnyValue {
         value: Some(any_value::Value::IntValue(v)),
     }
-}
-
-fn unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

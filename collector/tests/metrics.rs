@@ -342,3 +342,63 @@ async fn metrics_are_served_behind_the_same_rules_as_the_api() {
     let r = app(None).oneshot(rebound).await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+/// Label values are escaped as the text format needs: a task named with a
+/// quote, a backslash and a line break does not break the scrape.
+#[test]
+fn odd_task_names_are_escaped() {
+    let hub = Hub::new(HubConfig::default());
+    let id = open(&hub);
+    let mut e = vec![spawn(0, 1, "say \"hi\"\\now\nplease")];
+    e.extend(poll(10, 1, 5, true));
+    hub.ingest(id, &e);
+    let text = looptrace_collector::metrics::encode(&hub, 20);
+    assert!(
+        text.contains(r#"group="say \"hi\"\\now\nplease""#),
+        "{text}"
+    );
+    // Every line is a comment or `name{labels} value`, nothing split.
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (_, value) = line.rsplit_once(' ').expect(line);
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+        assert_eq!(
+            line.matches('"').count() % 2,
+            line.matches("\\\"").count() % 2,
+            "{line}"
+        );
+    }
+}
+
+/// A scrape's counters never go down from one scrape to the next, whatever
+/// group becomes the busiest (a group keeps its own series once it has one).
+#[test]
+fn counters_only_grow_across_scrapes() {
+    let hub = Hub::new(HubConfig::default());
+    let id = open(&hub);
+    let mut e = vec![spawn(0, 1, "a"), spawn(0, 2, "b"), spawn(0, 3, "c")];
+    e.extend(poll(10, 1, 100, false));
+    e.extend(poll(200, 2, 10, false));
+    hub.ingest(id, &e);
+    let first = samples(&looptrace_collector::metrics::encode(&hub, 1));
+    let mut e = Vec::new();
+    e.extend(poll(300, 2, 10_000, false));
+    e.extend(poll(20_000, 3, 5_000, false));
+    hub.ingest(id, &e);
+    let second = samples(&looptrace_collector::metrics::encode(&hub, 1));
+    let counter = |k: &String| {
+        k.contains("_total{")
+            || k.contains("_bucket{")
+            || k.contains("_count{")
+            || k.contains("_sum{")
+    };
+    for (k, v) in first.iter().filter(|(k, _)| counter(k)) {
+        let now = second.get(k).unwrap_or_else(|| panic!("{k} went away"));
+        assert!(now >= v, "{k} went down: {v} then {now}");
+    }
+    // a (the busiest at the first scrape) kept its series; b and c, busier
+    // now, are counted in other.
+    let polls =
+        |g: &str| second[&key("looptrace_task_polls_total", id, &format!(",group=\"{g}\""))];
+    assert_eq!(polls("a"), 1.0);
+    assert_eq!(polls("other"), 3.0);
+}

@@ -817,7 +817,59 @@ fn aggregates_keep_the_queues() {
     assert_eq!(queues.local, [vec![6, 2, 2, 0], vec![0, 0, 0, 1]]);
     assert_eq!(queues.steals, [vec![0, 0, 0, 0], vec![0, 2, 0, 3]]);
     assert_eq!(queues.injection, [1, 0, 0, 4]);
+    // A window that starts between samples begins with the depth then in
+    // force, and counts steals from it.
+    let later = aggregate(&window(&events, 20, 40), 4);
+    let queues = later.queues.expect("queue buckets");
+    assert_eq!(queues.local, [vec![2, 2, 2, 0], vec![0, 0, 0, 1]]);
+    assert_eq!(queues.steals, [vec![0, 0, 0, 0], vec![0, 0, 0, 3]]);
     // An app that does not sample its queues has none.
     let none = aggregate(&window(&[start(1, 1), end(2, 1, false)], 0, 40), 4);
     assert_eq!(none.queues, None);
+}
+
+/// Findings go to an exporter's outbox as they happen, but at most one span a
+/// second for each warning: a self-wake storm (a finding at every wake past the
+/// threshold) sends a span a second, each counting the findings it stands for.
+#[test]
+fn a_storm_of_findings_sends_a_span_a_second() {
+    use looptrace_collector::model::outbox::Outbox;
+    let mut m = Model::new(header(), Thresholds::default());
+    m.outbox = Some(Outbox::new(None));
+    m.apply(&spawn(0, 1));
+    // 3 s of a task waking itself 5000 times a second.
+    let mut ts = 1_000;
+    for _ in 0..15_000 {
+        m.apply(&start(ts, 1));
+        m.apply(&wake(ts + 50, 1, WakeOp::WakeByRef, WakeSource::Task(1)));
+        m.apply(&end(ts + 100, 1, false));
+        ts += 200_000;
+    }
+    let findings = m
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::SelfWakeStorm)
+        .map(|w| w.count)
+        .sum::<u64>();
+    assert!(
+        findings > 5_000,
+        "the storm is found at every wake past the threshold: {findings}"
+    );
+    let (spans, dropped) = m.outbox.as_mut().unwrap().take();
+    assert_eq!(dropped, 0);
+    let storm: Vec<_> = spans
+        .iter()
+        .filter(|s| s.kind == Some(WarningKind::SelfWakeStorm))
+        .collect();
+    assert!(
+        (2..=4).contains(&storm.len()),
+        "about one span a second: {} spans",
+        storm.len()
+    );
+    // Every finding is stood for by a span, but those since the last span.
+    let stood_for: u64 = storm.iter().map(|s| s.findings).sum();
+    assert!(
+        stood_for <= findings && findings - stood_for < 5_000,
+        "{stood_for} of {findings}"
+    );
 }

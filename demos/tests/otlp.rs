@@ -63,9 +63,14 @@ impl MetricsService for Receiver {
 
 /// An OTLP/gRPC receiver on 127.0.0.1, on a thread of its own.
 fn receiver() -> (SocketAddr, Arc<Received>) {
+    receiver_on("127.0.0.1:0".parse().unwrap())
+}
+
+/// An OTLP/gRPC receiver listening on `addr`.
+fn receiver_on(addr: SocketAddr) -> (SocketAddr, Arc<Received>) {
     let r = Receiver::default();
     let got = r.0.clone();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(addr).unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -309,6 +314,18 @@ fn with_the_receiver_down_the_collector_keeps_working_and_counts_drops() {
         .map(|w| w["count"].as_u64().unwrap())
         .sum();
     assert_eq!(blocking, 2, "{warnings}");
+    // The receiver comes up: what waited in the queue is sent, retried with
+    // backoff meanwhile.
+    let (_, got) = receiver_on(down);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.traces.lock().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the queued span was not sent once the receiver was up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(scrape(addr, "looptrace_otlp_spans_exported_total").unwrap_or(0.0) >= 1.0);
 }
 
 /// The embedded collector (an app with no destination) exports too, with

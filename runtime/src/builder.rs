@@ -582,8 +582,8 @@ fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
         outbox: otlp.is_some(),
         export_polls_ns: std::env::var(ENV_OTLP_POLL_MS)
             .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(|ms| ms * 1_000_000),
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|ms| ms.saturating_mul(1_000_000)),
         ..Default::default()
     };
     match looptrace_collector::Embedded::serve_with(addr, config, server) {

@@ -100,8 +100,9 @@ pub fn encode_events(events: &[Event], out: &mut Vec<u8>) {
     }
 }
 
-/// Most context labels a run says by index; past this, a new label is written
-/// out in full at each use (a run of many distinct labels costs no table).
+/// Most context labels a run keeps to say by index; past this, each new label
+/// takes the place of the one said longest ago (a run of many distinct labels
+/// keeps a table this small).
 pub const MAX_RUN_LABELS: usize = 64;
 
 /// What one event of a run hands the next, encoding or decoding: the timestamp
@@ -113,6 +114,8 @@ pub const MAX_RUN_LABELS: usize = 64;
 pub struct RunState {
     prev_ns: u64,
     labels: Vec<Arc<str>>,
+    /// The slot the next new label takes once the table is full.
+    next: usize,
 }
 
 impl RunState {
@@ -121,6 +124,7 @@ impl RunState {
         RunState {
             prev_ns,
             labels: Vec::new(),
+            next: 0,
         }
     }
 
@@ -135,8 +139,8 @@ impl RunState {
         self.labels.is_empty()
     }
 
-    /// The index of `label` if the run said it already; else notes it (while
-    /// there is room) and returns `None`, for the label to be written in full.
+    /// The index of `label` if the run said it already; else notes it and
+    /// returns `None`, for the label to be written in full.
     fn said(&mut self, label: &Arc<str>) -> Option<usize> {
         // Few labels per run: a scan, pointers first (the shipper's labels are
         // shared), beats hashing the text.
@@ -151,9 +155,14 @@ impl RunState {
         found
     }
 
+    /// Keeps `label` to be said by index: in a new slot while there is room,
+    /// else in the one said longest ago (encoder and decoder do the same).
     fn note(&mut self, label: Arc<str>) {
         if self.labels.len() < MAX_RUN_LABELS {
             self.labels.push(label);
+        } else {
+            self.labels[self.next] = label;
+            self.next = (self.next + 1) % MAX_RUN_LABELS;
         }
     }
 }
@@ -529,7 +538,7 @@ fn decode_event(r: &mut Reader<'_>, run: &mut RunState) -> Result<Event, DecodeE
             let task = r.var()?;
             let at = r.pos;
             let i = r.var()?;
-            match run.labels.get(i as usize) {
+            match usize::try_from(i).ok().and_then(|i| run.labels.get(i)) {
                 Some(label) => EventKind::Context {
                     task,
                     label: label.clone(),

@@ -95,6 +95,12 @@ impl Lifecycle {
         self.apply_at(e.ts_ns, e.thread, &e.kind)
     }
 
+    /// The thread of its last poll, if it was not `thread`: a poll starting on
+    /// `thread` now is on another thread than the last (stolen or moved).
+    pub fn moved_from(&self, thread: ThreadId) -> Option<ThreadId> {
+        self.thread.filter(|&last| last != thread)
+    }
+
     /// [`Lifecycle::apply`], for an event in parts: `kind`, at `ts` on `thread`.
     pub fn apply_at(&mut self, ts: u64, thread: ThreadId, kind: &EventKind) -> Option<Stretch> {
         match *kind {

@@ -407,6 +407,22 @@ fn context_labels_are_said_once_per_frame() {
     let mut buf = Vec::new();
     encode_events(&many, &mut buf);
     assert_eq!(decode_frame(&buf), Ok(Frame::Events(many)));
+
+    // Past 64 labels, the newest still go by index (each takes the place of
+    // the one said longest ago): a label per request, polled twice each.
+    let label = |i: u64| format!("GET /items/{i}/with/a/longer/route");
+    let once: Vec<Event> = (0..300).map(|i| ctx(i, &label(i))).collect();
+    let twice: Vec<Event> = (0..600).map(|i| ctx(i, &label(i / 2))).collect();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    encode_events(&once, &mut a);
+    encode_events(&twice, &mut b);
+    assert!(
+        b.len() <= a.len() + 300 * 6,
+        "the second use of each label is an index: {} bytes, {} for one use each",
+        b.len(),
+        a.len()
+    );
+    assert_eq!(decode_frame(&b), Ok(Frame::Events(twice)));
 }
 
 /// A context that refers to a label its run never said is an error, not a

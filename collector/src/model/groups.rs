@@ -57,6 +57,16 @@ impl Buckets {
         }
         self.sum_ns = self.sum_ns.saturating_add(o.sum_ns);
     }
+
+    /// These counts less `o`'s (counted up to then).
+    pub fn since(&self, o: &Buckets) -> Buckets {
+        let mut out = self.clone();
+        for (a, b) in out.counts.iter_mut().zip(o.counts) {
+            *a = a.saturating_sub(b);
+        }
+        out.sum_ns = out.sum_ns.saturating_sub(o.sum_ns);
+        out
+    }
 }
 
 /// One group's totals.
@@ -84,6 +94,31 @@ impl Group {
         }
     }
 
+    /// These totals less `o`'s (the same group's, earlier).
+    pub fn since(&self, o: &Group) -> Group {
+        let w = |a: u64, b: u64| a.saturating_sub(b);
+        let (x, y) = (&self.wakes, &o.wakes);
+        Group {
+            name: self.name.clone(),
+            spawned: w(self.spawned, o.spawned),
+            completed: w(self.completed, o.completed),
+            cancelled: w(self.cancelled, o.cancelled),
+            panicked: w(self.panicked, o.panicked),
+            polls: w(self.polls, o.polls),
+            busy_ns: w(self.busy_ns, o.busy_ns),
+            poll: self.poll.since(&o.poll),
+            sched: self.sched.since(&o.sched),
+            wakes: WakeCounts {
+                task: w(x.task, y.task),
+                own: w(x.own, y.own),
+                timer: w(x.timer, y.timer),
+                io: w(x.io, y.io),
+                blocking: w(x.blocking, y.blocking),
+                external: w(x.external, y.external),
+            },
+        }
+    }
+
     /// Adds `o`'s totals (to show several groups as one).
     pub fn add(&mut self, o: &Group) {
         self.spawned += o.spawned;
@@ -105,6 +140,12 @@ pub struct Groups {
     index: FxHashMap<Arc<str>, u32>,
     /// Tasks of groups past [`MAX_GROUPS`], and tasks never seen spawned.
     pub overflow: Group,
+    /// Groups shown as series of their own, for good, each with its totals
+    /// last shown within `other` (those stay counted there).
+    shown: Vec<(u32, Group)>,
+    /// Per group (by index): its totals when `other` last showed them, for
+    /// groups not shown on their own.
+    in_other: Vec<Option<Group>>,
 }
 
 /// The group of tasks not followed by a group of their own.
@@ -169,21 +210,57 @@ impl Groups {
         self.list.is_empty()
     }
 
-    /// The `n` groups with the most busy time, and the rest (overflow included)
-    /// summed as one named `other`: at most `n + 1` groups, whatever the number
-    /// of task names.
-    pub fn top(&self, n: usize) -> (Vec<&Group>, Group) {
-        let mut all: Vec<&Group> = self.list.iter().collect();
-        all.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then_with(|| a.name.cmp(&b.name)));
-        let mut rest = Group::named("other".into());
-        rest.add(&self.overflow);
-        for g in all.iter().skip(n) {
-            rest.add(g);
+    /// The groups shown as series of their own, and the rest (overflow
+    /// included) summed as one named `other`: at most `n + 1` groups, however
+    /// many task names. While fewer than `n` are shown, the busiest of the rest
+    /// are given series of their own, for good; what `other` already showed of
+    /// a group stays counted there, so every total shown only grows (a group
+    /// given its series at the first look counts from its start).
+    pub fn shown(&mut self, n: usize) -> (Vec<Group>, Group) {
+        if self.shown.len() < n {
+            let mut rest: Vec<u32> = (0..self.list.len() as u32)
+                .filter(|g| !self.shown.iter().any(|(s, _)| s == g))
+                .collect();
+            rest.sort_by(|&a, &b| {
+                let (a, b) = (&self.list[a as usize], &self.list[b as usize]);
+                b.busy_ns.cmp(&a.busy_ns).then_with(|| a.name.cmp(&b.name))
+            });
+            for g in rest.into_iter().take(n - self.shown.len()) {
+                let before = self
+                    .in_other
+                    .get_mut(g as usize)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| Group::named(self.list[g as usize].name.clone()));
+                self.shown.push((g, before));
+            }
         }
-        all.truncate(n);
-        (all, rest)
+        self.in_other.resize(self.list.len(), None);
+        let mut other = Group::named(OTHER_NAME.into());
+        other.add(&self.overflow);
+        let mut out = Vec::new();
+        for (i, g) in self.list.iter().enumerate() {
+            match self.shown.iter().find(|(s, _)| *s as usize == i) {
+                Some((_, before)) => {
+                    other.add(before);
+                    let mut since = g.since(before);
+                    if &*since.name == OTHER_NAME {
+                        // A task named so would read as the rest.
+                        since.name = format!("{OTHER_NAME} (a task's name)").into();
+                    }
+                    out.push(since);
+                }
+                None => {
+                    other.add(g);
+                    self.in_other[i] = Some(g.clone());
+                }
+            }
+        }
+        (out, other)
     }
 }
+
+/// The name the groups not shown on their own are summed under.
+pub const OTHER_NAME: &str = "other";
 
 #[cfg(test)]
 mod tests {
@@ -211,12 +288,49 @@ mod tests {
             groups.polled(g, i);
         }
         assert_eq!(groups.len(), MAX_GROUPS);
-        let (top, rest) = groups.top(20);
+        let (top, rest) = groups.shown(20);
         assert_eq!(top.len(), 20);
-        // The busiest followed group first; nothing lost in the sum.
-        assert_eq!(&*top[0].name, format!("task-{}", MAX_GROUPS - 1));
+        // The busiest followed groups are shown; nothing lost in the sum.
+        assert!(top
+            .iter()
+            .any(|g| *g.name == *format!("task-{}", MAX_GROUPS - 1)));
         let shown: u64 = top.iter().map(|g| g.spawned).sum::<u64>() + rest.spawned;
         assert_eq!(shown, 10_000);
         assert_eq!(&*rest.name, "other");
+    }
+
+    #[test]
+    fn shown_totals_only_grow_whatever_becomes_busiest() {
+        let mut groups = Groups::default();
+        let (a, b, c) = (
+            groups.of(&"a".into()),
+            groups.of(&"b".into()),
+            groups.of(&"c".into()),
+        );
+        groups.polled(a, 100);
+        groups.polled(b, 10);
+        let (first, other1) = groups.shown(1);
+        assert_eq!(first.len(), 1);
+        assert_eq!(
+            (&*first[0].name, first[0].busy_ns),
+            ("a", 100),
+            "first look: from its start"
+        );
+        assert_eq!(other1.busy_ns, 10);
+        // b and c become far busier than a: a keeps its series, they stay in other.
+        groups.polled(b, 1000);
+        groups.polled(c, 500);
+        groups.polled(a, 1);
+        let (second, other2) = groups.shown(1);
+        assert_eq!((&*second[0].name, second[0].busy_ns), ("a", 101));
+        assert_eq!(other2.busy_ns, 1510);
+        // With room for one more, the busiest of the rest (b) gets its series:
+        // what other showed of it stays there, other does not go down.
+        groups.polled(b, 5);
+        let (third, other3) = groups.shown(2);
+        let b3 = third.iter().find(|g| &*g.name == "b").expect("b shown");
+        assert_eq!(b3.busy_ns, 5, "b counts from what other last showed of it");
+        assert_eq!(other3.busy_ns, 1510);
+        assert!(other3.polls >= other2.polls && other2.polls >= other1.polls);
     }
 }

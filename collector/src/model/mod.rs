@@ -125,8 +125,17 @@ pub struct Model {
     pub outbox: Option<outbox::Outbox>,
 }
 
+/// What a finding is about: its task's name, and what the task was doing
+/// when that is known (`name (in GET /blocking)`).
+fn subject_of(group: &WarningGroup) -> String {
+    match (&group.1, &group.2) {
+        (Some(name), Some(c)) => format!("{name} (in {c})"),
+        (name, _) => name.as_deref().unwrap_or_default().to_string(),
+    }
+}
+
 /// What findings are grouped by: kind, task name, context.
-type WarningGroup = (
+pub(crate) type WarningGroup = (
     WarningKind,
     Option<std::sync::Arc<str>>,
     Option<std::sync::Arc<str>>,
@@ -226,27 +235,26 @@ impl Model {
         );
         // A poll that never yields is sent when it ends, as the blocking poll
         // it then is (this finding is taken back then).
-        if let Some(ob) = self
-            .outbox
-            .as_mut()
-            .filter(|_| kind != WarningKind::NeverYields)
-        {
-            let subject = match (&group.1, &group.2) {
-                (Some(name), Some(c)) => format!("{name} (in {c})"),
-                (name, _) => name.as_deref().unwrap_or_default().to_string(),
-            };
-            let (start_ns, duration_ns) = outbox::extent(kind, ts, value);
-            ob.push(outbox::OutSpan {
-                kind: Some(kind),
-                task,
-                task_name: group.1.clone(),
-                context: group.2.clone(),
-                start_ns,
-                duration_ns,
-                value,
-                message: w.format(&subject, value),
-                thread: t.and_then(|t| t.life.thread),
-            });
+        if kind != WarningKind::NeverYields {
+            let thread = t.and_then(|t| t.life.thread);
+            if let Some(findings) = self.outbox.as_mut().and_then(|ob| ob.admit(&group, ts)) {
+                let (start_ns, duration_ns) = outbox::extent(kind, ts, value);
+                let message = w.format(&subject_of(&group), value);
+                if let Some(ob) = self.outbox.as_mut() {
+                    ob.push(outbox::OutSpan {
+                        kind: Some(kind),
+                        task,
+                        task_name: group.1.clone(),
+                        context: group.2.clone(),
+                        start_ns,
+                        duration_ns,
+                        value,
+                        message,
+                        thread,
+                        findings,
+                    });
+                }
+            }
         }
         let existing = self.warning_index.get(&group).copied();
         if existing.is_none() && self.warnings.len() >= MAX_WARNINGS {
@@ -285,12 +293,7 @@ impl Model {
             group.1.as_deref().map(str::to_string),
             group.2.as_deref().map(str::to_string),
         );
-        // The subject says what the task was doing when it is known.
-        let subject = match (&task_name, &context) {
-            (Some(name), Some(c)) => format!("{name} (in {c})"),
-            (name, _) => name.clone().unwrap_or_default(),
-        };
-        let message = w.format(&subject, value);
+        let message = w.format(&subject_of(&group), value);
         self.warning_bytes += std::mem::size_of::<Warning>()
             + message.len()
             + task_name.as_ref().map_or(0, String::len)
@@ -472,7 +475,7 @@ impl Model {
                     self.lost_woken.entry(*task).or_insert((None, ts));
                 }
                 let (t, groups) = self.task_and_groups(*task, ts);
-                let moved = t.life.thread.is_some_and(|prev| prev != e.thread);
+                let moved = t.life.moved_from(e.thread).is_some();
                 t.polls += 1;
                 t.context_in_poll = false;
                 let mut found = None;
@@ -774,6 +777,7 @@ impl Model {
                         looptrace_wire::units::fmt_duration(poll)
                     ),
                     thread: Some(thread),
+                    findings: 1,
                 });
             }
         }

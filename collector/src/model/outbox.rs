@@ -1,5 +1,8 @@
 //! Findings and long polls kept for an exporter to send as spans
-//! (OpenTelemetry): each one as it happened, not grouped, in a bounded queue.
+//! (OpenTelemetry), in a bounded queue: a warning's findings as they happen,
+//! at most one a second for each warning (the span counts those it stands
+//! for), so a finding that repeats thousands of times a second (a self-wake
+//! storm) sends a span a second, not thousands.
 
 use looptrace_api::WarningKind;
 use looptrace_wire::TaskId;
@@ -27,7 +30,16 @@ pub struct OutSpan {
     pub message: String,
     /// The thread the task last ran on.
     pub thread: Option<u32>,
+    /// Findings of its warning this span stands for: itself, and those since
+    /// the warning's last span that were not sent on their own.
+    pub findings: u64,
 }
+
+/// A warning's findings are sent as spans at most this often.
+pub const SPAN_EVERY_NS: u64 = 1_000_000_000;
+/// Warnings whose last span is remembered; past this, all are forgotten (and
+/// the next finding of each is sent).
+const REMEMBERED: usize = 4096;
 
 /// The spans of one session waiting for the exporter.
 #[derive(Debug, Default)]
@@ -37,6 +49,8 @@ pub struct Outbox {
     spans: VecDeque<OutSpan>,
     /// Spans let go before the exporter took them.
     pub dropped: u64,
+    /// Per warning: when its last span was, and its findings held since.
+    last: rustc_hash::FxHashMap<super::WarningGroup, (u64, u64)>,
 }
 
 impl Outbox {
@@ -44,6 +58,28 @@ impl Outbox {
         Outbox {
             poll_ns,
             ..Outbox::default()
+        }
+    }
+
+    /// Whether a finding of `warning` at `ts` is sent as a span: if so, the
+    /// findings it stands for.
+    pub(crate) fn admit(&mut self, warning: &super::WarningGroup, ts: u64) -> Option<u64> {
+        if self.last.len() >= REMEMBERED && !self.last.contains_key(warning) {
+            self.last.clear();
+        }
+        match self.last.get_mut(warning) {
+            Some((at, held)) if ts.saturating_sub(*at) < SPAN_EVERY_NS => {
+                *held += 1;
+                None
+            }
+            Some((at, held)) => {
+                *at = ts;
+                Some(std::mem::take(held) + 1)
+            }
+            None => {
+                self.last.insert(warning.clone(), (ts, 0));
+                Some(1)
+            }
         }
     }
 

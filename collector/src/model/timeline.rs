@@ -76,6 +76,11 @@ pub struct Tracker {
     tasks: FxHashMap<TaskId, TaskTrack>,
     workers: FxHashMap<u32, (u64, Option<TaskId>)>,
     last_ns: u64,
+    /// The latest queue sample followed, and whether the window was given the
+    /// one in force at its start (samples come only when something changed:
+    /// a window starting between two must still say how deep the queues were).
+    last_queues: Option<QueueSample>,
+    queues_at_start: bool,
 }
 
 impl Tracker {
@@ -87,6 +92,26 @@ impl Tracker {
             tasks: FxHashMap::default(),
             workers: FxHashMap::default(),
             last_ns: 0,
+            last_queues: None,
+            queues_at_start: false,
+        }
+    }
+
+    /// Gives the window the queue sample in force at its start, once.
+    fn queues_in_force(&mut self, out: &mut impl Out) {
+        if self.queues_at_start {
+            return;
+        }
+        self.queues_at_start = true;
+        if let Some(q) = self
+            .last_queues
+            .as_ref()
+            .filter(|q| q.at_ns < self.start_ns)
+        {
+            out.queues(QueueSample {
+                at_ns: self.start_ns,
+                ..q.clone()
+            });
         }
     }
 
@@ -104,6 +129,7 @@ impl Tracker {
         let mut t = Tracker {
             start_ns,
             end_ns,
+            queues_at_start: false,
             ..self.clone()
         };
         // Wakes from before the window are not drawn in it.
@@ -201,9 +227,10 @@ impl Tracker {
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let t = self.tasks.entry(*task).or_default();
                 // Polled on another worker than last time: stolen, or moved.
-                let moved_from = t.life.thread.filter(|&prev| {
-                    prev != e.thread && matches!(e.kind, EventKind::PollStart { .. })
-                });
+                let moved_from = t
+                    .life
+                    .moved_from(e.thread)
+                    .filter(|_| matches!(e.kind, EventKind::PollStart { .. }));
                 Self::close(range, out, *task, t.life.apply(e), None, None);
                 t.context = None;
                 t.moved_from = moved_from;
@@ -295,12 +322,19 @@ impl Tracker {
                 local,
                 steals,
                 injection,
-            } if in_window => out.queues(QueueSample {
-                at_ns: ts,
-                local: local.clone(),
-                steals: steals.clone(),
-                injection: *injection,
-            }),
+            } => {
+                let q = QueueSample {
+                    at_ns: ts,
+                    local: local.clone(),
+                    steals: steals.clone(),
+                    injection: *injection,
+                };
+                if in_window {
+                    self.queues_in_force(out);
+                    out.queues(q.clone());
+                }
+                self.last_queues = Some(q);
+            }
             EventKind::Park => {
                 self.workers.insert(e.thread, (ts, None));
             }
@@ -316,6 +350,8 @@ impl Tracker {
 
     /// Closes everything still open at `until` (the end of a window).
     pub fn finish(mut self, until: u64, out: &mut impl Out) {
+        // No sample in the window: the one before it held all through.
+        self.queues_in_force(out);
         let range = self.range();
         let mut ids: Vec<_> = self.tasks.keys().copied().collect();
         ids.sort_unstable();
@@ -565,6 +601,9 @@ struct QueueAccumulator {
     /// Per worker: steals so far at the last sample.
     last_steals: Vec<Option<u64>>,
     seen: bool,
+    /// Workers followed at most (what an aggregate holds stays bounded,
+    /// whatever worker count a queue event claims).
+    max_workers: usize,
 }
 
 impl QueueAccumulator {
@@ -577,7 +616,7 @@ impl QueueAccumulator {
             self.injection = vec![None; n];
         }
         note(&mut self.injection[b], q.injection);
-        for (i, &depth) in q.local.iter().enumerate().take(MAX_WORKERS) {
+        for (i, &depth) in q.local.iter().enumerate().take(self.max_workers) {
             if self.local.len() <= i {
                 self.local.resize_with(i + 1, || vec![None; n]);
                 self.steals.resize_with(i + 1, || vec![0; n]);
@@ -618,8 +657,9 @@ impl QueueAccumulator {
     }
 }
 
-/// Workers whose queues an aggregate follows at most.
-const MAX_WORKERS: usize = 1024;
+/// Cells (workers times buckets) an aggregate's queues hold at most: some
+/// 16 MB; 1000 workers at 1000 buckets, 100 at the most buckets asked.
+const MAX_QUEUE_CELLS: usize = 1_000_000;
 
 impl Aggregator {
     /// `buckets` buckets (1 to 10 000) over `[start_ns, end_ns)`.
@@ -634,7 +674,10 @@ impl Aggregator {
             tasks: FxHashMap::default(),
             workers: FxHashMap::default(),
             wakes: vec![0; buckets],
-            queues: QueueAccumulator::default(),
+            queues: QueueAccumulator {
+                max_workers: (MAX_QUEUE_CELLS / buckets).max(1),
+                ..QueueAccumulator::default()
+            },
         }
     }
 

@@ -295,7 +295,7 @@ export function renderLegend(el) {
     `<span>${sw("var(--idle)", "height:2px")} idle: returned Pending, not woken</span>`,
     `<span>${sw("var(--parked)")} worker parked</span>`,
     `<span>${sw(SOURCE_COLORS.timer, "height:2px")} wake by timer · ${sw(SOURCE_COLORS.io, "height:2px")} by I/O · ${sw(SOURCE_COLORS.task, "height:2px")} by a task · ${sw(SOURCE_COLORS.self, "height:2px")} by itself · ${sw(SOURCE_COLORS.external, "height:2px")} by a thread outside the runtime (from the axis, labelled): arrow from waker to next poll</span>`,
-    `<span>○ timer armed · ● timer fired · <span style="color:${SOURCE_COLORS.io}">◆</span> I/O ready · ▸ spawned · | ended · ↲ polled on another worker than last time (stolen or moved)</span>`,
+    `<span>○ timer armed · ● timer fired · <span style="color:${SOURCE_COLORS.io}">◆</span> I/O ready · ▸ spawned · | ended · ↲ polled on another thread than its last poll (stolen or moved)</span>`,
     `<span class="muted">wheel/± zoom · drag/←→ pan · shift-drag zoom to range · 0 fit all · F follow · Space pause · Z zoom to the selected task · the name filter dims other lanes</span>`,
   ].join("");
 }
