@@ -36,9 +36,12 @@ fn a_demo_on_a_terminal_runs_in_the_dashboard_with_its_lesson() {
         screen.contains("browser: http://127.0.0.1:"),
         "the browser timeline's address: {screen}"
     );
-    // Any key closes the panel: the demo's tasks are in the table, live.
+    // Any key closes the panel: the demo's tasks are in the table, live (the
+    // table may show them behind the panel before the key is read).
     tmux::tmux(&["send-keys", "-t", &session, "Escape"]);
-    let screen = wait_for(&session, "Alice (concurrent)");
+    let screen = tmux::wait_until(&session, Duration::from_secs(15), |s| {
+        s.contains("Alice (concurrent)") && !s.contains("what to watch for")
+    });
     assert!(
         screen.contains("sequential") && screen.contains("Alice (concurrent)"),
         "{screen}"

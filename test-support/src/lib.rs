@@ -295,10 +295,15 @@ pub mod tmux {
 
     /// The screen of `session` once it shows `needle` (or after `within`).
     pub fn wait_for(session: &str, needle: &str, within: Duration) -> String {
+        wait_until(session, within, |screen| screen.contains(needle))
+    }
+
+    /// The screen of `session` once `done` holds of it (or after `within`).
+    pub fn wait_until(session: &str, within: Duration, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + within;
         loop {
             let screen = tmux(&["capture-pane", "-p", "-t", session]);
-            if screen.contains(needle) || Instant::now() > deadline {
+            if done(&screen) || Instant::now() > deadline {
                 return screen;
             }
             std::thread::sleep(Duration::from_millis(100));
