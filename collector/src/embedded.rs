@@ -113,18 +113,14 @@ impl Embedded {
             config: Arc::new(server),
             replay: None,
         };
+        // Its own runtime, on its own thread: built here, so that a failure is
+        // the caller's to report.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         std::thread::Builder::new()
             .name("looptrace-collector".into())
             .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        return eprintln!("looptrace collector: cannot start its runtime: {e}")
-                    }
-                };
                 rt.block_on(async move {
                     match tokio::net::TcpListener::from_std(listener) {
                         Ok(l) => {

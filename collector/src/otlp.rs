@@ -109,19 +109,14 @@ pub fn start(hub: Arc<Hub>, config: OtlpConfig) -> Result<Exporter, OtlpError> {
         .timeout(REQUEST_TIMEOUT);
     let stop = Arc::new(tokio::sync::Notify::new());
     let stopping = stop.clone();
+    // Its own runtime, on its own thread: built here, so that a failure is
+    // the caller's to report.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let thread = std::thread::Builder::new()
         .name("looptrace-otlp".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("looptrace: the OTLP exporter could not start: {e}");
-                    return;
-                }
-            };
             rt.block_on(async move {
                 let channel = endpoint.connect_lazy();
                 let mut run = Run::new(hub, config, channel);
