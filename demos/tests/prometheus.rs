@@ -39,6 +39,11 @@ fn query(prom: SocketAddr, q: &str) -> Vec<(BTreeMap<String, String>, f64)> {
             _ => format!("%{b:02X}"),
         })
         .collect();
+    // Prometheus may not be listening yet (it starts beside the app): nothing
+    // stored yet, ask again.
+    if std::net::TcpStream::connect(prom).is_err() {
+        return Vec::new();
+    }
     let (status, v) = get(prom, &format!("/api/v1/query?query={encoded}"));
     if status != 200 {
         return Vec::new();
