@@ -85,15 +85,7 @@ fn names_are_spelt_one_way() {
     for v in [Flavor::CurrentThread, Flavor::MultiThread] {
         same(v, v.as_str());
     }
-    for v in [
-        WarningKind::BlockingPoll,
-        WarningKind::SchedulingLatency,
-        WarningKind::LostWaker,
-        WarningKind::NeverYields,
-        WarningKind::SelfWakeStorm,
-        WarningKind::LargeFuture,
-        WarningKind::TaskLeak,
-    ] {
+    for v in WarningKind::ALL {
         same(v, v.as_str());
     }
     for v in [

@@ -123,9 +123,8 @@ impl SessionFigures {
 #[derive(Debug, Clone, Default)]
 pub struct CollectorFigures {
     pub memory_bytes: u64,
-    pub bad_frames: u64,
-    pub rejected_connections: u64,
-    pub viewer_lagged: u64,
+    /// Frames, events, refusals... as `/api/sessions` reports them.
+    pub counters: looptrace_api::Counters,
     pub otlp: OtlpFigures,
 }
 
@@ -168,9 +167,7 @@ impl Figures {
             sessions,
             collector: CollectorFigures {
                 memory_bytes: hub.memory_used() as u64,
-                bad_frames: c.bad_frames.load(Ordering::Relaxed),
-                rejected_connections: c.rejected_connections.load(Ordering::Relaxed),
-                viewer_lagged: c.viewer_lagged.load(Ordering::Relaxed),
+                counters: hub.counters(),
                 otlp: OtlpFigures {
                     spans_exported: c.otlp_spans_exported.load(Ordering::Relaxed),
                     spans_dropped: c.otlp_spans_dropped.load(Ordering::Relaxed),
@@ -461,21 +458,21 @@ impl Figures {
                 "Frames refused as malformed.",
                 None,
                 Counter,
-                c.bad_frames,
+                c.counters.bad_frames,
             ),
             (
                 "looptrace_collector_rejected_connections",
                 "Requests and connections refused (token, Host or Origin).",
                 None,
                 Counter,
-                c.rejected_connections,
+                c.counters.rejected_connections,
             ),
             (
                 "looptrace_collector_viewer_lagged",
                 "Live updates a slow viewer missed.",
                 None,
                 Counter,
-                c.viewer_lagged,
+                c.counters.viewer_lagged,
             ),
             (
                 "looptrace_otlp_spans_exported",

@@ -291,15 +291,9 @@ impl Run {
         if let Some(thread) = s.thread {
             attributes.push(kv("looptrace.thread", int(thread as i64)));
         }
-        attributes.push(kv(
-            "looptrace.value",
-            int(s.value.min(i64::MAX as u64) as i64),
-        ));
+        attributes.push(kv("looptrace.value", uint(s.value)));
         if s.kind.is_some() {
-            attributes.push(kv(
-                "looptrace.findings",
-                int(s.findings.min(i64::MAX as u64) as i64),
-            ));
+            attributes.push(kv("looptrace.findings", uint(s.findings)));
         }
         attributes.push(kv("looptrace.session", int(session as i64)));
         let (name, events, status) = match s.kind {
@@ -497,7 +491,7 @@ fn metric(family: &Family, session: Option<usize>, start: u64, now: u64) -> Opti
         start_time_unix_nano: start,
         time_unix_nano: now,
         value: Some(match &p.value {
-            Value::Int(v) => pm::number_data_point::Value::AsInt((*v).min(i64::MAX as u64) as i64),
+            Value::Int(v) => pm::number_data_point::Value::AsInt(saturating_i64(*v)),
             Value::Float(v) => pm::number_data_point::Value::AsDouble(*v),
             Value::Histogram(_) => pm::number_data_point::Value::AsInt(0),
         }),
@@ -587,4 +581,13 @@ fn int(v: i64) -> AnyValue {
     AnyValue {
         value: Some(any_value::Value::IntValue(v)),
     }
+}
+
+/// OTLP integers are signed: a count past `i64::MAX` reads as that.
+fn saturating_i64(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn uint(v: u64) -> AnyValue {
+    int(saturating_i64(v))
 }

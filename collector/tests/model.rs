@@ -526,21 +526,19 @@ fn a_poll_that_never_yields_is_one_blocking_poll_once_it_ends() {
 #[test]
 fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
     let ms = 1_000_000;
-    let run = |after: Vec<Event>, settle_at: u64| {
-        let mut m = Model::new(header(), Thresholds::default());
-        let mut events = vec![
-            ev(
-                0,
-                EventKind::Thread {
-                    role: ThreadRole::Worker(0),
-                    name: "w".into(),
-                },
-            ),
+    // A session that follows wakers; task 1 goes idle at 30 keeping no waker.
+    let idle_without_waker = || {
+        vec![
             wake(1, 99, WakeOp::Clone, WakeSource::External),
             spawn(10, 1),
             start(20, 1),
-            end(30, 1, false), // idle, no waker kept
-        ];
+            end(30, 1, false),
+        ]
+    };
+    let run = |after: Vec<Event>, settle_at: u64| {
+        let mut m = Model::new(header(), Thresholds::default());
+        let mut events = vec![worker_thread()];
+        events.extend(idle_without_waker());
         events.extend(after);
         for e in &events {
             m.apply(e);
@@ -572,12 +570,7 @@ fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
     assert_eq!(run(vec![aborted], 1_000 * ms), vec![WarningKind::LostWaker]);
     // Reported, then woken after all: withdrawn.
     let mut m = Model::new(header(), Thresholds::default());
-    for e in [
-        wake(1, 99, WakeOp::Clone, WakeSource::External),
-        spawn(10, 1),
-        start(20, 1),
-        end(30, 1, false),
-    ] {
+    for e in idle_without_waker() {
         m.apply(&e);
     }
     m.settle(2_000 * ms);
@@ -591,11 +584,7 @@ fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
 
     // Woken by its owner's abort after a second with no waker: it stands.
     let mut m = Model::new(header(), Thresholds::default());
-    for e in [
-        wake(1, 99, WakeOp::Clone, WakeSource::External),
-        spawn(10, 1),
-        start(20, 1),
-        end(30, 1, false),
+    for e in idle_without_waker().into_iter().chain([
         wake(1_000 * ms, 1, WakeOp::Wake, WakeSource::Task(7)),
         start(1_001 * ms, 1),
         ev(
@@ -606,7 +595,7 @@ fn a_lost_waker_waits_for_its_grace_period_and_is_withdrawn_when_woken() {
             },
         ),
         end(1_001 * ms + 20, 1, true),
-    ] {
+    ]) {
         m.apply(&e);
     }
     let found: Vec<_> = m.findings().map(|w| (w.kind, w.at_ns)).collect();

@@ -142,13 +142,12 @@ impl RunState {
     /// The index of `label` if the run said it already; else notes it and
     /// returns `None`, for the label to be written in full.
     fn said(&mut self, label: &Arc<str>) -> Option<usize> {
-        // Few labels per run: a scan, pointers first (the shipper's labels are
-        // shared), beats hashing the text.
+        // Few labels per run: a scan, the pointer before the text (the
+        // shipper's labels are shared), beats hashing the text.
         let found = self
             .labels
             .iter()
-            .position(|l| Arc::ptr_eq(l, label))
-            .or_else(|| self.labels.iter().position(|l| **l == **label));
+            .position(|l| Arc::ptr_eq(l, label) || **l == **label);
         if found.is_none() {
             self.note(label.clone());
         }
