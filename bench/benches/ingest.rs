@@ -313,6 +313,7 @@ fn big_frame(rounds: usize) {
                     ready: false,
                     clones: 1,
                     drops: 1,
+                    context: None,
                 }
             },
         });

@@ -262,6 +262,7 @@ impl Converter {
                             drops: 0,
                             task: id,
                             ready: false,
+                            context: None,
                         },
                     ));
                     next.open_poll = None;
@@ -290,6 +291,7 @@ impl Converter {
                                 drops: 0,
                                 task: id,
                                 ready: false,
+                                context: None,
                             },
                         ));
                     }
@@ -303,6 +305,7 @@ impl Converter {
                             drops: 0,
                             task: id,
                             ready: dropped.is_some(),
+                            context: None,
                         },
                     )),
                     None => next.open_poll = Some(last_start),

@@ -36,6 +36,7 @@ fn million() -> Vec<Event> {
                     ready: false,
                     clones: 1,
                     drops: 0,
+                    context: None,
                 },
             });
             events.push(Event {

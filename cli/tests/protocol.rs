@@ -131,6 +131,7 @@ fn troubled_session(hub: &Hub) -> u64 {
             ready: false,
             clones: 1,
             drops: 0,
+            context: None,
         },
     });
     hub.ingest(id, &events);

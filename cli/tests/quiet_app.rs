@@ -61,6 +61,7 @@ async fn a_lost_waker_in_a_quiet_live_app_is_raised_and_sent() {
                     ready: false,
                     clones: 0,
                     drops: 0,
+                    context: None,
                 },
             ),
         ],

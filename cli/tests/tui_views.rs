@@ -401,6 +401,7 @@ fn the_workers_view_plots_each_queue_over_time() {
                 ready: false,
                 clones: 0,
                 drops: 0,
+                context: None,
             },
         ));
     }

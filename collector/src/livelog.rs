@@ -129,6 +129,7 @@ impl LiveLog {
                 ready,
                 clones,
                 drops,
+                context,
             } => {
                 let took = self
                     .poll_started
@@ -140,14 +141,19 @@ impl LiveLog {
                 } else {
                     String::new()
                 };
+                // The poll's context, when it came with the poll's end.
+                let within = context
+                    .as_ref()
+                    .map(|l| format!(" in {l}"))
+                    .unwrap_or_default();
                 if *ready {
                     format!(
-                        "ready    {} returned Ready after {took}{wakers}",
+                        "ready    {} returned Ready after {took}{within}{wakers}",
                         self.name(*task)
                     )
                 } else {
                     format!(
-                        "pending  {} returned Pending after {took}, yielding to the loop{wakers}",
+                        "pending  {} returned Pending after {took}{within}, yielding to the loop{wakers}",
                         self.name(*task)
                     )
                 }

@@ -511,6 +511,7 @@ mod tests {
                         ready: false,
                         clones: 0,
                         drops: 0,
+                        context: None,
                     }
                 },
             })

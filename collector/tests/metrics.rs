@@ -54,6 +54,7 @@ fn poll(ts: u64, task: u64, ns: u64, ready: bool) -> [Event; 2] {
                 ready,
                 clones: 0,
                 drops: 0,
+                context: None,
             },
         ),
     ]

@@ -48,6 +48,7 @@ fn end(ts: u64, task: u64, ready: bool) -> Event {
             ready,
             clones: 0,
             drops: 0,
+            context: None,
         },
     )
 }
@@ -642,6 +643,20 @@ fn findings_of_one_cause_are_one_warning_with_a_count() {
         let t0 = i as u64 * 100 * ms;
         m.apply(&conn(t0, task));
         m.apply(&start(t0 + 1, task));
+        if task == 2 {
+            // The same, its context carried by the poll's end.
+            m.apply(&ev(
+                t0 + 50 * ms,
+                EventKind::PollEnd {
+                    task,
+                    ready: true,
+                    clones: 0,
+                    drops: 0,
+                    context: Some(route.into()),
+                },
+            ));
+            continue;
+        }
         m.apply(&context(t0 + 2, task, route));
         m.apply(&end(t0 + 50 * ms, task, true));
     }
@@ -716,14 +731,23 @@ fn labels_said_once_per_frame_survive_ingest_in_chunks() {
     let mut polls = 0;
     while all.len() < 3 * CHUNK_EVENTS {
         all.push(start(ts, 1));
-        all.push(ev(
-            ts + 5,
-            EventKind::Context {
-                task: 1,
-                label: routes[polls % 2].into(),
-            },
-        ));
-        all.push(end(ts + 20, 1, false));
+        let label: std::sync::Arc<str> = routes[polls % 2].into();
+        if polls % 3 == 2 {
+            // Carried by the poll's end (a poll over before its app shipped).
+            all.push(ev(
+                ts + 20,
+                EventKind::PollEnd {
+                    task: 1,
+                    ready: false,
+                    clones: (polls % 2) as u32,
+                    drops: 0,
+                    context: Some(label),
+                },
+            ));
+        } else {
+            all.push(ev(ts + 5, EventKind::Context { task: 1, label }));
+            all.push(end(ts + 20, 1, false));
+        }
         ts += 30;
         polls += 1;
     }
@@ -763,6 +787,7 @@ fn a_poll_on_another_worker_says_where_the_last_one_ran() {
                 ready: false,
                 clones: 0,
                 drops: 0,
+                context: None,
             },
         ));
     }

@@ -165,6 +165,7 @@ fn serve_over_budget() -> SocketAddr {
                 ready: false,
                 clones: 1,
                 drops: 0,
+                context: None,
             },
         ));
     }
@@ -372,6 +373,7 @@ fn timeline_benchmark() {
                 ready: false,
                 clones: 0,
                 drops: 0,
+                context: None,
             },
         ));
         if batch.len() >= 30_000 {
@@ -421,6 +423,7 @@ fn timeline_benchmark() {
                             ready: true,
                             clones: 0,
                             drops: 0,
+                            context: None,
                         },
                     ),
                 ],

@@ -63,6 +63,7 @@ fn fold(events: &[Event]) -> Vec<Event> {
                 ready,
                 clones: 0,
                 drops: 0,
+                context,
             } => {
                 let (clones, drops) = match polling.remove(&e.thread) {
                     Some((t, c, d)) if t == *task => (c, d),
@@ -74,6 +75,7 @@ fn fold(events: &[Event]) -> Vec<Event> {
                         ready: *ready,
                         clones,
                         drops,
+                        context: context.clone(),
                     },
                     ..e.clone()
                 });

@@ -61,6 +61,8 @@ pub(crate) enum Raw {
     Mark(Box<str>),
     /// The poll running on this thread entered the app's span so labelled.
     Context(crate::context::SpanLabel),
+    /// The same, a label made once for its callsite and kept for good.
+    FixedContext(&'static crate::context::SpanLabel),
     /// The scheduler's queues, sampled (boxed: one per sampling period at most,
     /// 5 ms by default).
     Queues(Box<crate::queues::QueuesRaw>),

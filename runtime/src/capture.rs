@@ -278,7 +278,7 @@ pub(crate) fn wants_context() -> bool {
 
 /// The app's span labelled `label` was entered: the current poll's context, if
 /// it has none yet.
-pub(crate) fn on_context(label: &crate::context::SpanLabel) {
+pub(crate) fn on_context(label: crate::context::LabelRef<'_>) {
     let gen = active();
     if gen == 0 {
         return;
@@ -291,7 +291,7 @@ pub(crate) fn on_context(label: &crate::context::SpanLabel) {
             gen,
             Slot {
                 tsc: clock::raw(),
-                raw: Raw::Context(label.clone()),
+                raw: label.raw(),
             },
         );
     });

@@ -8,7 +8,7 @@
 //! so a poll, its task and a warning about it can say what the app was doing.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 #[cfg(test)]
 use std::sync::Mutex;
@@ -166,39 +166,143 @@ use looptrace_wire::units::clip_bytes as clip;
 /// entered it (the shipper encodes it from here, without a copy).
 pub(crate) type SpanLabel = Arc<str>;
 
+/// A span's label as its span holds it: made for the span from its fields, or
+/// its callsite's, when the callsite has no fields (`#[instrument(skip_all)]`):
+/// such a label is the span's name whatever the values, so it is made once per
+/// callsite and kept for good, and a span of it costs no allocation and no
+/// reference count (which two workers would otherwise take turns on).
+pub(crate) enum Held {
+    Own(SpanLabel),
+    Fixed(&'static SpanLabel),
+}
+
+impl Held {
+    /// The label of the span `attrs` opens.
+    pub(crate) fn of(attrs: &tracing_core::span::Attributes<'_>) -> Held {
+        match fixed(attrs.metadata()) {
+            Some(l) => Held::Fixed(l),
+            None => Held::Own(label(attrs)),
+        }
+    }
+
+    pub(crate) fn as_ref(&self) -> LabelRef<'_> {
+        match self {
+            Held::Own(l) => LabelRef::Own(l),
+            Held::Fixed(l) => LabelRef::Fixed(l),
+        }
+    }
+}
+
+/// A span's label, borrowed.
+#[derive(Clone, Copy)]
+pub(crate) enum LabelRef<'a> {
+    Own(&'a SpanLabel),
+    Fixed(&'static SpanLabel),
+}
+
+impl LabelRef<'_> {
+    /// What a poll entering the span records.
+    pub(crate) fn raw(self) -> crate::buffer::Raw {
+        match self {
+            LabelRef::Own(l) => crate::buffer::Raw::Context(l.clone()),
+            LabelRef::Fixed(l) => crate::buffer::Raw::FixedContext(l),
+        }
+    }
+}
+
+/// Callsites (by the address of their static metadata) whose label is fixed,
+/// and those labels: an insert-only open-addressing table, read without a lock.
+const FIXED_SLOTS: usize = 1024;
+static FIXED_SITES: [AtomicUsize; FIXED_SLOTS] = [const { AtomicUsize::new(0) }; FIXED_SLOTS];
+static FIXED_LABELS: [AtomicPtr<SpanLabel>; FIXED_SLOTS] =
+    [const { AtomicPtr::new(std::ptr::null_mut()) }; FIXED_SLOTS];
+
+/// The label kept for a callsite with no fields (None if it has fields, or in
+/// the rare race where another thread is making it, or once the table is full:
+/// the span then gets a label of its own).
+fn fixed(m: &'static Metadata<'static>) -> Option<&'static SpanLabel> {
+    if !m.fields().is_empty() {
+        return None;
+    }
+    let addr = m as *const Metadata<'static> as usize;
+    // Fibonacci hashing of the address (its low bits are alignment).
+    let start = (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
+    for probe in 0..FIXED_SLOTS {
+        let i = (start as usize + probe) % FIXED_SLOTS;
+        let site = FIXED_SITES[i].load(Ordering::Acquire);
+        if site == 0 {
+            if FIXED_SITES[i]
+                .compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                // Taken meanwhile: by this callsite (being made) or another.
+                return None;
+            }
+            let label: &'static SpanLabel = Box::leak(Box::new(clip(m.name(), MAX_LABEL).into()));
+            FIXED_LABELS[i].store(
+                label as *const SpanLabel as *mut SpanLabel,
+                Ordering::Release,
+            );
+            return Some(label);
+        }
+        if site == addr {
+            let p = FIXED_LABELS[i].load(Ordering::Acquire);
+            // SAFETY: a non-null pointer here was leaked above, for good.
+            return unsafe { p.as_ref() };
+        }
+    }
+    None
+}
+
 /// Keys of context spans have this bit set (tokio task ids never reach it, nor
 /// does a user-space address).
 pub(crate) const CONTEXT_BIT: u64 = 1 << 63;
+/// Set in the key of a span whose label is its callsite's (the key is the
+/// label's address, which is 8-aligned).
+const FIXED_BIT: u64 = 1;
 
-/// A new context span of the standalone subscriber (which keeps no span
-/// registry): its key is the address of a handle on its label (a thin
-/// pointer), tagged; the span's handles own that handle's references. No
-/// table, no lock: a span costs its label and that handle.
-pub(crate) fn open(label: SpanLabel) -> Option<u64> {
-    let ptr = Arc::into_raw(Arc::new(label));
-    let key = ptr as usize as u64;
-    if key & CONTEXT_BIT != 0 {
-        // Not an address this can tag: unlabelled.
-        // SAFETY: `ptr` came from `Arc::into_raw` just above.
-        drop(unsafe { Arc::from_raw(ptr) });
-        return None;
-    }
-    Some(key | CONTEXT_BIT)
+/// The key of a new context span of the standalone subscriber (which keeps no
+/// span registry), tagged with [`CONTEXT_BIT`]: for a span with its own label,
+/// the address of a handle on that label (a thin pointer), whose references the
+/// span's handles own; for a fixed label, that label's address. No table, no
+/// lock: a span costs its label and that handle at most.
+pub(crate) fn open(held: Held) -> Option<u64> {
+    let key = match held {
+        Held::Fixed(l) => l as *const SpanLabel as usize as u64 | FIXED_BIT,
+        Held::Own(label) => {
+            let ptr = Arc::into_raw(Arc::new(label));
+            let key = ptr as usize as u64;
+            if key & CONTEXT_BIT != 0 {
+                // SAFETY: `ptr` came from `Arc::into_raw` just above.
+                drop(unsafe { Arc::from_raw(ptr) });
+                return None;
+            }
+            key
+        }
+    };
+    // Not an address this can tag: unlabelled.
+    (key & CONTEXT_BIT == 0).then_some(key | CONTEXT_BIT)
 }
 
 fn label_ptr(key: u64) -> *const SpanLabel {
-    (key & !CONTEXT_BIT) as usize as *const SpanLabel
+    (key & !(CONTEXT_BIT | FIXED_BIT)) as usize as *const SpanLabel
 }
 
 /// One more handle on a context span.
 pub(crate) fn clone(key: u64) {
-    // SAFETY: `key` is an id this subscriber made in `open` (tracing hands a
-    // subscriber only its own ids), whose label lives while a handle does.
-    unsafe { Arc::increment_strong_count(label_ptr(key)) }
+    if key & FIXED_BIT == 0 {
+        // SAFETY: `key` is an id this subscriber made in `open` (tracing hands a
+        // subscriber only its own ids), whose label lives while a handle does.
+        unsafe { Arc::increment_strong_count(label_ptr(key)) }
+    }
 }
 
-/// One handle fewer; true if that was the last.
+/// One handle fewer; true if that was the last (never said of a fixed label,
+/// which other spans may share).
 pub(crate) fn close(key: u64) -> bool {
+    if key & FIXED_BIT != 0 {
+        return false;
+    }
     // SAFETY: as in `clone`; tracing closes each handle once.
     let label = unsafe { Arc::from_raw(label_ptr(key)) };
     Arc::strong_count(&label) == 1
@@ -209,9 +313,14 @@ pub(crate) fn enter(key: u64) {
     if !crate::capture::wants_context() {
         return;
     }
+    if key & FIXED_BIT != 0 {
+        // SAFETY: a fixed label lives for good.
+        let label: &'static SpanLabel = unsafe { &*label_ptr(key) };
+        return crate::capture::on_context(LabelRef::Fixed(label));
+    }
     // SAFETY: as in `clone`; borrowed for the call, the count left as it is.
     let label = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(label_ptr(key)) });
-    crate::capture::on_context(&label);
+    crate::capture::on_context(LabelRef::Own(&label));
 }
 
 #[cfg(test)]
@@ -300,13 +409,57 @@ mod tests {
     fn a_span_id_owns_its_label_until_its_last_handle_closes() {
         let label: SpanLabel = "GET /x".into();
         let weak = Arc::downgrade(&label);
-        let key = open(label).expect("a user-space address");
+        let key = open(Held::Own(label)).expect("a user-space address");
         assert_ne!(key & CONTEXT_BIT, 0);
         clone(key); // a second handle
         assert!(!close(key), "one handle left");
         assert_eq!(weak.upgrade().as_deref(), Some("GET /x"));
         assert!(close(key), "the last handle");
         assert!(weak.upgrade().is_none(), "the label is freed with it");
+    }
+
+    #[test]
+    fn a_callsite_with_no_fields_has_one_label_for_good() {
+        // The subscriber's view of two spans of one fieldless callsite (as
+        // `#[instrument(skip_all)]` makes), and of a span with a field.
+        fn open_span(f: impl FnOnce() -> tracing::Span) -> u64 {
+            struct Open(Mutex<Option<u64>>);
+            impl tracing::Subscriber for Open {
+                fn enabled(&self, _: &Metadata<'_>) -> bool {
+                    true
+                }
+                fn new_span(&self, a: &Attributes<'_>) -> Id {
+                    *self.0.lock().unwrap() = open(Held::of(a));
+                    Id::from_u64(1)
+                }
+                fn record(&self, _: &Id, _: &Record<'_>) {}
+                fn record_follows_from(&self, _: &Id, _: &Id) {}
+                fn event(&self, _: &tracing::Event<'_>) {}
+                fn enter(&self, _: &Id) {}
+                fn exit(&self, _: &Id) {}
+            }
+            let sub = Arc::new(Open(Mutex::new(None)));
+            tracing::subscriber::with_default(sub.clone(), || drop(f()));
+            let key = sub.0.lock().unwrap().take();
+            key.expect("a key")
+        }
+        fn handler() -> tracing::Span {
+            tracing::info_span!("handler")
+        }
+        let (a, b) = (open_span(handler), open_span(handler));
+        assert_eq!(a, b, "one label, one key, for every span of the callsite");
+        assert_ne!(a & FIXED_BIT, 0);
+        // SAFETY: a fixed label lives for good.
+        assert_eq!(&**unsafe { &*label_ptr(a) }, "handler");
+        // Its handles count nothing and never free it.
+        clone(a);
+        assert!(!close(a) && !close(a));
+        assert_eq!(&**unsafe { &*label_ptr(a) }, "handler");
+        // A span with fields has a label of its own.
+        let own = open_span(|| tracing::info_span!("handler", user = 7));
+        assert_eq!(own & FIXED_BIT, 0);
+        assert_eq!(&**unsafe { &*label_ptr(own) }, "handler{user=7}");
+        assert!(close(own));
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct LooptraceLayer {
 struct Key(u64);
 
 /// The label of one of the app's spans (a context), kept in its extensions.
-struct SpanLabel(context::SpanLabel);
+struct SpanLabel(context::Held);
 
 /// A [`Layer`] that feeds looptrace, filtered to the few tokio callsites it reads
 /// so that it changes nothing for the other layers.
@@ -69,7 +69,7 @@ where
             Some(_) => return,
             None => {
                 if context::is_context(attrs.metadata()) {
-                    let label = context::label(attrs);
+                    let label = context::Held::of(attrs);
                     if let Some(span) = ctx.span(id) {
                         span.extensions_mut().insert(SpanLabel(label));
                     }
@@ -105,7 +105,7 @@ where
             capture::on_enter(key.0);
         } else if capture::wants_context() {
             if let Some(c) = ext.get::<SpanLabel>() {
-                capture::on_context(&c.0);
+                capture::on_context(c.0.as_ref());
             }
         }
     }

@@ -29,6 +29,9 @@ struct ThreadState {
     in_park: bool,
     /// The task being polled here.
     polling: Option<u64>,
+    /// That poll's context, not sent yet: it goes out with the poll's end, or
+    /// on its own if the poll is still running when a round of shipping ends.
+    context: Option<crate::context::SpanLabel>,
     /// Tasks that cloned their own waker in their last poll here, since the last park.
     deferred: Vec<u64>,
 }
@@ -114,6 +117,27 @@ pub(crate) struct Resolver {
 impl Resolver {
     pub(crate) fn thread_name(&mut self, thread: u32, name: &str) {
         self.threads.get(thread).name = name.to_string();
+    }
+
+    /// The poll running on `thread` entered the app's span labelled `label`:
+    /// kept for the poll's end (the first one a poll enters).
+    fn context(&mut self, thread: u32, label: crate::context::SpanLabel) {
+        let t = self.threads.get(thread);
+        if t.polling.is_some() && t.context.is_none() {
+            t.context = Some(label);
+        }
+    }
+
+    /// Ends a round of shipping: the context of each poll still running is
+    /// sent on its own, at `ts_ns` (the round's last event; the poll has not
+    /// ended by then), so a poll stuck in a request says which.
+    pub(crate) fn end_round(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64) {
+        for i in 0..self.threads.0.len() {
+            let t = &mut self.threads.0[i];
+            if let (Some(task), Some(label)) = (t.polling, t.context.take()) {
+                self.emit(out, ts_ns, i as u32, EventKind::Context { task, label });
+            }
+        }
     }
 
     fn emit(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64, thread: u32, kind: EventKind) {
@@ -203,7 +227,9 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, kind);
             }
             Raw::PollStart(task) => {
-                self.threads.get(thread).polling = Some(task);
+                let t = self.threads.get(thread);
+                t.polling = Some(task);
+                t.context = None;
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.clear();
                 }
@@ -218,7 +244,9 @@ impl Resolver {
                 if clones > 0 {
                     self.cloned_own_waker(thread, task);
                 }
-                self.threads.get(thread).polling = None;
+                let t = self.threads.get(thread);
+                t.polling = None;
+                let context = t.context.take();
                 if let Some(t) = self.tasks.get_mut(&task) {
                     // Sleeps not polled again were dropped (or are no longer awaited).
                     for s in &t.armed {
@@ -238,6 +266,7 @@ impl Resolver {
                         ready,
                         clones,
                         drops,
+                        context,
                     },
                 );
             }
@@ -319,11 +348,8 @@ impl Resolver {
                     label: label.into(),
                 },
             ),
-            Raw::Context(label) => {
-                if let Some(task) = self.threads.peek(thread).and_then(|t| t.polling) {
-                    self.emit(out, ts_ns, thread, EventKind::Context { task, label });
-                }
-            }
+            Raw::Context(label) => self.context(thread, label),
+            Raw::FixedContext(label) => self.context(thread, label.clone()),
             Raw::Queues(q) => {
                 let crate::queues::QueuesRaw {
                     local,

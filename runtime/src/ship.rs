@@ -144,6 +144,8 @@ fn run(
         };
         frame.clear();
         let mut w = EventsWriter::new(&mut frame);
+        // The time of the last fact resolved this round.
+        let mut last_ts = 0;
         {
             let mut cursors: Vec<Cursor<'_>> = Vec::new();
             for tb in threads.iter_mut() {
@@ -239,6 +241,7 @@ fn run(
                         }
                         raw => resolver.resolve(ts, thread, raw, &mut w),
                     }
+                    last_ts = ts;
                     if w.len() >= FRAME_EVENTS {
                         let n = w.finish();
                         out.send(&frame, n, &mut resolver.kept);
@@ -259,6 +262,7 @@ fn run(
                 c.chunk.commit(taken);
             }
         }
+        resolver.end_round(&mut w, last_ts);
         for (thread, count) in drops.drain(..) {
             counters.dropped_full.fetch_add(count, Ordering::Relaxed);
             let e = Event {

@@ -75,7 +75,7 @@ impl Subscriber for LooptraceSubscriber {
                 capture::on_task_span(f.into_info())
             }
             Some(_) => capture::on_sleep_span(),
-            None => context::open(context::label(span)).unwrap_or_else(capture::on_sleep_span),
+            None => context::open(context::Held::of(span)).unwrap_or_else(capture::on_sleep_span),
         };
         Id::from_u64(key)
     }

@@ -149,6 +149,7 @@ pub fn poll_evs(ts: u64, task: u64) -> [Event; 2] {
                 ready: false,
                 clones: 0,
                 drops: 0,
+                context: None,
             },
         },
     ]

@@ -16,10 +16,11 @@ use thiserror::Error;
 /// carry the task's own waker clones and drops, version 3 the context events
 /// (a poll's `tracing` span) and the queues events (the scheduler's queues,
 /// sampled), version 4 context events that refer to a label said earlier in
-/// their run; decoders read versions 1 to 4 and refuse any other,
+/// their run, version 5 poll ends that carry their poll's context; decoders
+/// read versions 1 to 5 and refuse any other,
 /// so an older collector says it cannot read a newer app instead of failing on
 /// an event it does not know.
-pub const WIRE_VERSION: u8 = 4;
+pub const WIRE_VERSION: u8 = 5;
 /// Oldest frame layout a decoder still reads.
 pub const OLDEST_WIRE_VERSION: u8 = 1;
 /// Most events one events frame may hold. Encoders split longer runs; decoders
@@ -154,6 +155,23 @@ impl RunState {
         found
     }
 
+    /// Reads a context label: by its index in the run, or its text (which the
+    /// run then keeps).
+    fn label(&mut self, r: &mut Reader<'_>, by_index: bool) -> Result<Arc<str>, DecodeError> {
+        if by_index {
+            let at = r.pos;
+            let i = r.var()?;
+            return match usize::try_from(i).ok().and_then(|i| self.labels.get(i)) {
+                Some(label) => Ok(label.clone()),
+                // A label the run never said.
+                None => Err(DecodeError::Range(at)),
+            };
+        }
+        let label: Arc<str> = r.string()?.into();
+        self.note(label.clone());
+        Ok(label)
+    }
+
     /// Keeps `label` to be said by index: in a new slot while there is room,
     /// else in the one said longest ago (encoder and decoder do the same).
     fn note(&mut self, label: Arc<str>) {
@@ -170,7 +188,11 @@ impl RunState {
 /// from the previous event's, a context label by index if the run said it.
 pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
     let said = match &e.kind {
-        EventKind::Context { label, .. } => run.said(label),
+        EventKind::Context { label, .. }
+        | EventKind::PollEnd {
+            context: Some(label),
+            ..
+        } => run.said(label),
         _ => None,
     };
     let tag = match &e.kind {
@@ -179,9 +201,13 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
         EventKind::Terminate { .. } => 3,
         EventKind::PollStart { .. } => 4,
         EventKind::PollEnd {
+            context: Some(_), ..
+        } => 22,
+        EventKind::PollEnd {
             ready,
             clones,
             drops,
+            context: None,
             ..
         } => match (ready, *clones == 0 && *drops == 0) {
             (false, true) => 5,
@@ -249,12 +275,25 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
         }
         EventKind::PollEnd {
             task,
+            ready,
             clones,
             drops,
-            ..
+            context,
         } => {
             put_var(out, *task);
-            if *clones != 0 || *drops != 0 {
+            let counts = *clones != 0 || *drops != 0;
+            if let Some(label) = context {
+                // One byte of flags: ready, counts follow, the label by index.
+                out.push(*ready as u8 | (counts as u8) << 1 | (said.is_some() as u8) << 2);
+                if counts {
+                    put_var(out, *clones as u64);
+                    put_var(out, *drops as u64);
+                }
+                match said {
+                    Some(i) => put_var(out, i as u64),
+                    None => put_str(out, label),
+                }
+            } else if counts {
                 put_var(out, *clones as u64);
                 put_var(out, *drops as u64);
             }
@@ -476,13 +515,40 @@ fn decode_event(r: &mut Reader<'_>, run: &mut RunState) -> Result<Event, DecodeE
             ready: tag == 6,
             clones: 0,
             drops: 0,
+            context: None,
         },
         16 | 17 => EventKind::PollEnd {
             task: r.var()?,
             ready: tag == 17,
             clones: r.var_u32()?,
             drops: r.var_u32()?,
+            context: None,
         },
+        22 => {
+            let task = r.var()?;
+            let at = r.pos;
+            let flags = r.u8()?;
+            if flags > 7 {
+                return Err(DecodeError::Tag {
+                    what: "poll end flags",
+                    tag: flags,
+                    at,
+                });
+            }
+            let (clones, drops) = if flags & 2 != 0 {
+                (r.var_u32()?, r.var_u32()?)
+            } else {
+                (0, 0)
+            };
+            let label = run.label(r, flags & 4 != 0)?;
+            EventKind::PollEnd {
+                task,
+                ready: flags & 1 != 0,
+                clones,
+                drops,
+                context: Some(label),
+            }
+        }
         7 => {
             let task = r.var()?;
             let at = r.pos;
@@ -527,24 +593,10 @@ fn decode_event(r: &mut Reader<'_>, run: &mut RunState) -> Result<Event, DecodeE
         13 => EventKind::TimerFired { task: r.var()? },
         14 => EventKind::Dropped { count: r.var()? },
         15 => EventKind::Mark { label: r.string()? },
-        19 => {
+        19 | 21 => {
             let task = r.var()?;
-            let label: Arc<str> = r.string()?.into();
-            run.note(label.clone());
+            let label = run.label(r, tag == 21)?;
             EventKind::Context { task, label }
-        }
-        21 => {
-            let task = r.var()?;
-            let at = r.pos;
-            let i = r.var()?;
-            match usize::try_from(i).ok().and_then(|i| run.labels.get(i)) {
-                Some(label) => EventKind::Context {
-                    task,
-                    label: label.clone(),
-                },
-                // A label the run never said.
-                None => return Err(DecodeError::Range(at)),
-            }
         }
         20 => {
             // Two bytes per worker at least: a count the frame cannot hold is
@@ -937,6 +989,7 @@ mod tests {
                         drops: 0,
                         task: 42,
                         ready: false,
+                        context: None,
                     }
                 },
             })

@@ -236,11 +236,18 @@ pub enum EventKind {
     /// of a busy server's waker traffic and matter only by their count. Waker
     /// operations of other tasks, or outside the task's poll, are still
     /// [`EventKind::Waker`] events.
+    ///
+    /// `context` is the poll's [`EventKind::Context`] when that was not sent
+    /// while the poll ran: a poll that ends before the app ships its events
+    /// carries its context here, one event fewer (a poll still running when
+    /// they are shipped sends it on its own, so a stuck poll says what it was
+    /// doing).
     PollEnd {
         task: TaskId,
         ready: bool,
         clones: u32,
         drops: u32,
+        context: Option<std::sync::Arc<str>>,
     },
     /// An operation on a waker of `task`, done by `by`.
     Waker {

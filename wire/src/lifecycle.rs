@@ -16,7 +16,7 @@ use crate::event::{Event, EventKind, TaskState, ThreadId, WakeOp, WakeSource};
 /// // Scheduled from its spawn until its first poll.
 /// let s = t.apply(&ev(25, EventKind::PollStart { task: 1 })).unwrap();
 /// assert_eq!((s.state, s.start_ns, s.end_ns), (TaskState::Scheduled, 10, 25));
-/// let s = t.apply(&ev(40, EventKind::PollEnd { task: 1, ready: false, clones: 1, drops: 0 })).unwrap();
+/// let s = t.apply(&ev(40, EventKind::PollEnd { task: 1, ready: false, clones: 1, drops: 0, context: None })).unwrap();
 /// assert_eq!((s.state, s.ready), (TaskState::Running, Some(false)));
 /// assert_eq!(t.state, Some(TaskState::Idle));
 /// t.apply(&ev(90, EventKind::Waker { task: 1, op: WakeOp::Wake, by: WakeSource::Timer }));

@@ -39,6 +39,7 @@ fn end(ts: u64, ready: bool) -> Event {
             ready,
             clones: 0,
             drops: 0,
+            context: None,
         },
     )
 }

@@ -63,14 +63,22 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             any::<bool>(),
             0..3u32,
             any::<u32>(),
-            any::<u32>()
+            any::<u32>(),
+            // The poll's context carried by its end, or not; labels that repeat
+            // with the context events' own (one table for both).
+            prop_oneof![
+                Just(None),
+                Just(Some("GET /a".to_string())),
+                proptest::option::of(".{0,24}")
+            ]
         )
-            .prop_map(|(task, ready, shape, clones, drops)| EventKind::PollEnd {
+            .prop_map(|(task, ready, shape, clones, drops, context)| EventKind::PollEnd {
                 task,
                 ready,
                 // A third without waker operations (the short form).
                 clones: if shape == 0 { 0 } else { clones },
                 drops: if shape < 2 { 0 } else { drops },
+                context: context.map(Into::into),
             }),
         (any::<u64>(), op, arb_source()).prop_map(|(task, op, by)| EventKind::Waker {
             task,
@@ -154,7 +162,12 @@ proptest! {
         let (at, base) = (r.position(), r.prev_ns());
         prop_assert_eq!(&head[..], &events[..cut]);
         // A run may be cut where no label was said before it.
-        let said = head.iter().any(|e| matches!(e.kind, EventKind::Context { .. }));
+        let said = head.iter().any(|e| {
+            matches!(
+                e.kind,
+                EventKind::Context { .. } | EventKind::PollEnd { context: Some(_), .. }
+            )
+        });
         prop_assert_eq!(r.can_cut(), !said);
         if r.can_cut() {
             let tail: Vec<Event> = EventsReader::run(&buf[at..], (events.len() - cut) as u64, base)
@@ -293,6 +306,7 @@ fn recording_round_trips_and_detects_corruption() {
                 drops: 0,
                 task: 1,
                 ready: true,
+                context: None,
             },
         },
     ];
@@ -423,6 +437,48 @@ fn context_labels_are_said_once_per_frame() {
         a.len()
     );
     assert_eq!(decode_frame(&b), Ok(Frame::Events(twice)));
+}
+
+/// A poll's end carrying its context says the label by index after the first
+/// time, whether the first was a context event or another poll's end.
+#[test]
+fn poll_ends_share_the_frames_labels() {
+    let at = |ts, kind| Event {
+        ts_ns: ts,
+        thread: 0,
+        kind,
+    };
+    let end = |task, context: Option<&str>| EventKind::PollEnd {
+        task,
+        ready: false,
+        clones: 1,
+        drops: 1,
+        context: context.map(Into::into),
+    };
+    let label = "GET /a/rather/long/route/{id}";
+    let size = |events: &[Event]| {
+        let mut buf = Vec::new();
+        encode_events(events, &mut buf);
+        assert_eq!(decode_frame(&buf), Ok(Frame::Events(events.to_vec())));
+        buf.len()
+    };
+    let plain: Vec<Event> = (1..=100).map(|t| at(t, end(t, None))).collect();
+    let folded: Vec<Event> = std::iter::once(at(
+        0,
+        EventKind::Context {
+            task: 9,
+            label: label.into(),
+        },
+    ))
+    .chain((1..=100).map(|t| at(t, end(t, Some(label)))))
+    .collect();
+    // The context event says the text; each end adds a flags byte and an index.
+    assert!(
+        size(&folded) <= size(&plain) + label.len() + 8 + 100 * 2,
+        "{} bytes folded, {} without contexts",
+        size(&folded),
+        size(&plain)
+    );
 }
 
 /// A context that refers to a label its run never said is an error, not a

@@ -88,11 +88,15 @@ pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
             ready,
             clones,
             drops,
+            context,
             ..
         } => {
             m.insert("ready".into(), (*ready).into());
             m.insert("waker_clones".into(), (*clones).into());
             m.insert("waker_drops".into(), (*drops).into());
+            if let Some(label) = context {
+                m.insert("context".into(), (&**label).into());
+            }
         }
         EventKind::Waker { op, by, .. } => {
             m.insert("by".into(), by.to_string().into());

@@ -519,8 +519,12 @@ impl Model {
                 task,
                 clones,
                 drops,
+                context,
                 ..
             } => {
+                if let Some(label) = context {
+                    self.context(*task, label);
+                }
                 if let Some(t) = self.tasks.get_mut(task) {
                     // Its own waker's clones and drops during the poll, folded.
                     t.live_wakers += *clones as i64 - *drops as i64;
@@ -643,15 +647,7 @@ impl Model {
                 }
                 self.note_change(*task);
             }
-            EventKind::Context { task, label } => {
-                if let Some(t) = self.tasks.get_mut(task) {
-                    if t.context.as_deref() != Some(&**label) {
-                        t.context = Some(self.names.get(clip(label, MAX_CONTEXT)));
-                    }
-                    t.context_in_poll = true;
-                    self.note_change(*task);
-                }
-            }
+            EventKind::Context { task, label } => self.context(*task, label),
             EventKind::Queues {
                 local,
                 steals,
@@ -833,6 +829,17 @@ impl Model {
         let found = lints.task_leak.check(&history);
         self.warn(lints.task_leak, found, None, now);
         self.settle(now);
+    }
+
+    /// The poll of `task` running now entered the app's span `label`.
+    fn context(&mut self, task: TaskId, label: &str) {
+        if let Some(t) = self.tasks.get_mut(&task) {
+            if t.context.as_deref() != Some(label) {
+                t.context = Some(self.names.get(clip(label, MAX_CONTEXT)));
+            }
+            t.context_in_poll = true;
+            self.note_change(task);
+        }
     }
 
     fn note_change(&mut self, task: TaskId) {

@@ -246,6 +246,14 @@ impl Tracker {
             }
             EventKind::PollEnd { task, .. } | EventKind::BlockingEnd { task } => {
                 let t = self.tasks.entry(*task).or_default();
+                if let EventKind::PollEnd {
+                    context: Some(label),
+                    ..
+                } = &e.kind
+                {
+                    // The poll's context, sent with its end.
+                    t.context = Some(label.clone());
+                }
                 Self::close(
                     range,
                     out,
