@@ -409,12 +409,17 @@ impl Resolver {
     /// Keeps each live task's spawn and where it stands, for [`Resolver::resume`].
     fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
         let Some(task) = kind.task() else { return };
+        if !matches!(kind, EventKind::Spawn { .. }) {
+            // Every event but a spawn: one lookup.
+            if let Some(t) = self.tasks.get_mut(&task) {
+                t.life.apply_at(ts_ns, thread, kind);
+            }
+            return;
+        }
         if !self.tasks.contains_key(&task) {
             return;
         }
-        if matches!(kind, EventKind::Spawn { .. })
-            && self.locations.len() > 2 * self.tasks.len() + 1024
-        {
+        if self.locations.len() > 2 * self.tasks.len() + 1024 {
             // Locations no live task holds any more.
             self.locations
                 .retain(|l| std::sync::Arc::strong_count(l) > 1);
