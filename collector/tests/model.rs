@@ -887,3 +887,78 @@ fn a_storm_of_findings_sends_a_span_a_second() {
         "{stood_for} of {findings}"
     );
 }
+
+/// A window that ends while a poll runs still says what that poll was doing,
+/// though the poll's end (which carries its context) or the context sent on
+/// its own comes after the window: both in a stored session's window and in
+/// one made from the events directly.
+#[test]
+fn a_window_ending_inside_a_poll_has_that_polls_context() {
+    let label = |l: &str| -> std::sync::Arc<str> { l.into() };
+    let mut all = vec![worker_thread(), spawn(1, 1), spawn(2, 2), spawn(3, 3)];
+    // Task 1's poll ends at 100 carrying its context; task 2 said its context on
+    // its own at 120 (its poll ran long); task 3's poll said none. Task 2 runs
+    // on another thread.
+    all.push(start(10, 1));
+    all.push(Event {
+        thread: 1,
+        ..start(20, 2)
+    });
+    all.push(end(50, 1, false));
+    all.push(start(60, 3));
+    all.push(end(70, 3, false));
+    all.push(start(80, 1));
+    all.push(ev(
+        100,
+        EventKind::PollEnd {
+            task: 1,
+            ready: false,
+            clones: 0,
+            drops: 0,
+            context: Some(label("GET /a")),
+        },
+    ));
+    all.push(Event {
+        thread: 1,
+        ..ev(
+            120,
+            EventKind::Context {
+                task: 2,
+                label: label("GET /slow"),
+            },
+        )
+    });
+    all.push(Event {
+        thread: 1,
+        ..end(500, 2, true)
+    });
+    let (hub, id) = live_hub();
+    let frame = looptrace_collector::store::frame_of(&all);
+    assert_eq!(hub.ingest_frame(id, &frame), Ok(all.len()));
+    let stored = match hub.window(id, 0, 90, usize::MAX, 1).expect("the session") {
+        looptrace_collector::hub::WindowReply::Full(w) => w,
+        _ => panic!("full detail asked"),
+    };
+    for w in [window(&all, 0, 90), stored] {
+        let running = |task| {
+            w.intervals
+                .iter()
+                .filter(|i| i.task == task && i.state == TaskState::Running)
+                .map(|i| {
+                    (
+                        i.start_ns,
+                        i.end_ns,
+                        i.context.as_deref().map(str::to_string),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // The first poll of task 1 said nothing; the one cut at 90 said GET /a.
+        assert_eq!(
+            running(1),
+            [(10, 50, None), (80, 90, Some("GET /a".to_string()))]
+        );
+        assert_eq!(running(2), [(20, 90, Some("GET /slow".to_string()))]);
+        assert_eq!(running(3), [(60, 70, None)]);
+    }
+}

@@ -54,13 +54,11 @@ fn check(rec: &Recording) {
     // still running then (the 50 ms blocking one) sends it on its own.
     let (mut alone, mut folded) = (Vec::new(), Vec::new());
     for e in &rec.events {
-        match &e.kind {
-            EventKind::Context { label, .. } => alone.push(&**label),
-            EventKind::PollEnd {
-                context: Some(label),
-                ..
-            } => folded.push(&**label),
-            _ => {}
+        if let Some((_, label)) = e.kind.context() {
+            match e.kind {
+                EventKind::Context { .. } => alone.push(&**label),
+                _ => folded.push(&**label),
+            }
         }
     }
     let contexts: Vec<&str> = alone.iter().chain(&folded).copied().collect();
@@ -89,9 +87,10 @@ fn check(rec: &Recording) {
         .position(|l| l.contains("warning  blocking_poll:") && l.contains("GET /blocking"))
         .unwrap_or_else(|| panic!("no warning line in the log"));
     assert!(
-        lines[at..].iter().any(|l| (l.contains("context")
-            && l.contains("works in GET /blocking"))
-            || (l.contains("returned") && l.contains("in GET /blocking"))),
+        lines[at..].iter().any(
+            |l| (l.contains("context") && l.contains("works in GET /blocking"))
+                || (l.contains("returned") && l.contains("in GET /blocking"))
+        ),
         "the warning comes at the poll's start, the context in or at the end of the poll"
     );
     for l in &lines {

@@ -4,8 +4,10 @@
 //! when it is created: `GET /blocking` for an HTTP request span (tower-http's
 //! `TraceLayer`, or any span with `method` and a path field), its `otel.name` if
 //! it has one, else `name{field=value ...}`. The first such span entered during a
-//! task's poll is sent once for that poll ([`looptrace_wire::EventKind::Context`]),
-//! so a poll, its task and a warning about it can say what the app was doing.
+//! task's poll is that poll's context, sent once: with the poll's end, or on its
+//! own ([`looptrace_wire::EventKind::Context`]) if the poll still runs when it is
+//! shipped. So a poll, its task and a warning about it can say what the app was
+//! doing.
 
 use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -213,6 +215,7 @@ impl LabelRef<'_> {
 /// Callsites (by the address of their static metadata) whose label is fixed,
 /// and those labels: an insert-only open-addressing table, read without a lock.
 const FIXED_SLOTS: usize = 1024;
+const MAX_PROBE: usize = 32;
 static FIXED_SITES: [AtomicUsize; FIXED_SLOTS] = [const { AtomicUsize::new(0) }; FIXED_SLOTS];
 static FIXED_LABELS: [AtomicPtr<SpanLabel>; FIXED_SLOTS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; FIXED_SLOTS];
@@ -227,27 +230,29 @@ fn fixed(m: &'static Metadata<'static>) -> Option<&'static SpanLabel> {
     let addr = m as *const Metadata<'static> as usize;
     // Fibonacci hashing of the address (its low bits are alignment).
     let start = (addr as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 54;
-    for probe in 0..FIXED_SLOTS {
+    // A short probe: past it (a crowded table), the span labels itself.
+    for probe in 0..MAX_PROBE {
         let i = (start as usize + probe) % FIXED_SLOTS;
-        let site = FIXED_SITES[i].load(Ordering::Acquire);
+        let mut site = FIXED_SITES[i].load(Ordering::Acquire);
         if site == 0 {
-            if FIXED_SITES[i]
-                .compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                // Taken meanwhile: by this callsite (being made) or another.
-                return None;
+            match FIXED_SITES[i].compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    let label: &'static SpanLabel =
+                        Box::leak(Box::new(clip(m.name(), MAX_LABEL).into()));
+                    FIXED_LABELS[i].store(
+                        label as *const SpanLabel as *mut SpanLabel,
+                        Ordering::Release,
+                    );
+                    return Some(label);
+                }
+                // Taken meanwhile: by this callsite, or another (probe on).
+                Err(now) => site = now,
             }
-            let label: &'static SpanLabel = Box::leak(Box::new(clip(m.name(), MAX_LABEL).into()));
-            FIXED_LABELS[i].store(
-                label as *const SpanLabel as *mut SpanLabel,
-                Ordering::Release,
-            );
-            return Some(label);
         }
         if site == addr {
             let p = FIXED_LABELS[i].load(Ordering::Acquire);
-            // SAFETY: a non-null pointer here was leaked above, for good.
+            // SAFETY: a non-null pointer here was leaked above, for good (null
+            // while another thread is making it: this span labels itself).
             return unsafe { p.as_ref() };
         }
     }
@@ -273,6 +278,7 @@ pub(crate) fn open(held: Held) -> Option<u64> {
             let ptr = Arc::into_raw(Arc::new(label));
             let key = ptr as usize as u64;
             if key & CONTEXT_BIT != 0 {
+                // Not an address this can tag: unlabelled.
                 // SAFETY: `ptr` came from `Arc::into_raw` just above.
                 drop(unsafe { Arc::from_raw(ptr) });
                 return None;
@@ -280,7 +286,7 @@ pub(crate) fn open(held: Held) -> Option<u64> {
             key
         }
     };
-    // Not an address this can tag: unlabelled.
+    // (A leaked label's address is a user-space one too.)
     (key & CONTEXT_BIT == 0).then_some(key | CONTEXT_BIT)
 }
 

@@ -22,7 +22,7 @@ pub struct LooptraceLayer {
 struct Key(u64);
 
 /// The label of one of the app's spans (a context), kept in its extensions.
-struct SpanLabel(context::Held);
+struct Label(context::Held);
 
 /// A [`Layer`] that feeds looptrace, filtered to the few tokio callsites it reads
 /// so that it changes nothing for the other layers.
@@ -71,7 +71,7 @@ where
                 if context::is_context(attrs.metadata()) {
                     let label = context::Held::of(attrs);
                     if let Some(span) = ctx.span(id) {
-                        span.extensions_mut().insert(SpanLabel(label));
+                        span.extensions_mut().insert(Label(label));
                     }
                 }
                 return;
@@ -104,7 +104,7 @@ where
         if let Some(key) = ext.get::<Key>() {
             capture::on_enter(key.0);
         } else if capture::wants_context() {
-            if let Some(c) = ext.get::<SpanLabel>() {
+            if let Some(c) = ext.get::<Label>() {
                 capture::on_context(c.0.as_ref());
             }
         }

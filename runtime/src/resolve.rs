@@ -29,9 +29,10 @@ struct ThreadState {
     in_park: bool,
     /// The task being polled here.
     polling: Option<u64>,
-    /// That poll's context, not sent yet: it goes out with the poll's end, or
-    /// on its own if the poll is still running when a round of shipping ends.
-    context: Option<crate::context::SpanLabel>,
+    /// That poll's context, and whether it was sent: it goes out with the
+    /// poll's end, or on its own if the poll is still running when a round of
+    /// shipping ends (then kept, to restate to a collector met later).
+    context: Option<(crate::context::SpanLabel, bool)>,
     /// Tasks that cloned their own waker in their last poll here, since the last park.
     deferred: Vec<u64>,
 }
@@ -124,19 +125,35 @@ impl Resolver {
     fn context(&mut self, thread: u32, label: crate::context::SpanLabel) {
         let t = self.threads.get(thread);
         if t.polling.is_some() && t.context.is_none() {
-            t.context = Some(label);
+            t.context = Some((label, false));
+        }
+    }
+
+    /// Sends the context of the poll running on `thread` on its own if it was
+    /// not sent yet, at `ts_ns`; `done` if that poll is over (its end lost).
+    fn send_context(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64, thread: u32, done: bool) {
+        let t = self.threads.get(thread);
+        let (Some(task), Some((label, sent))) = (t.polling, t.context.as_mut()) else {
+            return;
+        };
+        let label = (!*sent).then(|| label.clone());
+        *sent = true;
+        if done {
+            t.context = None;
+        }
+        if let Some(label) = label {
+            self.emit(out, ts_ns, thread, EventKind::Context { task, label });
         }
     }
 
     /// Ends a round of shipping: the context of each poll still running is
-    /// sent on its own, at `ts_ns` (the round's last event; the poll has not
-    /// ended by then), so a poll stuck in a request says which.
+    /// sent on its own, so a poll stuck in a request says which while it runs.
+    /// It is timed `ts_ns`, the round's last event (after the span's entry,
+    /// before the poll's end, which is not in this round): a frame stays in
+    /// time order, which a collector's window queries rely on.
     pub(crate) fn end_round(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64) {
-        for i in 0..self.threads.0.len() {
-            let t = &mut self.threads.0[i];
-            if let (Some(task), Some(label)) = (t.polling, t.context.take()) {
-                self.emit(out, ts_ns, i as u32, EventKind::Context { task, label });
-            }
+        for thread in 0..self.threads.0.len() as u32 {
+            self.send_context(out, ts_ns, thread, false);
         }
     }
 
@@ -227,6 +244,8 @@ impl Resolver {
                 self.emit(out, ts_ns, thread, kind);
             }
             Raw::PollStart(task) => {
+                // A context still held belongs to a poll whose end was lost.
+                self.send_context(out, ts_ns, thread, true);
                 let t = self.threads.get(thread);
                 t.polling = Some(task);
                 t.context = None;
@@ -244,9 +263,16 @@ impl Resolver {
                 if clones > 0 {
                     self.cloned_own_waker(thread, task);
                 }
+                if self.threads.get(thread).polling != Some(task) {
+                    // The end of another poll (this one's start was lost).
+                    self.send_context(out, ts_ns, thread, true);
+                }
                 let t = self.threads.get(thread);
                 t.polling = None;
-                let context = t.context.take();
+                let context = t
+                    .context
+                    .take()
+                    .and_then(|(label, sent)| (!sent).then_some(label));
                 if let Some(t) = self.tasks.get_mut(&task) {
                     // Sleeps not polled again were dropped (or are no longer awaited).
                     for s in &t.armed {
@@ -510,6 +536,19 @@ impl Resolver {
                 });
             }
         }
+        // What the polls running now are doing, if they said it already.
+        for (i, t) in self.threads.0.iter().enumerate() {
+            if let (Some(task), Some((label, true))) = (t.polling, &t.context) {
+                events.push(Event {
+                    ts_ns: now_ns,
+                    thread: i as u32,
+                    kind: EventKind::Context {
+                        task,
+                        label: label.clone(),
+                    },
+                });
+            }
+        }
         if undelivered > 0 {
             events.push(Event {
                 ts_ns: now_ns,
@@ -597,5 +636,127 @@ impl Resolver {
             }
         }
         WakeSource::Io
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::SpawnRaw;
+    use looptrace_wire::{decode_frame, Frame};
+
+    /// Resolves `raws` (time, thread, fact) in one round, ended at the last
+    /// time; returns the frame's events decoded.
+    fn round(r: &mut Resolver, raws: Vec<(u64, u32, Raw)>) -> Vec<Event> {
+        let mut frame = Vec::new();
+        let mut w = EventsWriter::new(&mut frame);
+        let last = raws.last().map_or(0, |x| x.0);
+        for (ts, thread, raw) in raws {
+            r.resolve(ts, thread, raw, &mut w);
+        }
+        r.end_round(&mut w, last);
+        w.finish();
+        match decode_frame(&frame) {
+            Ok(Frame::Events(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn spawn(task: u64) -> Raw {
+        Raw::Spawn(Box::new(SpawnRaw {
+            task,
+            location: std::panic::Location::caller(),
+            parent: 0,
+        }))
+    }
+
+    fn end(task: u64) -> Raw {
+        Raw::PollEnd {
+            task,
+            ready: false,
+            clones: 0,
+            drops: 0,
+        }
+    }
+
+    /// Each task's polls' contexts: `start`, `ctx L`, `end [L]`.
+    fn story(events: &[Event]) -> Vec<String> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::PollStart { task } => Some(format!("{task} start")),
+                EventKind::Context { task, label } => Some(format!("{task} ctx {label}")),
+                EventKind::PollEnd { task, context, .. } => Some(format!(
+                    "{task} end{}",
+                    context
+                        .as_ref()
+                        .map(|l| format!(" {l}"))
+                        .unwrap_or_default()
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_context_goes_with_its_own_poll_and_only_once() {
+        let mut r = Resolver::default();
+        let (a, b): (crate::context::SpanLabel, crate::context::SpanLabel) =
+            ("GET /a".into(), "GET /b".into());
+        let first = round(
+            &mut r,
+            vec![
+                (1, 0, Raw::Worker(0)),
+                (2, 0, spawn(1)),
+                (3, 0, spawn(2)),
+                // Over within the round: the end carries it.
+                (4, 0, Raw::PollStart(1)),
+                (5, 0, Raw::Context(a.clone())),
+                (6, 0, end(1)),
+                // Its end lost: sent on its own before the next poll, for its task.
+                (7, 0, Raw::PollStart(1)),
+                (8, 0, Raw::Context(a.clone())),
+                (9, 0, Raw::PollStart(2)),
+                (10, 0, end(2)),
+                // Its start lost: another task's context is not taken for it.
+                (11, 0, Raw::PollStart(1)),
+                (12, 0, Raw::Context(a.clone())),
+                (13, 0, end(2)),
+                // Still running when the round ends: on its own, once.
+                (14, 0, Raw::PollStart(2)),
+                (15, 0, Raw::Context(b.clone())),
+            ],
+        );
+        assert_eq!(
+            story(&first),
+            [
+                "1 start",
+                "1 end GET /a",
+                "1 start",
+                "1 ctx GET /a",
+                "2 start",
+                "2 end",
+                "1 start",
+                "1 ctx GET /a",
+                "2 end",
+                "2 start",
+                "2 ctx GET /b",
+            ]
+        );
+        // A collector met now hears what the running poll is doing.
+        let resumed: Vec<Event> = r
+            .resume(20, 0)
+            .iter()
+            .flat_map(|f| match decode_frame(f) {
+                Ok(Frame::Events(e)) => e,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert!(resumed.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::Context { task: 2, label } if &**label == "GET /b"
+        )));
+        // Its end does not say it again.
+        assert_eq!(story(&round(&mut r, vec![(30, 0, end(2))])), ["2 end"]);
     }
 }

@@ -1,7 +1,6 @@
 //! A poll's request context: carried by the poll's end when the poll ends before
 //! the app ships its events, sent on its own while a poll is still running (so
-//! a stuck poll says what it was doing), and the same label shared by every
-//! span of a callsite with no fields.
+//! a stuck poll says what it was doing).
 
 mod common;
 use common::*;
@@ -29,7 +28,10 @@ fn contexts(trace: &Trace, task: u64) -> Vec<String> {
             EventKind::PollEnd { ready, context, .. } => Some(format!(
                 "{}{}",
                 if *ready { "ready" } else { "pending" },
-                context.as_ref().map(|l| format!(" in {l}")).unwrap_or_default()
+                context
+                    .as_ref()
+                    .map(|l| format!(" in {l}"))
+                    .unwrap_or_default()
             )),
             _ => None,
         })
@@ -42,20 +44,17 @@ async fn handler() {
 }
 
 #[test]
-fn a_polls_context_rides_on_its_end_unless_the_poll_is_still_running_when_shipped() {
+fn a_poll_over_before_its_app_ships_carries_its_context_in_its_end() {
     let _g = serial();
+    // Shipped only when the runtime stops: every poll is over by then.
     let (trace, ()) = run(
-        looptrace::Builder::new_current_thread().flush_interval(Duration::from_millis(5)),
+        looptrace::Builder::new_current_thread().flush_interval(Duration::from_secs(600)),
         || async {
-            // Two polls inside a span with no fields, each over in microseconds.
-            spawn("quick", handler()).await.unwrap();
-            // One poll of 60 ms inside a span with a field: still running when the
-            // shipper ships, twelve times over.
-            spawn(
-                "stuck",
-                async { std::thread::sleep(Duration::from_millis(60)) }
-                    .instrument(tracing::info_span!("report", id = 7)),
-            )
+            // Two polls inside a span with no fields, twice.
+            spawn("quick", async {
+                handler().await;
+                handler().await;
+            })
             .await
             .unwrap();
             // Outside any span of the app: no context at all.
@@ -64,23 +63,48 @@ fn a_polls_context_rides_on_its_end_unless_the_poll_is_still_running_when_shippe
     );
     assert_eq!(
         contexts(&trace, trace.task("quick")),
-        ["poll", "pending in handler", "poll", "ready in handler"]
+        [
+            "poll",
+            "pending in handler",
+            "poll",
+            "pending in handler",
+            "poll",
+            "ready in handler"
+        ]
     );
     assert_eq!(
-        contexts(&trace, trace.task("stuck")),
+        contexts(&trace, trace.task("plain")),
+        ["poll", "pending", "poll", "ready"]
+    );
+}
+
+#[test]
+fn a_poll_still_running_when_its_app_ships_sends_its_context_on_its_own() {
+    let _g = serial();
+    let (trace, ()) = run(
+        looptrace::Builder::new_current_thread().flush_interval(Duration::from_millis(5)),
+        || async {
+            // One poll of 60 ms inside a span with a field: still running when
+            // the app ships, a dozen times over.
+            spawn(
+                "stuck",
+                async { std::thread::sleep(Duration::from_millis(60)) }
+                    .instrument(tracing::info_span!("report", id = 7)),
+            )
+            .await
+            .unwrap();
+        },
+    );
+    let stuck = trace.task("stuck");
+    assert_eq!(
+        contexts(&trace, stuck),
         ["poll", "context report{id=7}", "ready"]
     );
-    // The standalone context went out while the poll ran: before its end by
-    // most of the poll.
-    let stuck = trace.task("stuck");
+    // It went out while the poll ran: before its end by most of the poll.
     let at = |p: fn(&EventKind) -> bool| trace.ts_of(stuck, p)[0];
     let (ctx, end) = (
         at(|k| matches!(k, EventKind::Context { .. })),
         at(|k| matches!(k, EventKind::PollEnd { .. })),
     );
     assert!(end - ctx > 30_000_000, "context {ctx} ns, end {end} ns");
-    assert_eq!(
-        contexts(&trace, trace.task("plain")),
-        ["poll", "pending", "poll", "ready"]
-    );
 }

@@ -187,14 +187,7 @@ impl RunState {
 /// Encodes one event onto `out` as the next of `run`: its timestamp a delta
 /// from the previous event's, a context label by index if the run said it.
 pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
-    let said = match &e.kind {
-        EventKind::Context { label, .. }
-        | EventKind::PollEnd {
-            context: Some(label),
-            ..
-        } => run.said(label),
-        _ => None,
-    };
+    let said = e.kind.context().and_then(|(_, label)| run.said(label));
     let tag = match &e.kind {
         EventKind::Thread { .. } => 1,
         EventKind::Spawn { .. } => 2,
@@ -282,20 +275,16 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
         } => {
             put_var(out, *task);
             let counts = *clones != 0 || *drops != 0;
-            if let Some(label) = context {
+            if context.is_some() {
                 // One byte of flags: ready, counts follow, the label by index.
                 out.push(*ready as u8 | (counts as u8) << 1 | (said.is_some() as u8) << 2);
-                if counts {
-                    put_var(out, *clones as u64);
-                    put_var(out, *drops as u64);
-                }
-                match said {
-                    Some(i) => put_var(out, i as u64),
-                    None => put_str(out, label),
-                }
-            } else if counts {
+            }
+            if counts {
                 put_var(out, *clones as u64);
                 put_var(out, *drops as u64);
+            }
+            if let Some(label) = context {
+                put_label(out, said, label);
             }
         }
         EventKind::PollStart { task }
@@ -330,10 +319,7 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
         EventKind::Mark { label } => put_str(out, label),
         EventKind::Context { task, label } => {
             put_var(out, *task);
-            match said {
-                Some(i) => put_var(out, i as u64),
-                None => put_str(out, label),
-            }
+            put_label(out, said, label);
         }
         EventKind::Queues {
             local,
@@ -356,6 +342,14 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
                 TaskState::Done => 3,
             });
         }
+    }
+}
+
+/// A context label: its index if the run said it (`said`), else its text.
+fn put_label(out: &mut Vec<u8>, said: Option<usize>, label: &str) {
+    match said {
+        Some(i) => put_var(out, i as u64),
+        None => put_str(out, label),
     }
 }
 

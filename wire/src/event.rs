@@ -237,11 +237,11 @@ pub enum EventKind {
     /// operations of other tasks, or outside the task's poll, are still
     /// [`EventKind::Waker`] events.
     ///
-    /// `context` is the poll's [`EventKind::Context`] when that was not sent
-    /// while the poll ran: a poll that ends before the app ships its events
-    /// carries its context here, one event fewer (a poll still running when
-    /// they are shipped sends it on its own, so a stuck poll says what it was
-    /// doing).
+    /// `context` is the poll's [`EventKind::Context`] when that was not sent on
+    /// its own while the poll ran: a poll whose end is shipped with its context
+    /// (in the same round) carries it here, one event fewer; a poll still
+    /// running when its context is shipped sends it on its own, so a stuck
+    /// poll says what it was doing while it runs.
     PollEnd {
         task: TaskId,
         ready: bool,
@@ -295,7 +295,8 @@ pub enum EventKind {
     /// What the app was doing during the poll of `task` running on this thread:
     /// the first `tracing` span of the app's own entered in that poll (a request
     /// span of tower-http's `TraceLayer` reads `GET /blocking`). At most one per
-    /// poll, sent when the span is entered. Shared: a label is one allocation
+    /// poll, sent on its own only while the poll still runs (else carried by
+    /// the poll's [`EventKind::PollEnd`]). Shared: a label is one allocation
     /// however many polls carry it (and on the wire, said once per frame).
     Context {
         task: TaskId,
@@ -364,6 +365,26 @@ impl EventKind {
             | EventKind::Dropped { .. }
             | EventKind::Mark { .. }
             | EventKind::Queues { .. } => None,
+        }
+    }
+
+    /// The poll context this event says, if any: a `context` event's, or the
+    /// one a poll's end carries.
+    ///
+    /// ```
+    /// use looptrace_wire::EventKind;
+    /// let end = EventKind::PollEnd { task: 3, ready: false, clones: 0, drops: 0, context: Some("GET /a".into()) };
+    /// assert_eq!(end.context().map(|(t, l)| (t, &**l)), Some((3, "GET /a")));
+    /// ```
+    pub fn context(&self) -> Option<(TaskId, &std::sync::Arc<str>)> {
+        match self {
+            EventKind::Context { task, label }
+            | EventKind::PollEnd {
+                task,
+                context: Some(label),
+                ..
+            } => Some((*task, label)),
+            _ => None,
         }
     }
 

@@ -72,14 +72,16 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
                 proptest::option::of(".{0,24}")
             ]
         )
-            .prop_map(|(task, ready, shape, clones, drops, context)| EventKind::PollEnd {
-                task,
-                ready,
-                // A third without waker operations (the short form).
-                clones: if shape == 0 { 0 } else { clones },
-                drops: if shape < 2 { 0 } else { drops },
-                context: context.map(Into::into),
-            }),
+            .prop_map(
+                |(task, ready, shape, clones, drops, context)| EventKind::PollEnd {
+                    task,
+                    ready,
+                    // A third without waker operations (the short form).
+                    clones: if shape == 0 { 0 } else { clones },
+                    drops: if shape < 2 { 0 } else { drops },
+                    context: context.map(Into::into),
+                }
+            ),
         (any::<u64>(), op, arb_source()).prop_map(|(task, op, by)| EventKind::Waker {
             task,
             op,
@@ -162,12 +164,7 @@ proptest! {
         let (at, base) = (r.position(), r.prev_ns());
         prop_assert_eq!(&head[..], &events[..cut]);
         // A run may be cut where no label was said before it.
-        let said = head.iter().any(|e| {
-            matches!(
-                e.kind,
-                EventKind::Context { .. } | EventKind::PollEnd { context: Some(_), .. }
-            )
-        });
+        let said = head.iter().any(|e| e.kind.context().is_some());
         prop_assert_eq!(r.can_cut(), !said);
         if r.can_cut() {
             let tail: Vec<Event> = EventsReader::run(&buf[at..], (events.len() - cut) as u64, base)
@@ -462,6 +459,20 @@ fn poll_ends_share_the_frames_labels() {
         assert_eq!(decode_frame(&buf), Ok(Frame::Events(events.to_vec())));
         buf.len()
     };
+    // The first to say a label may be a poll's end; a context event after
+    // refers to it.
+    let first_an_end = vec![
+        at(1, end(1, Some(label))),
+        at(
+            2,
+            EventKind::Context {
+                task: 2,
+                label: label.into(),
+            },
+        ),
+        at(3, end(2, Some(label))),
+    ];
+    assert!(size(&first_an_end) < 2 * label.len());
     let plain: Vec<Event> = (1..=100).map(|t| at(t, end(t, None))).collect();
     let folded: Vec<Event> = std::iter::once(at(
         0,
@@ -479,6 +490,33 @@ fn poll_ends_share_the_frames_labels() {
         size(&folded),
         size(&plain)
     );
+}
+
+/// A poll's end with unknown flags, or referring to a label its run never said,
+/// is an error.
+#[test]
+fn a_poll_end_with_a_bad_context_is_refused() {
+    // version, events frame, one event: tag 22, delta 0, thread 0, task 1,
+    // flags, then an index.
+    let frame = |flags: u8| vec![WIRE_VERSION, 2, 1, 22, 0, 0, 1, flags, 0];
+    for flags in [8u8, 0x80, 0xff] {
+        assert!(
+            matches!(decode_frame(&frame(flags)), Err(DecodeError::Tag { .. })),
+            "flags {flags}"
+        );
+    }
+    // Flag 4: the label by index, and the run said none.
+    assert!(matches!(
+        decode_frame(&frame(4)),
+        Err(DecodeError::Range(_))
+    ));
+    // Flag 0: the label's text, here an empty string: well formed.
+    assert!(decode_frame(&frame(0)).is_ok());
+    // Cut anywhere, it is an error.
+    let whole = frame(0);
+    for n in 0..whole.len() {
+        assert!(decode_frame(&whole[..n]).is_err(), "cut at {n}");
+    }
 }
 
 /// A context that refers to a label its run never said is an error, not a

@@ -523,6 +523,8 @@ impl Model {
                 ..
             } => {
                 if let Some(label) = context {
+                    // Known (or unfolded) first, as the poll's end would.
+                    self.task(*task, ts);
                     self.context(*task, label);
                 }
                 if let Some(t) = self.tasks.get_mut(task) {

@@ -246,11 +246,7 @@ impl Tracker {
             }
             EventKind::PollEnd { task, .. } | EventKind::BlockingEnd { task } => {
                 let t = self.tasks.entry(*task).or_default();
-                if let EventKind::PollEnd {
-                    context: Some(label),
-                    ..
-                } = &e.kind
-                {
+                if let Some((_, label)) = e.kind.context() {
                     // The poll's context, sent with its end.
                     t.context = Some(label.clone());
                 }
@@ -356,6 +352,18 @@ impl Tracker {
         }
     }
 
+    /// Tasks polled at the window's end whose poll's context is not known yet.
+    fn running_without_context(&self) -> Vec<TaskId> {
+        let mut ids: Vec<TaskId> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.life.state == Some(TaskState::Running) && t.context.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
     /// Closes everything still open at `until` (the end of a window).
     pub fn finish(mut self, until: u64, out: &mut impl Out) {
         // No sample in the window: the one before it held all through.
@@ -429,9 +437,19 @@ pub struct Follow {
     end_ns: u64,
     /// Events followed so far.
     k: usize,
-    /// An event at or past `end_ns` was seen: the rest is not needed.
+    /// An event at or past `end_ns` was seen: the rest is needed only to learn
+    /// what the polls running at the end were doing.
     past_end: bool,
+    /// Those polls whose context is still unknown (a poll's end may carry it,
+    /// after the window), and how many events more to look through for it.
+    unknown: Vec<TaskId>,
+    ahead: usize,
 }
+
+/// Events looked through past a window's end for the context of the polls
+/// running there: a poll's end carries it, or, for a poll running when its app
+/// shipped, a `context` event up to a round of shipping after its start.
+const LOOK_AHEAD_EVENTS: usize = 65_536;
 
 impl Follow {
     pub fn new(tracker: Tracker, start_ns: u64, end_ns: u64) -> Follow {
@@ -441,6 +459,8 @@ impl Follow {
             end_ns,
             k: 0,
             past_end: false,
+            unknown: Vec::new(),
+            ahead: 0,
         }
     }
 
@@ -452,15 +472,57 @@ impl Follow {
         mut each: impl FnMut(usize, &Tracker),
     ) -> bool {
         for e in events {
-            if e.ts_ns >= self.end_ns {
-                self.past_end = true;
-                return false;
+            if self.past_end || e.ts_ns >= self.end_ns {
+                if !self.past_end {
+                    self.past_end = true;
+                    self.unknown = self.tracker.running_without_context();
+                    self.ahead = LOOK_AHEAD_EVENTS;
+                }
+                if !self.look_ahead(e) {
+                    return false;
+                }
+                continue;
             }
             each(self.k, &self.tracker);
             self.tracker.push(e, out);
             self.k += 1;
         }
         true
+    }
+
+    /// Past the window's end: what `e` says of a running poll's context.
+    /// False once nothing is left to learn.
+    fn look_ahead(&mut self, e: &Event) -> bool {
+        if self.unknown.is_empty() || self.ahead == 0 {
+            return false;
+        }
+        self.ahead -= 1;
+        let Some(task) = e.kind.task() else {
+            return true;
+        };
+        let Some(i) = self.unknown.iter().position(|&t| t == task) else {
+            return true;
+        };
+        let settled = match e.kind.context() {
+            Some((_, label)) => {
+                if let Some(t) = self.tracker.tasks.get_mut(&task) {
+                    t.context = Some(label.clone());
+                }
+                true
+            }
+            // The poll is over (or was): it said nothing.
+            None => matches!(
+                e.kind,
+                EventKind::PollEnd { .. }
+                    | EventKind::PollStart { .. }
+                    | EventKind::BlockingEnd { .. }
+                    | EventKind::Terminate { .. }
+            ),
+        };
+        if settled {
+            self.unknown.swap_remove(i);
+        }
+        !self.unknown.is_empty()
     }
 
     /// Closes what is open; returns the time open states were closed at.
