@@ -604,6 +604,7 @@ impl Hub {
         for e in events {
             s.model.apply(e);
         }
+        s.model.flush_histograms();
         s.observe_clock();
         let mut seq = self.next_seq.load(Ordering::Relaxed);
         let before = seq;

@@ -43,7 +43,8 @@ impl ToApi for Task {
     type Output = api::TaskSummary;
     fn to_api(&self, now: u64) -> api::TaskSummary {
         let (busy, scheduled, idle) = self.totals_at(now);
-        let hist = self.hist.as_deref();
+        let hist = self.histograms();
+        let hist = hist.as_deref();
         api::TaskSummary {
             id: self.id,
             name: self.name.to_string(),
@@ -203,8 +204,7 @@ impl ToApi for SessionState {
 /// A task in detail (`/api/sessions/{id}/tasks/{task}`), as of `now`.
 pub fn task_detail(t: &Task, model: &Model, now: u64) -> api::TaskDetail {
     let (poll_histogram, scheduled_histogram) = t
-        .hist
-        .as_ref()
+        .histograms()
         .map(|h| (histogram_buckets(&h.poll), histogram_buckets(&h.sched)))
         .unwrap_or_default();
     api::TaskDetail {

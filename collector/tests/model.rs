@@ -132,7 +132,7 @@ fn phases_and_statistics_are_exact() {
     assert_eq!(t.wakes.total(), 2);
     assert_eq!(t.longest_poll_ns, 100);
     assert_eq!(t.outcome, Some(Outcome::Completed));
-    let h = t.hist.as_ref().unwrap();
+    let h = t.histograms().unwrap();
     assert_eq!(h.poll.len(), 3);
     assert_eq!(h.sched.len(), 3);
     assert_eq!(m.live_tasks(), 0);
@@ -454,7 +454,7 @@ fn per_task_histograms_stay_small() {
     m.apply(&spawn(0, 1));
     let t = &m.tasks[&1];
     // Two histograms per task: they are what a task costs the collector most.
-    let bytes = t.hist.as_ref().unwrap().bytes();
+    let bytes = t.histograms().unwrap().bytes();
     assert!(bytes <= 6 * 1024, "{bytes} bytes of histograms per task");
     // Durations beyond the range count at its top, rather than being lost.
     let mut m = Model::new(header(), Thresholds::default());
@@ -465,7 +465,7 @@ fn per_task_histograms_stay_small() {
     ] {
         m.apply(&e);
     }
-    assert_eq!(m.tasks[&1].hist.as_ref().unwrap().poll.len(), 1);
+    assert_eq!(m.tasks[&1].histograms().unwrap().poll.len(), 1);
 }
 
 #[test]
@@ -960,5 +960,52 @@ fn a_window_ending_inside_a_poll_has_that_polls_context() {
         );
         assert_eq!(running(2), [(20, 90, Some("GET /slow".to_string()))]);
         assert_eq!(running(3), [(60, 70, None)]);
+    }
+}
+
+/// A task's histograms take its durations a few at a time; whatever is read,
+/// between batches or in the middle of one, holds every poll and every wait.
+#[test]
+fn histograms_hold_every_duration_whenever_read() {
+    let mut m = Model::new(header(), Thresholds::default());
+    m.apply(&spawn(0, 1));
+    let mut ts = 10;
+    let mut polls = Vec::new();
+    for i in 0..13u64 {
+        // Woken (scheduled) for i+1 µs, polled for 2(i+1) µs.
+        m.apply(&ev(
+            ts,
+            EventKind::Waker {
+                task: 1,
+                op: WakeOp::Wake,
+                by: WakeSource::Io,
+            },
+        ));
+        ts += (i + 1) * 1000;
+        m.apply(&start(ts, 1));
+        ts += 2 * (i + 1) * 1000;
+        m.apply(&end(ts, 1, false));
+        polls.push(2 * (i + 1) * 1000);
+        ts += 100;
+    }
+    // A long poll (over 4 s) as well.
+    m.apply(&start(ts, 1));
+    ts += 5_000_000_000;
+    m.apply(&end(ts, 1, false));
+    polls.push(5_000_000_000);
+    let read = |m: &Model| {
+        let h = m.tasks[&1].histograms().expect("kept");
+        (h.poll.len(), h.sched.len(), h.poll.max(), h.sched.min())
+    };
+    let mid_batch = read(&m);
+    m.flush_histograms();
+    let flushed = read(&m);
+    assert_eq!(mid_batch, flushed);
+    // 14 polls; 13 waits to be polled (the long poll came with no wake).
+    assert_eq!((flushed.0, flushed.1), (polls.len() as u64, 13));
+    let h = m.tasks[&1].histograms().unwrap();
+    assert!(h.poll.equivalent(h.poll.max(), 5_000_000_000));
+    for p in &polls {
+        assert!(h.poll.count_at(*p) >= 1, "poll of {p} ns");
     }
 }

@@ -89,7 +89,7 @@ impl<'a> Trace<'a> {
 
     /// The longest a task waited between being woken (or spawned) and being polled, in seconds.
     pub fn longest_wait(&self, t: &Task) -> f64 {
-        t.hist.as_ref().map_or(0, |h| h.sched.max()) as f64 / 1e9
+        t.histograms().map_or(0, |h| h.sched.max()) as f64 / 1e9
     }
 
     /// Its longest single poll, in seconds.

@@ -106,6 +106,8 @@ pub struct Model {
     /// [`Model::track_changes`] is set (someone watches live).
     changed: FxHashSet<TaskId>,
     pub track_changes: bool,
+    /// Tasks holding durations not yet in their histograms (each listed once).
+    hist_pending: Vec<TaskId>,
     new_warnings: Vec<usize>,
     new_marks: usize,
     /// Names and locations, shared between tasks.
@@ -183,6 +185,7 @@ impl Model {
             since_tick: 0,
             changed: FxHashSet::default(),
             track_changes: true,
+            hist_pending: Vec::new(),
             names: Default::default(),
             histograms: 0,
             folds: Default::default(),
@@ -205,6 +208,7 @@ impl Model {
         for e in events {
             model.apply(e);
         }
+        model.flush_histograms();
         model.settle(model.now_ns);
         model
     }
@@ -479,11 +483,12 @@ impl Model {
                 t.polls += 1;
                 t.context_in_poll = false;
                 let mut found = None;
+                let mut list = false;
                 if let Some(span) = t.life.apply(e) {
                     t.add(&span);
                     if span.state == TaskState::Scheduled {
                         let waited = span.duration_ns();
-                        t.record_scheduled(waited);
+                        list = t.record_scheduled(waited);
                         groups.waited(t.group, waited);
                         // Spawned, not woken: no wake to be late after.
                         if span.woken_by.is_some() {
@@ -511,6 +516,9 @@ impl Model {
                 }
                 if self.running.len() < RUNNING_MAX || self.running.contains_key(&e.thread) {
                     self.running.insert(e.thread, (*task, ts, false));
+                }
+                if list {
+                    self.hist_pending.push(*task);
                 }
                 self.note_change(*task);
                 self.warn(lints.scheduling_latency, found, Some(*task), ts);
@@ -725,9 +733,10 @@ impl Model {
         t.last_poll_ns = Some(ts);
         // A poll's end without its start (lost, or before the data begins)
         // measures nothing.
+        let mut list = false;
         let poll = closed.map(|span| {
             t.add(&span);
-            t.record_poll(span.duration_ns());
+            list = t.record_poll(span.duration_ns());
             groups.polled(t.group, span.duration_ns());
             t.longest_poll_ns = t.longest_poll_ns.max(span.duration_ns());
             span.duration_ns()
@@ -745,6 +754,9 @@ impl Model {
             && self.idle_unchecked.len() < EARLY_IDLE_MAX
         {
             self.idle_unchecked.push((task, ts));
+        }
+        if list {
+            self.hist_pending.push(task);
         }
         if let Some(w) = self.workers.get_mut(&thread) {
             w.busy_ns += ts.saturating_sub(w.since_ns);
@@ -831,6 +843,16 @@ impl Model {
         let found = lints.task_leak.check(&history);
         self.warn(lints.task_leak, found, None, now);
         self.settle(now);
+    }
+
+    /// Puts every task's pending durations into its histograms: after a batch
+    /// of events, before anything reads them.
+    pub fn flush_histograms(&mut self) {
+        for id in std::mem::take(&mut self.hist_pending) {
+            if let Some(t) = self.tasks.get_mut(&id) {
+                t.flush_pending();
+            }
+        }
     }
 
     /// The poll of `task` running now entered the app's span `label`.

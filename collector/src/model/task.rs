@@ -64,9 +64,30 @@ pub struct Task {
     pub context: Option<Arc<str>>,
     pub context_in_poll: bool,
     /// `None` once given up to stay within the memory budget (the counters stay).
-    pub hist: Option<Box<Histograms>>,
+    /// Read it with [`Task::histograms`]: the latest durations may still be
+    /// in `pending`.
+    pub(crate) hist: Option<Box<Histograms>>,
+    pub(crate) pending: Pending,
     /// Its group's index in [`super::groups::Groups`].
     pub group: u32,
+}
+
+/// Durations a task's histograms take a few at a time.
+const PENDING: usize = 8;
+
+/// A task's latest durations, not yet in its histograms. When a poll ends, the
+/// task's histogram counts are seldom in cache (a histogram record was most of
+/// an event's ingest cost); a task's polls mostly land in the same few counts,
+/// so several go in together: when [`PENDING`] are held, and after each batch
+/// of events ([`super::Model::flush_histograms`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pending {
+    poll: [u32; PENDING],
+    sched: [u32; PENDING],
+    polls: u8,
+    scheds: u8,
+    /// The task is on the model's list of tasks to flush.
+    pub(crate) listed: bool,
 }
 
 /// Longest duration a histogram tells apart (longer ones count as this).
@@ -103,22 +124,81 @@ impl Task {
             context: None,
             context_in_poll: false,
             hist: Some(Histograms::new()),
+            pending: Pending::default(),
             group: super::groups::OTHER,
         }
     }
 
     /// Records a poll's duration, if the histograms are kept.
-    pub(crate) fn record_poll(&mut self, ns: u64) {
+    /// True if the task must now be listed to flush (it was not).
+    pub(crate) fn record_poll(&mut self, ns: u64) -> bool {
+        self.record(ns, false)
+    }
+
+    /// Records a wake-to-poll latency, if the histograms are kept; true if the
+    /// task must now be listed to flush.
+    pub(crate) fn record_scheduled(&mut self, ns: u64) -> bool {
+        self.record(ns, true)
+    }
+
+    fn record(&mut self, ns: u64, sched: bool) -> bool {
+        let Some(h) = &mut self.hist else {
+            return false;
+        };
+        let ns = ns.clamp(1, HISTOGRAM_MAX_NS);
+        let p = &mut self.pending;
+        let (values, n, hist) = if sched {
+            (&mut p.sched, &mut p.scheds, &mut h.sched)
+        } else {
+            (&mut p.poll, &mut p.polls, &mut h.poll)
+        };
+        match u32::try_from(ns) {
+            Ok(v) => {
+                values[*n as usize] = v;
+                *n += 1;
+                if *n as usize == PENDING {
+                    for &v in &values[..] {
+                        hist.saturating_record(v as u64);
+                    }
+                    *n = 0;
+                }
+            }
+            // Over 4 s: rare, recorded at once.
+            Err(_) => hist.saturating_record(ns),
+        }
+        let listed = std::mem::replace(&mut p.listed, true);
+        !listed
+    }
+
+    /// Puts the pending durations into the histograms.
+    pub(crate) fn flush_pending(&mut self) {
+        let p = std::mem::take(&mut self.pending);
         if let Some(h) = &mut self.hist {
-            h.poll.saturating_record(ns.clamp(1, HISTOGRAM_MAX_NS));
+            for &v in &p.poll[..p.polls as usize] {
+                h.poll.saturating_record(v as u64);
+            }
+            for &v in &p.sched[..p.scheds as usize] {
+                h.sched.saturating_record(v as u64);
+            }
         }
     }
 
-    /// Records a wake-to-poll latency, if the histograms are kept.
-    pub(crate) fn record_scheduled(&mut self, ns: u64) {
-        if let Some(h) = &mut self.hist {
-            h.sched.saturating_record(ns.clamp(1, HISTOGRAM_MAX_NS));
+    /// The histograms with every duration recorded so far (a copy only when some
+    /// are still pending: after a batch of events none are).
+    pub fn histograms(&self) -> Option<std::borrow::Cow<'_, Histograms>> {
+        let h = self.hist.as_deref()?;
+        let p = &self.pending;
+        if p.polls == 0 && p.scheds == 0 {
+            return Some(std::borrow::Cow::Borrowed(h));
         }
+        let mut h = h.clone();
+        for &v in &p.poll[..p.polls as usize] {
+            h.poll.saturating_record(v as u64);
+        }
+        for &v in &p.sched[..p.scheds as usize] {
+            h.sched.saturating_record(v as u64);
+        }
+        Some(std::borrow::Cow::Owned(h))
     }
 
     /// Where it stands (scheduled until an event says otherwise).
