@@ -335,18 +335,18 @@ mod tests {
     use tracing::field::Empty;
     use tracing_core::span::{Attributes, Id, Record};
 
-    /// What looptrace makes of the span `f` creates: its label, and whether it
-    /// is a context at all.
-    fn read(f: impl FnOnce() -> tracing::Span) -> (String, bool) {
-        #[derive(Default)]
-        struct Grab(Mutex<Option<(String, bool)>>);
-        impl tracing::Subscriber for Grab {
+    /// What `see` makes of the attributes of the span `f` creates.
+    fn seen<T: Send + 'static>(
+        f: impl FnOnce() -> tracing::Span,
+        see: fn(&Attributes<'_>) -> T,
+    ) -> T {
+        struct Grab<T>(Mutex<Option<T>>, fn(&Attributes<'_>) -> T);
+        impl<T: Send + 'static> tracing::Subscriber for Grab<T> {
             fn enabled(&self, _: &Metadata<'_>) -> bool {
                 true
             }
             fn new_span(&self, a: &Attributes<'_>) -> Id {
-                let label = label(a).to_string();
-                *self.0.lock().unwrap() = Some((label, is_context(a.metadata())));
+                *self.0.lock().unwrap() = Some((self.1)(a));
                 Id::from_u64(1)
             }
             fn record(&self, _: &Id, _: &Record<'_>) {}
@@ -355,10 +355,16 @@ mod tests {
             fn enter(&self, _: &Id) {}
             fn exit(&self, _: &Id) {}
         }
-        let grab = Arc::new(Grab::default());
+        let grab = Arc::new(Grab(Mutex::new(None), see));
         tracing::subscriber::with_default(grab.clone(), || drop(f()));
         let got = grab.0.lock().unwrap().take();
         got.expect("a span")
+    }
+
+    /// What looptrace makes of the span `f` creates: its label, and whether it
+    /// is a context at all.
+    fn read(f: impl FnOnce() -> tracing::Span) -> (String, bool) {
+        seen(f, |a| (label(a).to_string(), is_context(a.metadata())))
     }
 
     fn label_of(f: impl FnOnce() -> tracing::Span) -> String {
@@ -429,25 +435,7 @@ mod tests {
         // The subscriber's view of two spans of one fieldless callsite (as
         // `#[instrument(skip_all)]` makes), and of a span with a field.
         fn open_span(f: impl FnOnce() -> tracing::Span) -> u64 {
-            struct Open(Mutex<Option<u64>>);
-            impl tracing::Subscriber for Open {
-                fn enabled(&self, _: &Metadata<'_>) -> bool {
-                    true
-                }
-                fn new_span(&self, a: &Attributes<'_>) -> Id {
-                    *self.0.lock().unwrap() = open(Held::of(a));
-                    Id::from_u64(1)
-                }
-                fn record(&self, _: &Id, _: &Record<'_>) {}
-                fn record_follows_from(&self, _: &Id, _: &Id) {}
-                fn event(&self, _: &tracing::Event<'_>) {}
-                fn enter(&self, _: &Id) {}
-                fn exit(&self, _: &Id) {}
-            }
-            let sub = Arc::new(Open(Mutex::new(None)));
-            tracing::subscriber::with_default(sub.clone(), || drop(f()));
-            let key = sub.0.lock().unwrap().take();
-            key.expect("a key")
+            seen(f, |a| open(Held::of(a))).expect("a key")
         }
         fn handler() -> tracing::Span {
             tracing::info_span!("handler")
