@@ -232,7 +232,23 @@ enum Format {
     Jsonl,
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        // A reader that stopped reading (`looptrace log app.ltrace | head`) is
+        // no failure: stop quietly, as other Unix tools do.
+        let broken_pipe = e.chain().any(|c| {
+            c.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+        });
+        if broken_pipe {
+            std::process::exit(0);
+        }
+        eprintln!("Error: {e:?}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Export {
@@ -259,7 +275,9 @@ fn main() -> Result<()> {
         }
         Command::Info { file, damage } => {
             let (session, failed) = open(&file, &damage)?;
-            info(&session);
+            let mut out = BufWriter::new(io::stdout().lock());
+            info(&session, &mut out)?;
+            out.flush()?;
             if failed {
                 std::process::exit(DAMAGED);
             }
@@ -272,6 +290,7 @@ fn main() -> Result<()> {
             let (session, failed) = open(&file, &damage)?;
             let model = analyse(&session);
             let mut failing = 0;
+            let mut out = BufWriter::new(io::stdout().lock());
             for w in model.findings() {
                 let fails = fail_on.is_empty() || fail_on.contains(&w.kind);
                 failing += fails as u64;
@@ -280,14 +299,19 @@ fn main() -> Result<()> {
                 } else {
                     String::new()
                 };
-                println!(
+                writeln!(
+                    out,
                     "{} {}{count} at {}: {}",
                     if fails { "FAIL" } else { "note" },
                     w.kind.as_str(),
                     looptrace_collector::livelog::fmt_ts(w.at_ns),
                     w.message
-                );
+                )?;
             }
+            if failing == 0 {
+                writeln!(out, "{}: no warnings of the kinds checked", file.display())?;
+            }
+            out.flush()?;
             if failing > 0 {
                 eprintln!(
                     "{}: {failing} warning(s) of the kinds checked",
@@ -295,7 +319,6 @@ fn main() -> Result<()> {
                 );
                 std::process::exit(FOUND);
             }
-            println!("{}: no warnings of the kinds checked", file.display());
             if failed {
                 std::process::exit(DAMAGED);
             }
@@ -503,7 +526,7 @@ fn analyse(s: &Session) -> Model {
     Model::from_events(s.header.clone(), Thresholds::default(), &s.events)
 }
 
-fn info(s: &Session) {
+fn info(s: &Session, out: &mut impl Write) -> io::Result<()> {
     let h = &s.header;
     let span = s.events.iter().map(|e| e.ts_ns).max().unwrap_or(0);
     let (mut tasks, mut polls, mut wakes, mut drops) = (0, 0, 0, 0);
@@ -534,34 +557,40 @@ fn info(s: &Session) {
             _ => {}
         }
     }
-    println!("process  {} (pid {})", h.process_name, h.pid);
-    println!("runtime  {}, {} worker(s)", h.flavor.as_str(), h.workers);
-    println!("span     {}", fmt_dur(span));
-    println!("events   {}", s.events.len());
-    println!("tasks    {tasks}");
-    println!("polls    {polls}");
-    println!("wakes    {wakes}");
-    println!("dropped  {drops}");
+    writeln!(out, "process  {} (pid {})", h.process_name, h.pid)?;
+    writeln!(
+        out,
+        "runtime  {}, {} worker(s)",
+        h.flavor.as_str(),
+        h.workers
+    )?;
+    writeln!(out, "span     {}", fmt_dur(span))?;
+    writeln!(out, "events   {}", s.events.len())?;
+    writeln!(out, "tasks    {tasks}")?;
+    writeln!(out, "polls    {polls}")?;
+    writeln!(out, "wakes    {wakes}")?;
+    writeln!(out, "dropped  {drops}")?;
     let model = analyse(s);
     let mut kinds: std::collections::BTreeMap<&str, u64> = Default::default();
     for w in model.findings() {
         *kinds.entry(w.kind.as_str()).or_default() += w.count;
     }
     let total: u64 = kinds.values().sum();
-    println!("warnings {total}");
+    writeln!(out, "warnings {total}")?;
     for (kind, n) in &kinds {
-        println!("  {n:>6}  {kind}");
+        writeln!(out, "  {n:>6}  {kind}")?;
     }
     longest.sort_unstable_by(|a, b| b.cmp(a));
     if !longest.is_empty() {
-        println!("longest polls");
+        writeln!(out, "longest polls")?;
         for (d, task, from) in longest.iter().take(5) {
-            println!(
+            writeln!(
+                out,
                 "  {:>10}  {} at {}",
                 fmt_dur(*d),
                 s.task_name(*task),
                 fmt_dur(*from)
-            );
+            )?;
         }
     }
     let mut waited: Vec<_> = model
@@ -572,9 +601,10 @@ fn info(s: &Session) {
         .collect();
     waited.sort_unstable_by(|a, b| b.cmp(a));
     if !waited.is_empty() {
-        println!("most time scheduled (woken, waiting for a worker)");
+        writeln!(out, "most time scheduled (woken, waiting for a worker)")?;
         for (ns, name, id) in waited.iter().take(5) {
-            println!("  {:>10}  {name} #{id}", fmt_dur(*ns));
+            writeln!(out, "  {:>10}  {name} #{id}", fmt_dur(*ns))?;
         }
     }
+    Ok(())
 }

@@ -315,3 +315,33 @@ fn log_and_info_describe_the_recording() {
     assert!(info.contains("multi_thread, 2 worker(s)"), "{info}");
     assert!(info.contains("dropped  0"), "{info}");
 }
+
+/// A reader that stops reading (`looptrace log app.ltrace | head`) ends the
+/// command quietly and successfully, as with other Unix tools: no panic, no
+/// error.
+#[test]
+fn a_closed_pipe_ends_output_commands_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = record(dir.path());
+    let file = file.to_str().unwrap();
+    for args in [
+        vec!["log", file],
+        vec!["info", file],
+        vec!["check", file],
+        vec!["export", file, "--format", "jsonl"],
+        vec!["export", file, "--format", "chrome"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_looptrace"))
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("looptrace runs");
+        // Closed before it writes a thing: its first write finds no reader.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}

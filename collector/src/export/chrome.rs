@@ -255,6 +255,6 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
             "clock_origin_unix_ns": h.clock_origin_unix_ns, "exporter": "looptrace",
         },
     });
-    serde_json::to_writer(&mut *out, &doc).map_err(io::Error::other)?;
+    serde_json::to_writer(&mut *out, &doc).map_err(io::Error::from)?;
     writeln!(out)
 }

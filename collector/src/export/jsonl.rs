@@ -39,7 +39,8 @@ pub fn write_jsonl(session: &Session, out: &mut impl Write) -> io::Result<()> {
             _ => Value::Null,
         };
         line.fields.insert("worker".into(), worker);
-        serde_json::to_writer(&mut *out, &line).map_err(io::Error::other)?;
+        // (`From` keeps an I/O error as it was: a closed pipe stays one.)
+        serde_json::to_writer(&mut *out, &line).map_err(io::Error::from)?;
         writeln!(out)?;
     }
     Ok(())
