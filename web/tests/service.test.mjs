@@ -89,6 +89,11 @@ test("the attach example: the /blocking warning names its route in the REST API 
       return iv && tl.describe({ interval: iv });
     }, warning.task);
     assert.match(tip || "", /in GET \/blocking/, "the poll's tooltip says what it served");
+    // A quick request's polls said theirs in their ends (one event fewer): the
+    // page has those too.
+    await until(page, () =>
+      window.__looptrace.timeline.model.allIntervals().some((i) => i.state === "running" && i.context === "GET /slow"),
+    );
     // Scrolled down the lanes, the timeline is still drawn where it was: its
     // canvas stays in view, with the axis and the lanes under it.
     const scrolled = await page.evaluate(async () => {
