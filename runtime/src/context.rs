@@ -46,17 +46,79 @@ pub(crate) fn is_context(m: &Metadata<'_>) -> bool {
 
 /// Reads a span's fields into its label, in two passes: the fields that name a
 /// request (`otel.name`, a method and a path) first; the others only when those
-/// do not make the label (an HTTP request span formats nothing else).
+/// do not make the label (an HTTP request span formats nothing else). A request
+/// span is labelled per request, so this keeps allocations few: the method is
+/// read without one, and the path is formatted once, cut to size in place, and
+/// becomes the label with the method put before it.
 #[derive(Default)]
 pub(crate) struct Label {
     otel_name: Option<String>,
-    method: Option<String>,
+    method: Option<Method>,
     /// The best path-like field seen: (rank, value), lower rank preferred.
     path: Option<(u8, String)>,
     /// Second pass: the first fields, as `name=value`.
     generic: bool,
     fields: String,
     shown: usize,
+}
+
+/// A request's method: the usual ones need no allocation.
+enum Method {
+    Known(&'static str),
+    Other(String),
+}
+
+impl Method {
+    fn of(v: &str) -> Method {
+        const KNOWN: [&str; 9] = [
+            "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+        ];
+        match KNOWN.iter().find(|m| **m == v) {
+            Some(m) => Method::Known(m),
+            None => Method::Other(v.to_string()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Method::Known(m) => m,
+            Method::Other(m) => m,
+        }
+    }
+}
+
+/// Room for a method before a path, so that putting it there does not move the
+/// path to a new allocation.
+const METHOD_ROOM: usize = 8;
+
+/// A short value formatted on the stack (a method); `None` if it is longer.
+#[derive(Default)]
+struct Short {
+    buf: [u8; 16],
+    len: usize,
+    over: bool,
+}
+
+impl fmt::Write for Short {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        match self.buf.get_mut(self.len..self.len + s.len()) {
+            Some(dst) if !self.over => {
+                dst.copy_from_slice(s.as_bytes());
+                self.len += s.len();
+            }
+            _ => self.over = true,
+        }
+        Ok(())
+    }
+}
+
+impl Short {
+    fn as_str(&self) -> Option<&str> {
+        if self.over {
+            return None;
+        }
+        std::str::from_utf8(&self.buf[..self.len]).ok()
+    }
 }
 
 /// The label of the span `attrs` opens.
@@ -79,18 +141,28 @@ fn path_rank(field: &str) -> Option<u8> {
     })
 }
 
-/// The path of a URI without its query or fragment (`http://host:80/a?b` reads
-/// `/a`): requests to one route read the same, and a query's secrets (tokens)
-/// never leave the app.
-fn path_of(uri: &str) -> &str {
-    let path = match uri.find("://") {
-        Some(i) => {
-            let rest = &uri[i + 3..];
-            rest.find('/').map_or("/", |j| &rest[j..])
-        }
-        None => uri,
+/// Where the path of a URI lies in it, without its query or fragment
+/// (`http://host:80/a?b` reads `/a`): requests to one route read the same, and
+/// a query's secrets (tokens) never leave the app. `None`: the path is `/`
+/// (a URL with a host and nothing after it).
+fn path_range(uri: &str) -> Option<std::ops::Range<usize>> {
+    let start = match uri.find("://") {
+        Some(i) => i + 3 + uri[i + 3..].find('/')?,
+        None => 0,
     };
-    path.split(['?', '#']).next().unwrap_or(path)
+    let end = uri[start..]
+        .find(['?', '#'])
+        .map_or(uri.len(), |j| start + j);
+    Some(start..end)
+}
+
+/// `uri`'s path (see [`path_range`]) in a string of its own, with room for a
+/// method before it.
+fn path_of(uri: &str) -> String {
+    let path = path_range(uri).map_or("/", |r| &uri[r]);
+    let mut s = String::with_capacity(METHOD_ROOM + path.len());
+    s.push_str(path);
+    s
 }
 
 impl Label {
@@ -99,10 +171,16 @@ impl Label {
         if self.generic {
             self.shown < MAX_FIELDS && !name.starts_with("otel.")
         } else {
-            matches!(
-                name,
-                "otel.name" | "method" | "http.method" | "http.request.method"
-            ) || path_rank(name).is_some()
+            is_method(name) || name == "otel.name" || path_rank(name).is_some()
+        }
+    }
+
+    /// Keeps `path` (made by `make`) if `field` is a better path than any so far.
+    fn path(&mut self, field: &str, make: impl FnOnce() -> String) {
+        if let Some(rank) = path_rank(field) {
+            if self.path.as_ref().is_none_or(|(r, _)| rank < *r) {
+                self.path = Some((rank, make()));
+            }
         }
     }
 
@@ -118,33 +196,34 @@ impl Label {
             }
             return;
         }
-        match name {
-            "otel.name" => self.otel_name = Some(value.to_string()),
-            "method" | "http.method" | "http.request.method" => {
-                self.method = Some(value.to_string())
-            }
-            _ => {}
+        if name == "otel.name" {
+            self.otel_name = Some(value.to_string());
+        } else if is_method(name) {
+            self.method = Some(Method::of(value));
         }
-        if let Some(rank) = path_rank(name) {
-            if self.path.as_ref().is_none_or(|(r, _)| rank < *r) {
-                self.path = Some((rank, path_of(value).to_string()));
-            }
-        }
+        self.path(name, || path_of(value));
     }
 
     /// The label of a span named `name` with the fields read.
     fn finish(self, name: &str) -> SpanLabel {
-        let label = if let Some(n) = self.otel_name {
-            n
-        } else if let (Some(m), Some((_, p))) = (&self.method, &self.path) {
-            format!("{m} {p}")
-        } else if self.fields.is_empty() {
-            name.to_string()
-        } else {
-            format!("{name}{{{}}}", self.fields)
-        };
-        clip(&label, MAX_LABEL).into()
+        if let Some(n) = self.otel_name {
+            return clip(&n, MAX_LABEL).into();
+        }
+        if let (Some(m), Some((_, mut p))) = (self.method, self.path) {
+            // Within the room kept for it: as a rule, no new allocation.
+            p.insert(0, ' ');
+            p.insert_str(0, m.as_str());
+            return clip(&p, MAX_LABEL).into();
+        }
+        if self.fields.is_empty() {
+            return clip(name, MAX_LABEL).into();
+        }
+        clip(&format!("{name}{{{}}}", self.fields), MAX_LABEL).into()
     }
+}
+
+fn is_method(field: &str) -> bool {
+    matches!(field, "method" | "http.method" | "http.request.method")
 }
 
 impl Visit for Label {
@@ -153,12 +232,41 @@ impl Visit for Label {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         // `%` fields arrive here formatted with Display, `?` with Debug; only
-        // those the label may use are formatted at all.
-        if self.wants(field.name()) {
-            let mut s = String::new();
-            let _ = write!(s, "{value:?}");
-            self.field(field, &s)
+        // those the label may use are formatted at all, and a request's own
+        // fields straight where they are kept.
+        let name = field.name();
+        if !self.wants(name) {
+            return;
         }
+        if !self.generic && is_method(name) {
+            let mut short = Short::default();
+            let _ = write!(short, "{value:?}");
+            if let Some(m) = short.as_str() {
+                self.method = Some(Method::of(m));
+                return;
+            }
+        } else if !self.generic && path_rank(name).is_some() {
+            return self.path(name, || {
+                let mut s = String::with_capacity(METHOD_ROOM + 56);
+                let _ = write!(s, "{value:?}");
+                // The path, cut in place (the capacity stays: room for the
+                // method).
+                match path_range(&s) {
+                    Some(r) => {
+                        s.truncate(r.end);
+                        s.drain(..r.start);
+                    }
+                    None => {
+                        s.clear();
+                        s.push('/');
+                    }
+                }
+                s
+            });
+        }
+        let mut s = String::new();
+        let _ = write!(s, "{value:?}");
+        self.field(field, &s)
     }
 }
 
@@ -409,6 +517,23 @@ mod tests {
         assert_eq!(
             label_of(|| tracing::info_span!("tick", later = Empty)),
             "tick"
+        );
+        // A method of its own, a URL with no path, a path read with `?`, one
+        // longer than the room first made for it.
+        assert_eq!(
+            label_of(|| tracing::info_span!("req", method = %"PURGE", uri = %"http://cache:80")),
+            "PURGE /"
+        );
+        assert_eq!(
+            label_of(|| tracing::info_span!("req", method = ?"GET", path = ?"/q?x=1")),
+            "\"GET\" \"/q"
+        );
+        let deep = format!("/{}", "segment/".repeat(12));
+        assert_eq!(
+            label_of(
+                || tracing::info_span!("req", method = %"DELETE", uri = %format!("{deep}?a=b"))
+            ),
+            format!("DELETE {deep}")
         );
         let long = "x".repeat(500);
         assert!(
