@@ -373,33 +373,48 @@ pub(crate) const CONTEXT_BIT: u64 = 1 << 63;
 /// Set in the key of a span whose label is its callsite's (the key is the
 /// label's address, which is 8-aligned).
 const FIXED_BIT: u64 = 1;
+/// A key of a span with a label of its own holds the label's address (a
+/// user-space one: below 2^48) and, above it, the label's length.
+const ADDR_BITS: u32 = 48;
+const ADDR_MASK: u64 = (1 << ADDR_BITS) - 1;
+const MAX_KEY_LEN: u64 = (1 << (63 - ADDR_BITS)) - 1;
 
 /// The key of a new context span of the standalone subscriber (which keeps no
 /// span registry), tagged with [`CONTEXT_BIT`]: for a span with its own label,
-/// the address of a handle on that label (a thin pointer), whose references the
-/// span's handles own; for a fixed label, that label's address. No table, no
-/// lock: a span costs its label and that handle at most.
+/// that label's address and length (the span's handles own its references);
+/// for a fixed label, that label's address. No table, no lock, no allocation
+/// beyond the label itself. `None` for a label this cannot say in a key (an
+/// address past 2^48): the span is then not a context.
 pub(crate) fn open(held: Held) -> Option<u64> {
-    let key = match held {
-        Held::Fixed(l) => l as *const SpanLabel as usize as u64 | FIXED_BIT,
+    match held {
+        Held::Fixed(l) => {
+            let addr = l as *const SpanLabel as usize as u64;
+            (addr & !ADDR_MASK == 0).then_some(addr | FIXED_BIT | CONTEXT_BIT)
+        }
         Held::Own(label) => {
-            let ptr = Arc::into_raw(Arc::new(label));
-            let key = ptr as usize as u64;
-            if key & CONTEXT_BIT != 0 {
-                // Not an address this can tag: unlabelled.
+            let len = label.len() as u64;
+            let ptr = Arc::into_raw(label);
+            let addr = ptr as *const u8 as usize as u64;
+            if addr & !ADDR_MASK != 0 || addr & FIXED_BIT != 0 || len > MAX_KEY_LEN {
                 // SAFETY: `ptr` came from `Arc::into_raw` just above.
                 drop(unsafe { Arc::from_raw(ptr) });
                 return None;
             }
-            key
+            Some(addr | len << ADDR_BITS | CONTEXT_BIT)
         }
-    };
-    // (A leaked label's address is a user-space one too.)
-    (key & CONTEXT_BIT == 0).then_some(key | CONTEXT_BIT)
+    }
 }
 
-fn label_ptr(key: u64) -> *const SpanLabel {
-    (key & !(CONTEXT_BIT | FIXED_BIT)) as usize as *const SpanLabel
+/// The label of a key of a span with its own label (as `Arc::into_raw` gave it).
+fn own_ptr(key: u64) -> *const str {
+    let addr = (key & ADDR_MASK) as usize as *const u8;
+    let len = ((key & !CONTEXT_BIT) >> ADDR_BITS) as usize;
+    std::ptr::slice_from_raw_parts(addr, len) as *const str
+}
+
+/// The label of a key of a span with a fixed label.
+fn fixed_ptr(key: u64) -> *const SpanLabel {
+    (key & ADDR_MASK & !FIXED_BIT) as usize as *const SpanLabel
 }
 
 /// One more handle on a context span.
@@ -407,7 +422,7 @@ pub(crate) fn clone(key: u64) {
     if key & FIXED_BIT == 0 {
         // SAFETY: `key` is an id this subscriber made in `open` (tracing hands a
         // subscriber only its own ids), whose label lives while a handle does.
-        unsafe { Arc::increment_strong_count(label_ptr(key)) }
+        unsafe { Arc::increment_strong_count(own_ptr(key)) }
     }
 }
 
@@ -418,7 +433,7 @@ pub(crate) fn close(key: u64) -> bool {
         return false;
     }
     // SAFETY: as in `clone`; tracing closes each handle once.
-    let label = unsafe { Arc::from_raw(label_ptr(key)) };
+    let label = unsafe { Arc::from_raw(own_ptr(key)) };
     Arc::strong_count(&label) == 1
 }
 
@@ -429,11 +444,11 @@ pub(crate) fn enter(key: u64) {
     }
     if key & FIXED_BIT != 0 {
         // SAFETY: a fixed label lives for good.
-        let label: &'static SpanLabel = unsafe { &*label_ptr(key) };
+        let label: &'static SpanLabel = unsafe { &*fixed_ptr(key) };
         return crate::capture::on_context(LabelRef::Fixed(label));
     }
     // SAFETY: as in `clone`; borrowed for the call, the count left as it is.
-    let label = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(label_ptr(key)) });
+    let label = std::mem::ManuallyDrop::new(unsafe { Arc::from_raw(own_ptr(key)) });
     crate::capture::on_context(LabelRef::Own(&label));
 }
 
@@ -569,15 +584,16 @@ mod tests {
         assert_eq!(a, b, "one label, one key, for every span of the callsite");
         assert_ne!(a & FIXED_BIT, 0);
         // SAFETY: a fixed label lives for good.
-        assert_eq!(&**unsafe { &*label_ptr(a) }, "handler");
+        assert_eq!(&**unsafe { &*fixed_ptr(a) }, "handler");
         // Its handles count nothing and never free it.
         clone(a);
         assert!(!close(a) && !close(a));
-        assert_eq!(&**unsafe { &*label_ptr(a) }, "handler");
+        assert_eq!(&**unsafe { &*fixed_ptr(a) }, "handler");
         // A span with fields has a label of its own.
         let own = open_span(|| tracing::info_span!("handler", user = 7));
         assert_eq!(own & FIXED_BIT, 0);
-        assert_eq!(&**unsafe { &*label_ptr(own) }, "handler{user=7}");
+        // SAFETY: its one handle is still open.
+        assert_eq!(unsafe { &*own_ptr(own) }, "handler{user=7}");
         assert!(close(own));
     }
 
