@@ -345,3 +345,20 @@ fn a_closed_pipe_ends_output_commands_quietly() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+/// A recording that is not there: the path and the system's reason, each said
+/// once.
+#[test]
+fn a_missing_recording_says_why_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere.ltrace");
+    let o = Command::new(env!("CARGO_BIN_EXE_looptrace"))
+        .args(["info", missing.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("looptrace runs");
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("nowhere.ltrace"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}

@@ -37,8 +37,10 @@ pub const MAX_CHUNK: u32 = 64 << 20;
 /// Why a recording could not be read at all.
 #[derive(Debug, Error)]
 pub enum RecordingError {
+    // The I/O error is said here, not also given as a source: a chain of
+    // causes would say it twice.
     #[error("cannot read recording: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("not a looptrace recording (bad magic)")]
     Magic,
     #[error("recording file version {0} is not supported (this build reads versions 1 and {FILE_VERSION})")]
@@ -47,6 +49,12 @@ pub enum RecordingError {
     NoHeader,
     #[error("cannot add to a damaged recording ({0})")]
     Damaged(Damage),
+}
+
+impl From<io::Error> for RecordingError {
+    fn from(e: io::Error) -> RecordingError {
+        RecordingError::Io(e)
+    }
 }
 
 /// A stretch of a recording that could not be read.
