@@ -156,13 +156,19 @@ fn path_range(uri: &str) -> Option<std::ops::Range<usize>> {
     Some(start..end)
 }
 
-/// `uri`'s path (see [`path_range`]) in a string of its own, with room for a
-/// method before it.
-fn path_of(uri: &str) -> String {
-    let path = path_range(uri).map_or("/", |r| &uri[r]);
-    let mut s = String::with_capacity(METHOD_ROOM + path.len());
-    s.push_str(path);
-    s
+/// Cuts the URI in `s` to its path (see [`path_range`]), in place: the
+/// string keeps its capacity, room for a method before the path.
+fn keep_path(s: &mut String) {
+    match path_range(s) {
+        Some(r) => {
+            s.truncate(r.end);
+            s.drain(..r.start);
+        }
+        None => {
+            s.clear();
+            s.push('/');
+        }
+    }
 }
 
 impl Label {
@@ -201,7 +207,12 @@ impl Label {
         } else if is_method(name) {
             self.method = Some(Method::of(value));
         }
-        self.path(name, || path_of(value));
+        self.path(name, || {
+            let mut s = String::with_capacity(METHOD_ROOM + value.len());
+            s.push_str(value);
+            keep_path(&mut s);
+            s
+        });
     }
 
     /// The label of a span named `name` with the fields read.
@@ -249,18 +260,7 @@ impl Visit for Label {
             return self.path(name, || {
                 let mut s = String::with_capacity(METHOD_ROOM + 56);
                 let _ = write!(s, "{value:?}");
-                // The path, cut in place (the capacity stays: room for the
-                // method).
-                match path_range(&s) {
-                    Some(r) => {
-                        s.truncate(r.end);
-                        s.drain(..r.start);
-                    }
-                    None => {
-                        s.clear();
-                        s.push('/');
-                    }
-                }
+                keep_path(&mut s);
                 s
             });
         }

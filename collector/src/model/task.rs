@@ -90,6 +90,20 @@ pub(crate) struct Pending {
     pub(crate) listed: bool,
 }
 
+impl Pending {
+    /// Puts these durations into `h`.
+    fn add_to(&self, h: &mut Histograms) {
+        record_all(&mut h.poll, &self.poll[..self.polls as usize]);
+        record_all(&mut h.sched, &self.sched[..self.scheds as usize]);
+    }
+}
+
+fn record_all(h: &mut Histogram<u32>, values: &[u32]) {
+    for &v in values {
+        h.saturating_record(v as u64);
+    }
+}
+
 /// Longest duration a histogram tells apart (longer ones count as this).
 pub const HISTOGRAM_MAX_NS: u64 = 100_000_000_000;
 
@@ -157,9 +171,7 @@ impl Task {
                 values[*n as usize] = v;
                 *n += 1;
                 if *n as usize == PENDING {
-                    for &v in &values[..] {
-                        hist.saturating_record(v as u64);
-                    }
+                    record_all(hist, &values[..]);
                     *n = 0;
                 }
             }
@@ -174,12 +186,7 @@ impl Task {
     pub(crate) fn flush_pending(&mut self) {
         let p = std::mem::take(&mut self.pending);
         if let Some(h) = &mut self.hist {
-            for &v in &p.poll[..p.polls as usize] {
-                h.poll.saturating_record(v as u64);
-            }
-            for &v in &p.sched[..p.scheds as usize] {
-                h.sched.saturating_record(v as u64);
-            }
+            p.add_to(h);
         }
     }
 
@@ -192,12 +199,7 @@ impl Task {
             return Some(std::borrow::Cow::Borrowed(h));
         }
         let mut h = h.clone();
-        for &v in &p.poll[..p.polls as usize] {
-            h.poll.saturating_record(v as u64);
-        }
-        for &v in &p.sched[..p.scheds as usize] {
-            h.sched.saturating_record(v as u64);
-        }
+        p.add_to(&mut h);
         Some(std::borrow::Cow::Owned(h))
     }
 
