@@ -5,25 +5,17 @@
 
 use looptrace_wire::{EventKind, Recording, TaskState, ThreadRole};
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn collector(port: u16, dir: &std::path::Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_looptrace"))
-        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--record"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    child
+    looptrace_test_support::looptrace_serve(
+        std::path::Path::new(env!("CARGO_BIN_EXE_looptrace")),
+        ([127, 0, 0, 1], port).into(),
+        [std::ffi::OsStr::new("--record"), dir.as_os_str()],
+    )
 }
 
 fn recording_in(dir: &std::path::Path) -> Recording {

@@ -1,7 +1,7 @@
 //! What looptrace's tests share (as console-subscriber's `tests/support`): a
-//! collector served on a thread of its own, HTTP and WebSocket clients speaking
-//! its API, frames of the wire codec, a terminal driven through tmux, and readings
-//! of event lists.
+//! collector served on a thread of its own or as a `looptrace serve` process,
+//! HTTP and WebSocket clients speaking its API, frames of the wire codec, a
+//! terminal driven through tmux, and readings of event lists.
 
 use futures_util::{SinkExt, StreamExt};
 use looptrace_collector::hub::{Hub, HubConfig};
@@ -13,6 +13,28 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
+
+/// `looptrace serve --addr ADDR ARGS`, run from the binary `bin`: the process,
+/// once it listens (what it prints after that is drained).
+pub fn looptrace_serve<A: AsRef<std::ffi::OsStr>>(
+    bin: &std::path::Path,
+    addr: SocketAddr,
+    args: impl IntoIterator<Item = A>,
+) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--addr", &addr.to_string()])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("looptrace serve starts");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("its output"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("its first line");
+    assert!(line.contains("listening"), "{line}");
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    child
+}
 
 /// Starts a collector on 127.0.0.1:0 on its own thread.
 pub fn start(hub: HubConfig, server: ServerConfig) -> (SocketAddr, Arc<Hub>) {

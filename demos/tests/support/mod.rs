@@ -40,17 +40,7 @@ pub fn looptrace_serve(args: &[&str]) -> (Kill, SocketAddr) {
         .unwrap()
         .port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let mut child = Command::new(looptrace_bin())
-        .args(["serve", "--addr", &addr.to_string()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let child = looptrace_test_support::looptrace_serve(&looptrace_bin(), addr, args);
     (Kill(child), addr)
 }
 
