@@ -15,7 +15,10 @@
 //! * `live`: the same, shipped as it goes: a recording written by the shipping
 //!   thread at its usual pace (every 10 ms), so its cost is in the timed part too
 //!   (the CPU column shows it; wall time hides what it does on the other core);
-//! * `console`: `console_subscriber` active instead.
+//! * `console`: `console_subscriber` active instead;
+//! * `floor`: plain tokio, its task spans and waker events dispatched to a
+//!   subscriber that does nothing: the part of `full` that is tokio's `tracing`
+//!   instrumentation itself, which any tracer of tokio's wakes pays.
 //!
 //! The tracing subscriber is switched per configuration behind one global dispatcher
 //! (and the callsite cache rebuilt), so each configuration sees tokio's callsites
@@ -49,9 +52,14 @@ enum Mode {
     Spans = 4,
     /// Everything, shipped live to a recording.
     Live = 5,
+    /// Plain tokio, its task spans and waker events dispatched to a subscriber
+    /// that does nothing with them: what any tracer of tokio's wakes pays before
+    /// it records a thing, the floor under `full`.
+    Floor = 6,
 }
-const MODES: [Mode; 6] = [
+const MODES: [Mode; 7] = [
     Mode::Plain,
+    Mode::Floor,
     Mode::Hooks,
     Mode::Spans,
     Mode::Full,
@@ -68,6 +76,7 @@ fn mode() -> Mode {
         3 => Mode::Console,
         4 => Mode::Spans,
         5 => Mode::Live,
+        6 => Mode::Floor,
         _ => Mode::Plain,
     }
 }
@@ -131,7 +140,7 @@ struct Switch {
 impl Subscriber for Switch {
     fn register_callsite(&self, m: &'static Metadata<'static>) -> Interest {
         match mode() {
-            Mode::Full | Mode::Live => self.looptrace.register_callsite(m),
+            Mode::Full | Mode::Live | Mode::Floor => self.looptrace.register_callsite(m),
             Mode::Spans if m.target() == "tokio::task::waker" => Interest::never(),
             Mode::Spans => self.looptrace.register_callsite(m),
             Mode::Console => self.console.register_callsite(m),
@@ -140,7 +149,7 @@ impl Subscriber for Switch {
     }
     fn enabled(&self, m: &Metadata<'_>) -> bool {
         match mode() {
-            Mode::Full | Mode::Live => self.looptrace.enabled(m),
+            Mode::Full | Mode::Live | Mode::Floor => self.looptrace.enabled(m),
             Mode::Spans => m.target() != "tokio::task::waker" && self.looptrace.enabled(m),
             Mode::Console => self.console.enabled(m),
             _ => false,
@@ -152,6 +161,8 @@ impl Subscriber for Switch {
     fn new_span(&self, a: &Attributes<'_>) -> Id {
         match mode() {
             Mode::Console => self.console.new_span(a),
+            // Any id: nothing is ever looked up by it.
+            Mode::Floor => Id::from_u64(1),
             _ => self.looptrace.new_span(a),
         }
     }
@@ -189,12 +200,14 @@ impl Subscriber for Switch {
     fn clone_span(&self, s: &Id) -> Id {
         match mode() {
             Mode::Console => self.console.clone_span(s),
+            Mode::Floor => s.clone(),
             _ => self.looptrace.clone_span(s),
         }
     }
     fn try_close(&self, s: Id) -> bool {
         match mode() {
             Mode::Console => self.console.try_close(s),
+            Mode::Floor => false,
             _ => self.looptrace.try_close(s),
         }
     }
@@ -202,6 +215,16 @@ impl Subscriber for Switch {
         match mode() {
             Mode::Console => self.console.current_span(),
             _ => Current::none(),
+        }
+    }
+    // Says it holds looptrace's subscriber, so that the builder knows wakes reach it.
+    unsafe fn downcast_raw(&self, id: std::any::TypeId) -> Option<*const ()> {
+        if id == std::any::TypeId::of::<Self>() {
+            Some(self as *const Self as *const ())
+        } else if id == std::any::TypeId::of::<LooptraceSubscriber>() {
+            Some(&self.looptrace as *const LooptraceSubscriber as *const ())
+        } else {
+            None
         }
     }
 }
@@ -359,7 +382,7 @@ fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
     set_mode(mode);
     let workers = 2;
     match mode {
-        Mode::Plain | Mode::Console => {
+        Mode::Plain | Mode::Console | Mode::Floor => {
             let mut b = if multi {
                 let mut b = tokio::runtime::Builder::new_multi_thread();
                 b.worker_threads(workers);
@@ -547,6 +570,8 @@ fn main() {
             let added = diff(Mode::Full, Mode::Plain, wall);
             let live_wall = diff(Mode::Live, Mode::Plain, wall);
             let live_cpu = diff(Mode::Live, Mode::Plain, cpu);
+            let floor = diff(Mode::Floor, Mode::Plain, wall);
+            let own = diff(Mode::Full, Mode::Floor, wall);
             let console_added = diff(Mode::Console, Mode::Plain, wall);
             let console_cpu = diff(Mode::Console, Mode::Plain, cpu);
             let full_s = &by_mode[Mode::Full as usize];
@@ -562,6 +587,10 @@ fn main() {
                 if multi { "multi_thread" } else { "current_thread" },
                 w.name(),
             );
+            println!(
+                "  tokio's tracing    {} ns/poll (the floor: tokio's spans and waker events to a subscriber that does nothing)",
+                spread(&floor, "+")
+            );
             println!("  poll path          {} ns/poll", spread(&poll_path, "+"));
             println!(
                 "  {}  {} ns/poll",
@@ -576,6 +605,10 @@ fn main() {
             println!(
                 "  everything         {} ns/poll (shipping deferred)",
                 spread(&added, "+")
+            );
+            println!(
+                "  looptrace's own    {} ns/poll (everything less the floor)",
+                spread(&own, "+")
             );
             println!(
                 "  everything, live   {} ns/poll wall, {} ns/poll CPU of all threads (recorded as it goes)",
@@ -598,9 +631,10 @@ fn main() {
                 );
             }
             println!(
-                "  console / looptrace: {}x (everything, wall), {}x (live, CPU)",
+                "  console / looptrace: {}x (everything, wall), {}x (live, CPU); console / floor: {}x (the most any tracer on tokio's tracing can reach)",
                 spread(&ratio(&console_added, &added), ""),
-                spread(&ratio(&console_cpu, &live_cpu), "")
+                spread(&ratio(&console_cpu, &live_cpu), ""),
+                spread(&ratio(&console_added, &floor), "")
             );
             println!();
         }

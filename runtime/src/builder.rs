@@ -629,7 +629,9 @@ fn process_name() -> String {
 /// include [`crate::layer`]).
 fn install_subscriber() {
     if tracing::dispatcher::has_been_set() {
-        if !LAYER_USED.load(Ordering::Relaxed) {
+        // The app may have installed looptrace's own subscriber itself.
+        let ours = tracing::dispatcher::get_default(|d| d.is::<LooptraceSubscriber>());
+        if !ours && !LAYER_USED.load(Ordering::Relaxed) {
             eprintln!(
                 "looptrace: the app set its own tracing subscriber without looptrace::layer(); \
                  spawns and polls are captured, wakes are not"
