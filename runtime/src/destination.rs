@@ -258,10 +258,6 @@ impl WsSink {
             .is_some_and(|v| v == "1");
         ws.send(Message::Binary(self.header.clone().into()))
             .map_err(|e| e.to_string())?;
-        // Acknowledgements are read as they come, without waiting for them.
-        let _ = ws
-            .get_ref()
-            .set_read_timeout(Some(Duration::from_micros(100)));
         Ok((ws, acks))
     }
 
@@ -400,7 +396,25 @@ impl WsSink {
 
     /// Takes the acknowledgements that have come (`{"ack":N}`: the first N frames
     /// of this connection are the collector's).
+    ///
+    /// Read as they come, without waiting: the socket is non-blocking for the
+    /// reads only (a read that waits, even briefly, puts the shipping thread to
+    /// sleep and wakes it again, twice a frame), and blocking, with its timeout,
+    /// for the writes.
     fn read_acks(&mut self) {
+        let Some(ws) = self.conn.as_mut() else { return };
+        if let Err(e) = ws.get_ref().set_nonblocking(true) {
+            return self.lost(&e.to_string());
+        }
+        self.read_ready_acks();
+        if let Some(ws) = self.conn.as_mut() {
+            if let Err(e) = ws.get_ref().set_nonblocking(false) {
+                self.lost(&e.to_string());
+            }
+        }
+    }
+
+    fn read_ready_acks(&mut self) {
         loop {
             let Some(ws) = self.conn.as_mut() else { return };
             match ws.read() {
