@@ -4,6 +4,9 @@
 //! hot path is a counter read and a push, with no lock and no allocation. The
 //! shipping thread owns the consumer ends, listed in a registry a thread joins once.
 //! A full ring drops the event and counts it; the traced app never waits.
+//!
+//! A thread whose ring passes half full wakes the shipper rather than wait for its
+//! next round: a burst fills a ring only if it outruns the shipping thread itself.
 
 use crate::clock;
 use looptrace_wire::{Outcome, WakeOp};
@@ -108,7 +111,9 @@ const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
 /// Session generation; 0 while no session captures.
 static GEN: AtomicU64 = AtomicU64::new(0);
-static CAPACITY: AtomicUsize = AtomicUsize::new(1 << 16);
+static CAPACITY: AtomicUsize = AtomicUsize::new(DEFAULT_CAPACITY);
+/// Slots of a thread's ring unless the app says otherwise (2 MiB of 32-byte slots).
+pub(crate) const DEFAULT_CAPACITY: usize = 1 << 16;
 static PREFAULT: AtomicBool = AtomicBool::new(false);
 /// Rings of threads that joined since the shipper last looked: it takes them over.
 static REGISTRY: Mutex<Vec<ThreadBuf>> = Mutex::new(Vec::new());
@@ -127,6 +132,45 @@ struct Buf {
     producer: Producer<Slot>,
     gen: u64,
     dropped: Arc<AtomicU64>,
+    /// Pushes so far (wrapping): the fill level is looked at every `CHECK_EVERY`.
+    pushes: u32,
+    /// Free slots under which the shipper is woken.
+    low_free: usize,
+}
+
+/// Pushes between two looks at a ring's fill level (a look reads the shipper's
+/// position, a line it writes).
+const CHECK_EVERY: u32 = 64;
+
+/// The shipping thread, to wake when a ring passes half full; `WAKE_ASKED` keeps
+/// it to one wake a round.
+static SHIPPER: Mutex<Option<std::thread::Thread>> = Mutex::new(None);
+static WAKE_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// The calling thread is the shipper (`true`) or no longer is (`false`).
+pub(crate) fn set_shipper(me: bool) {
+    let mut s = SHIPPER.lock().unwrap_or_else(|p| p.into_inner());
+    let current = std::thread::current();
+    if me {
+        *s = Some(current);
+    } else if s.as_ref().is_some_and(|t| t.id() == current.id()) {
+        *s = None;
+    }
+}
+
+/// Called by the shipper as a round starts: rings passing half full from now on
+/// wake it again.
+pub(crate) fn round_started() {
+    WAKE_ASKED.store(false, Relaxed);
+}
+
+#[cold]
+fn wake_shipper() {
+    if !WAKE_ASKED.swap(true, Relaxed) {
+        if let Some(t) = SHIPPER.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            t.unpark();
+        }
+    }
 }
 
 /// Per-thread capture state. Plain `Cell`s and no destructor, so that reaching it
@@ -237,6 +281,10 @@ impl Local {
             b.dropped.fetch_add(1, Relaxed);
             drop(slot);
         }
+        b.pushes = b.pushes.wrapping_add(1);
+        if b.pushes % CHECK_EVERY == 0 && b.producer.slots() < b.low_free {
+            wake_shipper();
+        }
     }
 
     /// Gives this thread a ring of session `gen`, replacing one of an earlier
@@ -274,7 +322,8 @@ fn join(gen: u64) -> Buf {
     } else {
         CAPACITY.load(Relaxed)
     };
-    let (mut producer, consumer) = RingBuffer::new(capacity.max(16));
+    let capacity = capacity.max(16);
+    let (mut producer, consumer) = RingBuffer::new(capacity);
     if PREFAULT.load(Relaxed) && !quiet {
         // Touch every slot now (without publishing any), so that the first lap around
         // the ring does not page-fault on the hot path.
@@ -304,6 +353,8 @@ fn join(gen: u64) -> Buf {
         producer,
         gen,
         dropped,
+        pushes: 0,
+        low_free: capacity / 2,
     }
 }
 

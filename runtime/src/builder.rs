@@ -153,7 +153,7 @@ impl Builder {
             workers: None,
             destinations: Vec::new(),
             process_name: None,
-            buffer_capacity: 1 << 16,
+            buffer_capacity: buffer::DEFAULT_CAPACITY,
             backlog_bytes: 64 << 20,
             flush_interval: Duration::from_millis(10),
             from_env: true,
@@ -299,8 +299,13 @@ impl Builder {
         self
     }
 
-    /// Events each thread can hold before the shipper drains them (default 65 536).
-    /// A full buffer drops new events and counts them ([`Report::dropped_buffer_full`]).
+    /// Events each thread can hold before the shipper drains them (default 65 536,
+    /// 2 MiB). A full buffer drops new events and counts them
+    /// ([`Report::dropped_buffer_full`]).
+    ///
+    /// A buffer half full wakes the shipping thread before its next round (see
+    /// [`Builder::flush_interval`]), so a buffer fills only if a burst outruns
+    /// the shipping thread, or the shipping thread gets no CPU for that long.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -420,7 +425,9 @@ impl Builder {
         self
     }
 
-    /// How often the shipper drains the buffers (default 10 ms).
+    /// How often the shipper drains the buffers (default 10 ms; sooner when a
+    /// thread's buffer is half full). Events younger than 2 ms wait for the next
+    /// round, so that those of all threads go out in time order.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -122,11 +122,13 @@ fn run(
     }
     let mut resolver = Resolver::default();
     resolver.keep = dests.iter().any(Dest::wants_events);
+    buffer::set_shipper(true);
     let mut threads: Vec<ThreadBuf> = Vec::new();
     let mut notes: Vec<Note> = Vec::new();
     let mut drops: Vec<(u32, u64)> = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Acquire);
+        buffer::round_started();
         let now_ns = origin.ns(clock::raw());
         let joined = threads.len();
         buffer::take_new_threads(&mut threads);
@@ -299,6 +301,7 @@ fn run(
         }
         std::thread::park_timeout(interval);
     }
+    buffer::set_shipper(false);
     for d in &mut dests {
         counters
             .dropped_unsent

@@ -322,6 +322,38 @@ fn a_full_buffer_drops_and_counts_without_blocking() {
 }
 
 #[test]
+fn a_buffer_half_full_wakes_the_shipper_before_its_round() {
+    let _s = serial();
+    // Far more events than the buffer holds, over far less than a shipping round,
+    // at a pace the shipper keeps up with once woken (about 150 events every
+    // 2 ms: what it may take each time).
+    let builder = Builder::new_current_thread()
+        .buffer_capacity(1024)
+        .flush_interval(Duration::from_secs(60));
+    let (t, ()) = run(builder, || async {
+        for _ in 0..400 {
+            let batch: Vec<_> = (0..4)
+                .map(|_| tokio::spawn(tokio::task::yield_now()))
+                .collect();
+            for h in batch {
+                h.await.unwrap();
+            }
+            // Blocks the runtime's only thread: time passes, no events.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    });
+    assert_eq!(t.report.dropped_buffer_full, 0, "{:?}", t.report);
+    let polls = t
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::PollStart { .. }))
+        .count();
+    // Each task polled twice (once pending after its yield, once to finish).
+    assert_eq!(polls, 400 * 4 * 2);
+    assert!(t.events.len() > 8 * 1024, "{} events", t.events.len());
+}
+
+#[test]
 fn events_are_in_time_order_and_poll_pairs_nest() {
     let _s = serial();
     let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
