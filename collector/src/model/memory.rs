@@ -197,15 +197,27 @@ impl Model {
         self.folds.of_task.insert(id, t.location);
         self.given_up.folded_tasks += 1;
     }
+}
 
+impl Folds {
     /// A task record for a folded task that does something again: its name and
     /// location back, its counters starting afresh (the old ones stay folded).
-    pub(crate) fn unfold(&mut self, id: TaskId, ts: u64) -> Option<Task> {
-        let location = self.folds.of_task.remove(&id)?;
-        let f = self.folds.by_location.get_mut(&location)?;
+    /// `None` if `id` was not folded. Takes the groups rather than the model, so
+    /// that a caller may hold the task map meanwhile.
+    pub(crate) fn unfold(
+        &mut self,
+        groups: &mut super::groups::Groups,
+        id: TaskId,
+        ts: u64,
+    ) -> Option<Task> {
+        if self.of_task.is_empty() {
+            return None;
+        }
+        let location = self.of_task.remove(&id)?;
+        let f = self.by_location.get_mut(&location)?;
         f.tasks = f.tasks.saturating_sub(1);
         let mut t = Task::new(id, ts);
-        t.group = self.groups.of(&f.name);
+        t.group = groups.of(&f.name);
         t.name = f.name.clone();
         t.location = location;
         t.hist = None;

@@ -389,26 +389,42 @@ impl Model {
     }
 
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
-        if !self.tasks.contains_key(&id) {
-            let t = match self.unfold(id, ts) {
-                // Folded: still live, counted already.
-                Some(t) => t,
-                None => {
-                    self.live += 1;
-                    self.histograms += 1;
-                    Task::new(id, ts)
-                }
-            };
-            self.tasks.insert(id, t);
-        }
-        self.tasks.get_mut(&id).expect("inserted above")
+        self.task_entry(id, ts).0
     }
 
     /// [`Model::task`], and the groups beside it.
     fn task_and_groups(&mut self, id: TaskId, ts: u64) -> (&mut Task, &mut groups::Groups) {
-        self.task(id, ts);
-        let t = self.tasks.get_mut(&id).expect("made above");
-        (t, &mut self.groups)
+        let (t, groups, _) = self.task_entry(id, ts);
+        (t, groups)
+    }
+
+    /// The task `id`, made (or unfolded) if unknown, which `made` says; and the
+    /// groups beside it. One lookup of the task: this is on every event's path.
+    fn task_entry(&mut self, id: TaskId, ts: u64) -> (&mut Task, &mut groups::Groups, bool) {
+        use std::collections::hash_map::Entry;
+        let Model {
+            tasks,
+            folds,
+            groups,
+            live,
+            histograms,
+            ..
+        } = self;
+        match tasks.entry(id) {
+            Entry::Occupied(o) => (o.into_mut(), groups, false),
+            Entry::Vacant(v) => {
+                let t = match folds.unfold(groups, id, ts) {
+                    // Folded: still live, counted already.
+                    Some(t) => t,
+                    None => {
+                        *live += 1;
+                        *histograms += 1;
+                        Task::new(id, ts)
+                    }
+                };
+                (v.insert(t), groups, true)
+            }
+        }
     }
 
     fn finish(&mut self, id: TaskId) {
@@ -530,18 +546,26 @@ impl Model {
                 context,
                 ..
             } => {
-                if let Some(label) = context {
-                    // Known (or unfolded) first, as the poll's end would.
-                    self.task(*task, ts);
-                    self.context(*task, label);
-                }
-                if let Some(t) = self.tasks.get_mut(task) {
-                    // Its own waker's clones and drops during the poll, folded.
-                    t.live_wakers += *clones as i64 - *drops as i64;
-                }
-                self.poll_end(e, *task)
+                let known = match context {
+                    Some(label) => {
+                        // Known (or unfolded) first, as the poll's end would.
+                        let t = self.task(*task, ts);
+                        t.context_in_poll = true;
+                        if t.context.as_deref() != Some(&**label) {
+                            let label = self.names.get(clip(label, MAX_CONTEXT));
+                            self.task(*task, ts).context = Some(label);
+                        }
+                        self.note_change(*task);
+                        true
+                    }
+                    None => false,
+                };
+                // Its own waker's clones and drops during the poll, folded (for
+                // a task known before its poll's end).
+                let wakers = *clones as i64 - *drops as i64;
+                self.poll_end(e, *task, wakers, known)
             }
-            EventKind::BlockingEnd { task } => self.poll_end(e, *task),
+            EventKind::BlockingEnd { task } => self.poll_end(e, *task, 0, false),
             EventKind::Waker { task, op, by } => {
                 let lints = self.lints;
                 if !self.saw_wakers {
@@ -713,7 +737,9 @@ impl Model {
         }
     }
 
-    fn poll_end(&mut self, e: &Event, task: TaskId) {
+    /// A poll's end: `wakers` more of the task's wakers alive (its own, cloned
+    /// and dropped during the poll) if the task was `known` or is found known.
+    fn poll_end(&mut self, e: &Event, task: TaskId, wakers: i64, known: bool) {
         let (ts, thread) = (e.ts_ns, e.thread);
         // Polled on and not ended in that poll (an end comes before the poll's
         // end, and takes the entry): it had a waker after all.
@@ -725,7 +751,10 @@ impl Model {
         }
         let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
-        let (t, groups) = self.task_and_groups(task, ts);
+        let (t, groups, made) = self.task_entry(task, ts);
+        if known || !made {
+            t.live_wakers += wakers;
+        }
         let started = t.since_ns();
         let was = t.life.state;
         let closed = t.life.apply(e);
