@@ -97,9 +97,11 @@ pub struct Model {
     /// them has the same cause, and is not a finding of its own.
     recent_blocking: VecDeque<(u64, u64, u32)>,
     /// The poll running on each thread now: task, start, and whether it was
-    /// reported as never yielding. A thread polls one task at a time, so this is
-    /// as small as the runtime (at most [`RUNNING_MAX`] are followed).
-    running: FxHashMap<u32, (TaskId, u64, bool)>,
+    /// reported as never yielding; `None` while the thread polls nothing (its
+    /// entry stays, so that each poll updates one rather than making and
+    /// removing it). A thread polls one task at a time, so this is as small as
+    /// the runtime (at most [`RUNNING_MAX`] threads are followed).
+    running: FxHashMap<u32, Option<(TaskId, u64, bool)>>,
     /// Events since the periodic check last ran.
     since_tick: u64,
     /// Tasks changed since the last [`Model::take_changes`], followed only while
@@ -388,6 +390,20 @@ impl Model {
         }
     }
 
+    /// `task` started a poll on `thread` at `ts` (followed for the never-yields
+    /// check, on at most [`RUNNING_MAX`] threads).
+    fn set_running(&mut self, thread: u32, task: TaskId, ts: u64) {
+        let poll = Some((task, ts, false));
+        let room = self.running.len() < RUNNING_MAX;
+        match self.running.get_mut(&thread) {
+            Some(p) => *p = poll,
+            None if room => {
+                self.running.insert(thread, poll);
+            }
+            None => {}
+        }
+    }
+
     fn task(&mut self, id: TaskId, ts: u64) -> &mut Task {
         self.task_entry(id, ts).0
     }
@@ -530,9 +546,7 @@ impl Model {
                     w.running = Some(*task);
                     w.since_ns = ts;
                 }
-                if self.running.len() < RUNNING_MAX || self.running.contains_key(&e.thread) {
-                    self.running.insert(e.thread, (*task, ts, false));
-                }
+                self.set_running(e.thread, *task, ts);
                 if list {
                     self.hist_pending.push(*task);
                 }
@@ -677,7 +691,7 @@ impl Model {
                 if was != Some(TaskState::Done) && *state == TaskState::Done {
                     self.finish(*task);
                 } else if *state == TaskState::Running {
-                    self.running.insert(e.thread, (*task, ts, false));
+                    self.set_running(e.thread, *task, ts);
                 }
                 self.note_change(*task);
             }
@@ -743,11 +757,15 @@ impl Model {
         let (ts, thread) = (e.ts_ns, e.thread);
         // Polled on and not ended in that poll (an end comes before the poll's
         // end, and takes the entry): it had a waker after all.
-        if let Some((None, _)) = self.lost_woken.remove(&task) {
-            self.withdraw(WarningKind::LostWaker, task);
+        if !self.lost_woken.is_empty() {
+            if let Some((None, _)) = self.lost_woken.remove(&task) {
+                self.withdraw(WarningKind::LostWaker, task);
+            }
         }
-        if self.running.get(&thread).is_some_and(|r| r.0 == task) {
-            self.running.remove(&thread);
+        if let Some(poll) = self.running.get_mut(&thread) {
+            if poll.is_some_and(|r| r.0 == task) {
+                *poll = None;
+            }
         }
         let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
@@ -845,6 +863,7 @@ impl Model {
         let due: Vec<(TaskId, u64)> = self
             .running
             .values_mut()
+            .filter_map(Option::as_mut)
             .filter(|r| !r.2 && now.saturating_sub(r.1) >= threshold)
             .map(|r| {
                 r.2 = true;
@@ -923,5 +942,63 @@ impl Model {
             },
             marks: std::mem::take(&mut self.new_marks),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use looptrace_wire::{Flavor, Header};
+
+    fn model() -> Model {
+        let header = Header {
+            process_name: "t".into(),
+            pid: 1,
+            flavor: Flavor::CurrentThread,
+            workers: 1,
+            clock_origin_unix_ns: 0,
+        };
+        Model::new(header, Thresholds::default())
+    }
+
+    #[test]
+    fn running_polls_are_followed_on_a_bounded_number_of_threads() {
+        let mut m = model();
+        let on = |thread: u32, ts: u64, kind: EventKind| Event {
+            ts_ns: ts,
+            thread,
+            kind,
+        };
+        // Polls that start and end on one thread keep one entry, emptied between.
+        for i in 0..10 {
+            m.apply(&on(0, 10 * i, EventKind::PollStart { task: 1 }));
+            assert_eq!(m.running[&0].map(|r| r.0), Some(1));
+            m.apply(&on(
+                0,
+                10 * i + 5,
+                EventKind::PollEnd {
+                    task: 1,
+                    ready: false,
+                    clones: 0,
+                    drops: 0,
+                    context: None,
+                },
+            ));
+            assert_eq!(m.running[&0], None);
+        }
+        assert_eq!(m.running.len(), 1);
+        // Restated running tasks on ever more threads (input a sender controls)
+        // are followed on at most RUNNING_MAX of them.
+        for thread in 1..(RUNNING_MAX as u32 + 1000) {
+            m.apply(&on(
+                thread,
+                1_000,
+                EventKind::TaskState {
+                    task: 2,
+                    state: TaskState::Running,
+                },
+            ));
+        }
+        assert_eq!(m.running.len(), RUNNING_MAX);
     }
 }
