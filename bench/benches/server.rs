@@ -18,7 +18,10 @@
 //! events), and the collector's (`stream`) likewise, after it ingested every event.
 //! Throughput is requests per second of the client. Each round's losses are taken
 //! against that round's `plain` run; the table shows the median and the spread
-//! (min..max) over the rounds.
+//! (min..max) over the rounds. A second table splits the added CPU by thread: the
+//! runtime's workers (capture on the app's own threads), looptrace's shipping
+//! thread, queue sampler and embedded collector, console's threads, and the
+//! collector process.
 //!
 //! Knobs: `LOOPTRACE_BENCH_ROUNDS` (default 5), `LOOPTRACE_BENCH_REQUESTS` (per
 //! connection, default 4000), `LOOPTRACE_BENCH_CONNECTIONS` (default 50),
@@ -47,7 +50,34 @@ struct Run {
     store_bytes: f64,
     store_events: f64,
     dropped: f64,
+    /// CPU seconds by thread name when the load ended (see `kv-server`).
+    threads: Vec<(String, f64)>,
 }
+
+impl Run {
+    /// CPU seconds of the threads named `name` (or starting so, with `*`).
+    fn thread_cpu(&self, name: &str) -> f64 {
+        let (prefix, exact) = match name.strip_suffix('*') {
+            Some(p) => (p, false),
+            None => (name, true),
+        };
+        self.threads
+            .iter()
+            .filter(|(n, _)| if exact { n == prefix } else { n.starts_with(prefix) })
+            .map(|(_, s)| s)
+            .sum()
+    }
+}
+
+/// The server's threads, by what they do: (column, thread name or prefix*).
+/// Names are as the kernel keeps them (15 bytes).
+const THREADS: [(&str, &str); 5] = [
+    ("workers", "tokio-rt-worker"),
+    ("shipping", "looptrace-ship"),
+    ("queue sampler", "looptrace-queue"),
+    ("embedded collector", "looptrace-colle*"),
+    ("console", "console*"),
+];
 
 fn main() {
     let rounds: usize = env_num("LOOPTRACE_BENCH_ROUNDS", 5);
@@ -156,6 +186,46 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
         }
     }
     println!();
+    println!("Where the added CPU goes, ns per request (threads' CPU when the load ended, from the kernel's");
+    println!("scheduler statistics; workers against the same round's plain run):");
+    println!();
+    let names: Vec<&str> = THREADS.iter().map(|t| t.0).collect();
+    println!("| mode | {} | collector process |", names.join(" | "));
+    println!("|---|{}---|", "---|".repeat(THREADS.len()));
+    for (i, mode) in modes.iter().enumerate() {
+        if *mode == "plain" {
+            continue;
+        }
+        let rs = &runs[i];
+        let per_request = |f: &dyn Fn(usize, &Run) -> f64| -> String {
+            let s = Summary::of(
+                &rs.iter()
+                    .enumerate()
+                    .map(|(k, r)| 1e9 * f(k, r) / r.requests)
+                    .collect::<Vec<_>>(),
+            );
+            if s.median.is_nan() || (s.median == 0.0 && s.max == 0.0) {
+                "-".to_string()
+            } else {
+                s.show(0)
+            }
+        };
+        let mut cells = Vec::new();
+        for (k, (_, name)) in THREADS.iter().enumerate() {
+            cells.push(if k == 0 {
+                per_request(&|j, r| {
+                    plain.map_or(f64::NAN, |p| {
+                        r.thread_cpu(name) - runs[p][j].thread_cpu(name)
+                    })
+                })
+            } else {
+                per_request(&|_, r| r.thread_cpu(name))
+            });
+        }
+        cells.push(per_request(&|_, r| r.collector_cpu));
+        println!("| {mode} | {} |", cells.join(" | "));
+    }
+    println!();
     println!("lost: throughput lost against the same round's plain run; CPU added: server (and collector) CPU over plain's;");
     println!("cost / console's: console's throughput loss divided by this mode's (higher is cheaper). Spread: [min..max] over rounds.");
 }
@@ -214,6 +284,12 @@ fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) 
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or(Value::Null);
     r.events = report["events"].as_f64().unwrap_or(f64::NAN);
+    if let Some(t) = report["threads"].as_object() {
+        r.threads = t
+            .iter()
+            .map(|(n, s)| (n.clone(), s.as_f64().unwrap_or(0.0)))
+            .collect();
+    }
     r.dropped = report["dropped"].as_f64().unwrap_or(0.0);
     match mode {
         "record" => {
