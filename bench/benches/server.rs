@@ -20,8 +20,8 @@
 //! against that round's `plain` run; the table shows the median and the spread
 //! (min..max) over the rounds. A second table splits the added CPU by thread: the
 //! runtime's workers (capture on the app's own threads), looptrace's shipping
-//! thread, queue sampler and embedded collector, console's threads, and the
-//! collector process.
+//! thread (which also samples the queues and, embedded, ingests) and embedded
+//! collector's server, console's threads, and the collector process.
 //!
 //! Knobs: `LOOPTRACE_BENCH_ROUNDS` (default 5), `LOOPTRACE_BENCH_REQUESTS` (per
 //! connection, default 4000), `LOOPTRACE_BENCH_CONNECTIONS` (default 50),
@@ -71,10 +71,9 @@ impl Run {
 
 /// The server's threads, by what they do: (column, thread name or prefix*).
 /// Names are as the kernel keeps them (15 bytes).
-const THREADS: [(&str, &str); 5] = [
+const THREADS: [(&str, &str); 4] = [
     ("workers", "tokio-rt-worker"),
     ("shipping", "looptrace-ship"),
-    ("queue sampler", "looptrace-queue"),
     ("embedded collector", "looptrace-colle*"),
     ("console", "console*"),
 ];

@@ -1,6 +1,5 @@
-//! A thread of looptrace's own that runs until told to stop: the shipper, the
-//! queues' sampler. Plain OS threads, outside any runtime, so looptrace never
-//! traces itself.
+//! A thread of looptrace's own that runs until told to stop: the shipper. A plain
+//! OS thread, outside any runtime, so looptrace never traces itself.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

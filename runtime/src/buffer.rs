@@ -67,7 +67,7 @@ pub(crate) enum Raw {
     /// The same, a label made once for its callsite and kept for good.
     FixedContext(&'static crate::context::SpanLabel),
     /// The scheduler's queues, sampled (boxed: one per sampling period at most,
-    /// 5 ms by default).
+    /// 10 ms by default).
     Queues(Box<crate::queues::QueuesRaw>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),
@@ -306,7 +306,7 @@ impl Local {
 }
 
 /// Slots of the ring of a thread of looptrace's own that records a few events
-/// a second (the queues' sampler): not the app threads' size, nor prefaulted.
+/// a second (the shipper's queue samples): not the app threads' size, nor prefaulted.
 const SMALL_RING: usize = 1024;
 
 thread_local! {

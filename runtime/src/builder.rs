@@ -159,7 +159,7 @@ impl Builder {
             from_env: true,
             prefault: false,
             every_waker_op: false,
-            queues_every: Some(Duration::from_millis(5)),
+            queues_every: Some(Duration::from_millis(10)),
             request_context: true,
         }
     }
@@ -407,8 +407,12 @@ impl Builder {
 
     /// How often to sample the scheduler's queues (each worker's local run
     /// queue, the injection queue, steals), from tokio's runtime metrics; `None`
-    /// samples none. Default 5 ms; a sample is sent only when something changed.
+    /// samples none. Default 10 ms; a sample is sent only when something changed.
     /// [`ENV_QUEUES_MS`] sets it too (`0`: none).
+    ///
+    /// The shipping thread samples as it goes round (see
+    /// [`Builder::flush_interval`]); an interval shorter than the flush interval
+    /// wakes it that often.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -538,6 +542,10 @@ impl Builder {
             clock_origin_unix_ns: origin.unix_ns,
         };
         let counters = Arc::new(Counters::default());
+        let queues_done = Arc::new(AtomicBool::new(false));
+        let sampler = self
+            .queues_every
+            .map(|every| crate::queues::Sampler::new(rt.handle().clone(), every, queues_done.clone()));
         let dests = self
             .destinations
             .into_iter()
@@ -549,6 +557,7 @@ impl Builder {
             dests,
             self.flush_interval,
             counters.clone(),
+            sampler,
         ) {
             Ok(s) => s,
             Err(e) => {
@@ -557,16 +566,12 @@ impl Builder {
                 return Err(Error::Shipper(e));
             }
         };
-        // A sampler that cannot start costs the queues' view, not the session.
-        let sampler = self
-            .queues_every
-            .and_then(|every| crate::queues::spawn(rt.handle().clone(), every).ok());
         Ok(Runtime {
             rt: Some(rt),
             session: Some(Session {
                 shipper,
                 counters,
-                sampler,
+                queues_done,
             }),
             viewer,
         })
@@ -675,7 +680,9 @@ pub struct Report {
 struct Session {
     shipper: Shipper,
     counters: Arc<Counters>,
-    sampler: Option<crate::queues::Sampler>,
+    /// Tells the shipping thread the runtime is shutting down: its queues are
+    /// no longer sampled.
+    queues_done: Arc<AtomicBool>,
 }
 
 impl Session {
@@ -818,9 +825,9 @@ impl Runtime {
     }
 
     fn stop(&mut self) -> Report {
-        // The queues' sampler first: it reads the runtime.
-        if let Some(s) = self.session.as_mut().and_then(|s| s.sampler.as_mut()) {
-            s.finish();
+        // The queues are sampled no more: the runtime goes.
+        if let Some(s) = self.session.as_ref() {
+            s.queues_done.store(true, Ordering::Release);
         }
         drop(self.rt.take());
         self.session.take().map(Session::finish).unwrap_or_default()

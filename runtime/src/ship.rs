@@ -10,6 +10,7 @@
 use crate::buffer::{self, Raw, Slot, ThreadBuf};
 use crate::clock::{self, Origin};
 use crate::destination::Dest;
+use crate::queues::Sampler;
 use crate::resolve::Resolver;
 use looptrace_wire::{encode_header, encode_note, Event, EventKind, EventsWriter, Header, Note};
 use rtrb::chunks::ReadChunk;
@@ -46,9 +47,10 @@ pub(crate) fn spawn(
     dests: Vec<Dest>,
     interval: Duration,
     counters: Arc<Counters>,
+    sampler: Option<Sampler>,
 ) -> std::io::Result<Shipper> {
     Shipper::spawn("looptrace-ship", move |stop| {
-        run(header, origin, dests, interval, stop, &counters)
+        run(header, origin, dests, interval, stop, &counters, sampler)
     })
 }
 
@@ -114,7 +116,13 @@ fn run(
     interval: Duration,
     stop: &AtomicBool,
     counters: &Counters,
+    mut sampler: Option<Sampler>,
 ) {
+    // It records little of its own (the queues' samples): a small ring.
+    buffer::QUIET.with(|q| q.set(true));
+    let wait = sampler
+        .as_ref()
+        .map_or(interval, |s| s.every.min(interval));
     let mut frame = Vec::new();
     encode_header(&header, &mut frame);
     for d in &mut dests {
@@ -129,6 +137,9 @@ fn run(
     loop {
         let stopping = stop.load(Ordering::Acquire);
         buffer::round_started();
+        if sampler.as_mut().is_some_and(|s| !s.sample()) {
+            sampler = None;
+        }
         let now_ns = origin.ns(clock::raw());
         let joined = threads.len();
         buffer::take_new_threads(&mut threads);
@@ -299,7 +310,7 @@ fn run(
         if stopping {
             break;
         }
-        std::thread::park_timeout(interval);
+        std::thread::park_timeout(wait);
     }
     buffer::set_shipper(false);
     for d in &mut dests {

@@ -30,6 +30,23 @@ fn a_busy_workers_queue_fills_and_the_other_worker_steals_from_it() {
         })
         .await
         .unwrap();
+        // Sampled by the shipping thread: no thread of its own (each sample
+        // would cost that thread's wake-up).
+        #[cfg(target_os = "linux")]
+        {
+            let names: Vec<String> = std::fs::read_dir("/proc/self/task")
+                .unwrap()
+                .flatten()
+                .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+                .map(|n| n.trim().to_string())
+                .collect();
+            assert!(names.iter().any(|n| n == "looptrace-ship"), "{names:?}");
+            assert_eq!(
+                names.iter().filter(|n| n.starts_with("looptrace")).count(),
+                1,
+                "{names:?}"
+            );
+        }
     });
     rt.shutdown();
     let rec = Recording::open(&path).unwrap();
