@@ -278,11 +278,6 @@ pub(crate) fn wants_context() -> bool {
 
 /// The app's span labelled `label` was entered: the current poll's context, if
 /// it has none yet.
-///
-/// It takes the time of the thread's last timed event (in this poll), not a
-/// clock read of its own: a context goes out with its poll's end, or, for a
-/// poll still running, at the end of a shipping round; its own time is never
-/// shown, only its order among the thread's events matters.
 pub(crate) fn on_context(label: crate::context::LabelRef<'_>) {
     let gen = active();
     if gen == 0 {
@@ -295,7 +290,7 @@ pub(crate) fn on_context(label: crate::context::LabelRef<'_>) {
         l.push(
             gen,
             Slot {
-                tsc: l.last_tsc.get(),
+                tsc: clock::raw(),
                 raw: label.raw(),
             },
         );
