@@ -63,7 +63,13 @@ impl Run {
         };
         self.threads
             .iter()
-            .filter(|(n, _)| if exact { n == prefix } else { n.starts_with(prefix) })
+            .filter(|(n, _)| {
+                if exact {
+                    n == prefix
+                } else {
+                    n.starts_with(prefix)
+                }
+            })
             .map(|(_, s)| s)
             .sum()
     }

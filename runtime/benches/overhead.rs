@@ -128,6 +128,32 @@ type Console = tracing_subscriber::layer::Layered<
     tracing_subscriber::Registry,
 >;
 
+/// Console's span ids, as the switch hands them out: its registry's (small)
+/// with this bit, which looptrace's keys never have alone (its context keys set
+/// bit 63; its task keys are small).
+const CONSOLE_TAG: u64 = 1 << 62;
+/// The one span id of the `floor` configuration.
+const FLOOR_ID: u64 = 1 << 61;
+
+/// Which subscriber made a span.
+enum Owner {
+    Looptrace,
+    /// With console's own id.
+    Console(Id),
+    Floor,
+}
+
+fn owner(s: &Id) -> Owner {
+    let v = s.into_u64();
+    if v >> 62 == 1 {
+        Owner::Console(Id::from_u64(v & !CONSOLE_TAG))
+    } else if v == FLOOR_ID {
+        Owner::Floor
+    } else {
+        Owner::Looptrace
+    }
+}
+
 /// Routes everything to looptrace's subscriber, console's, or nowhere. Both are held
 /// as plain values, not `Dispatch`es: every `Dispatch` takes part in tracing's
 /// callsite interest, and console's would make every callsite "sometimes" for all
@@ -160,20 +186,23 @@ impl Subscriber for Switch {
     }
     fn new_span(&self, a: &Attributes<'_>) -> Id {
         match mode() {
-            Mode::Console => self.console.new_span(a),
+            Mode::Console => Id::from_u64(self.console.new_span(a).into_u64() | CONSOLE_TAG),
             // Any id: nothing is ever looked up by it.
-            Mode::Floor => Id::from_u64(1),
+            Mode::Floor => Id::from_u64(FLOOR_ID),
             _ => self.looptrace.new_span(a),
         }
     }
+    // A span goes back to the subscriber that made it, whatever the mode now:
+    // the console server's thread lives across configurations, and its spans
+    // with it.
     fn record(&self, s: &Id, v: &Record<'_>) {
-        if mode() == Mode::Console {
-            self.console.record(s, v)
+        if let Owner::Console(s) = owner(s) {
+            self.console.record(&s, v)
         }
     }
     fn record_follows_from(&self, s: &Id, f: &Id) {
-        if mode() == Mode::Console {
-            self.console.record_follows_from(s, f)
+        if let (Owner::Console(s), Owner::Console(f)) = (owner(s), owner(f)) {
+            self.console.record_follows_from(&s, &f)
         }
     }
     fn event(&self, e: &Event<'_>) {
@@ -184,36 +213,39 @@ impl Subscriber for Switch {
         }
     }
     fn enter(&self, s: &Id) {
-        match mode() {
-            Mode::Full | Mode::Live | Mode::Spans => self.looptrace.enter(s),
-            Mode::Console => self.console.enter(s),
-            _ => {}
+        match owner(s) {
+            Owner::Console(s) => self.console.enter(&s),
+            Owner::Looptrace => self.looptrace.enter(s),
+            Owner::Floor => {}
         }
     }
     fn exit(&self, s: &Id) {
-        match mode() {
-            Mode::Full | Mode::Live | Mode::Spans => self.looptrace.exit(s),
-            Mode::Console => self.console.exit(s),
-            _ => {}
+        match owner(s) {
+            Owner::Console(s) => self.console.exit(&s),
+            Owner::Looptrace => self.looptrace.exit(s),
+            Owner::Floor => {}
         }
     }
     fn clone_span(&self, s: &Id) -> Id {
-        match mode() {
-            Mode::Console => self.console.clone_span(s),
-            Mode::Floor => s.clone(),
-            _ => self.looptrace.clone_span(s),
+        match owner(s) {
+            Owner::Console(c) => Id::from_u64(self.console.clone_span(&c).into_u64() | CONSOLE_TAG),
+            Owner::Looptrace => self.looptrace.clone_span(s),
+            Owner::Floor => s.clone(),
         }
     }
     fn try_close(&self, s: Id) -> bool {
-        match mode() {
-            Mode::Console => self.console.try_close(s),
-            Mode::Floor => false,
-            _ => self.looptrace.try_close(s),
+        match owner(&s) {
+            Owner::Console(c) => self.console.try_close(c),
+            Owner::Looptrace => self.looptrace.try_close(s),
+            Owner::Floor => false,
         }
     }
     fn current_span(&self) -> Current {
         match mode() {
-            Mode::Console => self.console.current_span(),
+            Mode::Console => match self.console.current_span().into_inner() {
+                Some((id, meta)) => Current::new(Id::from_u64(id.into_u64() | CONSOLE_TAG), meta),
+                None => Current::none(),
+            },
             _ => Current::none(),
         }
     }

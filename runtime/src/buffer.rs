@@ -132,14 +132,16 @@ struct Buf {
     producer: Producer<Slot>,
     gen: u64,
     dropped: Arc<AtomicU64>,
-    /// Pushes so far (wrapping): the fill level is looked at every `CHECK_EVERY`.
+    /// Pushes so far (wrapping): the fill level is looked at when `pushes &
+    /// check_mask` is 0.
     pushes: u32,
+    check_mask: u32,
     /// Free slots under which the shipper is woken.
     low_free: usize,
 }
 
 /// Pushes between two looks at a ring's fill level (a look reads the shipper's
-/// position, a line it writes).
+/// position, a line it writes); fewer for a small ring (a quarter of it).
 const CHECK_EVERY: u32 = 64;
 
 /// The shipping thread, to wake when a ring passes half full; `WAKE_ASKED` keeps
@@ -159,7 +161,7 @@ pub(crate) fn set_shipper(me: bool) {
 }
 
 /// Called by the shipper as a round starts: rings passing half full from now on
-/// wake it again.
+/// wake it again (it calls this at most once per hold time, see `ship`).
 pub(crate) fn round_started() {
     WAKE_ASKED.store(false, Relaxed);
 }
@@ -282,7 +284,7 @@ impl Local {
             drop(slot);
         }
         b.pushes = b.pushes.wrapping_add(1);
-        if b.pushes % CHECK_EVERY == 0 && b.producer.slots() < b.low_free {
+        if b.pushes & b.check_mask == 0 && b.producer.slots() < b.low_free {
             wake_shipper();
         }
     }
@@ -354,6 +356,7 @@ fn join(gen: u64) -> Buf {
         gen,
         dropped,
         pushes: 0,
+        check_mask: ((capacity / 4).clamp(1, CHECK_EVERY as usize) as u32).next_power_of_two() - 1,
         low_free: capacity / 2,
     }
 }

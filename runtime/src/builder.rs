@@ -11,7 +11,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -103,7 +103,7 @@ pub struct Builder {
     from_env: bool,
     prefault: bool,
     every_waker_op: bool,
-    queues_every: Option<Duration>,
+    queues: crate::queues::Sampling,
     request_context: bool,
 }
 
@@ -159,7 +159,7 @@ impl Builder {
             from_env: true,
             prefault: false,
             every_waker_op: false,
-            queues_every: Some(Duration::from_millis(10)),
+            queues: crate::queues::Sampling::EachRound,
             request_context: true,
         }
     }
@@ -407,12 +407,12 @@ impl Builder {
 
     /// How often to sample the scheduler's queues (each worker's local run
     /// queue, the injection queue, steals), from tokio's runtime metrics; `None`
-    /// samples none. Default 10 ms; a sample is sent only when something changed.
+    /// samples none. A sample is sent only when something changed.
     /// [`ENV_QUEUES_MS`] sets it too (`0`: none).
     ///
-    /// The shipping thread samples as it goes round (see
-    /// [`Builder::flush_interval`]); an interval shorter than the flush interval
-    /// wakes it that often.
+    /// The shipping thread samples them: by default at each of its rounds (see
+    /// [`Builder::flush_interval`]); an interval given here that is shorter than
+    /// the flush interval makes rounds that often.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -425,7 +425,10 @@ impl Builder {
     /// # Ok(()) }
     /// ```
     pub fn sample_queues(mut self, every: Option<Duration>) -> Self {
-        self.queues_every = every.filter(|d| !d.is_zero());
+        self.queues = match every.filter(|d| !d.is_zero()) {
+            Some(d) => crate::queues::Sampling::Every(d),
+            None => crate::queues::Sampling::Off,
+        };
         self
     }
 
@@ -486,7 +489,7 @@ impl Builder {
                 .ok()
                 .and_then(|v| v.trim().parse::<u64>().ok())
             {
-                self.queues_every = Some(Duration::from_millis(ms)).filter(|d| !d.is_zero());
+                self = self.sample_queues(Some(Duration::from_millis(ms)));
             }
         }
         let mut viewer = None;
@@ -542,10 +545,8 @@ impl Builder {
             clock_origin_unix_ns: origin.unix_ns,
         };
         let counters = Arc::new(Counters::default());
-        let queues_done = Arc::new(AtomicBool::new(false));
-        let sampler = self
-            .queues_every
-            .map(|every| crate::queues::Sampler::new(rt.handle().clone(), every, queues_done.clone()));
+        let queues: crate::queues::Source = Arc::new(Mutex::new(Some(rt.handle().clone())));
+        let sampler = crate::queues::Sampler::new(queues.clone(), self.queues);
         let dests = self
             .destinations
             .into_iter()
@@ -571,7 +572,7 @@ impl Builder {
             session: Some(Session {
                 shipper,
                 counters,
-                queues_done,
+                queues,
             }),
             viewer,
         })
@@ -680,9 +681,9 @@ pub struct Report {
 struct Session {
     shipper: Shipper,
     counters: Arc<Counters>,
-    /// Tells the shipping thread the runtime is shutting down: its queues are
-    /// no longer sampled.
-    queues_done: Arc<AtomicBool>,
+    /// The runtime whose queues the shipping thread samples, taken back before
+    /// it shuts down.
+    queues: crate::queues::Source,
 }
 
 impl Session {
@@ -825,9 +826,10 @@ impl Runtime {
     }
 
     fn stop(&mut self) -> Report {
-        // The queues are sampled no more: the runtime goes.
+        // The queues are sampled no more (once a reading under way is done):
+        // the runtime goes.
         if let Some(s) = self.session.as_ref() {
-            s.queues_done.store(true, Ordering::Release);
+            s.queues.lock().unwrap_or_else(|p| p.into_inner()).take();
         }
         drop(self.rt.take());
         self.session.take().map(Session::finish).unwrap_or_default()

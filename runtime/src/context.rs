@@ -150,7 +150,14 @@ fn path_range(uri: &str) -> Option<std::ops::Range<usize>> {
     // substring search costs more to set up than the whole URI takes to scan).
     let start = match uri.find('/') {
         Some(i) if i > 0 && uri[..i].ends_with(':') && uri[i + 1..].starts_with('/') => {
-            i + 2 + uri[i + 2..].find('/')?
+            // The authority ends at the path, the query or the fragment: only a
+            // path starts one.
+            let after = i + 2;
+            let end = after + uri[after..].find(['/', '?', '#'])?;
+            if !uri[end..].starts_with('/') {
+                return None;
+            }
+            end
         }
         _ => 0,
     };
@@ -510,6 +517,9 @@ mod tests {
         assert_eq!(path("http://h:80/a/b?x"), "/a/b");
         assert_eq!(path("https://h"), "/");
         assert_eq!(path("https://h?q"), "/");
+        // A query with a slash in it is no path (nor shown).
+        assert_eq!(path("https://h?token=a/b"), "/");
+        assert_eq!(path("https://h#x/y"), "/");
         assert_eq!(path("h:80/a"), "h:80/a");
         // `://` after the first slash is part of the path, not a scheme's.
         assert_eq!(path("/redirect/http://x/y"), "/redirect/http://x/y");

@@ -5,8 +5,7 @@
 //! the reading itself.)
 
 use crate::buffer::{self, Raw};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// One reading: per worker its local queue and its steals so far, and the
@@ -18,43 +17,59 @@ pub(crate) struct QueuesRaw {
     pub injection: u32,
 }
 
+/// How often the queues are sampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sampling {
+    Off,
+    /// At each round of the shipping thread (see `Builder::flush_interval`).
+    EachRound,
+    Every(Duration),
+}
+
+/// The runtime whose queues are read: the runtime takes it back when it shuts
+/// down (waiting for a reading under way), and sampling stops.
+pub(crate) type Source = Arc<Mutex<Option<tokio::runtime::Handle>>>;
+
 /// What the shipping thread samples, and how often.
 pub(crate) struct Sampler {
-    handle: tokio::runtime::Handle,
-    pub(crate) every: Duration,
+    source: Source,
+    /// `None`: at each round.
+    pub(crate) every: Option<Duration>,
     next: Instant,
     last: Option<QueuesRaw>,
-    /// Set when the runtime shuts down: its queues are not read after that.
-    done: Arc<AtomicBool>,
 }
 
 impl Sampler {
-    /// Samples `handle`'s queues every `every` until `done` is set.
-    pub(crate) fn new(
-        handle: tokio::runtime::Handle,
-        every: Duration,
-        done: Arc<AtomicBool>,
-    ) -> Sampler {
-        Sampler {
-            handle,
+    /// Samples `source`'s queues as `sampling` says; `None` if it says none.
+    pub(crate) fn new(source: Source, sampling: Sampling) -> Option<Sampler> {
+        let every = match sampling {
+            Sampling::Off => return None,
+            Sampling::EachRound => None,
+            Sampling::Every(d) => Some(d),
+        };
+        Some(Sampler {
+            source,
             every,
             next: Instant::now(),
             last: None,
-            done,
-        }
+        })
     }
 
     /// Takes a sample if one is due; false once the runtime is gone.
     pub(crate) fn sample(&mut self) -> bool {
-        if self.done.load(Ordering::Acquire) {
-            return false;
-        }
         let now = Instant::now();
         if now < self.next {
             return true;
         }
-        self.next = now + self.every;
-        let reading = read(&self.handle);
+        let source = self.source.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(handle) = source.as_ref() else {
+            return false;
+        };
+        if let Some(every) = self.every {
+            self.next = now + every;
+        }
+        let reading = read(handle);
+        drop(source);
         if self.last.as_ref() != Some(&reading) {
             buffer::record(Raw::Queues(Box::new(reading.clone())));
             self.last = Some(reading);

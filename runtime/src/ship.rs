@@ -120,9 +120,13 @@ fn run(
 ) {
     // It records little of its own (the queues' samples): a small ring.
     buffer::QUIET.with(|q| q.set(true));
+    // Queues sampled more often than the rounds go make rounds that often.
     let wait = sampler
         .as_ref()
-        .map_or(interval, |s| s.every.min(interval));
+        .and_then(|s| s.every)
+        .map_or(interval, |every| every.min(interval));
+    // When a thread's ring last could wake this one (see below).
+    let mut wakeable_since = 0;
     let mut frame = Vec::new();
     encode_header(&header, &mut frame);
     for d in &mut dests {
@@ -136,11 +140,17 @@ fn run(
     let mut drops: Vec<(u32, u64)> = Vec::new();
     loop {
         let stopping = stop.load(Ordering::Acquire);
-        buffer::round_started();
         if sampler.as_mut().is_some_and(|s| !s.sample()) {
             sampler = None;
         }
         let now_ns = origin.ns(clock::raw());
+        // A ring half full may wake this thread again, but not sooner than its
+        // events can be shipped (they are held `HOLD_NS`): a ring filling
+        // faster would otherwise have it spin through rounds that ship nothing.
+        if now_ns >= wakeable_since + HOLD_NS {
+            buffer::round_started();
+            wakeable_since = now_ns;
+        }
         let joined = threads.len();
         buffer::take_new_threads(&mut threads);
         for tb in &threads[joined..] {

@@ -329,7 +329,9 @@ fn a_buffer_half_full_wakes_the_shipper_before_its_round() {
     // 2 ms: what it may take each time).
     let builder = Builder::new_current_thread()
         .buffer_capacity(1024)
-        .flush_interval(Duration::from_secs(60));
+        .flush_interval(Duration::from_secs(60))
+        // Nothing else to wake the shipper: no queue sampling on a timer of its own.
+        .sample_queues(None);
     let (t, ()) = run(builder, || async {
         for _ in 0..400 {
             let batch: Vec<_> = (0..4)

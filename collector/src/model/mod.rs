@@ -391,16 +391,20 @@ impl Model {
     }
 
     /// `task` started a poll on `thread` at `ts` (followed for the never-yields
-    /// check, on at most [`RUNNING_MAX`] threads).
+    /// check, on at most [`RUNNING_MAX`] threads at once).
     fn set_running(&mut self, thread: u32, task: TaskId, ts: u64) {
         let poll = Some((task, ts, false));
-        let room = self.running.len() < RUNNING_MAX;
-        match self.running.get_mut(&thread) {
-            Some(p) => *p = poll,
-            None if room => {
-                self.running.insert(thread, poll);
-            }
-            None => {}
+        if let Some(p) = self.running.get_mut(&thread) {
+            *p = poll;
+            return;
+        }
+        if self.running.len() >= RUNNING_MAX {
+            // Threads that poll nothing now make room (threads come and go in a
+            // long-lived app).
+            self.running.retain(|_, p| p.is_some());
+        }
+        if self.running.len() < RUNNING_MAX {
+            self.running.insert(thread, poll);
         }
     }
 
@@ -560,26 +564,15 @@ impl Model {
                 context,
                 ..
             } => {
-                let known = match context {
-                    Some(label) => {
-                        // Known (or unfolded) first, as the poll's end would.
-                        let t = self.task(*task, ts);
-                        t.context_in_poll = true;
-                        if t.context.as_deref() != Some(&**label) {
-                            let label = self.names.get(clip(label, MAX_CONTEXT));
-                            self.task(*task, ts).context = Some(label);
-                        }
-                        self.note_change(*task);
-                        true
-                    }
-                    None => false,
-                };
-                // Its own waker's clones and drops during the poll, folded (for
-                // a task known before its poll's end).
-                let wakers = *clones as i64 - *drops as i64;
-                self.poll_end(e, *task, wakers, known)
+                if let Some(label) = context {
+                    // Known (or unfolded) first, as the poll's end would.
+                    self.task(*task, ts);
+                    self.context(*task, label);
+                }
+                // Its own waker's clones and drops during the poll, folded.
+                self.poll_end(e, *task, *clones as i64 - *drops as i64)
             }
-            EventKind::BlockingEnd { task } => self.poll_end(e, *task, 0, false),
+            EventKind::BlockingEnd { task } => self.poll_end(e, *task, 0),
             EventKind::Waker { task, op, by } => {
                 let lints = self.lints;
                 if !self.saw_wakers {
@@ -752,8 +745,8 @@ impl Model {
     }
 
     /// A poll's end: `wakers` more of the task's wakers alive (its own, cloned
-    /// and dropped during the poll) if the task was `known` or is found known.
-    fn poll_end(&mut self, e: &Event, task: TaskId, wakers: i64, known: bool) {
+    /// and dropped during the poll), if the task was known before it.
+    fn poll_end(&mut self, e: &Event, task: TaskId, wakers: i64) {
         let (ts, thread) = (e.ts_ns, e.thread);
         // Polled on and not ended in that poll (an end comes before the poll's
         // end, and takes the entry): it had a waker after all.
@@ -770,7 +763,7 @@ impl Model {
         let lints = self.lints;
         let check_wakers = self.saw_wakers && !self.coarse;
         let (t, groups, made) = self.task_entry(task, ts);
-        if known || !made {
+        if !made {
             t.live_wakers += wakers;
         }
         let started = t.since_ns();
@@ -1000,5 +993,26 @@ mod tests {
             ));
         }
         assert_eq!(m.running.len(), RUNNING_MAX);
+        // Threads that stopped polling make room for new ones.
+        for thread in 1..2000u32 {
+            m.apply(&on(
+                thread,
+                2_000,
+                EventKind::PollEnd {
+                    task: 2,
+                    ready: false,
+                    clones: 0,
+                    drops: 0,
+                    context: None,
+                },
+            ));
+        }
+        let fresh = RUNNING_MAX as u32 + 5000;
+        m.apply(&on(fresh, 3_000, EventKind::PollStart { task: 3 }));
+        assert_eq!(
+            m.running.get(&fresh).copied().flatten().map(|r| r.0),
+            Some(3)
+        );
+        assert!(m.running.len() <= RUNNING_MAX);
     }
 }
