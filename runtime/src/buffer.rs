@@ -166,6 +166,11 @@ pub(crate) fn round_started() {
     WAKE_ASKED.store(false, Relaxed);
 }
 
+/// Whether a ring asked for a round since the last [`round_started`].
+pub(crate) fn wake_pending() -> bool {
+    WAKE_ASKED.load(Relaxed)
+}
+
 #[cold]
 fn wake_shipper() {
     if !WAKE_ASKED.swap(true, Relaxed) {

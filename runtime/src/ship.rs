@@ -320,7 +320,15 @@ fn run(
         if stopping {
             break;
         }
-        std::thread::park_timeout(wait);
+        let sleep = if buffer::wake_pending() {
+            // A ring asked for a round that could not take its events yet (too
+            // young): back as soon as they can go.
+            let now = origin.ns(clock::raw());
+            Duration::from_nanos((wakeable_since + HOLD_NS).saturating_sub(now)).min(wait)
+        } else {
+            wait
+        };
+        std::thread::park_timeout(sleep);
     }
     buffer::set_shipper(false);
     for d in &mut dests {

@@ -962,21 +962,18 @@ mod tests {
             thread,
             kind,
         };
+        let end = |task| EventKind::PollEnd {
+            task,
+            ready: false,
+            clones: 0,
+            drops: 0,
+            context: None,
+        };
         // Polls that start and end on one thread keep one entry, emptied between.
         for i in 0..10 {
             m.apply(&on(0, 10 * i, EventKind::PollStart { task: 1 }));
             assert_eq!(m.running[&0].map(|r| r.0), Some(1));
-            m.apply(&on(
-                0,
-                10 * i + 5,
-                EventKind::PollEnd {
-                    task: 1,
-                    ready: false,
-                    clones: 0,
-                    drops: 0,
-                    context: None,
-                },
-            ));
+            m.apply(&on(0, 10 * i + 5, end(1)));
             assert_eq!(m.running[&0], None);
         }
         assert_eq!(m.running.len(), 1);
@@ -995,17 +992,7 @@ mod tests {
         assert_eq!(m.running.len(), RUNNING_MAX);
         // Threads that stopped polling make room for new ones.
         for thread in 1..2000u32 {
-            m.apply(&on(
-                thread,
-                2_000,
-                EventKind::PollEnd {
-                    task: 2,
-                    ready: false,
-                    clones: 0,
-                    drops: 0,
-                    context: None,
-                },
-            ));
+            m.apply(&on(thread, 2_000, end(2)));
         }
         let fresh = RUNNING_MAX as u32 + 5000;
         m.apply(&on(fresh, 3_000, EventKind::PollStart { task: 3 }));
