@@ -10,16 +10,31 @@ static TURN: Mutex<()> = Mutex::new(());
 
 #[test]
 fn a_busy_workers_queue_fills_and_the_other_worker_steals_from_it() {
+    busy_worker(Some(Duration::from_millis(1)), 16);
+}
+
+/// As sampled by default: at each round of the shipping thread (10 ms; the
+/// queue empties as the other worker steals, so a loaded machine's rounds may
+/// see less of it).
+#[test]
+fn queues_are_sampled_by_default_at_each_shipping_round() {
+    busy_worker(None, 1);
+}
+
+/// A worker busy for 100 ms with 64 tasks in its queue, sampled `every` (or as
+/// by default): the queue, at least `deepest_seen` deep, and the other
+/// worker's steals show.
+fn busy_worker(every: Option<Duration>, deepest_seen: u32) {
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("queues.ltrace");
-    let rt = looptrace::Builder::new_multi_thread()
+    let mut b = looptrace::Builder::new_multi_thread()
         .worker_threads(2)
-        .from_env(false)
-        .sample_queues(Some(Duration::from_millis(1)))
-        .record(&path)
-        .build()
-        .unwrap();
+        .from_env(false);
+    if every.is_some() {
+        b = b.sample_queues(every);
+    }
+    let rt = b.record(&path).build().unwrap();
     rt.block_on(async {
         tokio::spawn(async {
             // 64 tasks into this worker's queue, then it blocks for 100 ms.
@@ -50,32 +65,37 @@ fn a_busy_workers_queue_fills_and_the_other_worker_steals_from_it() {
     });
     rt.shutdown();
     let rec = Recording::open(&path).unwrap();
-    let samples: Vec<(Vec<u32>, Vec<u64>)> = rec
+    let samples: Vec<(Vec<u32>, Vec<u64>, u32)> = rec
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Queues { local, steals, .. } => Some((local.clone(), steals.clone())),
+            EventKind::Queues {
+                local,
+                steals,
+                injection,
+            } => Some((local.clone(), steals.clone(), *injection)),
             _ => None,
         })
         .collect();
     assert!(!samples.is_empty(), "queues sampled");
-    assert!(samples.iter().all(|(l, s)| l.len() == 2 && s.len() == 2));
+    assert!(samples.iter().all(|(l, s, _)| l.len() == 2 && s.len() == 2));
     // The deepest queue seen, and on which worker.
     let (busy, deepest) = samples
         .iter()
-        .flat_map(|(l, _)| l.iter().copied().enumerate())
+        .flat_map(|(l, _, _)| l.iter().copied().enumerate())
         .max_by_key(|(_, d)| *d)
         .unwrap();
     assert!(
-        deepest >= 16,
+        deepest >= deepest_seen,
         "tasks waited in worker {busy}'s queue: {samples:?}"
     );
-    let (_, last_steals) = samples.last().unwrap();
+    let (_, last_steals, _) = samples.last().unwrap();
     assert!(
         last_steals[1 - busy] > 0,
         "the other worker stole from it: {samples:?}"
     );
-    // Only changes are sent: no two samples in a row are the same.
+    // Only changes are sent: no two samples in a row are the same (the
+    // injection queue counts: a change there alone is a change).
     assert!(samples.windows(2).all(|w| w[0] != w[1]));
 }
 
