@@ -134,14 +134,7 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (i, mode) in modes.iter().enumerate() {
         let rs = &runs[i];
-        let col = |f: &dyn Fn(usize, &Run) -> f64| -> Summary {
-            Summary::of(
-                &rs.iter()
-                    .enumerate()
-                    .map(|(k, r)| f(k, r))
-                    .collect::<Vec<_>>(),
-            )
-        };
+        let col = |f: &dyn Fn(usize, &Run) -> f64| over_rounds(rs, f);
         let thr = col(&|_, r| r.throughput);
         let lost = |k: usize, r: &Run| -> f64 {
             plain.map_or(f64::NAN, |p| {
@@ -162,13 +155,6 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
         let eps = col(&|_, r| r.events / r.seconds);
         let wire = col(&|_, r| r.wire_bytes / r.events);
         let store = col(&|_, r| r.store_bytes / r.store_events);
-        let na = |s: Summary, d: usize| {
-            if s.median.is_nan() {
-                "-".to_string()
-            } else {
-                s.show(d)
-            }
-        };
         println!(
             "| {mode} | {} | {}% | {} | {} | {} | {} | {} | {} | {} |",
             thr.show(0),
@@ -203,16 +189,12 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
         }
         let rs = &runs[i];
         let per_request = |f: &dyn Fn(usize, &Run) -> f64| -> String {
-            let s = Summary::of(
-                &rs.iter()
-                    .enumerate()
-                    .map(|(k, r)| 1e9 * f(k, r) / r.requests)
-                    .collect::<Vec<_>>(),
-            );
-            if s.median.is_nan() || (s.median == 0.0 && s.max == 0.0) {
+            let s = over_rounds(rs, &|k, r| 1e9 * f(k, r) / r.requests);
+            // A thread this mode does not have reads 0 in every round.
+            if s.median == 0.0 && s.max == 0.0 {
                 "-".to_string()
             } else {
-                s.show(0)
+                na(s, 0)
             }
         };
         let mut cells = Vec::new();
@@ -233,6 +215,25 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
     println!();
     println!("lost: throughput lost against the same round's plain run; CPU added: server (and collector) CPU over plain's;");
     println!("cost / console's: console's throughput loss divided by this mode's (higher is cheaper). Spread: [min..max] over rounds.");
+}
+
+/// `f` of each round's run (given its round), summed up over the rounds.
+fn over_rounds(rs: &[Run], f: &dyn Fn(usize, &Run) -> f64) -> Summary {
+    Summary::of(
+        &rs.iter()
+            .enumerate()
+            .map(|(k, r)| f(k, r))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// `s` with `d` decimals, or `-` where it does not apply (NaN).
+fn na(s: Summary, d: usize) -> String {
+    if s.median.is_nan() {
+        "-".to_string()
+    } else {
+        s.show(d)
+    }
 }
 
 fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) -> Run {
