@@ -103,6 +103,12 @@ impl Dest {
         matches!(self, Dest::Sink(s) if s.wants_events())
     }
 
+    /// Whether this destination may start over part way through (a collector
+    /// connection) and then needs the live tasks restated.
+    pub(crate) fn may_resume(&self) -> bool {
+        matches!(self, Dest::Ws(_))
+    }
+
     /// An events frame holding `count` events (`events`, if they were kept), or
     /// a note frame (`count` 0).
     pub(crate) fn events(&mut self, frame: &[u8], count: u64, events: &[Event]) {

@@ -101,6 +101,10 @@ pub(crate) struct Resolver {
     /// consumer that would otherwise decode them again).
     pub keep: bool,
     pub kept: Vec<Event>,
+    /// Keep each live task's spawn and where it stands, for [`Resolver::resume`]:
+    /// only a destination that may start over needs them, and following costs
+    /// a lookup of the task per event.
+    pub follow: bool,
     threads: Threads,
     tasks: FxHashMap<u64, LiveTask>,
     /// Per thread, the last task span created there: tokio creates it just before
@@ -158,7 +162,9 @@ impl Resolver {
     }
 
     fn emit(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64, thread: u32, kind: EventKind) {
-        self.follow(ts_ns, thread, &kind);
+        if self.follow {
+            self.follow(ts_ns, thread, &kind);
+        }
         let t = self.threads.get(thread);
         let role = t.role();
         if t.announced != Some(role) {

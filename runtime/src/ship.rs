@@ -134,6 +134,7 @@ fn run(
     }
     let mut resolver = Resolver::default();
     resolver.keep = dests.iter().any(Dest::wants_events);
+    resolver.follow = dests.iter().any(Dest::may_resume);
     buffer::set_shipper(true);
     let mut threads: Vec<ThreadBuf> = Vec::new();
     let mut notes: Vec<Note> = Vec::new();
