@@ -165,6 +165,18 @@ impl Resolver {
         if self.follow {
             self.follow(ts_ns, thread, &kind);
         }
+        self.emit_followed(out, ts_ns, thread, kind)
+    }
+
+    /// [`Resolver::emit`] of an event its caller already followed (in the
+    /// lookup of its task it made anyway: a poll's start and end).
+    fn emit_followed(
+        &mut self,
+        out: &mut EventsWriter<'_>,
+        ts_ns: u64,
+        thread: u32,
+        kind: EventKind,
+    ) {
         let t = self.threads.get(thread);
         let role = t.role();
         if t.announced != Some(role) {
@@ -255,10 +267,14 @@ impl Resolver {
                 let t = self.threads.get(thread);
                 t.polling = Some(task);
                 t.context = None;
+                let kind = EventKind::PollStart { task };
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.clear();
+                    if self.follow {
+                        t.life.apply_at(ts_ns, thread, &kind);
+                    }
                 }
-                self.emit(out, ts_ns, thread, EventKind::PollStart { task });
+                self.emit_followed(out, ts_ns, thread, kind);
             }
             Raw::PollEnd {
                 task,
@@ -279,6 +295,13 @@ impl Resolver {
                     .context
                     .take()
                     .and_then(|(label, sent)| (!sent).then_some(label));
+                let kind = EventKind::PollEnd {
+                    task,
+                    ready,
+                    clones,
+                    drops,
+                    context,
+                };
                 if let Some(t) = self.tasks.get_mut(&task) {
                     // Sleeps not polled again were dropped (or are no longer awaited).
                     for s in &t.armed {
@@ -288,19 +311,11 @@ impl Resolver {
                     }
                     std::mem::swap(&mut t.armed, &mut t.polling);
                     t.polling.clear();
+                    if self.follow {
+                        t.life.apply_at(ts_ns, thread, &kind);
+                    }
                 }
-                self.emit(
-                    out,
-                    ts_ns,
-                    thread,
-                    EventKind::PollEnd {
-                        task,
-                        ready,
-                        clones,
-                        drops,
-                        context,
-                    },
-                );
+                self.emit_followed(out, ts_ns, thread, kind);
             }
             Raw::Terminate { task, outcome } => {
                 // Tasks never announced (tokio's own worker-launch tasks, or another
