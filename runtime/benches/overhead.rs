@@ -364,11 +364,12 @@ impl Workload {
                 let hs: Vec<_> = (0..tasks)
                     .map(|_| {
                         tokio::spawn(async move {
-                            for _ in 0..requests {
+                            for i in 0..requests {
+                                // Each request its own path, as REST ids make them.
                                 let span = tracing::info_span!(
                                     "request",
                                     method = %"GET",
-                                    uri = %"/items/7?page=2",
+                                    uri = %format_args!("/items/{i}?page=2"),
                                     version = ?"HTTP/1.1"
                                 );
                                 tokio::task::yield_now().instrument(span).await;

@@ -219,7 +219,7 @@ impl Label {
             self.method = Some(Method::of(value));
         }
         self.path(name, || {
-            let mut s = String::with_capacity(METHOD_ROOM + value.len());
+            let mut s = scratch(value.len());
             s.push_str(value);
             keep_path(&mut s);
             s
@@ -229,18 +229,69 @@ impl Label {
     /// The label of a span named `name` with the fields read.
     fn finish(self, name: &str) -> SpanLabel {
         if let Some(n) = self.otel_name {
-            return clip(&n, MAX_LABEL).into();
+            return shared(clip(&n, MAX_LABEL));
         }
         if let (Some(m), Some((_, mut p))) = (self.method, self.path) {
             // Within the room kept for it: as a rule, no new allocation.
             p.insert(0, ' ');
             p.insert_str(0, m.as_str());
-            return clip(&p, MAX_LABEL).into();
+            let label = shared(clip(&p, MAX_LABEL));
+            give_back(p);
+            return label;
         }
         if self.fields.is_empty() {
-            return clip(name, MAX_LABEL).into();
+            return shared(clip(name, MAX_LABEL));
         }
-        clip(&format!("{name}{{{}}}", self.fields), MAX_LABEL).into()
+        shared(clip(&format!("{name}{{{}}}", self.fields), MAX_LABEL))
+    }
+}
+
+/// Labels this thread made lately, shared by the spans that read the same
+/// (requests to one route, on one thread): such a label costs a lookup, not an
+/// allocation per span, and its spans' handles count references on it (so
+/// their last handle is not told apart: `close` never says it).
+const SHARED_LABELS: usize = 256;
+/// The longest buffer kept for formatting the next span's path.
+const SCRATCH_KEPT: usize = 1024;
+
+thread_local! {
+    static SHARED: std::cell::RefCell<rustc_hash::FxHashSet<SpanLabel>> =
+        std::cell::RefCell::new(rustc_hash::FxHashSet::default());
+    static SCRATCH: std::cell::Cell<String> = const { std::cell::Cell::new(String::new()) };
+}
+
+/// The label reading `text`: one this thread made lately, or a new one it
+/// keeps (starting afresh when it keeps [`SHARED_LABELS`]: many distinct
+/// labels, as paths with ids in them, cost one allocation each as before).
+fn shared(text: &str) -> SpanLabel {
+    let found = SHARED.try_with(|s| {
+        let mut s = s.try_borrow_mut().ok()?;
+        if let Some(l) = s.get(text) {
+            return Some(l.clone());
+        }
+        if s.len() >= SHARED_LABELS {
+            s.clear();
+        }
+        let l: SpanLabel = text.into();
+        s.insert(l.clone());
+        Some(l)
+    });
+    found.ok().flatten().unwrap_or_else(|| text.into())
+}
+
+/// An empty buffer with room for a path of `len` bytes and a method before
+/// it: the one the last span's path was formatted in, if it was given back.
+fn scratch(len: usize) -> String {
+    let mut s = SCRATCH.try_with(std::cell::Cell::take).unwrap_or_default();
+    s.clear();
+    s.reserve(METHOD_ROOM + len.max(56));
+    s
+}
+
+/// Keeps `s` for the next span's path.
+fn give_back(s: String) {
+    if s.capacity() <= SCRATCH_KEPT {
+        let _ = SCRATCH.try_with(|c| c.set(s));
     }
 }
 
@@ -269,7 +320,7 @@ impl Visit for Label {
             }
         } else if !self.generic && path_rank(name).is_some() {
             return self.path(name, || {
-                let mut s = String::with_capacity(METHOD_ROOM + 56);
+                let mut s = scratch(0);
                 let _ = write!(s, "{value:?}");
                 keep_path(&mut s);
                 s
@@ -437,8 +488,9 @@ pub(crate) fn clone(key: u64) {
     }
 }
 
-/// One handle fewer; true if that was the last (never said of a fixed label,
-/// which other spans may share).
+/// One handle fewer; true if that was the last of the span. Never said of a
+/// label other spans may share (a fixed one, or one this thread keeps, see
+/// [`SHARED_LABELS`]): `false` then only means "maybe not", as tracing allows.
 pub(crate) fn close(key: u64) -> bool {
     if key & FIXED_BIT != 0 {
         return false;
@@ -622,12 +674,33 @@ mod tests {
         clone(a);
         assert!(!close(a) && !close(a));
         assert_eq!(&**unsafe { &*fixed_ptr(a) }, "handler");
-        // A span with fields has a label of its own.
+        // A span with fields has a label made from them.
         let own = open_span(|| tracing::info_span!("handler", user = 7));
         assert_eq!(own & FIXED_BIT, 0);
         // SAFETY: its one handle is still open.
         assert_eq!(unsafe { &*own_ptr(own) }, "handler{user=7}");
-        assert!(close(own));
+        // Another span reading the same shares it (the thread keeps it); one
+        // reading otherwise does not.
+        let again = open_span(|| tracing::info_span!("handler", user = 7));
+        assert_eq!(again, own, "one label for both spans");
+        let other = open_span(|| tracing::info_span!("handler", user = 8));
+        assert_ne!(other, own);
+        // SAFETY: each span's one handle is still open.
+        assert_eq!(unsafe { &*own_ptr(other) }, "handler{user=8}");
+        assert!(!close(own) && !close(again) && !close(other));
+    }
+
+    #[test]
+    fn a_thread_keeps_a_bounded_number_of_labels() {
+        let first = shared("GET /items/0");
+        assert!(Arc::ptr_eq(&first, &shared("GET /items/0")));
+        for i in 1..=SHARED_LABELS {
+            drop(shared(&format!("GET /items/{i}")));
+        }
+        SHARED.with(|s| assert!(s.borrow().len() <= SHARED_LABELS));
+        // Started afresh: the first label was let go, and is made anew.
+        assert_eq!(Arc::strong_count(&first), 1);
+        assert!(!Arc::ptr_eq(&first, &shared("GET /items/0")));
     }
 
     #[test]
