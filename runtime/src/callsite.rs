@@ -141,10 +141,13 @@ pub(crate) fn classify(m: &Metadata<'_>) -> Option<Kind> {
     }
 }
 
-/// Reads a `runtime.spawn` span's fields.
+/// Reads a `runtime.spawn` span's fields, allocating only for what a task has
+/// of its own: a name, if it was given one. A task's spawn location comes from
+/// the spawn hook (a `&'static` place); only a blocking task's, which has no
+/// hook, is read here.
 #[derive(Default)]
 pub(crate) struct TaskFields {
-    kind: Option<String>,
+    kind: Option<TaskKind>,
     name: Option<String>,
     task: u64,
     size: Option<u64>,
@@ -152,7 +155,73 @@ pub(crate) struct TaskFields {
     file: Option<String>,
     line: Option<u64>,
     col: Option<u64>,
-    func: Option<String>,
+    /// The blocking closure is one of tokio's scheduler's (`fn` field).
+    scheduler_fn: bool,
+}
+
+/// tokio's own functions: the multi-thread scheduler starts its workers as
+/// blocking tasks of this module.
+const SCHEDULER_FN: &str = "tokio::runtime::scheduler";
+
+fn kind_of(s: &str) -> TaskKind {
+    match s {
+        "blocking" => TaskKind::Blocking,
+        "local" => TaskKind::Local,
+        _ => TaskKind::Task,
+    }
+}
+
+/// Whether a formatted value starts with `prefix`, read without keeping it.
+struct StartsWith {
+    prefix: &'static str,
+    seen: usize,
+    failed: bool,
+}
+
+impl fmt::Write for StartsWith {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let rest = &self.prefix.as_bytes()[self.seen..];
+        let n = rest.len().min(s.len());
+        if self.failed || s.as_bytes()[..n] != rest[..n] {
+            self.failed = true;
+            // Nothing more to read.
+            return Err(fmt::Error);
+        }
+        self.seen += n;
+        Ok(())
+    }
+}
+
+fn starts_with(value: &dyn fmt::Debug, prefix: &'static str) -> bool {
+    use fmt::Write as _;
+    let mut w = StartsWith {
+        prefix,
+        seen: 0,
+        failed: false,
+    };
+    let _ = write!(w, "{value:?}");
+    !w.failed && w.seen == prefix.len()
+}
+
+/// A formatted value, allocated only if it is not empty.
+#[derive(Default)]
+struct NonEmpty(Option<String>);
+
+impl fmt::Write for NonEmpty {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if !s.is_empty() {
+            self.0.get_or_insert_with(String::new).push_str(s);
+        }
+        Ok(())
+    }
+}
+
+impl TaskFields {
+    /// Whether the span's location is read: a blocking task's (or one whose
+    /// kind is not known yet; tokio records the kind first).
+    fn wants_location(&self) -> bool {
+        self.kind.is_none_or(|k| k == TaskKind::Blocking)
+    }
 }
 
 impl Visit for TaskFields {
@@ -171,19 +240,29 @@ impl Visit for TaskFields {
     }
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "loc.file" => self.file = Some(value.to_string()),
-            "kind" => self.kind = Some(value.to_string()),
-            "task.name" => self.name = Some(value.to_string()),
-            "fn" => self.func = Some(value.to_string()),
+            "loc.file" if self.wants_location() => self.file = Some(value.to_string()),
+            "kind" => self.kind = Some(kind_of(value)),
+            "task.name" if !value.is_empty() => self.name = Some(value.to_string()),
+            "fn" => self.scheduler_fn = value.starts_with(SCHEDULER_FN),
             _ => {}
         }
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        use fmt::Write as _;
         // `%`-formatted fields arrive here.
         match field.name() {
-            "kind" | "task.name" | "fn" | "loc.file" => {
-                self.record_str(field, &format!("{value:?}"))
+            "kind" => {
+                let mut k = crate::context::Short::default();
+                let _ = write!(k, "{value:?}");
+                self.kind = Some(kind_of(k.as_str().unwrap_or_default()));
             }
+            "task.name" => {
+                let mut n = NonEmpty::default();
+                let _ = write!(n, "{value:?}");
+                self.name = n.0;
+            }
+            "fn" => self.scheduler_fn = starts_with(value, SCHEDULER_FN),
+            "loc.file" if self.wants_location() => self.file = Some(format!("{value:?}")),
             _ => {}
         }
     }
@@ -191,29 +270,19 @@ impl Visit for TaskFields {
 
 impl TaskFields {
     pub(crate) fn into_info(self) -> SpanInfo {
-        let kind = match self.kind.as_deref() {
-            Some("blocking") => TaskKind::Blocking,
-            Some("local") => TaskKind::Local,
-            _ => TaskKind::Task,
-        };
+        let kind = self.kind.unwrap_or(TaskKind::Task);
         let location = self.file.map(|f| match (self.line, self.col) {
             (Some(l), Some(c)) => format!("{f}:{l}:{c}"),
             (Some(l), None) => format!("{f}:{l}"),
             _ => f,
         });
-        // The multi-thread scheduler starts its workers as blocking tasks.
-        let internal = kind == TaskKind::Blocking
-            && self
-                .func
-                .as_deref()
-                .is_some_and(|f| f.starts_with("tokio::runtime::scheduler"));
         SpanInfo {
             task: self.task,
             kind,
-            name: self.name.filter(|n| !n.is_empty()),
+            name: self.name,
             location,
             size_bytes: self.original_size.or(self.size),
-            internal,
+            internal: kind == TaskKind::Blocking && self.scheduler_fn,
         }
     }
 }
@@ -334,5 +403,71 @@ pub(crate) fn dispatch_event(
             }
         }
         Kind::TaskSpan | Kind::SleepSpan => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::tests::seen;
+
+    fn info(f: impl FnOnce() -> tracing::Span) -> SpanInfo {
+        seen(f, |a| {
+            let mut t = TaskFields::default();
+            a.record(&mut t);
+            t.into_info()
+        })
+    }
+
+    #[test]
+    fn a_task_span_is_read_as_tokio_makes_it() {
+        // The fields of tokio's `runtime.spawn` spans, as `util/trace.rs` writes them.
+        let task = info(|| {
+            tracing::trace_span!(target: "tokio::task", parent: None, "runtime.spawn",
+                kind = %"task", task.name = %"", task.id = 7u64,
+                original_size.bytes = None::<usize>, size.bytes = 64usize,
+                loc.file = "src/main.rs", loc.line = 3u32, loc.col = 9u32)
+        });
+        assert_eq!(
+            (task.task, task.kind, task.size_bytes),
+            (7, TaskKind::Task, Some(64))
+        );
+        // Unnamed; its place comes from the spawn hook.
+        assert_eq!(
+            (task.name, task.location, task.internal),
+            (None, None, false)
+        );
+
+        let local = info(|| {
+            tracing::trace_span!(target: "tokio::task", parent: None, "runtime.spawn",
+                kind = %"local", task.name = %"db", task.id = 8u64,
+                loc.file = "src/main.rs", loc.line = 4u32, loc.col = 1u32)
+        });
+        assert_eq!(
+            (local.kind, local.name.as_deref()),
+            (TaskKind::Local, Some("db"))
+        );
+
+        let blocking = |f: &'static str| {
+            info(move || {
+                tracing::trace_span!(target: "tokio::task::blocking", "runtime.spawn",
+                    kind = %"blocking", task.name = %"", task.id = 9u64, "fn" = %f,
+                    size.bytes = 8usize,
+                    loc.file = "src/lib.rs", loc.line = 12u32, loc.col = 5u32)
+            })
+        };
+        let worker = blocking(
+            "tokio::runtime::scheduler::multi_thread::worker::Launch::launch::{{closure}}",
+        );
+        assert_eq!(worker.kind, TaskKind::Blocking);
+        assert!(worker.internal, "tokio's own worker");
+        let app = blocking("app::load");
+        assert!(!app.internal);
+        // A blocking task has no spawn hook: its place is read from the span.
+        assert_eq!(app.location.as_deref(), Some("src/lib.rs:12:5"));
+        assert!(
+            !blocking("tokio::runtime").internal,
+            "a shorter name is no prefix match"
+        );
     }
 }

@@ -91,9 +91,10 @@ impl Method {
 /// path to a new allocation.
 const METHOD_ROOM: usize = 8;
 
-/// A short value formatted on the stack (a method); `None` if it is longer.
+/// A short value formatted on the stack (a method, a task's kind); `None` if
+/// it is longer.
 #[derive(Default)]
-struct Short {
+pub(crate) struct Short {
     buf: [u8; 16],
     len: usize,
     over: bool,
@@ -113,7 +114,7 @@ impl fmt::Write for Short {
 }
 
 impl Short {
-    fn as_str(&self) -> Option<&str> {
+    pub(crate) fn as_str(&self) -> Option<&str> {
         if self.over {
             return None;
         }
@@ -516,13 +517,13 @@ pub(crate) fn enter(key: u64) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use tracing::field::Empty;
     use tracing_core::span::{Attributes, Id, Record};
 
     /// What `see` makes of the attributes of the span `f` creates.
-    fn seen<T: Send + 'static>(
+    pub(crate) fn seen<T: Send + 'static>(
         f: impl FnOnce() -> tracing::Span,
         see: fn(&Attributes<'_>) -> T,
     ) -> T {
