@@ -34,7 +34,7 @@ struct ThreadState {
     /// shipping ends (then kept, to restate to a collector met later).
     context: Option<(crate::context::SpanLabel, bool)>,
     /// Tasks that cloned their own waker in their last poll here, since the last park.
-    deferred: Vec<u64>,
+    deferred: Deferred,
 }
 
 impl ThreadState {
@@ -44,6 +44,56 @@ impl ThreadState {
             (None, true) => ThreadRole::Blocking,
             (None, false) => ThreadRole::External,
         }
+    }
+}
+
+/// Tasks that cloned their own waker in their last poll on a worker (a task
+/// may be there more than once), the [`MAX_DEFERRED`] latest: looked up by
+/// task, not scanned, as a busy worker that does not park keeps it full.
+#[derive(Default)]
+struct Deferred {
+    /// Oldest first.
+    order: std::collections::VecDeque<u64>,
+    /// How many times each task is in `order`.
+    count: FxHashMap<u64, u32>,
+}
+
+impl Deferred {
+    fn push(&mut self, task: u64) {
+        if self.order.len() >= MAX_DEFERRED {
+            if let Some(old) = self.order.pop_front() {
+                self.forget(old);
+            }
+        }
+        self.order.push_back(task);
+        *self.count.entry(task).or_default() += 1;
+    }
+
+    fn contains(&self, task: u64) -> bool {
+        self.count.contains_key(&task)
+    }
+
+    /// Takes one of `task`'s places, the latest (found from the back, where
+    /// a task woken soon after its poll is).
+    fn take(&mut self, task: u64) {
+        if let Some(i) = self.order.iter().rposition(|&d| d == task) {
+            self.order.remove(i);
+            self.forget(task);
+        }
+    }
+
+    fn forget(&mut self, task: u64) {
+        if let std::collections::hash_map::Entry::Occupied(mut e) = self.count.entry(task) {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.order.clear();
+        self.count.clear();
     }
 }
 
@@ -590,11 +640,7 @@ impl Resolver {
     /// `task`, polled on `thread`, cloned its own waker: a wake of it by this worker
     /// outside any poll, before the worker parks, is tokio's deferred wake of it.
     fn cloned_own_waker(&mut self, thread: u32, task: u64) {
-        let t = self.threads.get(thread);
-        if t.deferred.len() >= MAX_DEFERRED {
-            t.deferred.remove(0);
-        }
-        t.deferred.push(task);
+        self.threads.get(thread).deferred.push(task);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -649,9 +695,9 @@ impl Resolver {
         }
         let t = self.threads.get(thread);
         if !t.in_park {
-            if let Some(i) = t.deferred.iter().position(|&d| d == task) {
+            if t.deferred.contains(task) {
                 if waking {
-                    t.deferred.remove(i);
+                    t.deferred.take(task);
                 }
                 return WakeSource::Task(task);
             }
@@ -717,6 +763,28 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_worker_remembers_its_latest_self_clones_by_task() {
+        let mut d = Deferred::default();
+        d.push(1);
+        d.push(2);
+        d.push(1);
+        d.take(1);
+        assert!(d.contains(1), "once more");
+        d.take(1);
+        assert!(!d.contains(1) && d.contains(2));
+        // Full: the oldest make room, whoever they are.
+        for t in 10..10 + MAX_DEFERRED as u64 {
+            d.push(t);
+        }
+        assert!(!d.contains(2), "pushed out");
+        assert!(d.contains(10) && d.contains(9 + MAX_DEFERRED as u64));
+        assert_eq!(d.order.len(), MAX_DEFERRED);
+        assert_eq!(d.count.values().sum::<u32>() as usize, MAX_DEFERRED);
+        d.clear();
+        assert!(!d.contains(10) && d.order.is_empty());
     }
 
     #[test]
