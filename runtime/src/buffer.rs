@@ -31,8 +31,20 @@ pub(crate) enum Raw {
         task: u64,
         outcome: Outcome,
     },
-    /// Boxed, to keep every slot at 32 bytes: spawns are rare next to polls.
-    Spawn(Box<SpawnRaw>),
+    /// A task was spawned here (by the task this thread polls, if any).
+    Spawn {
+        task: u64,
+        location: &'static Location<'static>,
+    },
+    /// The span of a task with no name, spawned (as tokio says) where its
+    /// spawn hook says: most tasks, in a slot, allocating nothing.
+    TaskSpan {
+        task: u64,
+        /// `u64::MAX`: not known.
+        size_bytes: u64,
+        local: bool,
+    },
+    /// Any other task span (boxed, to keep every slot at 32 bytes).
     Span(Box<SpanInfo>),
     Waker {
         task: u64,
@@ -71,13 +83,6 @@ pub(crate) enum Raw {
     Queues(Box<crate::queues::QueuesRaw>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),
-}
-
-#[derive(Debug)]
-pub(crate) struct SpawnRaw {
-    pub task: u64,
-    pub location: &'static Location<'static>,
-    pub parent: u64,
 }
 
 /// What a waking thread was doing, besides polling a task.

@@ -2,7 +2,7 @@
 //! subscriber (or layer) calls for spans and waker events. Each handler is one
 //! thread-local access, one clock read and one ring push.
 
-use crate::buffer::{active, record, Local, Raw, Slot, SpanInfo, SpawnRaw, WakeCtx, LOCAL};
+use crate::buffer::{active, record, Local, Raw, Slot, SpanInfo, WakeCtx, LOCAL};
 use crate::clock;
 use looptrace_wire::{Outcome, WakeOp};
 use std::hash::{Hash, Hasher};
@@ -66,11 +66,7 @@ fn on_spawn(meta: &TaskMeta<'_>) {
     let task = task_id(meta.id());
     let location = meta.spawned_at();
     timed(|l, gen, tsc| {
-        let raw = Raw::Spawn(Box::new(SpawnRaw {
-            task,
-            location,
-            parent: l.current.get(),
-        }));
+        let raw = Raw::Spawn { task, location };
         l.push(gen, Slot { tsc, raw })
     });
 }
@@ -203,9 +199,20 @@ pub(crate) fn on_task_span(info: SpanInfo) -> u64 {
         _ => TAG_TASK,
     };
     let key = info.task << 2 | tag;
-    if tag != TAG_INTERNAL {
-        record(Raw::Span(Box::new(info)));
+    if tag == TAG_INTERNAL {
+        return key;
     }
+    let plain = info.name.is_none() && info.location.is_none();
+    record(match info.kind {
+        looptrace_wire::TaskKind::Task | looptrace_wire::TaskKind::Local if plain => {
+            Raw::TaskSpan {
+                task: info.task,
+                size_bytes: info.size_bytes.unwrap_or(u64::MAX),
+                local: info.kind == looptrace_wire::TaskKind::Local,
+            }
+        }
+        _ => Raw::Span(Box::new(info)),
+    });
     key
 }
 

@@ -35,6 +35,10 @@ struct ThreadState {
     context: Option<(crate::context::SpanLabel, bool)>,
     /// Tasks that cloned their own waker in their last poll here, since the last park.
     deferred: Deferred,
+    /// The last task span created here: tokio creates it just before the
+    /// spawn hook runs on the same thread. Spans of runtimes looptrace does not
+    /// capture are simply replaced.
+    span: Option<SpanInfo>,
 }
 
 impl ThreadState {
@@ -157,10 +161,9 @@ pub(crate) struct Resolver {
     pub follow: bool,
     threads: Threads,
     tasks: FxHashMap<u64, LiveTask>,
-    /// Per thread, the last task span created there: tokio creates it just before
-    /// the spawn hook runs on the same thread. Spans of runtimes looptrace does not
-    /// capture are simply replaced.
-    spans: FxHashMap<u32, SpanInfo>,
+    /// Spawn places as sent (`file:line:col`), by the address of their
+    /// `Location` (a program has as many as it has `spawn` calls).
+    spawn_sites: FxHashMap<usize, String>,
     /// `spawn_blocking` tasks not yet started, announced when they start on one of
     /// the traced runtime's blocking threads (other runtimes' are dropped then).
     blocking: FxHashMap<u64, SpanInfo>,
@@ -270,6 +273,24 @@ impl Resolver {
                 t.worker = Some(i);
                 t.runtime = true;
             }
+            Raw::TaskSpan {
+                task,
+                size_bytes,
+                local,
+            } => {
+                self.threads.get(thread).span = Some(SpanInfo {
+                    task,
+                    kind: if local {
+                        TaskKind::Local
+                    } else {
+                        TaskKind::Task
+                    },
+                    name: None,
+                    location: None,
+                    size_bytes: (size_bytes != u64::MAX).then_some(size_bytes),
+                    internal: false,
+                });
+            }
             Raw::Span(info) => {
                 if info.kind == TaskKind::Blocking {
                     let parent = self.threads.peek(thread).and_then(|t| t.polling);
@@ -280,34 +301,26 @@ impl Resolver {
                         self.blocking.insert(info.task, *info);
                     }
                 } else {
-                    self.spans.insert(thread, *info);
+                    self.threads.get(thread).span = Some(*info);
                 }
             }
-            Raw::Spawn(spawn) => {
-                let crate::buffer::SpawnRaw {
-                    task,
-                    location,
-                    parent,
-                } = *spawn;
-                let info = self.spans.remove(&thread).filter(|i| i.task == task);
+            Raw::Spawn { task, location } => {
+                let t = self.threads.get(thread);
+                let info = t.span.take().filter(|i| i.task == task);
+                // The task polled here when it spawned this one.
+                let parent = t.polling;
                 self.tasks.entry(task).or_default();
+                let location = match info.as_ref().and_then(|i| i.location.clone()) {
+                    Some(l) => l,
+                    None => self.spawn_site(location),
+                };
                 let kind = EventKind::Spawn {
                     task,
                     kind: info.as_ref().map_or(TaskKind::Task, |i| i.kind),
-                    location: info
-                        .as_ref()
-                        .and_then(|i| i.location.clone())
-                        .unwrap_or_else(|| {
-                            format!(
-                                "{}:{}:{}",
-                                location.file(),
-                                location.line(),
-                                location.column()
-                            )
-                        }),
+                    location,
                     size_bytes: info.as_ref().and_then(|i| i.size_bytes),
                     name: info.and_then(|i| i.name),
-                    parent: (parent != 0).then_some(parent),
+                    parent,
                 };
                 self.emit(out, ts_ns, thread, kind);
             }
@@ -481,6 +494,22 @@ impl Resolver {
                 }
             }
         }
+    }
+
+    /// The place `location` is sent as.
+    fn spawn_site(&mut self, location: &'static std::panic::Location<'static>) -> String {
+        let key = location as *const std::panic::Location<'static> as usize;
+        self.spawn_sites
+            .entry(key)
+            .or_insert_with(|| {
+                format!(
+                    "{}:{}:{}",
+                    location.file(),
+                    location.line(),
+                    location.column()
+                )
+            })
+            .clone()
     }
 
     fn spawn_blocking(
@@ -709,7 +738,6 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::SpawnRaw;
     use looptrace_wire::{decode_frame, Frame};
 
     /// Resolves `raws` (time, thread, fact) in one round, ended at the last
@@ -730,11 +758,10 @@ mod tests {
     }
 
     fn spawn(task: u64) -> Raw {
-        Raw::Spawn(Box::new(SpawnRaw {
+        Raw::Spawn {
             task,
             location: std::panic::Location::caller(),
-            parent: 0,
-        }))
+        }
     }
 
     fn end(task: u64) -> Raw {

@@ -291,6 +291,52 @@ fn outcomes_parents_and_aborts() {
 }
 
 #[test]
+fn an_unnamed_task_says_where_it_was_spawned_by_whom_and_its_size() {
+    let _s = serial();
+    let (t, line) = run(Builder::new_current_thread(), || async {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        named("parent", async move {
+            let big = [7u8; 1000];
+            let line = line!() + 1;
+            tokio::spawn(async move { std::hint::black_box(big).len() })
+                .await
+                .unwrap();
+            tx.send(line).unwrap();
+        })
+        .await
+        .unwrap();
+        rx.await.unwrap()
+    });
+    let parent = t.task("parent");
+    let spawns: Vec<_> = t
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Spawn {
+                kind,
+                name: None,
+                location,
+                parent: p,
+                size_bytes,
+                ..
+            } => Some((*kind, location.clone(), *p, *size_bytes)),
+            _ => None,
+        })
+        .collect();
+    let at = |l: u32| format!("{}:{l}:", file!());
+    let child = spawns
+        .iter()
+        .find(|s| s.1.starts_with(&at(line)))
+        .expect("the child's spawn");
+    assert_eq!((child.0, child.2), (TaskKind::Task, Some(parent)));
+    assert!(
+        child.3.is_some_and(|n| n >= 1000),
+        "its size: {:?}",
+        child.3
+    );
+}
+
+#[test]
 fn a_full_buffer_drops_and_counts_without_blocking() {
     let _s = serial();
     // Tiny buffers and a slow shipper: most events cannot fit.
