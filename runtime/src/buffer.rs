@@ -31,10 +31,15 @@ pub(crate) enum Raw {
         task: u64,
         outcome: Outcome,
     },
-    /// A task was spawned here (by the task this thread polls, if any).
+    /// A task was spawned here, by the task this thread polls if any: the
+    /// shipper knows which (it sees that poll's start), and the low bits of
+    /// its id, kept here, make sure (a poll's start or end may have been lost
+    /// to a full ring).
     Spawn {
         task: u64,
         location: &'static Location<'static>,
+        parent_low: u32,
+        in_poll: bool,
     },
     /// The span of a task with no name, spawned (as tokio says) where its
     /// spawn hook says: most tasks, in a slot, allocating nothing.

@@ -144,7 +144,8 @@ pub(crate) fn classify(m: &Metadata<'_>) -> Option<Kind> {
 /// Reads a `runtime.spawn` span's fields, allocating only for what a task has
 /// of its own: a name, if it was given one. A task's spawn location comes from
 /// the spawn hook (a `&'static` place); only a blocking task's, which has no
-/// hook, is read here.
+/// hook, is read here. (Nor do a `LocalSet`'s tasks get hooks from tokio: they
+/// are not captured, their spans go unpaired.)
 #[derive(Default)]
 pub(crate) struct TaskFields {
     kind: Option<TaskKind>,

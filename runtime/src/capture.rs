@@ -66,7 +66,13 @@ fn on_spawn(meta: &TaskMeta<'_>) {
     let task = task_id(meta.id());
     let location = meta.spawned_at();
     timed(|l, gen, tsc| {
-        let raw = Raw::Spawn { task, location };
+        let parent = l.current.get();
+        let raw = Raw::Spawn {
+            task,
+            location,
+            parent_low: parent as u32,
+            in_poll: parent != 0,
+        };
         l.push(gen, Slot { tsc, raw })
     });
 }

@@ -229,28 +229,47 @@ impl Label {
 
     /// The label of a span named `name` with the fields read.
     fn finish(self, name: &str) -> SpanLabel {
-        if let Some(n) = self.otel_name {
-            return shared(clip(&n, MAX_LABEL));
+        let Label {
+            otel_name,
+            method,
+            path,
+            fields,
+            ..
+        } = self;
+        match (otel_name, method, path) {
+            (Some(n), _, path) => {
+                if let Some((_, p)) = path {
+                    give_back(p);
+                }
+                shared(clip(&n, MAX_LABEL))
+            }
+            (None, Some(m), Some((_, mut p))) => {
+                // Within the room kept for it: as a rule, no new allocation.
+                p.insert(0, ' ');
+                p.insert_str(0, m.as_str());
+                let label = shared(clip(&p, MAX_LABEL));
+                give_back(p);
+                label
+            }
+            (None, _, path) => {
+                if let Some((_, p)) = path {
+                    give_back(p);
+                }
+                if fields.is_empty() {
+                    shared(clip(name, MAX_LABEL))
+                } else {
+                    shared(clip(&format!("{name}{{{fields}}}"), MAX_LABEL))
+                }
+            }
         }
-        if let (Some(m), Some((_, mut p))) = (self.method, self.path) {
-            // Within the room kept for it: as a rule, no new allocation.
-            p.insert(0, ' ');
-            p.insert_str(0, m.as_str());
-            let label = shared(clip(&p, MAX_LABEL));
-            give_back(p);
-            return label;
-        }
-        if self.fields.is_empty() {
-            return shared(clip(name, MAX_LABEL));
-        }
-        shared(clip(&format!("{name}{{{}}}", self.fields), MAX_LABEL))
     }
 }
 
 /// Labels this thread made lately, shared by the spans that read the same
 /// (requests to one route, on one thread): such a label costs a lookup, not an
-/// allocation per span, and its spans' handles count references on it (so
-/// their last handle is not told apart: `close` never says it).
+/// allocation per span. Its spans have one id (tracing lets a subscriber give
+/// spans it holds equal one id), and their handles count references on it: a
+/// span's last handle is told apart only once no other span holds the label.
 const SHARED_LABELS: usize = 256;
 /// The longest buffer kept for formatting the next span's path.
 const SCRATCH_KEPT: usize = 1024;
@@ -490,8 +509,8 @@ pub(crate) fn clone(key: u64) {
 }
 
 /// One handle fewer; true if that was the last of the span. Never said of a
-/// label other spans may share (a fixed one, or one this thread keeps, see
-/// [`SHARED_LABELS`]): `false` then only means "maybe not", as tracing allows.
+/// fixed label, and of a shared one (see [`SHARED_LABELS`]) only once nothing
+/// else holds it: `false` means "maybe not", as tracing allows.
 pub(crate) fn close(key: u64) -> bool {
     if key & FIXED_BIT != 0 {
         return false;

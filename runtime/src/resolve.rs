@@ -53,51 +53,89 @@ impl ThreadState {
 
 /// Tasks that cloned their own waker in their last poll on a worker (a task
 /// may be there more than once), the [`MAX_DEFERRED`] latest: looked up by
-/// task, not scanned, as a busy worker that does not park keeps it full.
+/// task, not scanned, as a busy worker that does not park keeps it full. A wake
+/// takes a task's oldest place; the oldest places make room for new ones.
 #[derive(Default)]
 struct Deferred {
-    /// Oldest first.
+    /// Places, oldest first, taken ones included until they reach the front.
     order: std::collections::VecDeque<u64>,
-    /// How many times each task is in `order`.
+    /// Places not taken, per task.
     count: FxHashMap<u64, u32>,
+    /// Places taken but still in `order`, per task: always a task's oldest.
+    taken: FxHashMap<u64, u32>,
+    /// Places not taken.
+    live: usize,
 }
 
 impl Deferred {
     fn push(&mut self, task: u64) {
-        if self.order.len() >= MAX_DEFERRED {
-            if let Some(old) = self.order.pop_front() {
-                self.forget(old);
-            }
+        while self.live >= MAX_DEFERRED {
+            self.evict_oldest();
         }
         self.order.push_back(task);
         *self.count.entry(task).or_default() += 1;
+        self.live += 1;
+        if self.order.len() > 4 * MAX_DEFERRED {
+            self.compact();
+        }
     }
 
     fn contains(&self, task: u64) -> bool {
         self.count.contains_key(&task)
     }
 
-    /// Takes one of `task`'s places, the latest (found from the back, where
-    /// a task woken soon after its poll is).
+    /// Takes `task`'s oldest place.
     fn take(&mut self, task: u64) {
-        if let Some(i) = self.order.iter().rposition(|&d| d == task) {
-            self.order.remove(i);
-            self.forget(task);
+        if dec(&mut self.count, task) {
+            *self.taken.entry(task).or_default() += 1;
+            self.live -= 1;
         }
     }
 
-    fn forget(&mut self, task: u64) {
-        if let std::collections::hash_map::Entry::Occupied(mut e) = self.count.entry(task) {
-            *e.get_mut() -= 1;
-            if *e.get() == 0 {
-                e.remove();
+    /// Drops the oldest place not taken (and the taken ones before it).
+    fn evict_oldest(&mut self) {
+        while let Some(task) = self.order.pop_front() {
+            if !dec(&mut self.taken, task) {
+                dec(&mut self.count, task);
+                self.live -= 1;
+                return;
             }
         }
+    }
+
+    /// Drops the taken places: a task's are its oldest, so the first ones met.
+    fn compact(&mut self) {
+        let taken = &mut self.taken;
+        self.order.retain(|&task| !dec(taken, task));
     }
 
     fn clear(&mut self) {
         self.order.clear();
         self.count.clear();
+        self.taken.clear();
+        self.live = 0;
+    }
+}
+
+/// Takes one from `task`'s count in `map`; false if it had none.
+fn dec(map: &mut FxHashMap<u64, u32>, task: u64) -> bool {
+    match map.entry(task) {
+        std::collections::hash_map::Entry::Occupied(mut e) => {
+            *e.get_mut() -= 1;
+            if *e.get() == 0 {
+                e.remove();
+            }
+            true
+        }
+        std::collections::hash_map::Entry::Vacant(_) => false,
+    }
+}
+
+impl LiveTask {
+    /// Where the task stands after `kind`, one of its events (the resolver's
+    /// `follow`, and a poll's start and end, which look the task up anyway).
+    fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
+        self.life.apply_at(ts_ns, thread, kind);
     }
 }
 
@@ -304,16 +342,19 @@ impl Resolver {
                     self.threads.get(thread).span = Some(*info);
                 }
             }
-            Raw::Spawn { task, location } => {
+            Raw::Spawn {
+                task,
+                location,
+                parent_low,
+                in_poll,
+            } => {
                 let t = self.threads.get(thread);
                 let info = t.span.take().filter(|i| i.task == task);
-                // The task polled here when it spawned this one.
-                let parent = t.polling;
+                // The task polled here when it spawned this one (unless that
+                // poll's start or end was lost: then it is not known).
+                let parent = t.polling.filter(|&p| in_poll && p as u32 == parent_low);
                 self.tasks.entry(task).or_default();
-                let location = match info.as_ref().and_then(|i| i.location.clone()) {
-                    Some(l) => l,
-                    None => self.spawn_site(location),
-                };
+                let location = self.spawn_site(location);
                 let kind = EventKind::Spawn {
                     task,
                     kind: info.as_ref().map_or(TaskKind::Task, |i| i.kind),
@@ -334,7 +375,7 @@ impl Resolver {
                 if let Some(t) = self.tasks.get_mut(&task) {
                     t.polling.clear();
                     if self.follow {
-                        t.life.apply_at(ts_ns, thread, &kind);
+                        t.follow(ts_ns, thread, &kind);
                     }
                 }
                 self.emit_followed(out, ts_ns, thread, kind);
@@ -375,7 +416,7 @@ impl Resolver {
                     std::mem::swap(&mut t.armed, &mut t.polling);
                     t.polling.clear();
                     if self.follow {
-                        t.life.apply_at(ts_ns, thread, &kind);
+                        t.follow(ts_ns, thread, &kind);
                     }
                 }
                 self.emit_followed(out, ts_ns, thread, kind);
@@ -538,7 +579,7 @@ impl Resolver {
         if !matches!(kind, EventKind::Spawn { .. }) {
             // Every event but a spawn: one lookup.
             if let Some(t) = self.tasks.get_mut(&task) {
-                t.life.apply_at(ts_ns, thread, kind);
+                t.follow(ts_ns, thread, kind);
             }
             return;
         }
@@ -581,7 +622,7 @@ impl Resolver {
             }));
         }
         if let Some(t) = self.tasks.get_mut(&task) {
-            t.life.apply_at(ts_ns, thread, kind);
+            t.follow(ts_ns, thread, kind);
         }
     }
 
@@ -723,13 +764,11 @@ impl Resolver {
             return WakeSource::Timer;
         }
         let t = self.threads.get(thread);
-        if !t.in_park {
-            if t.deferred.contains(task) {
-                if waking {
-                    t.deferred.take(task);
-                }
-                return WakeSource::Task(task);
+        if !t.in_park && t.deferred.contains(task) {
+            if waking {
+                t.deferred.take(task);
             }
+            return WakeSource::Task(task);
         }
         WakeSource::Io
     }
@@ -761,6 +800,8 @@ mod tests {
         Raw::Spawn {
             task,
             location: std::panic::Location::caller(),
+            parent_low: 0,
+            in_poll: false,
         }
     }
 
@@ -800,18 +841,104 @@ mod tests {
         d.push(1);
         d.take(1);
         assert!(d.contains(1), "once more");
-        d.take(1);
-        assert!(!d.contains(1) && d.contains(2));
-        // Full: the oldest make room, whoever they are.
-        for t in 10..10 + MAX_DEFERRED as u64 {
+        // The wake took 1's oldest place: its other one is the newest, and
+        // outlasts 2 when the oldest make room.
+        for t in 10..10 + MAX_DEFERRED as u64 - 2 {
             d.push(t);
         }
-        assert!(!d.contains(2), "pushed out");
-        assert!(d.contains(10) && d.contains(9 + MAX_DEFERRED as u64));
-        assert_eq!(d.order.len(), MAX_DEFERRED);
-        assert_eq!(d.count.values().sum::<u32>() as usize, MAX_DEFERRED);
+        assert!(d.contains(2) && d.contains(1), "full, not over");
+        d.push(99);
+        assert!(!d.contains(2), "the oldest pushed out");
+        assert!(d.contains(1) && d.contains(10) && d.contains(99));
+        d.take(1);
+        assert!(!d.contains(1));
+        assert_eq!(d.live, MAX_DEFERRED - 1);
+        assert_eq!(d.count.values().sum::<u32>() as usize, d.live);
+        // Pushed and taken over and over without a park: the taken places are
+        // dropped, the list stays bounded.
+        for t in 0..10 * MAX_DEFERRED as u64 {
+            d.push(1000 + t);
+            d.take(1000 + t);
+        }
+        assert!(d.order.len() <= 4 * MAX_DEFERRED + 1);
+        assert!(d.contains(10) && d.contains(99), "still there");
         d.clear();
-        assert!(!d.contains(10) && d.order.is_empty());
+        assert!(!d.contains(10) && d.order.is_empty() && d.live == 0);
+    }
+
+    #[test]
+    fn live_tasks_are_restated_only_when_followed() {
+        for follow in [false, true] {
+            let mut r = Resolver {
+                follow,
+                ..Resolver::default()
+            };
+            round(
+                &mut r,
+                vec![
+                    (1, 0, Raw::Worker(0)),
+                    (2, 0, spawn(1)),
+                    (3, 0, spawn(2)),
+                    (4, 0, Raw::PollStart(1)),
+                    (5, 0, end(1)),
+                    (6, 0, Raw::PollStart(2)),
+                ],
+            );
+            let restated: Vec<String> = r
+                .resume(10, 0)
+                .iter()
+                .flat_map(|f| match decode_frame(f) {
+                    Ok(Frame::Events(e)) => e,
+                    other => panic!("{other:?}"),
+                })
+                .filter_map(|e| match e.kind {
+                    EventKind::Spawn { task, .. } => Some(format!("{task} spawned")),
+                    EventKind::TaskState { task, state } => Some(format!("{task} {state:?}")),
+                    _ => None,
+                })
+                .collect();
+            if follow {
+                assert_eq!(
+                    restated,
+                    ["1 spawned", "1 Idle", "2 spawned", "2 Running"],
+                    "polls followed in the lookup they make"
+                );
+            } else {
+                assert!(restated.is_empty(), "{restated:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_spawn_names_the_task_polled_where_it_was_made_if_known() {
+        let mut r = Resolver::default();
+        let made_in = |task: u64, parent: u64| Raw::Spawn {
+            task,
+            location: std::panic::Location::caller(),
+            parent_low: parent as u32,
+            in_poll: parent != 0,
+        };
+        let events = round(
+            &mut r,
+            vec![
+                (1, 0, Raw::Worker(0)),
+                (2, 0, spawn(1)),
+                (3, 0, Raw::PollStart(1)),
+                (4, 0, made_in(2, 1)),
+                // 1's end was lost: a spawn outside any poll has no parent,
+                (5, 0, spawn(3)),
+                // nor one in a poll whose start was lost.
+                (6, 0, made_in(4, 9)),
+            ],
+        );
+        let parents: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::Spawn { task, parent, .. } => Some((task, parent)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(parents, [(1, None), (2, Some(1)), (3, None), (4, None)]);
     }
 
     #[test]
