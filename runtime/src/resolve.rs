@@ -796,6 +796,17 @@ mod tests {
         }
     }
 
+    /// What `r` restates to a collector met at `now`, decoded.
+    fn resumed(r: &Resolver, now: u64) -> Vec<Event> {
+        r.resume(now, 0)
+            .iter()
+            .flat_map(|f| match decode_frame(f) {
+                Ok(Frame::Events(e)) => e,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
     fn spawn(task: u64) -> Raw {
         Raw::Spawn {
             task,
@@ -884,13 +895,8 @@ mod tests {
                     (6, 0, Raw::PollStart(2)),
                 ],
             );
-            let restated: Vec<String> = r
-                .resume(10, 0)
-                .iter()
-                .flat_map(|f| match decode_frame(f) {
-                    Ok(Frame::Events(e)) => e,
-                    other => panic!("{other:?}"),
-                })
+            let restated: Vec<String> = resumed(&r, 10)
+                .into_iter()
                 .filter_map(|e| match e.kind {
                     EventKind::Spawn { task, .. } => Some(format!("{task} spawned")),
                     EventKind::TaskState { task, state } => Some(format!("{task} {state:?}")),
@@ -987,15 +993,7 @@ mod tests {
             ]
         );
         // A collector met now hears what the running poll is doing.
-        let resumed: Vec<Event> = r
-            .resume(20, 0)
-            .iter()
-            .flat_map(|f| match decode_frame(f) {
-                Ok(Frame::Events(e)) => e,
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert!(resumed.iter().any(|e| matches!(
+        assert!(resumed(&r, 20).iter().any(|e| matches!(
             &e.kind,
             EventKind::Context { task: 2, label } if &**label == "GET /b"
         )));
