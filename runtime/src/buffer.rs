@@ -41,8 +41,8 @@ pub(crate) enum Raw {
         parent_low: u32,
         in_poll: bool,
     },
-    /// The span of a task with no name, spawned (as tokio says) where its
-    /// spawn hook says: most tasks, in a slot, allocating nothing.
+    /// The span of a task with no name whose place its spawn hook tells (most
+    /// tasks): in the slot, allocating nothing.
     TaskSpan {
         task: u64,
         /// `u64::MAX`: not known.
