@@ -11,7 +11,11 @@
 //! * `embedded`: looptrace with no destination, the default: the collector runs in
 //!   the app;
 //! * `stream`: looptrace streaming to a `looptrace serve` child process;
-//! * `console`: console-subscriber instead of looptrace.
+//! * `console`: console-subscriber instead of looptrace;
+//! * `floor`: tokio alone, its `tracing` instrumentation (task spans, waker
+//!   events, the app's spans) dispatched to a subscriber that takes the callsites
+//!   looptrace takes and does nothing: the part of looptrace's cost that any
+//!   tracer of tokio's wakes pays, the rest is looptrace's own.
 //!
 //! Every cost the user pays is counted: the server's CPU is its whole life's (from
 //! the kernel when it is reaped, after its runtime shut down and shipped its last
@@ -36,7 +40,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MODES: [&str; 5] = ["plain", "record", "embedded", "stream", "console"];
+const MODES: [&str; 6] = ["plain", "floor", "record", "embedded", "stream", "console"];
 
 #[derive(Debug, Default, Clone)]
 struct Run {
@@ -211,6 +215,28 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
         }
         cells.push(per_request(&|_, r| r.collector_cpu));
         println!("| {mode} | {} |", cells.join(" | "));
+    }
+    if let (Some(p), Some(f)) = (plain, modes.iter().position(|m| *m == "floor")) {
+        println!();
+        println!("Beyond the floor (tokio's tracing instrumentation alone), per round against that round's floor run:");
+        println!();
+        println!(
+            "| mode | throughput lost beyond floor | workers' CPU beyond floor (ns/request) |"
+        );
+        println!("|---|---|---|");
+        let lost = |k: usize, r: &Run| 100.0 * (1.0 - r.throughput / runs[p][k].throughput);
+        let workers = THREADS[0].1;
+        for (i, mode) in modes.iter().enumerate() {
+            if matches!(*mode, "plain" | "floor" | "console") {
+                continue;
+            }
+            let rs = &runs[i];
+            let beyond = over_rounds(rs, &|k, r| lost(k, r) - lost(k, &runs[f][k]));
+            let cpu = over_rounds(rs, &|k, r| {
+                1e9 * (r.thread_cpu(workers) - runs[f][k].thread_cpu(workers)) / r.requests
+            });
+            println!("| {mode} | {}% | {} |", na(beyond, 1), na(cpu, 0));
+        }
     }
     println!();
     println!("lost: throughput lost against the same round's plain run; CPU added: server (and collector) CPU over plain's;");

@@ -211,6 +211,8 @@ fn main() -> Result<()> {
         .process_name(format!("demos {}", demo.name))
         .from_env(false)
         .every_waker_op(cli.verbose)
+        // A lesson is watched live: fresher beats cheaper (the default is 50 ms).
+        .flush_interval(std::time::Duration::from_millis(10))
         .sink(sink);
     if let Some(path) = &cli.record {
         builder = builder.record(path);

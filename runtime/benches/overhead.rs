@@ -13,7 +13,7 @@
 //!   poll), without waker events;
 //! * `full`: looptrace capturing everything (hooks plus waker and span events);
 //! * `live`: the same, shipped as it goes: a recording written by the shipping
-//!   thread at its usual pace (every 10 ms), so its cost is in the timed part too
+//!   thread at its default pace, so its cost is in the timed part too
 //!   (the CPU column shows it; wall time hides what it does on the other core);
 //! * `console`: `console_subscriber` active instead;
 //! * `floor`: plain tokio, its task spans and waker events dispatched to a
@@ -489,7 +489,7 @@ fn measure(mode: Mode, multi: bool, w: Workload) -> Sample {
             let path = std::env::temp_dir()
                 .join(format!("looptrace-overhead-{}.ltrace", std::process::id()));
             let rt = if mode == Mode::Live {
-                // Shipped every 10 ms (the default) as it runs. A tight yield loop
+                // Shipped as it runs, at the default pace. A tight yield loop
                 // makes events faster than one shipping thread takes them: the
                 // buffers hold the backlog, so that all is shipped and counted.
                 b.record(&path)

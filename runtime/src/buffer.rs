@@ -84,7 +84,7 @@ pub(crate) enum Raw {
     /// The same, a label made once for its callsite and kept for good.
     FixedContext(&'static crate::context::SpanLabel),
     /// The scheduler's queues, sampled (boxed: one per sampling period at most,
-    /// 10 ms by default).
+    /// each shipping round by default).
     Queues(Box<crate::queues::QueuesRaw>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),

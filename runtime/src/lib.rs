@@ -45,8 +45,8 @@ mod ship;
 mod subscriber;
 
 pub use builder::{
-    Builder, Error, Report, Runtime, ENV_ADDR, ENV_CONTEXT, ENV_EVERY_WAKER_OP, ENV_OTLP,
-    ENV_OTLP_POLL_MS, ENV_QUEUES_MS, ENV_RECORD, ENV_TOKEN, ENV_VIEW,
+    Builder, Error, Report, Runtime, ENV_ADDR, ENV_CONTEXT, ENV_EVERY_WAKER_OP, ENV_FLUSH_MS,
+    ENV_OTLP, ENV_OTLP_POLL_MS, ENV_QUEUES_MS, ENV_RECORD, ENV_TOKEN, ENV_VIEW,
 };
 pub use destination::{collector_url, Destination};
 pub use layer::{layer, LooptraceLayer};

@@ -13,7 +13,7 @@ fn a_busy_workers_queue_fills_and_the_other_worker_steals_from_it() {
     busy_worker(Some(Duration::from_millis(1)), 16);
 }
 
-/// As sampled by default: at each round of the shipping thread (10 ms; the
+/// As sampled by default: at each round of the shipping thread (50 ms; the
 /// queue empties as the other worker steals, so a loaded machine's rounds may
 /// see less of it).
 #[test]

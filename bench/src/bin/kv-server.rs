@@ -5,7 +5,10 @@
 //! closes, shuts the runtime down, then prints one JSON line of what capture
 //! reported and the CPU of its threads by name when the load ended. MODE: `plain` (tokio alone), `record FILE`, `embedded` (the default
 //! with no destination: the collector in-process), `stream ADDR` (to a collector),
-//! `console` (console-subscriber instead of looptrace).
+//! `console` (console-subscriber instead of looptrace), `floor` (tokio alone, its
+//! `tracing` instrumentation dispatched to a subscriber that takes exactly the
+//! callsites looptrace takes and does nothing with them: what any tracer of tokio's
+//! wakes and of the app's spans pays before doing anything).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -18,7 +21,13 @@ fn main() {
     let arg = args.get(1).cloned();
     let mut out = serde_json::json!({"mode": mode});
     match mode {
-        "plain" | "console" => {
+        "plain" | "console" | "floor" => {
+            if mode == "floor" {
+                tracing::subscriber::set_global_default(Floor(
+                    looptrace::LooptraceSubscriber::new(),
+                ))
+                .expect("no other subscriber");
+            }
             if mode == "console" {
                 use tracing_subscriber::prelude::*;
                 let console = console_subscriber::ConsoleLayer::builder()
@@ -74,6 +83,32 @@ fn main() {
         out["threads"] = t.clone();
     }
     println!("{out}");
+}
+
+/// The `floor` subscriber: looptrace's interest in callsites, none of its work.
+struct Floor(looptrace::LooptraceSubscriber);
+
+impl tracing::Subscriber for Floor {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        self.0.register_callsite(meta)
+    }
+    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
+        self.0.enabled(meta)
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
 }
 
 static THREAD_CPU: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
