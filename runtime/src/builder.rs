@@ -813,13 +813,18 @@ impl Runtime {
         self.session.is_some()
     }
 
-    /// Counts so far (events are counted once shipped, every few milliseconds).
+    /// Counts so far (events are counted once shipped, at each round of the
+    /// shipping thread: see [`Builder::flush_interval`]).
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// # let path = std::env::temp_dir().join("looptrace-report-so-far.ltrace");
-    /// let rt = looptrace::Builder::new_current_thread().record(&path).build()?;
-    /// rt.block_on(async { tokio::time::sleep(std::time::Duration::from_millis(50)).await });
+    /// use std::time::Duration;
+    /// let rt = looptrace::Builder::new_current_thread()
+    ///     .flush_interval(Duration::from_millis(10))
+    ///     .record(&path)
+    ///     .build()?;
+    /// rt.block_on(async { tokio::time::sleep(Duration::from_millis(100)).await });
     /// assert!(rt.report().events > 0);
     /// # Ok(()) }
     /// ```
