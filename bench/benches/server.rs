@@ -169,7 +169,7 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
             na(eps, 0),
             na(wire, 2),
             na(store, 2),
-            if *mode == "plain" || *mode == "console" {
+            if matches!(*mode, "plain" | "console" | "floor") {
                 "-".into()
             } else {
                 na(ratio, 1)

@@ -448,8 +448,10 @@ pub struct Follow {
 
 /// Events looked through past a window's end for the context of the polls
 /// running there: a poll's end carries it, or, for a poll running when its app
-/// shipped, a `context` event up to a round of shipping after its start.
-const LOOK_AHEAD_EVENTS: usize = 65_536;
+/// shipped, a `context` event up to a round of shipping after its start (a
+/// round of 50 ms, the default, at 5M events a second; apps ship every 100 ms
+/// at the most).
+const LOOK_AHEAD_EVENTS: usize = 1 << 18;
 
 impl Follow {
     pub fn new(tracker: Tracker, start_ns: u64, end_ns: u64) -> Follow {
