@@ -15,6 +15,9 @@ fn record(dir: &Path) -> PathBuf {
     let rt = looptrace::Builder::new_multi_thread()
         .worker_threads(2)
         .from_env(false)
+        // Shipped in several rounds, so the recording has several chunks (a
+        // cut one leaves the others whole).
+        .flush_interval(Duration::from_millis(10))
         .record(&path)
         .build()
         .unwrap();
