@@ -49,11 +49,13 @@ pub const ENV_FLUSH_MS: &str = "LOOPTRACE_FLUSH_MS";
 
 /// The shipping thread's default pace (see [`Builder::flush_interval`]).
 const DEFAULT_FLUSH: Duration = Duration::from_millis(50);
-/// The pace's bounds: sooner, the shipping thread would spin; later, a live
-/// collector's lost-waker check (250 ms of quiet) could outrun the events still
-/// on their way, and a round past 50 ms saves next to nothing more.
+/// The shortest pace: sooner, the shipping thread would spin.
 const MIN_FLUSH: Duration = Duration::from_millis(1);
-const MAX_FLUSH: Duration = Duration::from_millis(100);
+/// The longest pace [`ENV_FLUSH_MS`] sets: later, a live collector's lost-waker
+/// check (250 ms of quiet) could outrun the events still on their way, and a
+/// round past 50 ms saves next to nothing more. (Code may ask for longer, to
+/// defer shipping in a measurement.)
+const MAX_ENV_FLUSH: Duration = Duration::from_millis(100);
 
 static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
 static LAYER_USED: AtomicBool = AtomicBool::new(false);
@@ -448,10 +450,9 @@ impl Builder {
         self
     }
 
-    /// How often the shipper drains the buffers (default 50 ms, kept within 1 to
-    /// 100 ms; sooner when a thread's buffer is half full). Events younger than
-    /// 2 ms wait for the next round, so that those of all threads go out in time
-    /// order.
+    /// How often the shipper drains the buffers (default 50 ms, at least 1 ms;
+    /// sooner when a thread's buffer is half full). Events younger than 2 ms wait
+    /// for the next round, so that those of all threads go out in time order.
     ///
     /// Each round has a cost of its own besides its events': the shipping thread
     /// (and a collector it streams to) wakes up with cold caches. On a busy server,
@@ -459,7 +460,9 @@ impl Builder {
     /// every 10 ms, and a sixth less of a streaming collector's. A shorter interval
     /// makes a live view fresher (the demos ship every 10 ms), a longer one costs
     /// less; a viewer typically sees events this plus 2 ms late. [`ENV_FLUSH_MS`]
-    /// sets it too.
+    /// sets it too (up to 100 ms). Past some 200 ms, a live collector's
+    /// lost-waker check (250 ms of quiet) can run ahead of events still on their
+    /// way: longer paces are for measurements that defer shipping.
     ///
     /// ```
     /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -473,7 +476,7 @@ impl Builder {
     /// # Ok(()) }
     /// ```
     pub fn flush_interval(mut self, every: Duration) -> Self {
-        self.flush_interval = every.clamp(MIN_FLUSH, MAX_FLUSH);
+        self.flush_interval = every.max(MIN_FLUSH);
         self
     }
 
@@ -522,7 +525,7 @@ impl Builder {
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|ms| *ms > 0)
             {
-                self = self.flush_interval(Duration::from_millis(ms));
+                self = self.flush_interval(Duration::from_millis(ms).min(MAX_ENV_FLUSH));
             }
         }
         let mut viewer = None;
