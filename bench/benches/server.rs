@@ -133,6 +133,12 @@ fn main() {
 fn report(modes: &[&str], runs: &[Vec<Run>]) {
     let plain = modes.iter().position(|m| *m == "plain");
     let console = modes.iter().position(|m| *m == "console");
+    // Throughput a run lost against its round's plain run, in percent.
+    let lost = |k: usize, r: &Run| -> f64 {
+        plain.map_or(f64::NAN, |p| {
+            100.0 * (1.0 - r.throughput / runs[p][k].throughput)
+        })
+    };
     println!();
     println!("| mode | throughput (req/s) | lost vs plain | CPU added (s) | CPU per request (µs) | events per request | events/s | wire B/event | store B/event | cost / console's |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
@@ -140,11 +146,6 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
         let rs = &runs[i];
         let col = |f: &dyn Fn(usize, &Run) -> f64| over_rounds(rs, f);
         let thr = col(&|_, r| r.throughput);
-        let lost = |k: usize, r: &Run| -> f64 {
-            plain.map_or(f64::NAN, |p| {
-                100.0 * (1.0 - r.throughput / runs[p][k].throughput)
-            })
-        };
         let cpu = |k: usize, r: &Run| -> f64 {
             plain.map_or(f64::NAN, |p| {
                 r.server_cpu + r.collector_cpu - runs[p][k].server_cpu
@@ -216,7 +217,7 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
         cells.push(per_request(&|_, r| r.collector_cpu));
         println!("| {mode} | {} |", cells.join(" | "));
     }
-    if let (Some(p), Some(f)) = (plain, modes.iter().position(|m| *m == "floor")) {
+    if let Some(f) = modes.iter().position(|m| *m == "floor") {
         println!();
         println!("Beyond the floor (tokio's tracing instrumentation alone), per round against that round's floor run:");
         println!();
@@ -224,7 +225,6 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
             "| mode | throughput lost beyond floor | workers' CPU beyond floor (ns/request) |"
         );
         println!("|---|---|---|");
-        let lost = |k: usize, r: &Run| 100.0 * (1.0 - r.throughput / runs[p][k].throughput);
         let workers = THREADS[0].1;
         for (i, mode) in modes.iter().enumerate() {
             if matches!(*mode, "plain" | "floor" | "console") {
@@ -243,7 +243,7 @@ fn report(modes: &[&str], runs: &[Vec<Run>]) {
     println!("cost / console's: console's throughput loss divided by this mode's (higher is cheaper). Spread: [min..max] over rounds.");
 }
 
-/// `f` of each round's run (given its round), summed up over the rounds.
+/// `f` of each round's run (given its round), summarised over the rounds.
 fn over_rounds(rs: &[Run], f: &dyn Fn(usize, &Run) -> f64) -> Summary {
     Summary::of(
         &rs.iter()

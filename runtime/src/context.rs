@@ -236,32 +236,23 @@ impl Label {
             fields,
             ..
         } = self;
-        match (otel_name, method, path) {
-            (Some(n), _, path) => {
-                if let Some((_, p)) = path {
-                    give_back(p);
-                }
-                shared(clip(&n, MAX_LABEL))
-            }
-            (None, Some(m), Some((_, mut p))) => {
+        let mut path = path.map(|(_, p)| p);
+        let label = match (otel_name, method, path.as_mut()) {
+            (Some(n), _, _) => shared(clip(&n, MAX_LABEL)),
+            (None, Some(m), Some(p)) => {
                 // Within the room kept for it: as a rule, no new allocation.
                 p.insert(0, ' ');
                 p.insert_str(0, m.as_str());
-                let label = shared(clip(&p, MAX_LABEL));
-                give_back(p);
-                label
+                shared(clip(p.as_str(), MAX_LABEL))
             }
-            (None, _, path) => {
-                if let Some((_, p)) = path {
-                    give_back(p);
-                }
-                if fields.is_empty() {
-                    shared(clip(name, MAX_LABEL))
-                } else {
-                    shared(clip(&format!("{name}{{{fields}}}"), MAX_LABEL))
-                }
-            }
+            (None, _, _) if fields.is_empty() => shared(clip(name, MAX_LABEL)),
+            (None, _, _) => shared(clip(&format!("{name}{{{fields}}}"), MAX_LABEL)),
+        };
+        // The path's buffer serves the next span's.
+        if let Some(p) = path {
+            give_back(p);
         }
+        label
     }
 }
 

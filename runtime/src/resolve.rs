@@ -131,14 +131,6 @@ fn dec(map: &mut FxHashMap<u64, u32>, task: u64) -> bool {
     }
 }
 
-impl LiveTask {
-    /// Where the task stands after `kind`, one of its events (the resolver's
-    /// `follow`, and a poll's start and end, which look the task up anyway).
-    fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
-        self.life.apply_at(ts_ns, thread, kind);
-    }
-}
-
 #[derive(Default)]
 struct LiveTask {
     /// `Sleep`s the task polled (and is waiting on) in its last poll.
@@ -149,6 +141,14 @@ struct LiveTask {
     spawn: Option<Box<Spawned>>,
     /// Where it stands.
     life: looptrace_wire::Lifecycle,
+}
+
+impl LiveTask {
+    /// Where the task stands after `kind`, one of its events (the resolver's
+    /// `follow`, and a poll's start and end, which look the task up anyway).
+    fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
+        self.life.apply_at(ts_ns, thread, kind);
+    }
 }
 
 /// A live task's spawn, kept to restate it when a stream starts over.
