@@ -13,13 +13,26 @@ use looptrace_wire::{Outcome, WakeOp};
 use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use std::cell::Cell;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What the hot path stores: raw facts, resolved into wire events by the shipper.
 #[derive(Debug)]
 pub(crate) enum Raw {
     PollStart(u64),
+    /// A whole poll during which this thread pushed nothing else: its start
+    /// `back` clock ticks before the slot's time, its end at it (see
+    /// [`Local::start_poll`]).
+    Poll {
+        task: u64,
+        back: u32,
+        ready: bool,
+        clones: u32,
+        drops: u32,
+    },
     PollEnd {
         task: u64,
         ready: bool,
@@ -119,6 +132,39 @@ pub(crate) struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
+impl Raw {
+    /// Wire events this fact makes, as counted when it is lost to a full ring.
+    fn events(&self) -> u64 {
+        match self {
+            Raw::Poll { .. } => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// The poll running on a thread whose start is not in its ring yet, for the
+/// shipper to send if the poll outlasts the hold time (a long poll is seen while
+/// it runs). `since` is the start's clock reading, 0 when there is none; `task`
+/// is written before it, so a `since` read the same before and after `task`
+/// vouches for `task`.
+#[derive(Debug, Default)]
+pub(crate) struct Running {
+    since: AtomicU64,
+    task: AtomicU64,
+}
+
+impl Running {
+    /// The running poll's start and task, if its start is not in the ring.
+    pub(crate) fn read(&self) -> Option<(u64, u64)> {
+        let since = self.since.load(Acquire);
+        if since == 0 {
+            return None;
+        }
+        let task = self.task.load(Acquire);
+        (self.since.load(Acquire) == since).then_some((since, task))
+    }
+}
+
 /// Session generation; 0 while no session captures.
 static GEN: AtomicU64 = AtomicU64::new(0);
 static CAPACITY: AtomicUsize = AtomicUsize::new(DEFAULT_CAPACITY);
@@ -136,12 +182,17 @@ pub(crate) struct ThreadBuf {
     pub name: String,
     pub dropped: Arc<AtomicU64>,
     pub reported_drops: u64,
+    pub running: Arc<Running>,
+    /// The clock reading of a poll start already shipped whose slot (its own,
+    /// or the whole poll's) has not been taken yet; 0: none.
+    pub started: u64,
 }
 
 struct Buf {
     producer: Producer<Slot>,
     gen: u64,
     dropped: Arc<AtomicU64>,
+    running: Arc<Running>,
     /// Pushes so far (wrapping): the fill level is looked at when `pushes &
     /// check_mask` is 0.
     pushes: u32,
@@ -221,6 +272,9 @@ pub(crate) struct Local {
     pub own_drops: Cell<u32>,
     /// The current poll's context (the app's span) was sent.
     pub context_sent: Cell<bool>,
+    /// The clock reading of the current poll's start while it is not in the
+    /// ring (0: none, or pushed).
+    pending: Cell<u64>,
 }
 
 thread_local! {
@@ -241,6 +295,7 @@ thread_local! {
             own_clones: Cell::new(0),
             own_drops: Cell::new(0),
             context_sent: Cell::new(false),
+            pending: Cell::new(0),
         }
     };
     static OWNER: BufOwner = const { BufOwner };
@@ -281,21 +336,111 @@ pub(crate) fn active() -> u64 {
 }
 
 impl Local {
+    /// This thread's ring for session `gen`, made if need be; `None` once the
+    /// thread is exiting.
     #[inline]
-    pub(crate) fn push(&self, gen: u64, slot: Slot) {
+    #[allow(clippy::mut_from_ref)]
+    fn ring(&self, gen: u64) -> Option<&mut Buf> {
         let mut p = self.buf.get();
-        // SAFETY (both derefs): `p` is null or this thread's own live ring (see `rejoin`).
+        // SAFETY (both derefs): `p` is null or this thread's own live ring (see
+        // `rejoin`); callers hold the reference only within one hook, and nothing
+        // re-enters this thread's buffer meanwhile.
         if p.is_null() || unsafe { (*p).gen } != gen {
             p = self.rejoin(gen);
             if p.is_null() {
-                return;
+                return None;
             }
         }
+        Some(unsafe { &mut *p })
+    }
+
+    #[inline]
+    pub(crate) fn push(&self, gen: u64, slot: Slot) {
+        let Some(b) = self.ring(gen) else { return };
+        if self.pending.get() != 0 {
+            self.push_start(b);
+        }
+        self.put(b, slot);
+    }
+
+    /// A poll of `task` starts at `tsc`. Its start stays here rather than in the
+    /// ring: a poll during which this thread pushes nothing else (most of a
+    /// server's) goes in as one slot at its end, one push instead of two. Any
+    /// other push first pushes the start, so a ring stays in time order; the
+    /// shipper sends a start still here once it is older than its hold time.
+    #[inline]
+    pub(crate) fn start_poll(&self, gen: u64, tsc: u64, task: u64) {
+        let Some(b) = self.ring(gen) else { return };
+        if self.pending.get() != 0 {
+            // A poll inside a poll: the outer start goes in first.
+            self.push_start(b);
+        }
+        b.running.task.store(task, Release);
+        b.running.since.store(tsc, Release);
+        self.pending.set(tsc.max(1));
+        // What a clone or drop in this poll is timed at (see `on_waker`).
+        self.last_tsc.set(tsc);
+    }
+
+    /// The poll of `task` ends at `tsc`.
+    #[inline]
+    pub(crate) fn end_poll(
+        &self,
+        gen: u64,
+        tsc: u64,
+        task: u64,
+        ready: bool,
+        clones: u32,
+        drops: u32,
+    ) {
+        let Some(b) = self.ring(gen) else { return };
+        let start = self.pending.get();
+        if start != 0 && b.running.task.load(Relaxed) == task {
+            if let Some(back) = tsc.checked_sub(start).and_then(|d| u32::try_from(d).ok()) {
+                self.pending.set(0);
+                b.running.since.store(0, Release);
+                let raw = Raw::Poll {
+                    task,
+                    back,
+                    ready,
+                    clones,
+                    drops,
+                };
+                return self.put(b, Slot { tsc, raw });
+            }
+        }
+        if start != 0 {
+            self.push_start(b);
+        }
+        let raw = Raw::PollEnd {
+            task,
+            ready,
+            clones,
+            drops,
+        };
+        self.put(b, Slot { tsc, raw });
+    }
+
+    /// Pushes the current poll's start, kept back until now.
+    #[cold]
+    fn push_start(&self, b: &mut Buf) {
+        let tsc = self.pending.replace(0);
+        b.running.since.store(0, Release);
+        let task = b.running.task.load(Relaxed);
+        self.put(
+            b,
+            Slot {
+                tsc,
+                raw: Raw::PollStart(task),
+            },
+        );
+    }
+
+    #[inline]
+    fn put(&self, b: &mut Buf, slot: Slot) {
         self.last_tsc.set(slot.tsc);
-        // SAFETY: as above; nothing re-enters this thread's buffer during a push.
-        let b = unsafe { &mut *p };
         if let Err(PushError::Full(slot)) = b.producer.push(slot) {
-            b.dropped.fetch_add(1, Relaxed);
+            b.dropped.fetch_add(slot.raw.events(), Relaxed);
             drop(slot);
         }
         b.pushes = b.pushes.wrapping_add(1);
@@ -311,6 +456,8 @@ impl Local {
         if self.dead.get() || OWNER.try_with(|_| ()).is_err() {
             return std::ptr::null_mut();
         }
+        // A start kept back belongs to the earlier session.
+        self.pending.set(0);
         let old = self.buf.replace(std::ptr::null_mut());
         if !old.is_null() {
             // SAFETY: from `Box::into_raw` below, owned by this thread.
@@ -354,6 +501,7 @@ fn join(gen: u64) -> Buf {
         }
     }
     let dropped = Arc::new(AtomicU64::new(0));
+    let running = Arc::new(Running::default());
     let thread = NEXT_THREAD.fetch_add(1, Relaxed) as u32;
     let name = std::thread::current()
         .name()
@@ -365,11 +513,14 @@ fn join(gen: u64) -> Buf {
         name,
         dropped: dropped.clone(),
         reported_drops: 0,
+        running: running.clone(),
+        started: 0,
     });
     Buf {
         producer,
         gen,
         dropped,
+        running,
         pushes: 0,
         check_mask: ((capacity / 4).clamp(1, CHECK_EVERY as usize) as u32).next_power_of_two() - 1,
         low_free: capacity / 2,

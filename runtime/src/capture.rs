@@ -114,13 +114,7 @@ fn on_poll_start(meta: &TaskMeta<'_>) {
         l.context_sent.set(false);
         l.terminated.set(false);
         l.panicked.set(false);
-        l.push(
-            gen,
-            Slot {
-                tsc,
-                raw: Raw::PollStart(task),
-            },
-        );
+        l.start_poll(gen, tsc, task);
     });
 }
 
@@ -129,17 +123,13 @@ fn on_poll_end(meta: &TaskMeta<'_>) {
     let task = task_id(meta.id());
     timed(|l, gen, tsc| {
         l.current.set(0);
-        l.push(
+        l.end_poll(
             gen,
-            Slot {
-                tsc,
-                raw: Raw::PollEnd {
-                    task,
-                    ready: l.terminated.get(),
-                    clones: l.own_clones.get(),
-                    drops: l.own_drops.get(),
-                },
-            },
+            tsc,
+            task,
+            l.terminated.get(),
+            l.own_clones.get(),
+            l.own_drops.get(),
         );
     });
 }

@@ -365,6 +365,24 @@ impl Resolver {
                 };
                 self.emit(out, ts_ns, thread, kind);
             }
+            // The merge takes a whole poll in two (see `ship`); whole, its start
+            // and end share the end's time.
+            Raw::Poll {
+                task,
+                ready,
+                clones,
+                drops,
+                ..
+            } => {
+                self.resolve(ts_ns, thread, Raw::PollStart(task), out);
+                let end = Raw::PollEnd {
+                    task,
+                    ready,
+                    clones,
+                    drops,
+                };
+                self.resolve(ts_ns, thread, end, out);
+            }
             Raw::PollStart(task) => {
                 // A context still held belongs to a poll whose end was lost.
                 self.send_context(out, ts_ns, thread, true);

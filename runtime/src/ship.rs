@@ -72,13 +72,21 @@ impl Out<'_> {
 }
 
 /// One ring's slots readable this round, and how far the merge has taken them.
+///
+/// A whole poll in one slot (`Raw::Poll`) is taken in two steps, its start at
+/// its start's time and its end at its end's, so that what other threads did
+/// meanwhile goes out between them, as it happened.
 struct Cursor<'a> {
     chunk: ReadChunk<'a, Slot>,
     taken: usize,
     len: usize,
     thread: u32,
-    /// The time of the slot at `taken`.
+    /// The time of the next fact to take.
     head_ns: u64,
+    /// The thread's poll start already shipped (see [`ThreadBuf::started`]).
+    started: &'a mut u64,
+    /// A running poll's start not in the ring, to ship after its slots.
+    running: Option<(u64, u64)>,
 }
 
 impl Cursor<'_> {
@@ -91,21 +99,69 @@ impl Cursor<'_> {
         }
     }
 
-    /// Sets `head_ns` to the next slot's time; false if none is due by `cutoff`.
+    /// Sets `head_ns` to the next fact's time; false if none is due by `cutoff`.
     fn advance(&mut self, origin: &Origin, cutoff: u64) -> bool {
-        if self.taken == self.len {
-            return false;
-        }
-        let tsc = self.slot(self.taken).tsc;
+        let tsc = loop {
+            if self.taken == self.len {
+                match self.running {
+                    Some((since, _)) => break since,
+                    None => return false,
+                }
+            }
+            let started = *self.started;
+            let slot = self.slot(self.taken);
+            match slot.raw {
+                // Shipped already, from `Running` (the thread pushed it later).
+                Raw::PollStart(_) if slot.tsc == started => {
+                    *self.started = 0;
+                    self.taken += 1;
+                }
+                Raw::Poll { back, .. } if slot.tsc - back as u64 != started => {
+                    break slot.tsc - back as u64
+                }
+                _ => break slot.tsc,
+            }
+        };
         self.head_ns = origin.ns(tsc);
         self.head_ns <= cutoff
     }
 
-    /// Moves the head slot's fact out (the ring drops the husk when committed).
+    /// Moves the next fact out (the ring drops the husk when committed).
     fn take(&mut self) -> Raw {
         let i = self.taken;
+        if i == self.len {
+            let (since, task) = self.running.take().unwrap_or_default();
+            *self.started = since;
+            return Raw::PollStart(task);
+        }
+        let started = *self.started;
+        let slot = self.slot(i);
+        if let Raw::Poll {
+            task,
+            back,
+            ready,
+            clones,
+            drops,
+        } = slot.raw
+        {
+            let start = slot.tsc - back as u64;
+            if start != started {
+                // Its start now; the slot stays at the head for its end.
+                *self.started = start;
+                return Raw::PollStart(task);
+            }
+            *self.started = 0;
+            self.taken += 1;
+            return Raw::PollEnd {
+                task,
+                ready,
+                clones,
+                drops,
+            };
+        }
+        let raw = std::mem::replace(&mut slot.raw, Raw::Park);
         self.taken += 1;
-        std::mem::replace(&mut self.slot(i).raw, Raw::Park)
+        raw
     }
 }
 
@@ -178,8 +234,10 @@ fn run(
                     drops.push((tb.thread, d - tb.reported_drops));
                     tb.reported_drops = d;
                 }
+                // Read before the ring: a poll that ends meanwhile is in it.
+                let running = tb.running.read().filter(|&(since, _)| since != tb.started);
                 let n = tb.consumer.slots();
-                if n == 0 {
+                if n == 0 && running.is_none() {
                     continue;
                 }
                 if let Ok(chunk) = tb.consumer.read_chunk(n) {
@@ -189,11 +247,21 @@ fn run(
                         len: n,
                         thread: tb.thread,
                         head_ns: 0,
+                        started: &mut tb.started,
+                        running,
                     };
+                    if let Some((since, _)) = c.running {
+                        // The ring holds that poll's start (pushed since) or a
+                        // later slot: it comes with the ring.
+                        if n > 0 && c.slot(n - 1).tsc >= since {
+                            c.running = None;
+                        }
+                    }
                     if c.advance(&origin, cutoff) {
                         cursors.push(c);
                     } else {
-                        c.chunk.commit(0);
+                        let taken = c.taken;
+                        c.chunk.commit(taken);
                     }
                 }
             }

@@ -573,3 +573,141 @@ fn own_waker_clones_and_drops_fold_into_the_poll_end() {
         }
     }
 }
+
+/// Polls once: hands its waker to a plain thread, waits there until that
+/// thread has woken it, and returns `Pending`; then is ready.
+struct WokenMidPoll {
+    polled: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::future::Future for WokenMidPoll {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.polled {
+            if let Some(t) = self.thread.take() {
+                t.join().unwrap();
+            }
+            return std::task::Poll::Ready(());
+        }
+        self.polled = true;
+        let woken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (waker, flag) = (cx.waker().clone(), woken.clone());
+        self.thread = Some(std::thread::spawn(move || {
+            waker.wake_by_ref();
+            flag.store(true, std::sync::atomic::Ordering::Release);
+        }));
+        while !woken.load(std::sync::atomic::Ordering::Acquire) {
+            std::hint::spin_loop();
+        }
+        std::task::Poll::Pending
+    }
+}
+
+#[test]
+fn a_wake_by_another_thread_during_a_poll_goes_out_between_its_start_and_end() {
+    let _s = serial();
+    // Nothing else happens on the polling thread during that poll: it goes into
+    // the ring as one slot, which the shipper must still take apart in order.
+    let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
+        let f = WokenMidPoll {
+            polled: false,
+            thread: None,
+        };
+        named("woken", f).await.unwrap();
+    });
+    let id = t.task("woken");
+    assert_eq!(
+        t.story(id),
+        [
+            "spawn",
+            "poll",
+            "wake by external",
+            "pending",
+            "poll",
+            "terminate completed",
+            "ready"
+        ]
+    );
+    let times: Vec<u64> = t.of(id).iter().map(|e| e.ts_ns).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+}
+
+#[test]
+fn a_long_poll_is_shipped_started_while_it_runs() {
+    let _s = serial();
+    let mem = Memory::default();
+    let rt = Builder::new_multi_thread()
+        .worker_threads(2)
+        .from_env(false)
+        .flush_interval(Duration::from_millis(10))
+        .sink(mem.clone())
+        .build()
+        .expect("runtime");
+    let shipped_during = rt.block_on(async {
+        let ticker = named("ticker", async {
+            for _ in 0..100 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        let mem = mem.clone();
+        let long = named("long", async move {
+            // Blocks its worker: nothing else is pushed on it meanwhile.
+            std::thread::sleep(Duration::from_millis(150));
+            mem.0.lock().unwrap().len()
+        });
+        let during = long.await.unwrap();
+        ticker.await.unwrap();
+        during
+    });
+    rt.shutdown();
+    let frames = mem.0.lock().unwrap().clone();
+    let mut events = Vec::new();
+    let mut starts_by = None;
+    for (i, f) in frames.iter().enumerate() {
+        if let looptrace::wire::Frame::Events(mut e) = looptrace::wire::decode_frame(f).unwrap() {
+            events.append(&mut e);
+        }
+        if i < shipped_during {
+            starts_by = Some(events.len());
+        }
+    }
+    let name = |n: &str| {
+        events.iter().find_map(|e| match &e.kind {
+            EventKind::Spawn {
+                task,
+                name: Some(s),
+                ..
+            } if s == n => Some(*task),
+            _ => None,
+        })
+    };
+    let (long, ticker) = (name("long").unwrap(), name("ticker").unwrap());
+    let at = |pred: &dyn Fn(&EventKind) -> bool| events.iter().position(|e| pred(&e.kind)).unwrap();
+    let start = at(&|k| matches!(k, EventKind::PollStart { task } if *task == long));
+    let end = at(&|k| matches!(k, EventKind::PollEnd { task, .. } if *task == long));
+    // Its start went out in a frame shipped before the poll ended.
+    assert!(
+        start < starts_by.unwrap(),
+        "start at {start}, {} shipped during the poll",
+        starts_by.unwrap()
+    );
+    // The ticker's polls during it go out between its start and its end, in time order.
+    let (t0, t1) = (events[start].ts_ns, events[end].ts_ns);
+    let between: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e.kind, EventKind::PollStart { task } if task == ticker))
+        .filter(|(_, e)| e.ts_ns > t0 && e.ts_ns < t1)
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        between.len() >= 20,
+        "{} ticker polls during the long one",
+        between.len()
+    );
+    assert!(between.iter().all(|&i| start < i && i < end));
+}
