@@ -14,7 +14,7 @@ use rtrb::{Consumer, Producer, PushError, RingBuffer};
 use std::cell::Cell;
 use std::panic::Location;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -32,6 +32,8 @@ pub(crate) enum Raw {
         ready: bool,
         clones: u32,
         drops: u32,
+        /// The poll's context, if a fixed label ([`crate::context::fixed_number`]; 0: none).
+        context: u16,
     },
     PollEnd {
         task: u64,
@@ -39,6 +41,8 @@ pub(crate) enum Raw {
         /// The task's own waker, cloned and dropped during the poll (folded).
         clones: u32,
         drops: u32,
+        /// As in `Poll`.
+        context: u16,
     },
     Terminate {
         task: u64,
@@ -144,24 +148,39 @@ impl Raw {
 
 /// The poll running on a thread whose start is not in its ring yet, for the
 /// shipper to send if the poll outlasts the hold time (a long poll is seen while
-/// it runs). `since` is the start's clock reading, 0 when there is none; `task`
-/// is written before it, so a `since` read the same before and after `task`
-/// vouches for `task`.
+/// it runs, and which request it serves). `since` is the start's clock reading,
+/// 0 when there is none; `task` and `context` are written before it changes
+/// again, so a `since` read the same before and after them vouches for them.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
     since: AtomicU64,
     task: AtomicU64,
+    context: AtomicU32,
+}
+
+/// What [`Running::read`] saw.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunningPoll {
+    pub since: u64,
+    pub task: u64,
+    /// A fixed label's number, 0: none yet.
+    pub context: u16,
 }
 
 impl Running {
-    /// The running poll's start and task, if its start is not in the ring.
-    pub(crate) fn read(&self) -> Option<(u64, u64)> {
+    /// The running poll whose start is not in the ring, if any.
+    pub(crate) fn read(&self) -> Option<RunningPoll> {
         let since = self.since.load(Acquire);
         if since == 0 {
             return None;
         }
         let task = self.task.load(Acquire);
-        (self.since.load(Acquire) == since).then_some((since, task))
+        let context = self.context.load(Acquire) as u16;
+        (self.since.load(Acquire) == since).then_some(RunningPoll {
+            since,
+            task,
+            context,
+        })
     }
 }
 
@@ -186,6 +205,8 @@ pub(crate) struct ThreadBuf {
     /// The clock reading of a poll start already shipped whose slot (its own,
     /// or the whole poll's) has not been taken yet; 0: none.
     pub started: u64,
+    /// The start of the running poll whose context was shipped from `running`.
+    pub context_of: u64,
 }
 
 struct Buf {
@@ -275,6 +296,8 @@ pub(crate) struct Local {
     /// The clock reading of the current poll's start while it is not in the
     /// ring (0: none, or pushed).
     pending: Cell<u64>,
+    /// That poll's context, a fixed label's number (0: none).
+    pending_context: Cell<u16>,
 }
 
 thread_local! {
@@ -296,6 +319,7 @@ thread_local! {
             own_drops: Cell::new(0),
             context_sent: Cell::new(false),
             pending: Cell::new(0),
+            pending_context: Cell::new(0),
         }
     };
     static OWNER: BufOwner = const { BufOwner };
@@ -399,12 +423,17 @@ impl Local {
             if let Some(back) = tsc.checked_sub(start).and_then(|d| u32::try_from(d).ok()) {
                 self.pending.set(0);
                 b.running.since.store(0, Release);
+                let context = self.pending_context.replace(0);
+                if context != 0 {
+                    b.running.context.store(0, Release);
+                }
                 let raw = Raw::Poll {
                     task,
                     back,
                     ready,
                     clones,
                     drops,
+                    context,
                 };
                 return self.put(b, Slot { tsc, raw });
             }
@@ -417,8 +446,34 @@ impl Local {
             ready,
             clones,
             drops,
+            context: 0,
         };
         self.put(b, Slot { tsc, raw });
+    }
+
+    /// The poll running here entered the app's span labelled `label`. Kept
+    /// with the poll's start if that is still here and the label is fixed
+    /// (no reference to count): it then goes in the poll's slot.
+    #[inline]
+    pub(crate) fn context(&self, gen: u64, label: crate::context::LabelRef<'_>) {
+        let Some(b) = self.ring(gen) else { return };
+        if let (true, crate::context::LabelRef::Fixed(l)) = (self.pending.get() != 0, label) {
+            let n = crate::context::fixed_number(l);
+            self.pending_context.set(n);
+            b.running.context.store(n as u32, Release);
+            return;
+        }
+        if self.pending.get() != 0 {
+            self.push_start(b);
+        }
+        let tsc = clock::raw();
+        self.put(
+            b,
+            Slot {
+                tsc,
+                raw: label.raw(),
+            },
+        );
     }
 
     /// Pushes the current poll's start, kept back until now.
@@ -434,6 +489,14 @@ impl Local {
                 raw: Raw::PollStart(task),
             },
         );
+        let context = self.pending_context.replace(0);
+        if let Some(label) = crate::context::fixed_label(context) {
+            b.running.context.store(0, Release);
+            // Its time is the start's (the span was entered later, in the
+            // same poll): the ring stays in time order.
+            let raw = Raw::FixedContext(label);
+            self.put(b, Slot { tsc, raw });
+        }
     }
 
     #[inline]
@@ -458,6 +521,7 @@ impl Local {
         }
         // A start kept back belongs to the earlier session.
         self.pending.set(0);
+        self.pending_context.set(0);
         let old = self.buf.replace(std::ptr::null_mut());
         if !old.is_null() {
             // SAFETY: from `Box::into_raw` below, owned by this thread.
@@ -515,6 +579,7 @@ fn join(gen: u64) -> Buf {
         reported_drops: 0,
         running: running.clone(),
         started: 0,
+        context_of: 0,
     });
     Buf {
         producer,

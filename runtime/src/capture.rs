@@ -290,13 +290,7 @@ pub(crate) fn on_context(label: crate::context::LabelRef<'_>) {
         if l.current.get() == 0 || l.context_sent.replace(true) {
             return;
         }
-        l.push(
-            gen,
-            Slot {
-                tsc: clock::raw(),
-                raw: label.raw(),
-            },
-        );
+        l.context(gen, label);
     });
 }
 

@@ -10,10 +10,10 @@
 //! doing.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 #[cfg(test)]
 use std::sync::Mutex;
+use std::sync::{Arc, OnceLock};
 use tracing_core::field::{Field, Visit};
 use tracing_core::{Level, Metadata};
 
@@ -398,8 +398,20 @@ impl LabelRef<'_> {
 const FIXED_SLOTS: usize = 1024;
 const MAX_PROBE: usize = 32;
 static FIXED_SITES: [AtomicUsize; FIXED_SLOTS] = [const { AtomicUsize::new(0) }; FIXED_SLOTS];
-static FIXED_LABELS: [AtomicPtr<SpanLabel>; FIXED_SLOTS] =
-    [const { AtomicPtr::new(std::ptr::null_mut()) }; FIXED_SLOTS];
+/// In a table of their own, so that a small number says which (see
+/// [`fixed_number`]).
+static FIXED_LABELS: [OnceLock<SpanLabel>; FIXED_SLOTS] = [const { OnceLock::new() }; FIXED_SLOTS];
+
+/// A fixed label's number, from 1: small enough to go in a poll's ring slot.
+pub(crate) fn fixed_number(label: &'static SpanLabel) -> u16 {
+    let offset = label as *const SpanLabel as usize - FIXED_LABELS.as_ptr() as usize;
+    (offset / std::mem::size_of::<OnceLock<SpanLabel>>() + 1) as u16
+}
+
+/// The fixed label numbered `n` by [`fixed_number`].
+pub(crate) fn fixed_label(n: u16) -> Option<&'static SpanLabel> {
+    FIXED_LABELS.get((n as usize).checked_sub(1)?)?.get()
+}
 
 /// The label kept for a callsite with no fields (None if it has fields, or in
 /// the rare race where another thread is making it, or once the table is full:
@@ -418,23 +430,16 @@ fn fixed(m: &'static Metadata<'static>) -> Option<&'static SpanLabel> {
         if site == 0 {
             match FIXED_SITES[i].compare_exchange(0, addr, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => {
-                    let label: &'static SpanLabel =
-                        Box::leak(Box::new(clip(m.name(), MAX_LABEL).into()));
-                    FIXED_LABELS[i].store(
-                        label as *const SpanLabel as *mut SpanLabel,
-                        Ordering::Release,
-                    );
-                    return Some(label);
+                    return Some(FIXED_LABELS[i].get_or_init(|| clip(m.name(), MAX_LABEL).into()))
                 }
                 // Taken meanwhile: by this callsite, or another (probe on).
                 Err(now) => site = now,
             }
         }
         if site == addr {
-            let p = FIXED_LABELS[i].load(Ordering::Acquire);
-            // SAFETY: a non-null pointer here was leaked above, for good (null
-            // while another thread is making it: this span labels itself).
-            return unsafe { p.as_ref() };
+            // Not yet there while another thread is making it: this span
+            // labels itself.
+            return FIXED_LABELS[i].get();
         }
     }
     None

@@ -372,6 +372,7 @@ impl Resolver {
                 ready,
                 clones,
                 drops,
+                context,
                 ..
             } => {
                 self.resolve(ts_ns, thread, Raw::PollStart(task), out);
@@ -380,6 +381,7 @@ impl Resolver {
                     ready,
                     clones,
                     drops,
+                    context,
                 };
                 self.resolve(ts_ns, thread, end, out);
             }
@@ -403,6 +405,7 @@ impl Resolver {
                 ready,
                 clones,
                 drops,
+                context,
             } => {
                 if clones > 0 {
                     self.cloned_own_waker(thread, task);
@@ -410,6 +413,9 @@ impl Resolver {
                 if self.threads.get(thread).polling != Some(task) {
                     // The end of another poll (this one's start was lost).
                     self.send_context(out, ts_ns, thread, true);
+                }
+                if let Some(label) = crate::context::fixed_label(context) {
+                    self.context(thread, label.clone());
                 }
                 let t = self.threads.get(thread);
                 t.polling = None;
@@ -840,6 +846,7 @@ mod tests {
             ready: false,
             clones: 0,
             drops: 0,
+            context: 0,
         }
     }
 

@@ -7,7 +7,7 @@
 //! encodes what the resolver makes of it straight into the frame. Nothing is copied
 //! into an intermediate list or sorted.
 
-use crate::buffer::{self, Raw, Slot, ThreadBuf};
+use crate::buffer::{self, Raw, RunningPoll, Slot, ThreadBuf};
 use crate::clock::{self, Origin};
 use crate::destination::Dest;
 use crate::queues::Sampler;
@@ -85,8 +85,11 @@ struct Cursor<'a> {
     head_ns: u64,
     /// The thread's poll start already shipped (see [`ThreadBuf::started`]).
     started: &'a mut u64,
-    /// A running poll's start not in the ring, to ship after its slots.
-    running: Option<(u64, u64)>,
+    /// See [`ThreadBuf::context_of`].
+    context_of: &'a mut u64,
+    /// A running poll whose start is not in the ring: its start, then its
+    /// context, go after the ring's slots unless shipped already.
+    running: Option<RunningPoll>,
 }
 
 impl Cursor<'_> {
@@ -104,7 +107,7 @@ impl Cursor<'_> {
         let tsc = loop {
             if self.taken == self.len {
                 match self.running {
-                    Some((since, _)) => break since,
+                    Some(r) => break r.since,
                     None => return false,
                 }
             }
@@ -126,13 +129,22 @@ impl Cursor<'_> {
         self.head_ns <= cutoff
     }
 
-    /// Moves the next fact out (the ring drops the husk when committed).
-    fn take(&mut self) -> Raw {
+    /// Moves the next fact out (the ring drops the husk when committed); none
+    /// once `advance` said there is none.
+    fn take(&mut self) -> Option<Raw> {
         let i = self.taken;
         if i == self.len {
-            let (since, task) = self.running.take().unwrap_or_default();
-            *self.started = since;
-            return Raw::PollStart(task);
+            let r = self.running?;
+            if *self.started != r.since {
+                *self.started = r.since;
+                if r.context == 0 || *self.context_of == r.since {
+                    self.running = None;
+                }
+                return Some(Raw::PollStart(r.task));
+            }
+            self.running = None;
+            *self.context_of = r.since;
+            return crate::context::fixed_label(r.context).map(Raw::FixedContext);
         }
         let started = *self.started;
         let slot = self.slot(i);
@@ -142,26 +154,28 @@ impl Cursor<'_> {
             ready,
             clones,
             drops,
+            context,
         } = slot.raw
         {
             let start = slot.tsc - back as u64;
             if start != started {
                 // Its start now; the slot stays at the head for its end.
                 *self.started = start;
-                return Raw::PollStart(task);
+                return Some(Raw::PollStart(task));
             }
             *self.started = 0;
             self.taken += 1;
-            return Raw::PollEnd {
+            return Some(Raw::PollEnd {
                 task,
                 ready,
                 clones,
                 drops,
-            };
+                context,
+            });
         }
         let raw = std::mem::replace(&mut slot.raw, Raw::Park);
         self.taken += 1;
-        raw
+        Some(raw)
     }
 }
 
@@ -235,7 +249,9 @@ fn run(
                     tb.reported_drops = d;
                 }
                 // Read before the ring: a poll that ends meanwhile is in it.
-                let running = tb.running.read().filter(|&(since, _)| since != tb.started);
+                let running = tb.running.read().filter(|r| {
+                    r.since != tb.started || (r.context != 0 && r.since != tb.context_of)
+                });
                 let n = tb.consumer.slots();
                 if n == 0 && running.is_none() {
                     continue;
@@ -248,9 +264,10 @@ fn run(
                         thread: tb.thread,
                         head_ns: 0,
                         started: &mut tb.started,
+                        context_of: &mut tb.context_of,
                         running,
                     };
-                    if let Some((since, _)) = c.running {
+                    if let Some(RunningPoll { since, .. }) = c.running {
                         // The ring holds that poll's start (pushed since) or a
                         // later slot: it comes with the ring.
                         if n > 0 && c.slot(n - 1).tsc >= since {
@@ -291,7 +308,7 @@ fn run(
                     let mut best: Option<usize> = None;
                     let mut limit = u64::MAX;
                     for (i, c) in cursors.iter().enumerate() {
-                        if c.taken < c.len && c.head_ns <= cutoff {
+                        if c.head_ns <= cutoff && (c.taken < c.len || c.running.is_some()) {
                             match best {
                                 Some(b) if c.head_ns >= cursors[b].head_ns => {
                                     limit = limit.min(c.head_ns)
@@ -320,7 +337,8 @@ fn run(
                         c.head_ns = u64::MAX;
                     }
                     match raw {
-                        Raw::Note(note) => {
+                        None => {}
+                        Some(Raw::Note(note)) => {
                             // After the events that came before it.
                             let n = w.finish();
                             if n > 0 {
@@ -331,7 +349,7 @@ fn run(
                             frame.clear();
                             w = EventsWriter::new(&mut frame);
                         }
-                        raw => resolver.resolve(ts, thread, raw, &mut w),
+                        Some(raw) => resolver.resolve(ts, thread, raw, &mut w),
                     }
                     last_ts = ts;
                     if w.len() >= FRAME_EVENTS {
