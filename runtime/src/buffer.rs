@@ -149,8 +149,9 @@ impl Raw {
 /// The poll running on a thread whose start is not in its ring yet, for the
 /// shipper to send if the poll outlasts the hold time (a long poll is seen while
 /// it runs, and which request it serves). `since` is the start's clock reading,
-/// 0 when there is none; `task` and `context` are written before it changes
-/// again, so a `since` read the same before and after them vouches for them.
+/// 0 when there is none. `task` is written just before `since` is set, and
+/// `context` (during the poll) is cleared before `since` is set again, so a
+/// `since` read the same before and after them vouches for them.
 #[derive(Debug, Default)]
 pub(crate) struct Running {
     since: AtomicU64,
@@ -399,9 +400,11 @@ impl Local {
             // A poll inside a poll: the outer start goes in first.
             self.push_start(b);
         }
+        // 0 says "none".
+        let tsc = tsc.max(1);
         b.running.task.store(task, Release);
         b.running.since.store(tsc, Release);
-        self.pending.set(tsc.max(1));
+        self.pending.set(tsc);
         // What a clone or drop in this poll is timed at (see `on_waker`).
         self.last_tsc.set(tsc);
     }
@@ -477,7 +480,6 @@ impl Local {
     }
 
     /// Pushes the current poll's start, kept back until now.
-    #[cold]
     fn push_start(&self, b: &mut Buf) {
         let tsc = self.pending.replace(0);
         b.running.since.store(0, Release);

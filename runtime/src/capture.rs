@@ -1,6 +1,8 @@
 //! The capture hot path: tokio's runtime hooks and the handlers the tracing
 //! subscriber (or layer) calls for spans and waker events. Each handler is one
-//! thread-local access, one clock read and one ring push.
+//! thread-local access, one clock read and one ring push, except a poll's start
+//! (and a fixed-label context), which wait in the thread for the next push: a
+//! poll with nothing else in it is one slot.
 
 use crate::buffer::{active, record, Local, Raw, Slot, SpanInfo, WakeCtx, LOCAL};
 use crate::clock;
