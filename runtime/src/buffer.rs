@@ -137,7 +137,9 @@ pub(crate) struct Slot {
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
 impl Raw {
-    /// Wire events this fact makes, as counted when it is lost to a full ring.
+    /// Wire events this fact makes, as counted when it is lost to a full ring
+    /// (a whole poll's start may have gone out already, from [`Running`]: then
+    /// one too many).
     fn events(&self) -> u64 {
         match self {
             Raw::Poll { .. } => 2,
@@ -169,6 +171,17 @@ pub(crate) struct RunningPoll {
 }
 
 impl Running {
+    /// The kept start (and `context`, if one was kept) went into the ring. Said
+    /// after the push: a shipper that still reads the start then finds it in
+    /// the ring (or ships it first and skips it there), never in neither.
+    #[inline]
+    fn clear(&self, context: bool) {
+        self.since.store(0, Release);
+        if context {
+            self.context.store(0, Release);
+        }
+    }
+
     /// The running poll whose start is not in the ring, if any.
     pub(crate) fn read(&self) -> Option<RunningPoll> {
         let since = self.since.load(Acquire);
@@ -425,11 +438,7 @@ impl Local {
         if start != 0 && b.running.task.load(Relaxed) == task {
             if let Some(back) = tsc.checked_sub(start).and_then(|d| u32::try_from(d).ok()) {
                 self.pending.set(0);
-                b.running.since.store(0, Release);
                 let context = self.pending_context.replace(0);
-                if context != 0 {
-                    b.running.context.store(0, Release);
-                }
                 let raw = Raw::Poll {
                     task,
                     back,
@@ -438,7 +447,8 @@ impl Local {
                     drops,
                     context,
                 };
-                return self.put(b, Slot { tsc, raw });
+                self.put(b, Slot { tsc, raw });
+                return b.running.clear(context != 0);
             }
         }
         if start != 0 {
@@ -482,7 +492,6 @@ impl Local {
     /// Pushes the current poll's start, kept back until now.
     fn push_start(&self, b: &mut Buf) {
         let tsc = self.pending.replace(0);
-        b.running.since.store(0, Release);
         let task = b.running.task.load(Relaxed);
         self.put(
             b,
@@ -493,12 +502,12 @@ impl Local {
         );
         let context = self.pending_context.replace(0);
         if let Some(label) = crate::context::fixed_label(context) {
-            b.running.context.store(0, Release);
             // Its time is the start's (the span was entered later, in the
             // same poll): the ring stays in time order.
             let raw = Raw::FixedContext(label);
             self.put(b, Slot { tsc, raw });
         }
+        b.running.clear(context != 0);
     }
 
     #[inline]

@@ -707,6 +707,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_fixed_label_goes_by_a_small_number_and_back() {
+        let fixed_of = |f: fn() -> tracing::Span| seen(f, |a| fixed(a.metadata()));
+        let a = fixed_of(|| tracing::info_span!("numbered_a")).expect("no fields: fixed");
+        let b = fixed_of(|| tracing::info_span!("numbered_b")).expect("no fields: fixed");
+        let (na, nb) = (fixed_number(a), fixed_number(b));
+        assert!(na >= 1 && nb >= 1 && na != nb && na as usize <= FIXED_SLOTS);
+        assert!(std::ptr::eq(fixed_label(na).unwrap(), a));
+        assert!(std::ptr::eq(fixed_label(nb).unwrap(), b));
+        assert_eq!(&**fixed_label(na).unwrap(), "numbered_a");
+        assert!(fixed_label(0).is_none() && fixed_label(FIXED_SLOTS as u16 + 1).is_none());
+    }
+
+    #[test]
     fn a_thread_keeps_a_bounded_number_of_labels() {
         let first = shared("GET /items/0");
         assert!(Arc::ptr_eq(&first, &shared("GET /items/0")));

@@ -243,9 +243,9 @@ impl Resolver {
 
     /// Ends a round of shipping: the context of each poll still running is
     /// sent on its own, so a poll stuck in a request says which while it runs.
-    /// It is timed `ts_ns`, the round's last event (after the span's entry,
-    /// before the poll's end, which is not in this round): a frame stays in
-    /// time order, which a collector's window queries rely on.
+    /// It is timed `ts_ns`, the latest event resolved so far (after the span's
+    /// entry, before the poll's end, which is not in this round): the stream
+    /// stays in time order, which a collector's window queries rely on.
     pub(crate) fn end_round(&mut self, out: &mut EventsWriter<'_>, ts_ns: u64) {
         for thread in 0..self.threads.0.len() as u32 {
             self.send_context(out, ts_ns, thread, false);

@@ -102,6 +102,23 @@ impl Cursor<'_> {
         }
     }
 
+    /// Whether the ring's slots hold the poll start at `since` (pushed after
+    /// the shipper read it kept), or a later slot, which comes after it.
+    /// Slots of the same time may come before it: the worker's index, noted
+    /// with the poll's own clock reading.
+    fn holds_start(&mut self, since: u64) -> bool {
+        for i in (0..self.len).rev() {
+            let slot = self.slot(i);
+            if slot.tsc != since {
+                return slot.tsc > since;
+            }
+            if matches!(slot.raw, Raw::PollStart(_) | Raw::Poll { .. }) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Sets `head_ns` to the next fact's time; false if none is due by `cutoff`.
     fn advance(&mut self, origin: &Origin, cutoff: u64) -> bool {
         let tsc = loop {
@@ -209,6 +226,10 @@ fn run(
     let mut threads: Vec<ThreadBuf> = Vec::new();
     let mut notes: Vec<Note> = Vec::new();
     let mut drops: Vec<(u32, u64)> = Vec::new();
+    // The latest time of a fact resolved so far. Not a round's last fact's:
+    // that may be older than what went out before (a context, or a start
+    // shipped from a thread's running poll, takes that poll's start time).
+    let mut last_ts = 0;
     loop {
         let stopping = stop.load(Ordering::Acquire);
         if sampler.as_mut().is_some_and(|s| !s.sample()) {
@@ -238,8 +259,6 @@ fn run(
         };
         frame.clear();
         let mut w = EventsWriter::new(&mut frame);
-        // The time of the last fact resolved this round.
-        let mut last_ts = 0;
         {
             let mut cursors: Vec<Cursor<'_>> = Vec::new();
             for tb in threads.iter_mut() {
@@ -268,9 +287,7 @@ fn run(
                         running,
                     };
                     if let Some(RunningPoll { since, .. }) = c.running {
-                        // The ring holds that poll's start (pushed since) or a
-                        // later slot: it comes with the ring.
-                        if n > 0 && c.slot(n - 1).tsc >= since {
+                        if c.holds_start(since) {
                             c.running = None;
                         }
                     }
@@ -351,7 +368,7 @@ fn run(
                         }
                         Some(raw) => resolver.resolve(ts, thread, raw, &mut w),
                     }
-                    last_ts = ts;
+                    last_ts = last_ts.max(ts);
                     if w.len() >= FRAME_EVENTS {
                         let n = w.finish();
                         out.send(&frame, n, &mut resolver.kept);

@@ -639,75 +639,96 @@ fn a_wake_by_another_thread_during_a_poll_goes_out_between_its_start_and_end() {
 #[test]
 fn a_long_poll_is_shipped_started_while_it_runs() {
     let _s = serial();
-    let mem = Memory::default();
-    let rt = Builder::new_multi_thread()
-        .worker_threads(2)
-        .from_env(false)
-        .flush_interval(Duration::from_millis(10))
-        .sink(mem.clone())
-        .build()
-        .expect("runtime");
-    let shipped_during = rt.block_on(async {
-        let ticker = named("ticker", async {
-            for _ in 0..100 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
+    // Two workers; then twelve, busy enough that more rings than the merge
+    // scans take part in a round (it then keeps them in a heap).
+    for workers in [2, 12] {
+        let mem = Memory::default();
+        let rt = Builder::new_multi_thread()
+            .worker_threads(workers)
+            .from_env(false)
+            .flush_interval(Duration::from_millis(10))
+            .sink(mem.clone())
+            .build()
+            .expect("runtime");
+        let shipped_during = rt.block_on(async {
+            let tickers: Vec<_> = (0..workers)
+                .map(|i| {
+                    named(&format!("ticker {i}"), async {
+                        for _ in 0..100 {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
+                    })
+                })
+                .collect();
+            let mem = mem.clone();
+            let long = named("long", async move {
+                // Blocks its worker: nothing else is pushed on it meanwhile.
+                std::thread::sleep(Duration::from_millis(150));
+                mem.0.lock().unwrap().len()
+            });
+            let during = long.await.unwrap();
+            for t in tickers {
+                t.await.unwrap();
             }
+            during
         });
-        let mem = mem.clone();
-        let long = named("long", async move {
-            // Blocks its worker: nothing else is pushed on it meanwhile.
-            std::thread::sleep(Duration::from_millis(150));
-            mem.0.lock().unwrap().len()
-        });
-        let during = long.await.unwrap();
-        ticker.await.unwrap();
-        during
-    });
-    rt.shutdown();
-    let frames = mem.0.lock().unwrap().clone();
-    let mut events = Vec::new();
-    let mut starts_by = None;
-    for (i, f) in frames.iter().enumerate() {
-        if let looptrace::wire::Frame::Events(mut e) = looptrace::wire::decode_frame(f).unwrap() {
-            events.append(&mut e);
+        rt.shutdown();
+        let frames = mem.0.lock().unwrap().clone();
+        let mut events = Vec::new();
+        let mut shipped_by = 0;
+        for (i, f) in frames.iter().enumerate() {
+            if let looptrace::wire::Frame::Events(mut e) = looptrace::wire::decode_frame(f).unwrap()
+            {
+                events.append(&mut e);
+            }
+            if i < shipped_during {
+                shipped_by = events.len();
+            }
         }
-        if i < shipped_during {
-            starts_by = Some(events.len());
-        }
+        let name = |n: &str| {
+            events.iter().find_map(|e| match &e.kind {
+                EventKind::Spawn {
+                    task,
+                    name: Some(s),
+                    ..
+                } if s == n => Some(*task),
+                _ => None,
+            })
+        };
+        let (long, ticker) = (name("long").unwrap(), name("ticker 0").unwrap());
+        let at = |pred: &dyn Fn(&EventKind) -> bool| -> Vec<usize> {
+            (0..events.len())
+                .filter(|&i| pred(&events[i].kind))
+                .collect()
+        };
+        let starts = at(&|k| matches!(k, EventKind::PollStart { task } if *task == long));
+        let ends = at(&|k| matches!(k, EventKind::PollEnd { task, .. } if *task == long));
+        // Once each: shipped from the running poll, not again from its slot.
+        assert_eq!((starts.len(), ends.len()), (1, 1), "{workers} workers");
+        let (start, end) = (starts[0], ends[0]);
+        // Its start went out in a frame shipped before the poll ended.
+        assert!(
+            start < shipped_by,
+            "{workers} workers: start at {start}, {shipped_by} shipped during the poll"
+        );
+        // A ticker's polls during it go out between its start and its end.
+        let (t0, t1) = (events[start].ts_ns, events[end].ts_ns);
+        let between: Vec<usize> =
+            at(&|k| matches!(k, EventKind::PollStart { task } if *task == ticker))
+                .into_iter()
+                .filter(|&i| events[i].ts_ns > t0 && events[i].ts_ns < t1)
+                .collect();
+        assert!(
+            between.len() >= 20,
+            "{} ticker polls during the long one",
+            between.len()
+        );
+        assert!(between.iter().all(|&i| start < i && i < end));
+        // And the whole stream is in time order.
+        let late = events
+            .windows(2)
+            .filter(|w| w[1].ts_ns < w[0].ts_ns)
+            .count();
+        assert_eq!(late, 0, "{workers} workers: events out of time order");
     }
-    let name = |n: &str| {
-        events.iter().find_map(|e| match &e.kind {
-            EventKind::Spawn {
-                task,
-                name: Some(s),
-                ..
-            } if s == n => Some(*task),
-            _ => None,
-        })
-    };
-    let (long, ticker) = (name("long").unwrap(), name("ticker").unwrap());
-    let at = |pred: &dyn Fn(&EventKind) -> bool| events.iter().position(|e| pred(&e.kind)).unwrap();
-    let start = at(&|k| matches!(k, EventKind::PollStart { task } if *task == long));
-    let end = at(&|k| matches!(k, EventKind::PollEnd { task, .. } if *task == long));
-    // Its start went out in a frame shipped before the poll ended.
-    assert!(
-        start < starts_by.unwrap(),
-        "start at {start}, {} shipped during the poll",
-        starts_by.unwrap()
-    );
-    // The ticker's polls during it go out between its start and its end, in time order.
-    let (t0, t1) = (events[start].ts_ns, events[end].ts_ns);
-    let between: Vec<usize> = events
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches!(e.kind, EventKind::PollStart { task } if task == ticker))
-        .filter(|(_, e)| e.ts_ns > t0 && e.ts_ns < t1)
-        .map(|(i, _)| i)
-        .collect();
-    assert!(
-        between.len() >= 20,
-        "{} ticker polls during the long one",
-        between.len()
-    );
-    assert!(between.iter().all(|&i| start < i && i < end));
 }
