@@ -4,7 +4,7 @@
 
 mod common;
 use common::*;
-use looptrace::wire::EventKind;
+use looptrace::wire::{Event, EventKind};
 use std::time::Duration;
 use tracing::Instrument;
 
@@ -19,8 +19,12 @@ where
 /// A task's story with contexts: `poll`, `context L`, `pending [in L]`,
 /// `ready [in L]`.
 fn contexts(trace: &Trace, task: u64) -> Vec<String> {
-    trace
-        .of(task)
+    story(trace.of(task))
+}
+
+/// The same story of these events.
+fn story<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<String> {
+    events
         .into_iter()
         .filter_map(|e| match &e.kind {
             EventKind::PollStart { .. } => Some("poll".to_string()),
@@ -124,34 +128,18 @@ fn a_poll_still_running_when_its_app_ships_sends_its_context_on_its_own() {
                 all.extend(e);
             }
         }
-        let story = |events: &[EventKind]| -> Vec<String> {
-            events
-                .iter()
-                .filter_map(|k| match k {
-                    EventKind::PollStart { .. } => Some("poll".to_string()),
-                    EventKind::Context { label, .. } => Some(format!("context {label}")),
-                    EventKind::PollEnd { context, .. } => Some(format!(
-                        "end{}",
-                        context
-                            .as_ref()
-                            .map(|l| format!(" in {l}"))
-                            .unwrap_or_default()
-                    )),
-                    _ => None,
-                })
-                .collect()
-        };
-        let kinds = |events: &[looptrace::wire::Event]| -> Vec<EventKind> {
-            events.iter().map(|e| e.kind.clone()).collect()
-        };
         // Sent while the poll ran, once, and not again with its end.
         assert_eq!(
-            story(&kinds(&during)),
+            story(&during),
             ["poll".to_string(), format!("context {label}")]
         );
         assert_eq!(
-            story(&kinds(&all)),
-            ["poll".to_string(), format!("context {label}"), "end".into()]
+            story(&all),
+            [
+                "poll".to_string(),
+                format!("context {label}"),
+                "ready".into()
+            ]
         );
     }
 }
