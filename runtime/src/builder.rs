@@ -318,7 +318,8 @@ impl Builder {
     }
 
     /// Events each thread can hold before the shipper drains them (default 65 536,
-    /// 2 MiB). A full buffer drops new events and counts them
+    /// 2 MiB; a poll with nothing else in it takes one place for its start and
+    /// end). A full buffer drops new events and counts them
     /// ([`Report::dropped_buffer_full`]).
     ///
     /// A buffer half full wakes the shipping thread before its next round (see
