@@ -472,9 +472,11 @@ impl Local {
         let Some(b) = self.ring(gen) else { return };
         if let (true, crate::context::LabelRef::Fixed(l)) = (self.pending.get() != 0, label) {
             let n = crate::context::fixed_number(l);
-            self.pending_context.set(n);
-            b.running.context.store(n as u32, Release);
-            return;
+            if n != 0 {
+                self.pending_context.set(n);
+                b.running.context.store(n as u32, Release);
+                return;
+            }
         }
         if self.pending.get() != 0 {
             self.push_start(b);

@@ -402,10 +402,16 @@ static FIXED_SITES: [AtomicUsize; FIXED_SLOTS] = [const { AtomicUsize::new(0) };
 /// [`fixed_number`]).
 static FIXED_LABELS: [OnceLock<SpanLabel>; FIXED_SLOTS] = [const { OnceLock::new() }; FIXED_SLOTS];
 
-/// A fixed label's number, from 1: small enough to go in a poll's ring slot.
+/// A fixed label's number, from 1: small enough to go in a poll's ring slot
+/// (0 for a label not in the table, which a fixed one always is).
 pub(crate) fn fixed_number(label: &'static SpanLabel) -> u16 {
-    let offset = label as *const SpanLabel as usize - FIXED_LABELS.as_ptr() as usize;
-    (offset / std::mem::size_of::<OnceLock<SpanLabel>>() + 1) as u16
+    let offset = (label as *const SpanLabel as usize).wrapping_sub(FIXED_LABELS.as_ptr() as usize);
+    let i = offset / std::mem::size_of::<OnceLock<SpanLabel>>();
+    if i < FIXED_SLOTS {
+        i as u16 + 1
+    } else {
+        0
+    }
 }
 
 /// The fixed label numbered `n` by [`fixed_number`].
@@ -717,6 +723,9 @@ pub(crate) mod tests {
         assert!(std::ptr::eq(fixed_label(nb).unwrap(), b));
         assert_eq!(&**fixed_label(na).unwrap(), "numbered_a");
         assert!(fixed_label(0).is_none() && fixed_label(FIXED_SLOTS as u16 + 1).is_none());
+        // A label from elsewhere has no number.
+        let elsewhere: &'static SpanLabel = Box::leak(Box::new("elsewhere".into()));
+        assert_eq!(fixed_number(elsewhere), 0);
     }
 
     #[test]
