@@ -137,6 +137,32 @@ pub(crate) struct Slot {
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
 impl Raw {
+    /// A whole poll's task, how many clock ticks before the slot's time it
+    /// started, and its end as a fact of its own.
+    pub(crate) fn whole_poll(&self) -> Option<(u64, u64, Raw)> {
+        match *self {
+            Raw::Poll {
+                task,
+                back,
+                ready,
+                clones,
+                drops,
+                context,
+            } => Some((
+                task,
+                back as u64,
+                Raw::PollEnd {
+                    task,
+                    ready,
+                    clones,
+                    drops,
+                    context,
+                },
+            )),
+            _ => None,
+        }
+    }
+
     /// Wire events this fact makes, as counted when it is lost to a full ring
     /// (a whole poll's start may have gone out already, from [`Running`]: then
     /// one too many).

@@ -367,23 +367,11 @@ impl Resolver {
             }
             // The merge takes a whole poll in two (see `ship`); whole, its start
             // and end share the end's time.
-            Raw::Poll {
-                task,
-                ready,
-                clones,
-                drops,
-                context,
-                ..
-            } => {
-                self.resolve(ts_ns, thread, Raw::PollStart(task), out);
-                let end = Raw::PollEnd {
-                    task,
-                    ready,
-                    clones,
-                    drops,
-                    context,
-                };
-                self.resolve(ts_ns, thread, end, out);
+            Raw::Poll { .. } => {
+                if let Some((task, _, end)) = raw.whole_poll() {
+                    self.resolve(ts_ns, thread, Raw::PollStart(task), out);
+                    self.resolve(ts_ns, thread, end, out);
+                }
             }
             Raw::PollStart(task) => {
                 // A context still held belongs to a poll whose end was lost.

@@ -165,16 +165,8 @@ impl Cursor<'_> {
         }
         let started = *self.started;
         let slot = self.slot(i);
-        if let Raw::Poll {
-            task,
-            back,
-            ready,
-            clones,
-            drops,
-            context,
-        } = slot.raw
-        {
-            let start = slot.tsc - back as u64;
+        if let Some((task, back, end)) = slot.raw.whole_poll() {
+            let start = slot.tsc - back;
             if start != started {
                 // Its start now; the slot stays at the head for its end.
                 *self.started = start;
@@ -182,13 +174,7 @@ impl Cursor<'_> {
             }
             *self.started = 0;
             self.taken += 1;
-            return Some(Raw::PollEnd {
-                task,
-                ready,
-                clones,
-                drops,
-                context,
-            });
+            return Some(end);
         }
         let raw = std::mem::replace(&mut slot.raw, Raw::Park);
         self.taken += 1;
