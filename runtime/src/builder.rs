@@ -57,6 +57,12 @@ const MIN_FLUSH: Duration = Duration::from_millis(1);
 /// defer shipping in a measurement.)
 const MAX_ENV_FLUSH: Duration = Duration::from_millis(100);
 
+/// A number of milliseconds from the environment variable `name`; `None` if
+/// it is unset or not a number.
+fn env_ms(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.trim().parse().ok()
+}
+
 static SESSION_ACTIVE: AtomicBool = AtomicBool::new(false);
 static LAYER_USED: AtomicBool = AtomicBool::new(false);
 
@@ -515,17 +521,10 @@ impl Builder {
             if std::env::var(ENV_CONTEXT).is_ok_and(|v| v.trim() == "0") {
                 self.request_context = false;
             }
-            if let Some(ms) = std::env::var(ENV_QUEUES_MS)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-            {
+            if let Some(ms) = env_ms(ENV_QUEUES_MS) {
                 self = self.sample_queues(Some(Duration::from_millis(ms)));
             }
-            if let Some(ms) = std::env::var(ENV_FLUSH_MS)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .filter(|ms| *ms > 0)
-            {
+            if let Some(ms) = env_ms(ENV_FLUSH_MS).filter(|ms| *ms > 0) {
                 self = self.flush_interval(Duration::from_millis(ms).min(MAX_ENV_FLUSH));
             }
         }
@@ -630,10 +629,7 @@ fn embedded_collector() -> Option<(Box<dyn FrameSink>, std::net::SocketAddr)> {
     let otlp = std::env::var(ENV_OTLP).ok().filter(|v| !v.is_empty());
     let config = looptrace_collector::hub::HubConfig {
         outbox: otlp.is_some(),
-        export_polls_ns: std::env::var(ENV_OTLP_POLL_MS)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|ms| ms.saturating_mul(1_000_000)),
+        export_polls_ns: env_ms(ENV_OTLP_POLL_MS).map(|ms| ms.saturating_mul(1_000_000)),
         ..Default::default()
     };
     match looptrace_collector::Embedded::serve_with(addr, config, server) {
