@@ -642,14 +642,11 @@ fn a_long_poll_is_shipped_started_while_it_runs() {
     // Two workers; then twelve, busy enough that more rings than the merge
     // scans take part in a round (it then keeps them in a heap).
     for workers in [2, 12] {
-        let mem = Memory::default();
-        let rt = Builder::new_multi_thread()
-            .worker_threads(workers)
-            .from_env(false)
-            .flush_interval(Duration::from_millis(10))
-            .sink(mem.clone())
-            .build()
-            .expect("runtime");
+        let (rt, mem) = in_memory(
+            Builder::new_multi_thread()
+                .worker_threads(workers)
+                .flush_interval(Duration::from_millis(10)),
+        );
         let shipped_during = rt.block_on(async {
             let tickers: Vec<_> = (0..workers)
                 .map(|i| {
@@ -664,7 +661,7 @@ fn a_long_poll_is_shipped_started_while_it_runs() {
             let long = named("long", async move {
                 // Blocks its worker: nothing else is pushed on it meanwhile.
                 std::thread::sleep(Duration::from_millis(150));
-                mem.0.lock().unwrap().len()
+                mem.frames()
             });
             let during = long.await.unwrap();
             for t in tickers {
@@ -673,18 +670,9 @@ fn a_long_poll_is_shipped_started_while_it_runs() {
             during
         });
         rt.shutdown();
-        let frames = mem.0.lock().unwrap().clone();
-        let mut events = Vec::new();
-        let mut shipped_by = 0;
-        for (i, f) in frames.iter().enumerate() {
-            if let looptrace::wire::Frame::Events(mut e) = looptrace::wire::decode_frame(f).unwrap()
-            {
-                events.append(&mut e);
-            }
-            if i < shipped_during {
-                shipped_by = events.len();
-            }
-        }
+        let shipped = mem.events();
+        let shipped_by = shipped.iter().filter(|(f, _)| *f < shipped_during).count();
+        let events: Vec<_> = shipped.into_iter().map(|(_, e)| e).collect();
         let name = |n: &str| {
             events.iter().find_map(|e| match &e.kind {
                 EventKind::Spawn {

@@ -94,13 +94,9 @@ fn a_poll_still_running_when_its_app_ships_sends_its_context_on_its_own() {
         (|| tracing::info_span!("report"), "report"),
     ];
     for (span, label) in spans {
-        let mem = Memory::default();
-        let rt = looptrace::Builder::new_current_thread()
-            .from_env(false)
-            .flush_interval(Duration::from_millis(5))
-            .sink(mem.clone())
-            .build()
-            .expect("runtime");
+        let (rt, mem) = in_memory(
+            looptrace::Builder::new_current_thread().flush_interval(Duration::from_millis(5)),
+        );
         let frames_during = rt.block_on(async {
             let mem = mem.clone();
             // One poll of 60 ms inside the span: still running when the app
@@ -109,7 +105,7 @@ fn a_poll_still_running_when_its_app_ships_sends_its_context_on_its_own() {
                 "stuck",
                 async move {
                     std::thread::sleep(Duration::from_millis(60));
-                    mem.0.lock().unwrap().len()
+                    mem.frames()
                 }
                 .instrument(span()),
             )
@@ -117,24 +113,19 @@ fn a_poll_still_running_when_its_app_ships_sends_its_context_on_its_own() {
             .unwrap()
         });
         rt.shutdown();
-        let frames = mem.0.lock().unwrap().clone();
-        let mut during = Vec::new();
-        let mut all = Vec::new();
-        for (i, f) in frames.iter().enumerate() {
-            if let looptrace::wire::Frame::Events(e) = looptrace::wire::decode_frame(f).unwrap() {
-                if i < frames_during {
-                    during.extend(e.iter().cloned());
-                }
-                all.extend(e);
-            }
-        }
+        let shipped = mem.events();
+        let during = shipped
+            .iter()
+            .filter(|(f, _)| *f < frames_during)
+            .map(|(_, e)| e);
+        let all = shipped.iter().map(|(_, e)| e);
         // Sent while the poll ran, once, and not again with its end.
         assert_eq!(
-            story(&during),
+            story(during),
             ["poll".to_string(), format!("context {label}")]
         );
         assert_eq!(
-            story(&all),
+            story(all),
             [
                 "poll".to_string(),
                 format!("context {label}"),

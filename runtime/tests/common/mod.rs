@@ -29,29 +29,53 @@ pub struct Trace {
     pub report: looptrace::Report,
 }
 
-pub fn run<F: Future>(builder: looptrace::Builder, f: impl FnOnce() -> F) -> (Trace, F::Output) {
+/// A runtime of `builder` (the environment not read) shipping into memory.
+pub fn in_memory(builder: looptrace::Builder) -> (looptrace::Runtime, Memory) {
     let mem = Memory::default();
     let rt = builder
         .from_env(false)
         .sink(mem.clone())
         .build()
         .expect("runtime");
-    let out = rt.block_on(f());
-    let report = rt.shutdown();
-    let frames = mem.0.lock().unwrap().clone();
-    let mut header = None;
-    let mut events = Vec::new();
-    for f in frames {
-        match decode_frame(&f).expect("frame decodes") {
-            Frame::Header(h) => header = Some(h),
-            Frame::Events(mut e) => events.append(&mut e),
-            Frame::Note(_) => {}
+    (rt, mem)
+}
+
+impl Memory {
+    /// Frames shipped so far.
+    pub fn frames(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// The session's header (its first frame).
+    pub fn header(&self) -> Header {
+        let first = self.0.lock().unwrap().first().cloned();
+        match first.map(|f| decode_frame(&f)) {
+            Some(Ok(Frame::Header(h))) => h,
+            other => panic!("a header frame first, not {other:?}"),
         }
     }
+
+    /// Every event shipped, each with the index of the frame it came in.
+    pub fn events(&self) -> Vec<(usize, Event)> {
+        let frames = self.0.lock().unwrap().clone();
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            if let Frame::Events(e) = decode_frame(f).expect("frame decodes") {
+                out.extend(e.into_iter().map(|e| (i, e)));
+            }
+        }
+        out
+    }
+}
+
+pub fn run<F: Future>(builder: looptrace::Builder, f: impl FnOnce() -> F) -> (Trace, F::Output) {
+    let (rt, mem) = in_memory(builder);
+    let out = rt.block_on(f());
+    let report = rt.shutdown();
     (
         Trace {
-            header: header.expect("header frame"),
-            events,
+            header: mem.header(),
+            events: mem.events().into_iter().map(|(_, e)| e).collect(),
             report,
         },
         out,
