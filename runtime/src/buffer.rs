@@ -420,7 +420,14 @@ impl Local {
 
     #[inline]
     pub(crate) fn push(&self, gen: u64, slot: Slot) {
-        let Some(b) = self.ring(gen) else { return };
+        if let Some(b) = self.ring(gen) {
+            self.push_in(b, slot);
+        }
+    }
+
+    /// Pushes `slot` onto `b`, after the current poll's start if that is kept.
+    #[inline]
+    fn push_in(&self, b: &mut Buf, slot: Slot) {
         if self.pending.get() != 0 {
             self.push_start(b);
         }
@@ -477,9 +484,6 @@ impl Local {
                 return b.running.clear(context != 0);
             }
         }
-        if start != 0 {
-            self.push_start(b);
-        }
         let raw = Raw::PollEnd {
             task,
             ready,
@@ -487,7 +491,7 @@ impl Local {
             drops,
             context: 0,
         };
-        self.put(b, Slot { tsc, raw });
+        self.push_in(b, Slot { tsc, raw });
     }
 
     /// The poll running here entered the app's span labelled `label`. Kept
@@ -504,11 +508,8 @@ impl Local {
                 return;
             }
         }
-        if self.pending.get() != 0 {
-            self.push_start(b);
-        }
         let tsc = clock::raw();
-        self.put(
+        self.push_in(
             b,
             Slot {
                 tsc,
