@@ -612,7 +612,10 @@ fn a_wake_by_another_thread_during_a_poll_goes_out_between_its_start_and_end() {
     let _s = serial();
     // Nothing else happens on the polling thread during that poll: it goes into
     // the ring as one slot, which the shipper must still take apart in order.
-    let (t, _) = run(Builder::new_multi_thread().worker_threads(2), || async {
+    // One runtime thread: on two, tokio may poll the woken task again on the
+    // other before this poll's end hook runs (it runs after the task is
+    // rescheduled), and a preempted worker stamps that end late.
+    let (t, _) = run(Builder::new_current_thread(), || async {
         let f = WokenMidPoll {
             polled: false,
             thread: None,
