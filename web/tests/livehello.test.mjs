@@ -16,9 +16,12 @@ before(async () => {
 });
 after(() => browser && browser.close());
 
-/** Starts a demo; its page's address, and when the demo began (ms). */
+/** Starts a demo; its page's address, and when the demo began (ms). It keeps
+ * serving after the demo is done (until killed): on a slow machine the keys
+ * below are pressed after hello's 3 s, and the page must not lose its
+ * collector then. */
 async function startDemo(name) {
-  const demo = spawn(bin, [name, "--no-tui", "--quiet", "--exit", "--serve", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
+  const demo = spawn(bin, [name, "--no-tui", "--quiet", "--serve", "127.0.0.1:0"], { stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise((resolve, reject) => {
     let out = "";
     demo.stdout.on("data", (d) => {
