@@ -4,7 +4,8 @@
 //! `cargo bench -p looptrace-bench --bench ingest` first records mini-redis under
 //! load (as the server benchmark runs it), then, interleaved round by round:
 //!
-//! * `decode`: the frames decoded and nothing else (what any consumer pays);
+//! * `decode`: the frames decoded into a buffer, as the hub reads them, and
+//!   nothing else (what any consumer pays);
 //! * `ingest`: [`Hub::ingest_frame`] on every frame: decode, store, model;
 //! * `ingest + viewer`: the same with a viewer subscribed to the session (live
 //!   tracker, batch JSON; the viewer's channel drained on another thread).
@@ -89,11 +90,17 @@ struct Run {
 fn decode(frames: &[Vec<u8>]) -> Run {
     let t = thread_cpu();
     let mut events = 0;
+    // Into a buffer a chunk at a time, as the hub reads them.
+    let mut chunk = Vec::new();
     for f in frames {
         if frame_type(f) == Ok(FrameType::Events) {
-            for e in EventsReader::new(f).expect("events frame") {
-                std::hint::black_box(e.expect("decodes"));
-                events += 1;
+            let mut r = EventsReader::new(f).expect("events frame");
+            while !r.is_empty() {
+                chunk.clear();
+                r.read_into(&mut chunk, looptrace_collector::hub::CHUNK_EVENTS)
+                    .expect("decodes");
+                events += chunk.len() as u64;
+                std::hint::black_box(&chunk);
             }
         }
     }

@@ -494,22 +494,8 @@ impl Hub {
             // A chunk after a context label was said may refer to it: it is
             // encoded anew rather than kept as it came.
             let can_cut = reader.can_cut();
-            let mut fault = None;
-            for e in reader.by_ref().take(CHUNK_EVENTS) {
-                match e {
-                    Ok(e) => chunk.push(e),
-                    Err(e) => {
-                        fault = Some(e);
-                        break;
-                    }
-                }
-            }
-            if fault.is_none() && reader.is_empty() {
-                // Trailing bytes show once every event is read.
-                if let Some(Err(e)) = reader.next() {
-                    fault = Some(e);
-                }
-            }
+            // Trailing bytes show once every event is read.
+            let fault = reader.read_into(&mut chunk, CHUNK_EVENTS).err();
             let run = RunSource {
                 bytes: &frame[start..reader.position()],
                 base_ns: base,

@@ -140,6 +140,44 @@ fn header() -> Header {
 }
 
 proptest! {
+    /// Read into a buffer in chunks of any size, a frame gives what its iterator
+    /// gives; damaged (cut short, or with a byte appended), the same events
+    /// before the same error.
+    #[test]
+    fn reading_into_a_buffer_gives_what_the_iterator_gives(
+        events in proptest::collection::vec(arb_event(), 1..64),
+        chunk in 1usize..70,
+        damage in 0u8..3,
+    ) {
+        let mut buf = Vec::new();
+        encode_events(&events, &mut buf);
+        match damage {
+            1 => { buf.pop(); }
+            2 => buf.push(0),
+            _ => {}
+        }
+        let Ok(r) = EventsReader::new(&buf) else { return Ok(()) };
+        let mut want = Vec::new();
+        let mut want_err = None;
+        for e in r {
+            match e {
+                Ok(e) => want.push(e),
+                Err(e) => want_err = Some(e),
+            }
+        }
+        let mut r = EventsReader::new(&buf).unwrap();
+        let mut got = Vec::new();
+        let mut got_err = None;
+        while got_err.is_none() && !r.is_empty() {
+            got_err = r.read_into(&mut got, chunk).err();
+        }
+        if damage == 0 {
+            prop_assert_eq!(&got, &events);
+        }
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(got_err, want_err);
+    }
+
     #[test]
     fn events_round_trip(events in proptest::collection::vec(arb_event(), 0..64)) {
         let mut buf = Vec::new();

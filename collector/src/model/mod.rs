@@ -104,6 +104,8 @@ pub struct Model {
     running: FxHashMap<u32, Option<(TaskId, u64, bool)>>,
     /// Events since the periodic check last ran.
     since_tick: u64,
+    /// Trace time between periodic checks (from the thresholds).
+    tick_every: u64,
     /// Tasks changed since the last [`Model::take_changes`], followed only while
     /// [`Model::track_changes`] is set (someone watches live).
     changed: FxHashSet<TaskId>,
@@ -185,6 +187,8 @@ impl Model {
             recent_blocking: VecDeque::new(),
             running: FxHashMap::default(),
             since_tick: 0,
+            // Often enough for the leak detector to sample its window several times.
+            tick_every: TICK_NS.min(thresholds.task_leak_window_ns / 5).max(1),
             changed: FxHashSet::default(),
             track_changes: true,
             hist_pending: Vec::new(),
@@ -384,6 +388,20 @@ impl Model {
     }
 
     /// A task that may have lost its waker: reported if it stays so.
+    /// When `task` went idle with no waker, if it did and is still pending;
+    /// forgets it. (Every poll and wake asks: most often nothing is pending.)
+    fn lost_pending_take(&mut self, task: TaskId) -> Option<u64> {
+        if self.lost_pending.is_empty() {
+            return None;
+        }
+        self.lost_pending.remove(&task)
+    }
+
+    /// Whether `task` has a finding of `kind` standing.
+    fn reported(&self, kind: WarningKind, task: TaskId) -> bool {
+        !self.by_task.is_empty() && self.by_task.contains_key(&(kind, task))
+    }
+
     fn maybe_lost(&mut self, found: Option<u64>, task: TaskId, ts: u64) {
         if found.is_some() {
             self.lost_pending.entry(task).or_insert(ts);
@@ -509,9 +527,9 @@ impl Model {
                 // Polled again: it was woken (by a waker the count missed), or is
                 // being cancelled (an abort schedules it with no wake at all).
                 // The poll's end, or the task's, tells which.
-                if let Some(since) = self.lost_pending.remove(task) {
+                if let Some(since) = self.lost_pending_take(*task) {
                     self.lost_woken.entry(*task).or_insert((Some(since), ts));
-                } else if self.by_task.contains_key(&(WarningKind::LostWaker, *task)) {
+                } else if self.reported(WarningKind::LostWaker, *task) {
                     self.lost_woken.entry(*task).or_insert((None, ts));
                 }
                 let (t, groups) = self.task_and_groups(*task, ts);
@@ -566,8 +584,13 @@ impl Model {
             } => {
                 if let Some(label) = context {
                     // Known (or unfolded) first, as the poll's end would.
-                    self.task(*task, ts);
-                    self.context(*task, label);
+                    let t = self.task(*task, ts);
+                    let same = t.context.as_deref() == Some(&**label);
+                    t.context_in_poll = true;
+                    if !same {
+                        self.context(*task, label);
+                    }
+                    self.note_change(*task);
                 }
                 // Its own waker's clones and drops during the poll, folded.
                 self.poll_end(e, *task, *clones as i64 - *drops as i64)
@@ -612,9 +635,9 @@ impl Model {
                 if woken {
                     // Woken after all: by a waker the count missed, or by its
                     // owner aborting it. What follows tells which.
-                    if let Some(since) = self.lost_pending.remove(task) {
+                    if let Some(since) = self.lost_pending_take(*task) {
                         self.lost_woken.insert(*task, (Some(since), ts));
-                    } else if self.by_task.contains_key(&(WarningKind::LostWaker, *task)) {
+                    } else if self.reported(WarningKind::LostWaker, *task) {
                         self.lost_woken.insert(*task, (None, ts));
                     }
                 }
@@ -720,8 +743,7 @@ impl Model {
                 self.new_marks = (self.new_marks + 1).min(MARKS_MAX);
             }
         }
-        // Often enough for the leak detector to sample its window several times.
-        let every = TICK_NS.min(self.thresholds.task_leak_window_ns / 5).max(1);
+        let every = self.tick_every;
         self.since_tick += 1;
         // The check looks at every running poll: never more often than the events
         // pay for (a frame may say minutes pass between any two events).
@@ -831,7 +853,7 @@ impl Model {
                 });
             }
         }
-        let flagged = self.flagged_polls.remove(&(task, started));
+        let flagged = !self.flagged_polls.is_empty() && self.flagged_polls.remove(&(task, started));
         if blocking.is_some() {
             if self.recent_blocking.len() == 64 {
                 self.recent_blocking.pop_front();
