@@ -136,10 +136,36 @@ pub(crate) struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
+/// A [`Raw::Poll`] slot taken apart: its task, how far back it started (in
+/// clock ticks before the slot's time), and what its end says. Plain data:
+/// taking the start alone makes no end to throw away.
+#[derive(Clone, Copy)]
+pub(crate) struct WholePoll {
+    pub task: u64,
+    pub back: u64,
+    ready: bool,
+    clones: u32,
+    drops: u32,
+    context: u16,
+}
+
+impl WholePoll {
+    /// The poll's end, as a fact of its own.
+    pub(crate) fn end(self) -> Raw {
+        Raw::PollEnd {
+            task: self.task,
+            ready: self.ready,
+            clones: self.clones,
+            drops: self.drops,
+            context: self.context,
+        }
+    }
+}
+
 impl Raw {
     /// A whole poll's task, how many clock ticks before the slot's time it
     /// started, and its end as a fact of its own.
-    pub(crate) fn whole_poll(&self) -> Option<(u64, u64, Raw)> {
+    pub(crate) fn whole_poll(&self) -> Option<WholePoll> {
         match *self {
             Raw::Poll {
                 task,
@@ -148,17 +174,14 @@ impl Raw {
                 clones,
                 drops,
                 context,
-            } => Some((
+            } => Some(WholePoll {
                 task,
-                back as u64,
-                Raw::PollEnd {
-                    task,
-                    ready,
-                    clones,
-                    drops,
-                    context,
-                },
-            )),
+                back: back as u64,
+                ready,
+                clones,
+                drops,
+                context,
+            }),
             _ => None,
         }
     }

@@ -29,6 +29,9 @@ struct ThreadState {
     in_park: bool,
     /// The task being polled here.
     polling: Option<u64>,
+    /// That poll armed or polled a `Sleep` (its task's `polling` list was
+    /// started afresh for it).
+    timers: bool,
     /// That poll's context, and whether it was sent: it goes out with the
     /// poll's end, or on its own if the poll is still running when a round of
     /// shipping ends (then kept, to restate to a collector met later).
@@ -368,9 +371,9 @@ impl Resolver {
             // The merge takes a whole poll in two (see `ship`); whole, its start
             // and end share the end's time.
             Raw::Poll { .. } => {
-                if let Some((task, _, end)) = raw.whole_poll() {
-                    self.resolve(ts_ns, thread, Raw::PollStart(task), out);
-                    self.resolve(ts_ns, thread, end, out);
+                if let Some(poll) = raw.whole_poll() {
+                    self.resolve(ts_ns, thread, Raw::PollStart(poll.task), out);
+                    self.resolve(ts_ns, thread, poll.end(), out);
                 }
             }
             Raw::PollStart(task) => {
@@ -379,10 +382,12 @@ impl Resolver {
                 let t = self.threads.get(thread);
                 t.polling = Some(task);
                 t.context = None;
+                // The task's list of sleeps polled is started afresh by the
+                // poll's first sleep, or its end: no lookup here.
+                t.timers = false;
                 let kind = EventKind::PollStart { task };
-                if let Some(t) = self.tasks.get_mut(&task) {
-                    t.polling.clear();
-                    if self.follow {
+                if self.follow {
+                    if let Some(t) = self.tasks.get_mut(&task) {
                         t.follow(ts_ns, thread, &kind);
                     }
                 }
@@ -407,6 +412,7 @@ impl Resolver {
                 }
                 let t = self.threads.get(thread);
                 t.polling = None;
+                let timers = std::mem::take(&mut t.timers);
                 let context = t
                     .context
                     .take()
@@ -419,6 +425,10 @@ impl Resolver {
                     context,
                 };
                 if let Some(t) = self.tasks.get_mut(&task) {
+                    if !timers {
+                        // Left by a poll whose end was lost.
+                        t.polling.clear();
+                    }
                     // Sleeps not polled again were dropped (or are no longer awaited).
                     for s in &t.armed {
                         if !t.polling.contains(s) {
@@ -493,7 +503,11 @@ impl Resolver {
                         fired: false,
                     },
                 );
+                let fresh = self.polled_a_timer(thread);
                 if let Some(t) = self.tasks.get_mut(&task) {
+                    if fresh {
+                        t.polling.clear();
+                    }
                     t.polling.push(sleep);
                 }
                 self.emit(
@@ -540,13 +554,25 @@ impl Resolver {
                             self.emit(out, ts_ns, thread, EventKind::TimerFired { task: s.task });
                         }
                     }
-                } else if let Some(t) = self.tasks.get_mut(&task) {
-                    if !t.polling.contains(&sleep) {
-                        t.polling.push(sleep);
+                } else {
+                    let fresh = self.polled_a_timer(thread);
+                    if let Some(t) = self.tasks.get_mut(&task) {
+                        if fresh {
+                            t.polling.clear();
+                        }
+                        if !t.polling.contains(&sleep) {
+                            t.polling.push(sleep);
+                        }
                     }
                 }
             }
         }
+    }
+
+    /// Notes that the poll running on `thread` met a `Sleep`; true the first
+    /// time in that poll (its task's list then starts afresh).
+    fn polled_a_timer(&mut self, thread: u32) -> bool {
+        !std::mem::replace(&mut self.threads.get(thread).timers, true)
     }
 
     /// The place `location` is sent as.
@@ -958,6 +984,74 @@ mod tests {
             })
             .collect();
         assert_eq!(parents, [(1, None), (2, Some(1)), (3, None), (4, None)]);
+    }
+
+    /// A task's next poll tells which of its sleeps it still awaits: a wake
+    /// after a due sleep is the timer's only if the task polled that sleep in
+    /// its latest poll (a poll whose end was lost tells nothing).
+    #[test]
+    fn a_wake_is_the_timers_only_if_the_latest_poll_polled_the_sleep() {
+        const MS: u64 = 1_000_000;
+        let arm = |ts, sleep, ms| (ts, 0, Raw::SleepArmed { sleep, task: 1, ms });
+        let armed = |ts| arm(ts, 7, 1);
+        let polled = |ts| {
+            let raw = Raw::SleepPolled {
+                sleep: 7,
+                task: 1,
+                ready: false,
+            };
+            (ts, 0, raw)
+        };
+        let wake = |ts| {
+            let raw = Raw::Waker {
+                task: 1,
+                op: WakeOp::Wake,
+                current: 0,
+                ctx: WakeCtx::Plain,
+            };
+            (ts, 0, raw)
+        };
+        let source_of_wake = |second_poll: Vec<(u64, u32, Raw)>, first_ends: bool| {
+            let mut r = Resolver::default();
+            let mut raws = vec![
+                (1, 0, Raw::Worker(0)),
+                (2, 0, spawn(1)),
+                (3, 0, Raw::PollStart(1)),
+                armed(4),
+            ];
+            if first_ends {
+                raws.push((5, 0, end(1)));
+            }
+            raws.push((6, 0, Raw::PollStart(1)));
+            raws.extend(second_poll);
+            raws.push((8, 0, end(1)));
+            raws.push(wake(10 * MS));
+            round(&mut r, raws).into_iter().find_map(|e| match e.kind {
+                EventKind::Waker { by, .. } => Some(by),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            source_of_wake(vec![polled(7)], true),
+            Some(WakeSource::Timer)
+        );
+        assert_eq!(source_of_wake(vec![], true), Some(WakeSource::Io));
+        // The first poll's end was lost: its sleep was not kept by the second.
+        assert_eq!(source_of_wake(vec![], false), Some(WakeSource::Io));
+        assert_eq!(
+            source_of_wake(vec![polled(7)], false),
+            Some(WakeSource::Timer)
+        );
+        // Armed again in the second poll (whose list starts afresh there).
+        assert_eq!(
+            source_of_wake(vec![armed(7)], false),
+            Some(WakeSource::Timer)
+        );
+        // Another sleep, not due, armed there: the lost poll's is not kept.
+        assert_eq!(
+            source_of_wake(vec![arm(7, 8, 1000)], false),
+            Some(WakeSource::Io)
+        );
     }
 
     #[test]

@@ -165,16 +165,16 @@ impl Cursor<'_> {
         }
         let started = *self.started;
         let slot = self.slot(i);
-        if let Some((task, back, end)) = slot.raw.whole_poll() {
-            let start = slot.tsc - back;
+        if let Some(poll) = slot.raw.whole_poll() {
+            let start = slot.tsc - poll.back;
             if start != started {
                 // Its start now; the slot stays at the head for its end.
                 *self.started = start;
-                return Some(Raw::PollStart(task));
+                return Some(Raw::PollStart(poll.task));
             }
             *self.started = 0;
             self.taken += 1;
-            return Some(end);
+            return Some(poll.end());
         }
         let raw = std::mem::replace(&mut slot.raw, Raw::Park);
         self.taken += 1;
