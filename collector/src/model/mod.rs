@@ -226,6 +226,9 @@ impl Model {
 
     /// Raises (or counts again) what lint `w` found, `found` its value.
     /// Whether the finding was recorded (not only counted past the cap).
+    /// Asked several times an event, mostly with nothing found: that answer
+    /// is inlined.
+    #[inline]
     fn warn<W: Warn<T>, T: ?Sized>(
         &mut self,
         w: W,
@@ -233,9 +236,20 @@ impl Model {
         task: Option<TaskId>,
         ts: u64,
     ) -> bool {
-        let Some(value) = found else {
-            return false;
-        };
+        match found {
+            Some(value) => self.raise(w, value, task, ts),
+            None => false,
+        }
+    }
+
+    /// [`Model::warn`] of a finding.
+    fn raise<W: Warn<T>, T: ?Sized>(
+        &mut self,
+        w: W,
+        value: u64,
+        task: Option<TaskId>,
+        ts: u64,
+    ) -> bool {
         let kind = W::KIND;
         let t = task.and_then(|t| self.tasks.get(&t));
         let group: WarningGroup = (
