@@ -366,6 +366,14 @@ pub(crate) fn dispatch_event(
         }
         return;
     }
+    dispatch_other(event, task_key);
+}
+
+/// [`dispatch_event`] of any event but a known waker op's: out of line, so that
+/// the waker ops (several a request on a server) pay for none of it.
+#[inline(never)]
+fn dispatch_other(event: &tracing_core::Event<'_>, task_key: impl FnOnce(u64) -> Option<u64>) {
+    let meta = event.metadata();
     let Some((kind, op, slot)) = lookup(meta) else {
         return;
     };

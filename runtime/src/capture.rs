@@ -328,31 +328,38 @@ pub(crate) fn on_waker(key: u64, op: WakeOp) {
                 WakeOp::Wake | WakeOp::WakeByRef => {}
             }
         }
-        let tsc = if current != 0 && matches!(op, WakeOp::Clone | WakeOp::Drop) {
-            l.last_tsc.get()
-        } else {
-            clock::raw()
-        };
-        let ctx = if l.blocking.get() != 0 {
-            WakeCtx::Blocking
-        } else if l.block_on.get() {
-            WakeCtx::BlockOn
-        } else {
-            WakeCtx::Plain
-        };
-        l.push(
-            gen,
-            Slot {
-                tsc,
-                raw: Raw::Waker {
-                    task: key >> 2,
-                    op,
-                    current,
-                    ctx,
-                },
-            },
-        );
+        record_waker(l, gen, key, op, current);
     });
+}
+
+/// [`on_waker`] of an operation that is recorded: out of line, so that the
+/// counted ones (most of them) pay for none of it.
+#[inline(never)]
+fn record_waker(l: &crate::buffer::Local, gen: u64, key: u64, op: WakeOp, current: u64) {
+    let tsc = if current != 0 && matches!(op, WakeOp::Clone | WakeOp::Drop) {
+        l.last_tsc.get()
+    } else {
+        clock::raw()
+    };
+    let ctx = if l.blocking.get() != 0 {
+        WakeCtx::Blocking
+    } else if l.block_on.get() {
+        WakeCtx::BlockOn
+    } else {
+        WakeCtx::Plain
+    };
+    l.push(
+        gen,
+        Slot {
+            tsc,
+            raw: Raw::Waker {
+                task: key >> 2,
+                op,
+                current,
+                ctx,
+            },
+        },
+    );
 }
 
 /// A `Sleep` being polled registered its deadline, `ms` from now.
