@@ -163,8 +163,7 @@ impl WholePoll {
 }
 
 impl Raw {
-    /// A whole poll's task, how many clock ticks before the slot's time it
-    /// started, and its end as a fact of its own.
+    /// A whole poll's slot, taken apart.
     pub(crate) fn whole_poll(&self) -> Option<WholePoll> {
         match *self {
             Raw::Poll {

@@ -401,7 +401,6 @@ impl Model {
         }
     }
 
-    /// A task that may have lost its waker: reported if it stays so.
     /// When `task` went idle with no waker, if it did and is still pending;
     /// forgets it. (Every poll and wake asks: most often nothing is pending.)
     fn lost_pending_take(&mut self, task: TaskId) -> Option<u64> {
@@ -416,6 +415,7 @@ impl Model {
         !self.by_task.is_empty() && self.by_task.contains_key(&(kind, task))
     }
 
+    /// A task that may have lost its waker: reported if it stays so.
     fn maybe_lost(&mut self, found: Option<u64>, task: TaskId, ts: u64) {
         if found.is_some() {
             self.lost_pending.entry(task).or_insert(ts);
@@ -599,12 +599,13 @@ impl Model {
                 if let Some(label) = context {
                     // Known (or unfolded) first, as the poll's end would.
                     let t = self.task(*task, ts);
-                    let same = t.context.as_deref() == Some(&**label);
-                    t.context_in_poll = true;
-                    if !same {
+                    if t.context.as_deref() == Some(&**label) {
+                        // Its last poll's (most often): nothing to look up.
+                        t.context_in_poll = true;
+                        self.note_change(*task);
+                    } else {
                         self.context(*task, label);
                     }
-                    self.note_change(*task);
                 }
                 // Its own waker's clones and drops during the poll, folded.
                 self.poll_end(e, *task, *clones as i64 - *drops as i64)
