@@ -431,8 +431,9 @@ pub struct Interval {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub woken_by: Option<WakeSource>,
     /// Running: the app's `tracing` span entered in this poll (e.g. `GET /blocking`).
+    // Shared, not copied: a live viewer is sent every poll of every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
+    pub context: Option<std::sync::Arc<str>>,
     /// Running: the thread of the task's previous poll, when that was another
     /// thread (the task was stolen by, or moved to, another worker).
     #[serde(default, skip_serializing_if = "Option::is_none")]

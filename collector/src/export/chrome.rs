@@ -76,7 +76,7 @@ impl Out for Chrome<'_> {
                     None => json!({"task": i.task, "thread": i.thread, "unfinished": true}),
                 };
                 if let Some(c) = i.context {
-                    args["context"] = c.into();
+                    args["context"] = (*c).into();
                 }
                 self.slice(track, &name, cat, i.start_ns, i.end_ns, args);
             }

@@ -168,7 +168,7 @@ impl Tracker {
             woken_by: span.woken_by,
             context: context
                 .filter(|_| span.state == TaskState::Running)
-                .map(|c| c.to_string()),
+                .cloned(),
             moved_from: moved_from.filter(|_| span.state == TaskState::Running),
         });
     }
