@@ -6,7 +6,7 @@ use looptrace_wire::{Lifecycle, Outcome, Stretch, TaskId, TaskKind, TaskState};
 use std::sync::Arc;
 
 /// A task's poll-time and scheduling-latency histograms: most of what a task
-/// costs the collector (some 4 KiB), so the first detail given up when memory
+/// costs the collector (up to some 4 KiB), so the first detail given up when memory
 /// runs short.
 #[derive(Debug, Clone)]
 pub struct Histograms {
@@ -28,6 +28,13 @@ impl Histograms {
     pub fn bytes(&self) -> usize {
         std::mem::size_of::<Histograms>()
             + (self.poll.distinct_values() + self.sched.distinct_values()) * 4
+    }
+
+    /// Bytes a task's histograms hold at most, grown to their longest value.
+    pub(crate) fn most_bytes() -> usize {
+        let full = Histogram::<u32>::new_with_bounds(1, HISTOGRAM_MAX_NS, SIGFIG)
+            .map_or(0, |h| h.distinct_values());
+        std::mem::size_of::<Histograms>() + 2 * full * 4
     }
 }
 
@@ -100,16 +107,33 @@ impl Pending {
 
 fn record_all(h: &mut Histogram<u32>, values: &[u32]) {
     for &v in values {
-        h.saturating_record(v as u64);
+        record(h, v as u64);
+    }
+}
+
+/// Records `ns` (at most [`HISTOGRAM_MAX_NS`]), growing `h` if need be.
+fn record(h: &mut Histogram<u32>, ns: u64) {
+    if h.record(ns).is_err() {
+        // Only if it cannot grow (it can, up to far past any value given).
+        h.saturating_record(ns);
     }
 }
 
 /// Longest duration a histogram tells apart (longer ones count as this).
 pub const HISTOGRAM_MAX_NS: u64 = 100_000_000_000;
 
+/// Significant digits: durations to about 10%.
+const SIGFIG: u8 = 1;
+
 fn histogram() -> Histogram<u32> {
-    // 1 ns .. 100 s to about 10%: some 2 KiB per histogram, two per task.
-    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 1).expect("static histogram bounds are valid")
+    // 1 ns .. 100 s (some 2 KiB per histogram at most, two per task), made
+    // small and grown to the longest duration recorded: a task of short polls
+    // keeps a fraction of that, and a task that polls a few times is made
+    // without clearing 4 KiB (it was most of a short task's cost).
+    let mut h =
+        Histogram::new_with_bounds(1, 2, SIGFIG).expect("static histogram bounds are valid");
+    h.auto(true);
+    h
 }
 
 impl Task {
@@ -176,7 +200,7 @@ impl Task {
                 }
             }
             // Over 4 s: rare, recorded at once.
-            Err(_) => hist.saturating_record(ns),
+            Err(_) => record(hist, ns),
         }
         let listed = std::mem::replace(&mut p.listed, true);
         !listed
@@ -242,5 +266,54 @@ impl Task {
             }
         }
         (b, s, i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Grown as values come, a task's histograms say what histograms made at
+    /// full size say, and hold less while its polls are short.
+    #[test]
+    fn grown_histograms_read_as_full_ones() {
+        let mut full = Histogram::<u32>::new_with_bounds(1, HISTOGRAM_MAX_NS, SIGFIG).unwrap();
+        let mut t = Task::new(1, 0);
+        for ns in [40, 700, 1_500, 9_000, 9_100, 120_000] {
+            t.record_poll(ns);
+            full.saturating_record(ns);
+        }
+        t.flush_pending();
+        let grown = t.histograms().unwrap().poll.clone();
+        assert!(
+            grown.distinct_values() * 2 < full.distinct_values(),
+            "{} values held for polls up to 120 µs, {} at full size",
+            grown.distinct_values(),
+            full.distinct_values()
+        );
+        // Up to the longest (and past it: clamped), the same answers.
+        for ns in [
+            HISTOGRAM_MAX_NS / 3,
+            HISTOGRAM_MAX_NS,
+            10 * HISTOGRAM_MAX_NS,
+            7,
+        ] {
+            t.record_poll(ns);
+            full.saturating_record(ns.min(HISTOGRAM_MAX_NS));
+        }
+        t.flush_pending();
+        let grown = &t.histograms().unwrap().poll;
+        for q in [0.0, 0.1, 0.5, 0.9, 0.99, 1.0] {
+            assert_eq!(
+                grown.value_at_quantile(q),
+                full.value_at_quantile(q),
+                "q {q}"
+            );
+        }
+        assert_eq!(
+            (grown.len(), grown.min(), grown.max()),
+            (full.len(), full.min(), full.max())
+        );
+        assert!(t.hist.as_ref().unwrap().bytes() <= Histograms::most_bytes());
     }
 }
