@@ -741,9 +741,9 @@ impl<'a> EventsReader<'a> {
 
     /// Reads up to `max` more events onto the end of `out`; past the last event of
     /// a whole frame, checks that nothing trails it. What the iterator yields,
-    /// for a consumer that keeps events in a buffer: each event is decoded
-    /// straight into place rather than handed on in a `Some(Ok(..))`, which was
-    /// a third of the decoding's cost.
+    /// for a consumer that keeps events in a buffer: each event goes straight
+    /// into it rather than on through a `Some(Ok(..))` (two copies of an
+    /// event, a quarter of the decoding's instructions).
     ///
     /// ```
     /// use looptrace_wire::{encode_events, Event, EventKind, EventsReader};
@@ -928,7 +928,7 @@ impl Reader<'_> {
 
     #[inline]
     fn var(&mut self) -> Result<u64, DecodeError> {
-        // Most are one byte: a tag's thread, a small count.
+        // Most are one byte: an event's thread, a small count or task.
         if let Some(&b) = self.buf.get(self.pos) {
             if b < 0x80 {
                 self.pos += 1;
