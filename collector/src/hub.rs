@@ -526,6 +526,9 @@ impl Hub {
         let mut applied = 0;
         loop {
             chunk.clear();
+            // Exactly: grown by doubling, a buffer would outgrow its place
+            // among the spares.
+            chunk.reserve_exact((reader.len() as usize).min(CHUNK_EVENTS));
             let (start, base) = (reader.position(), reader.prev_ns());
             // A chunk after a context label was said may refer to it: it is
             // encoded anew rather than kept as it came.

@@ -403,7 +403,8 @@ impl Resolver {
                 if clones > 0 {
                     self.cloned_own_waker(thread, task);
                 }
-                if self.threads.get(thread).polling != Some(task) {
+                let started_here = self.threads.get(thread).polling == Some(task);
+                if !started_here {
                     // The end of another poll (this one's start was lost).
                     self.send_context(out, ts_ns, thread, true);
                 }
@@ -425,8 +426,10 @@ impl Resolver {
                     context,
                 };
                 if let Some(t) = self.tasks.get_mut(&task) {
-                    if !timers {
-                        // Left by a poll whose end was lost.
+                    if started_here && !timers {
+                        // Left by a poll whose end was lost (as its start
+                        // would have cleared it; a poll whose start was lost
+                        // keeps what came before, not knowing better).
                         t.polling.clear();
                     }
                     // Sleeps not polled again were dropped (or are no longer awaited).
@@ -503,7 +506,7 @@ impl Resolver {
                         fired: false,
                     },
                 );
-                let fresh = self.polled_a_timer(thread);
+                let fresh = self.polled_a_timer(thread, task);
                 if let Some(t) = self.tasks.get_mut(&task) {
                     if fresh {
                         t.polling.clear();
@@ -555,7 +558,7 @@ impl Resolver {
                         }
                     }
                 } else {
-                    let fresh = self.polled_a_timer(thread);
+                    let fresh = self.polled_a_timer(thread, task);
                     if let Some(t) = self.tasks.get_mut(&task) {
                         if fresh {
                             t.polling.clear();
@@ -569,10 +572,13 @@ impl Resolver {
         }
     }
 
-    /// Notes that the poll running on `thread` met a `Sleep`; true the first
-    /// time in that poll (its task's list then starts afresh).
-    fn polled_a_timer(&mut self, thread: u32) -> bool {
-        !std::mem::replace(&mut self.threads.get(thread).timers, true)
+    /// Notes that the poll of `task` running on `thread` met a `Sleep`; true
+    /// the first time in a poll whose start was seen here (its task's list then
+    /// starts afresh, as the start would have made it).
+    fn polled_a_timer(&mut self, thread: u32, task: u64) -> bool {
+        let t = self.threads.get(thread);
+        let first = !std::mem::replace(&mut t.timers, true);
+        first && t.polling == Some(task)
     }
 
     /// The place `location` is sent as.
@@ -1052,6 +1058,26 @@ mod tests {
             source_of_wake(vec![arm(7, 8, 1000)], false),
             Some(WakeSource::Io)
         );
+        // The first poll's end and the next one's start both lost, another
+        // task polled between on the same thread: that poll's end says
+        // nothing about task 1's sleeps, nor does the end without its start.
+        let mut r = Resolver::default();
+        let raws = vec![
+            (1, 0, Raw::Worker(0)),
+            (2, 0, spawn(1)),
+            (3, 0, spawn(2)),
+            (4, 0, Raw::PollStart(1)),
+            armed(5),
+            (6, 0, Raw::PollStart(2)),
+            (7, 0, end(2)),
+            (8, 0, end(1)),
+            wake(10 * MS),
+        ];
+        let by = round(&mut r, raws).into_iter().find_map(|e| match e.kind {
+            EventKind::Waker { by, .. } => Some(by),
+            _ => None,
+        });
+        assert_eq!(by, Some(WakeSource::Timer));
     }
 
     #[test]

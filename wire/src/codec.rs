@@ -740,7 +740,8 @@ impl<'a> EventsReader<'a> {
     }
 
     /// Reads up to `max` more events onto the end of `out`; past the last event of
-    /// a whole frame, checks that nothing trails it. What the iterator yields,
+    /// a whole frame, checks that nothing trails it. After an error nothing more
+    /// is read. What the iterator yields,
     /// for a consumer that keeps events in a buffer: each event goes straight
     /// into it rather than on through a `Some(Ok(..))` (two copies of an
     /// event, a quarter of the decoding's instructions).
@@ -767,7 +768,9 @@ impl<'a> EventsReader<'a> {
             match decode_event(&mut self.r, &mut self.run) {
                 Ok(e) => out.push(e),
                 Err(e) => {
+                    // Nothing more is read: `is_empty` says so.
                     self.failed = true;
+                    self.left = 0;
                     return Err(e);
                 }
             }

@@ -113,9 +113,16 @@ fn record_all(h: &mut Histogram<u32>, values: &[u32]) {
 
 /// Records `ns` (at most [`HISTOGRAM_MAX_NS`]), growing `h` if need be.
 fn record(h: &mut Histogram<u32>, ns: u64) {
+    let held = h.distinct_values();
     if h.record(ns).is_err() {
         // Only if it cannot grow (it can, up to far past any value given).
         h.saturating_record(ns);
+    }
+    if h.distinct_values() != held {
+        // Grown: its counts' buffer may have doubled past what even a full
+        // histogram holds; a copy holds only what it needs (a task grows its
+        // histograms a few times at most).
+        *h = h.clone();
     }
 }
 
