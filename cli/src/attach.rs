@@ -224,14 +224,14 @@ impl Converter {
             self.seen.entry(id).or_default();
             out.push(ev(
                 at,
-                EventKind::Spawn {
+                EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                     task: id,
                     kind,
                     name,
                     location,
                     parent: None,
                     size_bytes: size,
-                },
+                })),
             ));
         }
         let mut ids: Vec<_> = tasks.stats_update.keys().copied().collect();

@@ -535,7 +535,7 @@ fn info(s: &Session, out: &mut impl Write) -> io::Result<()> {
     let mut longest: Vec<(u64, u64, u64)> = Vec::new();
     for e in &s.events {
         match e.kind {
-            EventKind::Spawn { .. } => tasks += 1,
+            EventKind::Spawn(_) => tasks += 1,
             EventKind::PollStart { task } => {
                 polls += 1;
                 started.insert(task, e.ts_ns);

@@ -148,11 +148,9 @@ fn a_collector_killed_and_restarted_loses_nothing_silently() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Spawn {
-                task,
-                name: Some(n),
-                ..
-            } if n.starts_with("keeper") => Some(*task),
+            EventKind::Spawn(s) if s.name.as_ref().is_some_and(|n| n.starts_with("keeper")) => {
+                Some(s.task)
+            }
             _ => None,
         })
         .collect();

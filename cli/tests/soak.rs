@@ -57,14 +57,14 @@ impl App {
             let location = format!("app/src/conn.rs:{}:5", 10 + task % 7);
             push(
                 &mut w,
-                EventKind::Spawn {
+                EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                     task,
                     kind: TaskKind::Task,
                     name: None,
                     location,
                     parent: None,
                     size_bytes: Some(512),
-                },
+                })),
                 self.ts,
                 &mut n,
             );

@@ -382,11 +382,11 @@ fn the_workers_view_plots_each_queue_over_time() {
         events.push(ev(
             (i as u64 + 1) * 1_000_000,
             0,
-            EventKind::Queues {
+            EventKind::Queues(Box::new(looptrace_wire::Queues {
                 local: vec![depth, 0],
                 steals: vec![0, i as u64],
                 injection: 0,
-            },
+            })),
         ));
     }
     // A task polled now and then, so the window has something to sum.

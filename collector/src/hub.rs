@@ -668,10 +668,16 @@ impl Hub {
         if s.live.as_ref().is_none_or(|(i, _)| *i != first) {
             s.live = Some((first, catch_up(&s.store, first)));
         }
+        let small = events.len() <= self.config.max_live_events;
         let mut closed = Window::default();
         if let Some((index, tracker)) = s.live.as_mut() {
-            for e in events {
-                tracker.push(e, &mut closed);
+            // A batch too big to carry its events carries none of what it closed
+            // either: followed, not drawn (drawing it only to drop it cost a
+            // busy session's viewer a MB of fresh buffers a batch).
+            if small {
+                events.iter().for_each(|e| tracker.push(e, &mut closed));
+            } else {
+                events.iter().for_each(|e| tracker.push(e, &mut Discard));
             }
             *index = after;
         }
@@ -696,7 +702,6 @@ impl Hub {
             .skip(s.model.marks.len() - changes.marks)
             .cloned()
             .collect();
-        let small = events.len() <= self.config.max_live_events;
         let batch = api::Batch {
             session: s.id,
             now_ns: now,
@@ -1034,4 +1039,89 @@ pub fn message_text(m: &api::Message) -> String {
         };
         serde_json::to_string(&error).unwrap_or_default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use looptrace_wire::{encode_header, EventKind, Flavor};
+    use tokio::sync::broadcast::Receiver;
+
+    fn ev(ts_ns: u64, kind: EventKind) -> Event {
+        Event {
+            ts_ns,
+            thread: 0,
+            kind,
+        }
+    }
+
+    fn end(task: u64) -> EventKind {
+        EventKind::PollEnd {
+            task,
+            ready: false,
+            clones: 0,
+            drops: 0,
+            context: None,
+        }
+    }
+
+    fn next_batch(rx: &mut Receiver<Update>) -> api::Batch {
+        loop {
+            match rx.try_recv() {
+                Ok(Update::Batch { message, .. }) => match serde_json::from_str(&message) {
+                    Ok(api::Message::Batch(b)) => return b,
+                    other => panic!("not a batch: {other:?}"),
+                },
+                Ok(Update::Sessions) => continue,
+                Err(e) => panic!("no batch: {e}"),
+            }
+        }
+    }
+
+    /// A batch too big to carry what it closed is still followed: a poll it
+    /// started is drawn whole by the next batch, which ends it.
+    #[test]
+    fn a_poll_started_in_a_batch_too_big_to_draw_is_drawn_by_the_batch_that_ends_it() {
+        let hub = Hub::new(HubConfig {
+            max_live_events: 10,
+            ..HubConfig::default()
+        });
+        let header = Header {
+            process_name: "app".into(),
+            pid: 1,
+            flavor: Flavor::CurrentThread,
+            workers: 1,
+            clock_origin_unix_ns: 0,
+        };
+        let mut frame = Vec::new();
+        encode_header(&header, &mut frame);
+        let id = hub.open(header, &frame, Source::Live);
+        let _watch = hub.watch(Some(id));
+        let mut rx = hub.subscribe();
+
+        // Task 2 polled 20 times, then task 1's poll starts at 5000.
+        let mut big: Vec<Event> = (0..20)
+            .flat_map(|i| {
+                [
+                    ev(100 * i, EventKind::PollStart { task: 2 }),
+                    ev(100 * i + 50, end(2)),
+                ]
+            })
+            .collect();
+        big.push(ev(5_000, EventKind::PollStart { task: 1 }));
+        hub.ingest(id, &big);
+        let b = next_batch(&mut rx);
+        assert_eq!((b.intervals, b.events_skipped), (None, Some(41)));
+
+        hub.ingest(id, &[ev(7_000, end(1))]);
+        let b = next_batch(&mut rx);
+        let polls: Vec<_> = b
+            .intervals
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.state == api::TaskState::Running)
+            .map(|i| (i.task, i.start_ns, i.end_ns))
+            .collect();
+        assert_eq!(polls, [(1, 5_000, 7_000)]);
+    }
 }

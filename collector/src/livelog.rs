@@ -89,13 +89,14 @@ impl LiveLog {
                 self.roles.insert(e.thread, *role);
                 return None;
             }
-            EventKind::Spawn {
-                task,
-                name,
-                location,
-                parent,
-                ..
-            } => {
+            EventKind::Spawn(spawn) => {
+                let looptrace_wire::Spawn {
+                    task,
+                    name,
+                    location,
+                    parent,
+                    ..
+                } = &**spawn;
                 let n = display_name(name.as_deref(), location);
                 // Tasks named by where they were spawned share names (a server's
                 // connections): their lines carry their id.
@@ -206,9 +207,10 @@ impl LiveLog {
                 self.thread(e.thread)
             ),
             EventKind::Mark { label } => format!("mark     {label}"),
-            EventKind::Queues {
-                local, injection, ..
-            } => {
+            EventKind::Queues(queues) => {
+                let looptrace_wire::Queues {
+                    local, injection, ..
+                } = &**queues;
                 if !self.verbose {
                     return None;
                 }

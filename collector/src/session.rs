@@ -36,15 +36,9 @@ impl Session {
     }
 
     pub(crate) fn learn(&mut self, e: &Event) {
-        if let EventKind::Spawn {
-            task,
-            name,
-            location,
-            ..
-        } = &e.kind
-        {
+        if let EventKind::Spawn(s) = &e.kind {
             self.names
-                .insert(*task, display_name(name.as_deref(), location));
+                .insert(s.task, display_name(s.name.as_deref(), &s.location));
         }
     }
 

@@ -33,14 +33,14 @@ fn ev(ts_ns: u64, kind: EventKind) -> Event {
 fn spawn(ts: u64, task: u64, name: &str) -> Event {
     ev(
         ts,
-        EventKind::Spawn {
+        EventKind::Spawn(Box::new(looptrace_wire::Spawn {
             task,
             kind: TaskKind::Task,
             name: Some(name.into()),
             location: "src/main.rs:1:1".into(),
             parent: None,
             size_bytes: None,
-        },
+        })),
     )
 }
 

@@ -27,14 +27,14 @@ fn ev(ts_ns: u64, kind: EventKind) -> Event {
 fn spawn(ts: u64, task: u64) -> Event {
     ev(
         ts,
-        EventKind::Spawn {
+        EventKind::Spawn(Box::new(looptrace_wire::Spawn {
             task,
             kind: TaskKind::Task,
             name: Some(format!("t{task}")),
             location: "a.rs:1:1".into(),
             parent: None,
             size_bytes: Some(64),
-        },
+        })),
     )
 }
 fn start(ts: u64, task: u64) -> Event {
@@ -337,14 +337,14 @@ fn a_long_spawn_blocking_closure_is_not_a_blocking_poll() {
     for e in [
         ev(
             0,
-            EventKind::Spawn {
+            EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                 task: 1,
                 kind: TaskKind::Blocking,
                 name: None,
                 location: "b.rs:1:1".into(),
                 parent: None,
                 size_bytes: None,
-            },
+            })),
         ),
         ev(10, EventKind::BlockingStart { task: 1 }),
         ev(2 * s, EventKind::BlockingEnd { task: 1 }),
@@ -612,7 +612,7 @@ fn findings_of_one_cause_are_one_warning_with_a_count() {
     let conn = |ts, task| {
         ev(
             ts,
-            EventKind::Spawn {
+            EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                 task,
                 kind: TaskKind::Task,
                 name: None,
@@ -620,7 +620,7 @@ fn findings_of_one_cause_are_one_warning_with_a_count() {
                     .into(),
                 parent: None,
                 size_bytes: None,
-            },
+            })),
         )
     };
     let context = |ts, task, label: &str| {
@@ -696,11 +696,11 @@ fn queue_samples_give_each_worker_its_queue_and_steals() {
         m.apply(&Event {
             ts_ns: ts,
             thread: 2,
-            kind: EventKind::Queues {
+            kind: EventKind::Queues(Box::new(looptrace_wire::Queues {
                 local,
                 steals,
                 injection,
-            },
+            })),
         });
     }
     use looptrace_collector::to_api::ToApi;
@@ -812,11 +812,11 @@ fn aggregates_keep_the_queues() {
     let q = |ts: u64, local: [u32; 2], steals: [u64; 2], injection: u32| {
         ev(
             ts,
-            EventKind::Queues {
+            EventKind::Queues(Box::new(looptrace_wire::Queues {
                 local: local.to_vec(),
                 steals: steals.to_vec(),
                 injection,
-            },
+            })),
         )
     };
     let events = vec![

@@ -145,14 +145,14 @@ fn serve_over_budget() -> SocketAddr {
     for t in 1..=20_000u64 {
         events.push(ev(
             t * 1_000,
-            EventKind::Spawn {
+            EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                 task: t,
                 kind: TaskKind::Task,
                 name: None,
                 location: "app/src/conn.rs:12:5".into(),
                 parent: None,
                 size_bytes: None,
-            },
+            })),
         ));
     }
     for i in 0..100_000u64 {
@@ -338,14 +338,14 @@ fn timeline_benchmark() {
         batch.push(ev(
             t,
             0,
-            EventKind::Spawn {
+            EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                 task: t,
                 kind: TaskKind::Task,
                 name: Some(format!("worker-task-{t}")),
                 location: "bench.rs:1:1".into(),
                 parent: None,
                 size_bytes: None,
-            },
+            })),
         ));
     }
     let polls = 1_000_000u64;
@@ -405,14 +405,14 @@ fn timeline_benchmark() {
                     ev(
                         ts,
                         0,
-                        EventKind::Spawn {
+                        EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                             task,
                             kind: TaskKind::Task,
                             name: Some(format!("probe-{sent}")),
                             location: "probe.rs:1:1".into(),
                             parent: None,
                             size_bytes: None,
-                        },
+                        })),
                     ),
                     ev(ts + 1000, 0, EventKind::PollStart { task }),
                     ev(

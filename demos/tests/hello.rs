@@ -41,11 +41,7 @@ fn check(flavor: &str) {
             .events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Spawn {
-                    task,
-                    name: Some(n),
-                    ..
-                } if n == name => Some(*task),
+                EventKind::Spawn(s) if s.name.as_deref() == Some(name) => Some(s.task),
                 _ => None,
             })
             .collect();
@@ -104,7 +100,7 @@ fn check(flavor: &str) {
     let first_spawn = rec
         .events
         .iter()
-        .find(|e| matches!(e.kind, EventKind::Spawn { .. }))
+        .find(|e| matches!(e.kind, EventKind::Spawn(_)))
         .unwrap()
         .ts_ns;
     for ((end, name), secs) in done.iter().zip([1u64, 2, 3]) {

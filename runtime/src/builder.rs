@@ -240,7 +240,7 @@ impl Builder {
     /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
     /// rt.shutdown();
     /// let rec = looptrace::wire::Recording::open(&path)?;
-    /// assert!(rec.events.iter().any(|e| matches!(e.kind, looptrace::wire::EventKind::Spawn { .. })));
+    /// assert!(rec.events.iter().any(|e| matches!(e.kind, looptrace::wire::EventKind::Spawn(_))));
     /// # Ok(()) }
     /// ```
     pub fn record(mut self, path: impl Into<PathBuf>) -> Self {

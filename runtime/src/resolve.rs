@@ -358,14 +358,14 @@ impl Resolver {
                 let parent = t.polling.filter(|&p| in_poll && p as u32 == parent_low);
                 self.tasks.entry(task).or_default();
                 let location = self.spawn_site(location);
-                let kind = EventKind::Spawn {
+                let kind = EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                     task,
                     kind: info.as_ref().map_or(TaskKind::Task, |i| i.kind),
                     location,
                     size_bytes: info.as_ref().and_then(|i| i.size_bytes),
                     name: info.and_then(|i| i.name),
                     parent,
-                };
+                }));
                 self.emit(out, ts_ns, thread, kind);
             }
             // The merge takes a whole poll in two (see `ship`); whole, its start
@@ -540,11 +540,11 @@ impl Resolver {
                     out,
                     ts_ns,
                     thread,
-                    EventKind::Queues {
+                    EventKind::Queues(Box::new(looptrace_wire::Queues {
                         local,
                         steals,
                         injection,
-                    },
+                    })),
                 );
             }
             // Not an event: the shipper sends notes as frames of their own.
@@ -606,21 +606,21 @@ impl Resolver {
         parent: Option<u64>,
     ) {
         self.tasks.entry(info.task).or_default();
-        let kind = EventKind::Spawn {
+        let kind = EventKind::Spawn(Box::new(looptrace_wire::Spawn {
             task: info.task,
             kind: TaskKind::Blocking,
             name: info.name,
             location: info.location.unwrap_or_default(),
             parent,
             size_bytes: info.size_bytes,
-        };
+        }));
         self.emit(out, ts_ns, thread, kind);
     }
 
     /// Keeps each live task's spawn and where it stands, for [`Resolver::resume`].
     fn follow(&mut self, ts_ns: u64, thread: u32, kind: &EventKind) {
         let Some(task) = kind.task() else { return };
-        if !matches!(kind, EventKind::Spawn { .. }) {
+        if !matches!(kind, EventKind::Spawn(_)) {
             // Every event but a spawn: one lookup.
             if let Some(t) = self.tasks.get_mut(&task) {
                 t.follow(ts_ns, thread, kind);
@@ -635,15 +635,15 @@ impl Resolver {
             self.locations
                 .retain(|l| std::sync::Arc::strong_count(l) > 1);
         }
-        if let EventKind::Spawn {
-            kind,
-            name,
-            location,
-            parent,
-            size_bytes,
-            ..
-        } = kind
-        {
+        if let EventKind::Spawn(spawn) = kind {
+            let looptrace_wire::Spawn {
+                kind,
+                name,
+                location,
+                parent,
+                size_bytes,
+                ..
+            } = &**spawn;
             let location = match self.locations.get(location.as_str()) {
                 Some(l) => l.clone(),
                 None => {
@@ -704,14 +704,14 @@ impl Resolver {
             events.push(Event {
                 ts_ns: s.ts_ns,
                 thread: s.thread,
-                kind: EventKind::Spawn {
+                kind: EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                     task,
                     kind: s.kind,
                     name: s.name.clone(),
                     location: s.location.to_string(),
                     parent: s.parent,
                     size_bytes: s.size_bytes,
-                },
+                })),
             });
             if let Some(state) = t.life.state {
                 events.push(Event {
@@ -943,7 +943,7 @@ mod tests {
             let restated: Vec<String> = resumed(&r, 10)
                 .into_iter()
                 .filter_map(|e| match e.kind {
-                    EventKind::Spawn { task, .. } => Some(format!("{task} spawned")),
+                    EventKind::Spawn(s) => Some(format!("{} spawned", s.task)),
                     EventKind::TaskState { task, state } => Some(format!("{task} {state:?}")),
                     _ => None,
                 })
@@ -984,8 +984,8 @@ mod tests {
         );
         let parents: Vec<_> = events
             .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::Spawn { task, parent, .. } => Some((task, parent)),
+            .filter_map(|e| match &e.kind {
+                EventKind::Spawn(s) => Some((s.task, s.parent)),
                 _ => None,
             })
             .collect();

@@ -204,12 +204,8 @@ fn spawn_blocking_runs_and_wakes_by_blocking() {
     let blocking: Vec<u64> = t
         .events
         .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Spawn {
-                task,
-                kind: TaskKind::Blocking,
-                ..
-            } => Some(task),
+        .filter_map(|e| match &e.kind {
+            EventKind::Spawn(s) if s.kind == TaskKind::Blocking => Some(s.task),
             _ => None,
         })
         .collect();
@@ -220,12 +216,8 @@ fn spawn_blocking_runs_and_wakes_by_blocking() {
     );
     // Spawned from `block_on`'s future, not from a task: no parent.
     assert!(t.events.iter().any(|e| matches!(
-        e.kind,
-        EventKind::Spawn {
-            kind: TaskKind::Blocking,
-            parent: None,
-            ..
-        }
+        &e.kind,
+        EventKind::Spawn(s) if s.kind == TaskKind::Blocking && s.parent.is_none()
     )));
     let b = blocking[0];
     let start = t.ts_of(b, |k| matches!(k, EventKind::BlockingStart { .. }));
@@ -279,13 +271,15 @@ fn outcomes_parents_and_aborts() {
     assert_eq!(outcome("left behind"), Outcome::Cancelled);
     let child = t.task("child");
     let parent = t.task("parent");
-    assert!(t.events.iter().any(|e| matches!(e.kind, EventKind::Spawn { task, parent: Some(p), .. } if task == child && p == parent)));
+    assert!(t.events.iter().any(
+        |e| matches!(&e.kind, EventKind::Spawn(s) if s.task == child && s.parent == Some(parent))
+    ));
     // A panicking poll still ends, as Ready.
     let p = t.task("panicker");
     assert_eq!(t.story(p), ["spawn", "poll", "terminate panicked", "ready"]);
     // Unnamed tasks are named by location.
     assert!(t.events.iter().all(|e| match &e.kind {
-        EventKind::Spawn { location, .. } => location.contains(".rs:"),
+        EventKind::Spawn(s) => s.location.contains(".rs:"),
         _ => true,
     }));
 }
@@ -312,14 +306,9 @@ fn an_unnamed_task_says_where_it_was_spawned_by_whom_and_its_size() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Spawn {
-                kind,
-                name: None,
-                location,
-                parent: p,
-                size_bytes,
-                ..
-            } => Some((*kind, location.clone(), *p, *size_bytes)),
+            EventKind::Spawn(s) if s.name.is_none() => {
+                Some((s.kind, s.location.clone(), s.parent, s.size_bytes))
+            }
             _ => None,
         })
         .collect();
@@ -454,13 +443,8 @@ fn spawn_blocking_from_a_task_names_its_parent() {
     let spawns: Vec<_> = t
         .events
         .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::Spawn {
-                task,
-                kind: TaskKind::Blocking,
-                parent,
-                ..
-            } => Some((task, parent)),
+        .filter_map(|e| match &e.kind {
+            EventKind::Spawn(s) if s.kind == TaskKind::Blocking => Some((s.task, s.parent)),
             _ => None,
         })
         .collect();
@@ -678,11 +662,7 @@ fn a_long_poll_is_shipped_started_while_it_runs() {
         let events: Vec<_> = shipped.into_iter().map(|(_, e)| e).collect();
         let name = |n: &str| {
             events.iter().find_map(|e| match &e.kind {
-                EventKind::Spawn {
-                    task,
-                    name: Some(s),
-                    ..
-                } if s == n => Some(*task),
+                EventKind::Spawn(s) if s.name.as_deref() == Some(n) => Some(s.task),
                 _ => None,
             })
         };

@@ -90,11 +90,7 @@ fn works_beside_tokio_console() {
         events
             .iter()
             .find_map(|e| match &e.kind {
-                EventKind::Spawn {
-                    task,
-                    name: Some(n),
-                    ..
-                } if n == name => Some(*task),
+                EventKind::Spawn(s) if s.name.as_deref() == Some(name) => Some(s.task),
                 _ => None,
             })
             .unwrap_or_else(|| panic!("{name} captured"))

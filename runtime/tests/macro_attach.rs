@@ -24,7 +24,7 @@ fn the_attribute_captures_into_the_env_destination() {
     assert!(rec
         .events
         .iter()
-        .any(|e| matches!(&e.kind, EventKind::Spawn { name: Some(n), .. } if n == "inside")));
+        .any(|e| matches!(&e.kind, EventKind::Spawn(s) if s.name.as_deref() == Some("inside"))));
     assert!(rec
         .events
         .iter()

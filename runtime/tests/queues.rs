@@ -71,11 +71,7 @@ fn busy_worker(every: Option<Duration>, deepest_seen: u32) {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Queues {
-                local,
-                steals,
-                injection,
-            } => Some((local.clone(), steals.clone(), *injection)),
+            EventKind::Queues(q) => Some((q.local.clone(), q.steals.clone(), q.injection)),
             _ => None,
         })
         .collect();
@@ -123,5 +119,5 @@ fn no_samples_when_asked_for_none() {
     assert!(!rec
         .events
         .iter()
-        .any(|e| matches!(e.kind, EventKind::Queues { .. })));
+        .any(|e| matches!(e.kind, EventKind::Queues(_))));
 }

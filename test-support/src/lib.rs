@@ -145,14 +145,14 @@ pub fn spawn_ev(ts: u64, task: u64, name: &str) -> Event {
     Event {
         ts_ns: ts,
         thread: 0,
-        kind: EventKind::Spawn {
+        kind: EventKind::Spawn(Box::new(looptrace_wire::Spawn {
             task,
             kind: TaskKind::Task,
             name: Some(name.into()),
             location: "x.rs:1:1".into(),
             parent: None,
             size_bytes: None,
-        },
+        })),
     }
 }
 

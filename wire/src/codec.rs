@@ -190,7 +190,7 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
     let said = e.kind.context().and_then(|(_, label)| run.said(label));
     let tag = match &e.kind {
         EventKind::Thread { .. } => 1,
-        EventKind::Spawn { .. } => 2,
+        EventKind::Spawn(_) => 2,
         EventKind::Terminate { .. } => 3,
         EventKind::PollStart { .. } => 4,
         EventKind::PollEnd {
@@ -220,7 +220,7 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
         EventKind::TaskState { .. } => 18,
         EventKind::Context { .. } if said.is_some() => 21,
         EventKind::Context { .. } => 19,
-        EventKind::Queues { .. } => 20,
+        EventKind::Queues(_) => 20,
     };
     out.push(tag);
     let delta = e.ts_ns.wrapping_sub(run.prev_ns) as i64;
@@ -239,14 +239,15 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
             }
             put_str(out, name);
         }
-        EventKind::Spawn {
-            task,
-            kind,
-            name,
-            location,
-            parent,
-            size_bytes,
-        } => {
+        EventKind::Spawn(spawn) => {
+            let Spawn {
+                task,
+                kind,
+                name,
+                location,
+                parent,
+                size_bytes,
+            } = &**spawn;
             put_var(out, *task);
             out.push(match kind {
                 TaskKind::Task => 0,
@@ -321,11 +322,12 @@ pub fn encode_event(e: &Event, run: &mut RunState, out: &mut Vec<u8>) {
             put_var(out, *task);
             put_label(out, said, label);
         }
-        EventKind::Queues {
-            local,
-            steals,
-            injection,
-        } => {
+        EventKind::Queues(queues) => {
+            let Queues {
+                local,
+                steals,
+                injection,
+            } = &**queues;
             put_var(out, local.len() as u64);
             for (l, st) in local.iter().zip(steals.iter().chain(std::iter::repeat(&0))) {
                 put_var(out, *l as u64);
@@ -477,14 +479,14 @@ fn decode_event(r: &mut Reader<'_>, run: &mut RunState) -> Result<Event, DecodeE
             let location = r.string()?;
             let parent = r.opt()?;
             let size_bytes = r.opt()?;
-            EventKind::Spawn {
+            EventKind::Spawn(Box::new(Spawn {
                 task,
                 kind,
                 name,
                 location,
                 parent,
                 size_bytes,
-            }
+            }))
         }
         3 => {
             let task = r.var()?;
@@ -605,11 +607,11 @@ fn decode_event(r: &mut Reader<'_>, run: &mut RunState) -> Result<Event, DecodeE
                 local.push(r.var_u32()?);
                 steals.push(r.var()?);
             }
-            EventKind::Queues {
+            EventKind::Queues(Box::new(Queues {
                 local,
                 steals,
                 injection: r.var_u32()?,
-            }
+            }))
         }
         18 => {
             let task = r.var()?;
@@ -1076,14 +1078,14 @@ mod tests {
                 task: u64::MAX,
                 deadline_ns: u64::MAX,
             },
-            EventKind::Spawn {
+            EventKind::Spawn(Box::new(Spawn {
                 task: u64::MAX,
                 kind: TaskKind::Blocking,
                 name: Some("n".into()),
                 location: "src/main.rs:1".into(),
                 parent: Some(u64::MAX),
                 size_bytes: Some(u64::MAX),
-            },
+            })),
             EventKind::Thread {
                 role: ThreadRole::Worker(u32::MAX),
                 name: "w".into(),

@@ -207,19 +207,10 @@ pub enum EventKind {
         role: ThreadRole,
         name: String,
     },
-    /// A task was spawned.
-    Spawn {
-        task: TaskId,
-        kind: TaskKind,
-        /// `tokio::task::Builder::name`, if set.
-        name: Option<String>,
-        /// Where it was spawned, `file:line:col`.
-        location: String,
-        /// The task that was being polled on the spawning thread, if any.
-        parent: Option<TaskId>,
-        /// Size in bytes of the spawned future (as tokio reports it).
-        size_bytes: Option<u64>,
-    },
+    /// A task was spawned. Boxed, as the rarest of the large events: every
+    /// event is as big as the biggest variant, and the hot ones (a poll's start
+    /// and end, a wake) need a third of what a spawn does.
+    Spawn(Box<Spawn>),
     /// A task finished and will not be polled again.
     Terminate {
         task: TaskId,
@@ -306,15 +297,39 @@ pub enum EventKind {
     /// changed: tasks waiting in each worker's local run queue and in the
     /// injection queue (the shared one), and how many times each worker stole
     /// from another so far.
-    Queues {
-        /// Per worker, by index: tasks in its local queue.
-        local: Vec<u32>,
-        /// Per worker, by index: steals so far (cumulative).
-        steals: Vec<u64>,
-        /// Tasks in the injection queue.
-        injection: u32,
-    },
+    /// Boxed, as [`EventKind::Spawn`] is.
+    Queues(Box<Queues>),
 }
+
+/// What [`EventKind::Spawn`] says of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawn {
+    pub task: TaskId,
+    pub kind: TaskKind,
+    /// `tokio::task::Builder::name`, if set.
+    pub name: Option<String>,
+    /// Where it was spawned, `file:line:col`.
+    pub location: String,
+    /// The task that was being polled on the spawning thread, if any.
+    pub parent: Option<TaskId>,
+    /// Size in bytes of the spawned future (as tokio reports it).
+    pub size_bytes: Option<u64>,
+}
+
+/// What [`EventKind::Queues`] says of the scheduler's queues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Queues {
+    /// Per worker, by index: tasks in its local queue.
+    pub local: Vec<u32>,
+    /// Per worker, by index: steals so far (cumulative).
+    pub steals: Vec<u64>,
+    /// Tasks in the injection queue.
+    pub injection: u32,
+}
+
+// Every stage copies events by the million (decoded into chunks, resolved,
+// kept for the model): keep the hot ones from paying for the rare big ones.
+const _: () = assert!(std::mem::size_of::<Event>() <= 56);
 
 /// Where a task stands: restated by [`EventKind::TaskState`], and what viewers
 /// show of each task (a collector derives it from the events).
@@ -348,8 +363,8 @@ impl EventKind {
     /// The task this event is about, if any.
     pub fn task(&self) -> Option<TaskId> {
         match *self {
-            EventKind::Spawn { task, .. }
-            | EventKind::Terminate { task, .. }
+            EventKind::Spawn(ref s) => Some(s.task),
+            EventKind::Terminate { task, .. }
             | EventKind::PollStart { task }
             | EventKind::PollEnd { task, .. }
             | EventKind::Waker { task, .. }
@@ -364,7 +379,7 @@ impl EventKind {
             | EventKind::Unpark
             | EventKind::Dropped { .. }
             | EventKind::Mark { .. }
-            | EventKind::Queues { .. } => None,
+            | EventKind::Queues(_) => None,
         }
     }
 
@@ -392,7 +407,7 @@ impl EventKind {
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::Thread { .. } => "thread",
-            EventKind::Spawn { .. } => "spawn",
+            EventKind::Spawn(_) => "spawn",
             EventKind::Terminate { .. } => "terminate",
             EventKind::PollStart { .. } => "poll_start",
             EventKind::PollEnd { .. } => "poll_end",
@@ -416,7 +431,7 @@ impl EventKind {
             EventKind::Mark { .. } => "mark",
             EventKind::TaskState { .. } => "task_state",
             EventKind::Context { .. } => "context",
-            EventKind::Queues { .. } => "queues",
+            EventKind::Queues(_) => "queues",
         }
     }
 }

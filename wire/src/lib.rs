@@ -26,8 +26,8 @@ pub use codec::{
     OLDEST_WIRE_VERSION, WIRE_VERSION,
 };
 pub use event::{
-    Event, EventKind, Flavor, Header, NotAWakeSource, Note, Outcome, TaskId, TaskKind, TaskState,
-    ThreadId, ThreadRole, WakeOp, WakeSource,
+    Event, EventKind, Flavor, Header, NotAWakeSource, Note, Outcome, Queues, Spawn, TaskId,
+    TaskKind, TaskState, ThreadId, ThreadRole, WakeOp, WakeSource,
 };
 pub use lifecycle::{Lifecycle, Stretch};
 pub use recording::{

@@ -8,11 +8,11 @@ use crate::event::{Event, EventKind, TaskState, ThreadId, WakeOp, WakeSource};
 /// Where one task stands, followed event by event.
 ///
 /// ```
-/// use looptrace_wire::{Event, EventKind, Lifecycle, TaskKind, TaskState, WakeOp, WakeSource};
+/// use looptrace_wire::{Event, EventKind, Lifecycle, Spawn, TaskKind, TaskState, WakeOp, WakeSource};
 /// let ev = |ts_ns, kind| Event { ts_ns, thread: 0, kind };
 /// let mut t = Lifecycle::default();
-/// t.apply(&ev(10, EventKind::Spawn { task: 1, kind: TaskKind::Task, name: None,
-///     location: "src/main.rs:3:5".into(), parent: None, size_bytes: None }));
+/// t.apply(&ev(10, EventKind::Spawn(Box::new(Spawn { task: 1, kind: TaskKind::Task, name: None,
+///     location: "src/main.rs:3:5".into(), parent: None, size_bytes: None }))));
 /// // Scheduled from its spawn until its first poll.
 /// let s = t.apply(&ev(25, EventKind::PollStart { task: 1 })).unwrap();
 /// assert_eq!((s.state, s.start_ns, s.end_ns), (TaskState::Scheduled, 10, 25));
@@ -104,7 +104,7 @@ impl Lifecycle {
     /// [`Lifecycle::apply`], for an event in parts: `kind`, at `ts` on `thread`.
     pub fn apply_at(&mut self, ts: u64, thread: ThreadId, kind: &EventKind) -> Option<Stretch> {
         match *kind {
-            EventKind::Spawn { .. } => {
+            EventKind::Spawn(_) => {
                 self.woken_by = None;
                 self.enter(TaskState::Scheduled, ts)
             }

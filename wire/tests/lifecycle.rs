@@ -15,14 +15,14 @@ fn spawn(ts: u64) -> Event {
     ev(
         ts,
         0,
-        EventKind::Spawn {
+        EventKind::Spawn(Box::new(looptrace_wire::Spawn {
             task: 1,
             kind: TaskKind::Task,
             name: None,
             location: "src/main.rs:1:1".into(),
             parent: None,
             size_bytes: None,
-        },
+        })),
     )
 }
 

@@ -47,14 +47,14 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             any::<Option<u64>>()
         )
             .prop_map(|(task, kind, name, location, parent, size_bytes)| {
-                EventKind::Spawn {
+                EventKind::Spawn(Box::new(looptrace_wire::Spawn {
                     task,
                     kind,
                     name,
                     location,
                     parent,
                     size_bytes,
-                }
+                }))
             }),
         (any::<u64>(), outcome).prop_map(|(task, outcome)| EventKind::Terminate { task, outcome }),
         any::<u64>().prop_map(|task| EventKind::PollStart { task }),
@@ -113,10 +113,12 @@ fn arb_kind() -> impl Strategy<Value = EventKind> {
             prop::collection::vec((any::<u32>(), any::<u64>()), 0..4),
             any::<u32>()
         )
-            .prop_map(|(w, injection)| EventKind::Queues {
-                local: w.iter().map(|x| x.0).collect(),
-                steals: w.iter().map(|x| x.1).collect(),
-                injection,
+            .prop_map(|(w, injection)| {
+                EventKind::Queues(Box::new(looptrace_wire::Queues {
+                    local: w.iter().map(|x| x.0).collect(),
+                    steals: w.iter().map(|x| x.1).collect(),
+                    injection,
+                }))
             }),
     ]
 }

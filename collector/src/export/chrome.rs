@@ -194,13 +194,14 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                     c.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread.1, "name": "thread_sort_index", "args": {"sort_index": sort}}));
                 }
             }
-            EventKind::Spawn {
-                task,
-                location,
-                parent,
-                kind,
-                ..
-            } => {
+            EventKind::Spawn(spawn) => {
+                let looptrace_wire::Spawn {
+                    task,
+                    location,
+                    parent,
+                    kind,
+                    ..
+                } = &**spawn;
                 c.kinds.insert(*task, *kind);
                 let name = session.task_name(*task);
                 c.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_name", "args": {"name": format!("{name} #{task}")}}));

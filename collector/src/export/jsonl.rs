@@ -64,14 +64,15 @@ pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
             m.insert("worker_index".into(), index.into());
             m.insert("name".into(), name.clone().into());
         }
-        EventKind::Spawn {
-            name,
-            location,
-            parent,
-            size_bytes,
-            kind,
-            ..
-        } => {
+        EventKind::Spawn(spawn) => {
+            let looptrace_wire::Spawn {
+                name,
+                location,
+                parent,
+                size_bytes,
+                kind,
+                ..
+            } = &**spawn;
             m.insert(
                 "name".into(),
                 display_name(name.as_deref(), location).into(),
@@ -128,11 +129,12 @@ pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
         EventKind::Context { label, .. } => {
             m.insert("label".into(), (&**label).into());
         }
-        EventKind::Queues {
-            local,
-            steals,
-            injection,
-        } => {
+        EventKind::Queues(queues) => {
+            let looptrace_wire::Queues {
+                local,
+                steals,
+                injection,
+            } = &**queues;
             m.insert("local".into(), local.clone().into());
             m.insert("steals".into(), steals.clone().into());
             m.insert("injection".into(), (*injection).into());

@@ -504,14 +504,15 @@ impl Model {
                         .or_insert_with(|| Worker::new(e.thread, *i, name.clone(), ts));
                 }
             }
-            EventKind::Spawn {
-                task,
-                kind,
-                name,
-                location,
-                parent,
-                size_bytes,
-            } => {
+            EventKind::Spawn(spawn) => {
+                let looptrace_wire::Spawn {
+                    task,
+                    kind,
+                    name,
+                    location,
+                    parent,
+                    size_bytes,
+                } = &**spawn;
                 let lints = self.lints;
                 let shown = self
                     .names
@@ -727,11 +728,12 @@ impl Model {
                 self.note_change(*task);
             }
             EventKind::Context { task, label } => self.context(*task, label),
-            EventKind::Queues {
-                local,
-                steals,
-                injection,
-            } => {
+            EventKind::Queues(queues) => {
+                let looptrace_wire::Queues {
+                    local,
+                    steals,
+                    injection,
+                } = &**queues;
                 self.injection_queue = *injection;
                 self.queues_sampled = true;
                 for w in self.workers.values_mut() {

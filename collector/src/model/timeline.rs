@@ -219,7 +219,8 @@ impl Tracker {
                     self.tasks.entry(*task).or_default().life.apply(e);
                 }
             }
-            EventKind::Spawn { task, .. } => {
+            EventKind::Spawn(spawn) => {
+                let task = &spawn.task;
                 let t = self.tasks.entry(*task).or_default();
                 Self::close(range, out, *task, t.life.apply(e), t.context.as_ref(), None);
                 marker(&mut |m| out.marker(m), *task, MarkerKind::Spawn);
@@ -322,11 +323,12 @@ impl Tracker {
                     }
                 }
             }
-            EventKind::Queues {
-                local,
-                steals,
-                injection,
-            } => {
+            EventKind::Queues(queues) => {
+                let looptrace_wire::Queues {
+                    local,
+                    steals,
+                    injection,
+                } = &**queues;
                 let q = QueueSample {
                     at_ns: ts,
                     local: local.clone(),

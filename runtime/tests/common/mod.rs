@@ -89,11 +89,7 @@ impl Trace {
             .events
             .iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Spawn {
-                    task,
-                    name: Some(n),
-                    ..
-                } if n == name => Some(*task),
+                EventKind::Spawn(s) if s.name.as_deref() == Some(name) => Some(s.task),
                 _ => None,
             })
             .collect();
@@ -113,7 +109,7 @@ impl Trace {
         self.of(task)
             .into_iter()
             .filter_map(|e| match &e.kind {
-                EventKind::Spawn { .. } => Some("spawn".to_string()),
+                EventKind::Spawn(_) => Some("spawn".to_string()),
                 EventKind::PollStart { .. } => Some("poll".to_string()),
                 EventKind::PollEnd { ready, .. } => {
                     Some(if *ready { "ready" } else { "pending" }.to_string())
