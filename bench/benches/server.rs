@@ -10,6 +10,9 @@
 //! * `record`: looptrace writing a recording (`LOOPTRACE_RECORD`);
 //! * `embedded`: looptrace with no destination, the default: the collector runs in
 //!   the app;
+//! * `watched`: the same, with a viewer subscribed to every session's live updates
+//!   all along (a WebSocket client that reads and drops them: what watching costs
+//!   the app, not what drawing costs the viewer);
 //! * `stream`: looptrace streaming to a `looptrace serve` child process;
 //! * `console`: console-subscriber instead of looptrace;
 //! * `floor`: tokio alone, its `tracing` instrumentation (task spans, waker
@@ -40,7 +43,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const MODES: [&str; 6] = ["plain", "floor", "record", "embedded", "stream", "console"];
+const MODES: [&str; 7] = [
+    "plain", "floor", "record", "embedded", "watched", "stream", "console",
+];
 
 #[derive(Debug, Default, Clone)]
 struct Run {
@@ -54,6 +59,8 @@ struct Run {
     store_bytes: f64,
     store_events: f64,
     dropped: f64,
+    /// What the viewer of `watched` received: messages and bytes.
+    viewer: (u64, u64),
     /// CPU seconds by thread name when the load ended (see `kv-server`).
     threads: Vec<(String, f64)>,
 }
@@ -114,8 +121,12 @@ fn main() {
             .collect();
         for &m in &order {
             let r = run(modes[m], &cli, &tmp, connections, requests);
+            let viewer = match r.viewer {
+                (0, 0) => String::new(),
+                (n, b) => format!(", viewer got {n} messages, {:.1} MB", b as f64 / 1e6),
+            };
             eprintln!(
-                "round {} {:>8}: {:>9.0} req/s, server {:.2} s CPU, collector {:.2} s, {:.0} events",
+                "round {} {:>8}: {:>9.0} req/s, server {:.2} s CPU, collector {:.2} s, {:.0} events{viewer}",
                 round + 1,
                 modes[m],
                 r.throughput,
@@ -293,6 +304,10 @@ fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) 
         .spawn()
         .expect("kv-server");
     let mut out = BufReader::new(server.stdout.take().expect("stdout"));
+    let viewer = (mode == "watched").then(|| {
+        let addr = read_until(&mut out, "viewer ").expect("viewer address");
+        watch(&addr)
+    });
     let addr = read_until(&mut out, "listening ").expect("server address");
     let client = Command::new(env!("CARGO_BIN_EXE_kv-client"))
         .args([addr, connections.to_string(), requests.to_string()])
@@ -323,12 +338,15 @@ fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) 
             .collect();
     }
     r.dropped = report["dropped"].as_f64().unwrap_or(0.0);
+    if let Some(v) = viewer {
+        r.viewer = v.join().expect("viewer");
+    }
     match mode {
         "record" => {
             r.wire_bytes = std::fs::metadata(&record).map_or(f64::NAN, |m| m.len() as f64);
             let _ = std::fs::remove_file(&record);
         }
-        "embedded" => collector_figures(&report["collector"], &mut r),
+        "embedded" | "watched" => collector_figures(&report["collector"], &mut r),
         "stream" => {
             let (c, addr) = collector.take().expect("collector");
             // Wait until the collector has ingested everything the app shipped.
@@ -349,6 +367,25 @@ fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) 
         _ => {}
     }
     r
+}
+
+/// A viewer of every session of the collector at `addr`, subscribed before this
+/// returns; it reads and drops what it gets until the collector goes, then says
+/// how many messages and bytes that was.
+fn watch(addr: &str) -> std::thread::JoinHandle<(u64, u64)> {
+    use tungstenite::Message;
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://{addr}/ws/view")).expect("viewer connects");
+    ws.send(Message::text(r#"{"op":"subscribe"}"#))
+        .expect("viewer subscribes");
+    std::thread::spawn(move || {
+        let (mut n, mut bytes) = (0, 0);
+        while let Ok(m) = ws.read() {
+            n += 1;
+            bytes += m.len() as u64;
+        }
+        (n, bytes)
+    })
 }
 
 /// Wire and store figures from a collector's `/api/sessions`.

@@ -181,8 +181,8 @@ const CHECKPOINT_SHARE: usize = 8;
 /// viewers and the API in between.
 pub const CHUNK_EVENTS: usize = 16_384;
 
-/// Decoded chunks' buffers kept for the next frame: a chunk of events is a
-/// couple of MB, and a buffer made afresh for every frame paid for its pages
+/// Decoded chunks' buffers kept for the next frame: a chunk of events is about
+/// a MB, and a buffer made afresh for every frame paid for its pages
 /// each time (a viewer watching made it show: 93 -> 78 ns an event). At most
 /// this many are kept, whatever the number of threads ingesting.
 const SPARE_CHUNKS: usize = 4;

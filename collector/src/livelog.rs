@@ -207,14 +207,11 @@ impl LiveLog {
                 self.thread(e.thread)
             ),
             EventKind::Mark { label } => format!("mark     {label}"),
-            EventKind::Queues(queues) => {
-                let looptrace_wire::Queues {
-                    local, injection, ..
-                } = &**queues;
+            EventKind::Queues(q) => {
                 if !self.verbose {
                     return None;
                 }
-                format!("queues   local {local:?}, injection {injection}")
+                format!("queues   local {:?}, injection {}", q.local, q.injection)
             }
             EventKind::Context { task, label } => {
                 format!("context  {} works in {label}", self.name(*task))

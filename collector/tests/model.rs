@@ -448,6 +448,52 @@ fn a_tiny_poll_still_shows_in_a_wide_bucket() {
     assert_eq!(a.tasks[0].polls, vec![0, 1, 0, 0]);
 }
 
+/// The memory budget counts each task's histograms at what they hold (they
+/// are made small and grow to the longest duration recorded), however they grew
+/// and whichever task gave them up.
+#[test]
+fn the_memory_budget_counts_histograms_as_they_hold() {
+    let mut m = Model::new(header(), Thresholds::default());
+    let held = |m: &Model| -> u64 {
+        m.tasks
+            .values()
+            .filter_map(|t| t.histograms().map(|h| h.bytes() as u64))
+            .sum()
+    };
+    let mut ts = 0;
+    let mut polls = |m: &mut Model, task: u64, ns: u64, n: usize| {
+        for _ in 0..n {
+            m.apply(&start(ts, task));
+            ts += ns;
+            m.apply(&end(ts, task, false));
+            ts += 1_000;
+        }
+        m.flush_histograms();
+    };
+    for task in 1..=3 {
+        m.apply(&spawn(0, task));
+    }
+    polls(&mut m, 1, 1_000, 20);
+    polls(&mut m, 2, 40_000_000, 3);
+    let short = m.tasks[&1].histograms().unwrap().bytes();
+    let long = m.tasks[&2].histograms().unwrap().bytes();
+    assert!(
+        short < long,
+        "{short} bytes for 1 µs polls, {long} for 40 ms ones"
+    );
+    assert_eq!(m.memory().histograms, held(&m));
+    // Grown again, in the middle of a batch and over 4 s (recorded at once).
+    polls(&mut m, 1, 3_000_000, 40);
+    polls(&mut m, 3, 5_000_000_000, 1);
+    assert!(m.tasks[&1].histograms().unwrap().bytes() > short);
+    assert_eq!(m.memory().histograms, held(&m));
+    // Given up (idle tasks first), then nothing counted for them.
+    let total = m.memory().total();
+    m.shrink_to(total as usize - 1);
+    assert!(m.tasks.values().any(|t| t.histograms().is_none()));
+    assert_eq!(m.memory().histograms, held(&m));
+}
+
 #[test]
 fn per_task_histograms_stay_small() {
     let mut m = Model::new(header(), Thresholds::default());

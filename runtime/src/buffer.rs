@@ -102,7 +102,7 @@ pub(crate) enum Raw {
     FixedContext(&'static crate::context::SpanLabel),
     /// The scheduler's queues, sampled (boxed: one per sampling period at most,
     /// each shipping round by default).
-    Queues(Box<crate::queues::QueuesRaw>),
+    Queues(Box<looptrace_wire::Queues>),
     /// A note to show beside the session (sent as a frame of its own).
     Note(Box<looptrace_wire::Note>),
 }

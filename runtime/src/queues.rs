@@ -5,17 +5,9 @@
 //! the reading itself.)
 
 use crate::buffer::{self, Raw};
+use looptrace_wire::Queues;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// One reading: per worker its local queue and its steals so far, and the
-/// injection queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct QueuesRaw {
-    pub local: Vec<u32>,
-    pub steals: Vec<u64>,
-    pub injection: u32,
-}
 
 /// How often the queues are sampled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +28,7 @@ pub(crate) struct Sampler {
     /// `None`: at each round.
     pub(crate) every: Option<Duration>,
     next: Instant,
-    last: Option<QueuesRaw>,
+    last: Option<Queues>,
 }
 
 impl Sampler {
@@ -78,10 +70,12 @@ impl Sampler {
     }
 }
 
-fn read(handle: &tokio::runtime::Handle) -> QueuesRaw {
+/// One reading: per worker its local queue and its steals so far, and the
+/// injection queue.
+fn read(handle: &tokio::runtime::Handle) -> Queues {
     let m = handle.metrics();
     let n = m.num_workers();
-    QueuesRaw {
+    Queues {
         local: (0..n)
             .map(|i| m.worker_local_queue_depth(i).min(u32::MAX as usize) as u32)
             .collect(),

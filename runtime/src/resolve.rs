@@ -530,23 +530,7 @@ impl Resolver {
             ),
             Raw::Context(label) => self.context(thread, label),
             Raw::FixedContext(label) => self.context(thread, label.clone()),
-            Raw::Queues(q) => {
-                let crate::queues::QueuesRaw {
-                    local,
-                    steals,
-                    injection,
-                } = *q;
-                self.emit(
-                    out,
-                    ts_ns,
-                    thread,
-                    EventKind::Queues(Box::new(looptrace_wire::Queues {
-                        local,
-                        steals,
-                        injection,
-                    })),
-                );
-            }
+            Raw::Queues(q) => self.emit(out, ts_ns, thread, EventKind::Queues(q)),
             // Not an event: the shipper sends notes as frames of their own.
             Raw::Note(_) => {}
             Raw::SleepPolled { sleep, task, ready } => {

@@ -297,6 +297,7 @@ pub enum EventKind {
     /// changed: tasks waiting in each worker's local run queue and in the
     /// injection queue (the shared one), and how many times each worker stole
     /// from another so far.
+    ///
     /// Boxed, as [`EventKind::Spawn`] is.
     Queues(Box<Queues>),
 }
@@ -304,7 +305,9 @@ pub enum EventKind {
 /// What [`EventKind::Spawn`] says of a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spawn {
+    /// The task spawned.
     pub task: TaskId,
+    /// A task, a local task, or a `spawn_blocking` closure.
     pub kind: TaskKind,
     /// `tokio::task::Builder::name`, if set.
     pub name: Option<String>,

@@ -4,7 +4,9 @@
 //! `kv-server MODE [ARG]` prints `listening ADDR`, serves until its standard input
 //! closes, shuts the runtime down, then prints one JSON line of what capture
 //! reported and the CPU of its threads by name when the load ended. MODE: `plain` (tokio alone), `record FILE`, `embedded` (the default
-//! with no destination: the collector in-process), `stream ADDR` (to a collector),
+//! with no destination: the collector in-process), `watched` (embedded, and it
+//! prints `viewer ADDR`, its collector's address, first, for a viewer to watch
+//! it), `stream ADDR` (to a collector),
 //! `console` (console-subscriber instead of looptrace), `floor` (tokio alone, its
 //! `tracing` instrumentation dispatched to a subscriber that takes exactly the
 //! callsites looptrace takes and does nothing with them: what any tracer of tokio's
@@ -42,7 +44,7 @@ fn main() {
                 .expect("runtime");
             rt.block_on(serve());
         }
-        "record" | "embedded" | "stream" => {
+        "record" | "embedded" | "watched" | "stream" => {
             let mut b = looptrace::Builder::new_multi_thread()
                 .worker_threads(WORKERS)
                 .from_env(false);
@@ -66,11 +68,14 @@ fn main() {
             }
             let rt = b.build().expect("looptrace runtime");
             let viewer = rt.viewer_addr();
+            if let (Some(addr), "watched") = (viewer, mode) {
+                println!("viewer {addr}");
+            }
             rt.block_on(serve());
             let report = rt.shutdown();
             out["events"] = report.events.into();
             out["dropped"] = (report.dropped_buffer_full + report.dropped_unsent).into();
-            if let (Some(addr), "embedded") = (viewer, mode) {
+            if let (Some(addr), "embedded" | "watched") = (viewer, mode) {
                 out["collector"] = looptrace_bench::get_json(&addr.to_string(), "/api/sessions");
             }
         }

@@ -194,20 +194,14 @@ pub fn write_chrome(session: &Session, out: &mut impl Write) -> io::Result<()> {
                     c.out.push(json!({"ph": "M", "pid": THREADS_PID, "tid": thread.1, "name": "thread_sort_index", "args": {"sort_index": sort}}));
                 }
             }
-            EventKind::Spawn(spawn) => {
-                let looptrace_wire::Spawn {
-                    task,
-                    location,
-                    parent,
-                    kind,
-                    ..
-                } = &**spawn;
-                c.kinds.insert(*task, *kind);
-                let name = session.task_name(*task);
+            EventKind::Spawn(s) => {
+                let task = s.task;
+                c.kinds.insert(task, s.kind);
+                let name = session.task_name(task);
                 c.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_name", "args": {"name": format!("{name} #{task}")}}));
                 c.out.push(json!({"ph": "M", "pid": TASKS_PID, "tid": task, "name": "thread_sort_index", "args": {"sort_index": task}}));
-                let args = json!({"location": location, "parent": parent, "kind": kind});
-                c.instant((TASKS_PID, *task), "spawned", "task", e.ts_ns, args);
+                let args = json!({"location": s.location, "parent": s.parent, "kind": s.kind});
+                c.instant((TASKS_PID, task), "spawned", "task", e.ts_ns, args);
             }
             EventKind::Terminate { task, outcome } => {
                 c.instant(

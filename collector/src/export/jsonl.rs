@@ -129,15 +129,10 @@ pub fn event_json(e: &looptrace_wire::Event) -> EventLine {
         EventKind::Context { label, .. } => {
             m.insert("label".into(), (&**label).into());
         }
-        EventKind::Queues(queues) => {
-            let looptrace_wire::Queues {
-                local,
-                steals,
-                injection,
-            } = &**queues;
-            m.insert("local".into(), local.clone().into());
-            m.insert("steals".into(), steals.clone().into());
-            m.insert("injection".into(), (*injection).into());
+        EventKind::Queues(q) => {
+            m.insert("local".into(), q.local.clone().into());
+            m.insert("steals".into(), q.steals.clone().into());
+            m.insert("injection".into(), q.injection.into());
         }
         _ => {}
     }

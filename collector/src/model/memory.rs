@@ -11,7 +11,7 @@
 //! A task leak (the very thing the leak warning is for) then costs a few dozen
 //! bytes per leaked task, not kilobytes.
 
-use super::task::{Histograms, Task};
+use super::task::Task;
 use super::Model;
 use looptrace_api::{GivenUp, ModelMemory, WakeCounts};
 use looptrace_wire::{Lifecycle, TaskId, TaskState};
@@ -83,7 +83,7 @@ impl Model {
             + self.idle_unchecked.len() * 16;
         ModelMemory {
             tasks: (self.tasks.len() * TASK_BYTES) as u64,
-            histograms: (self.histograms * histogram_bytes()) as u64,
+            histograms: self.histogram_bytes as u64,
             folded: (self.folds.of_task.len() * FOLDED_BYTES
                 + self.folds.by_location.len() * std::mem::size_of::<Folded>())
                 as u64,
@@ -137,8 +137,8 @@ impl Model {
                 return;
             }
             if let Some(t) = self.tasks.get_mut(&id) {
-                if t.hist.take().is_some() {
-                    self.histograms -= 1;
+                if let Some(h) = t.hist.take() {
+                    self.histogram_bytes = self.histogram_bytes.saturating_sub(h.counted);
                     self.given_up.histograms += 1;
                 }
             }
@@ -154,8 +154,8 @@ impl Model {
     /// Forgets a task's record (it finished, or is being folded).
     pub(crate) fn remove_task(&mut self, id: TaskId) -> Option<Task> {
         let t = self.tasks.remove(&id)?;
-        if t.hist.is_some() {
-            self.histograms -= 1;
+        if let Some(h) = &t.hist {
+            self.histogram_bytes = self.histogram_bytes.saturating_sub(h.counted);
         }
         self.storms.remove(&id);
         self.changed.remove(&id);
@@ -228,10 +228,4 @@ impl Folds {
         };
         Some(t)
     }
-}
-
-fn histogram_bytes() -> usize {
-    use std::sync::OnceLock;
-    static BYTES: OnceLock<usize> = OnceLock::new();
-    *BYTES.get_or_init(Histograms::most_bytes)
 }

@@ -117,7 +117,9 @@ pub struct Model {
     /// Names and locations, shared between tasks.
     pub(crate) names: memory::Interner,
     /// Tasks with histograms.
-    pub(crate) histograms: usize,
+    /// Bytes the tasks' histograms hold, as last counted (see
+    /// [`Model::flush_histograms`]).
+    pub(crate) histogram_bytes: usize,
     pub(crate) folds: memory::Folds,
     pub(crate) given_up: looptrace_api::GivenUp,
     pub(crate) warning_bytes: usize,
@@ -193,7 +195,7 @@ impl Model {
             track_changes: true,
             hist_pending: Vec::new(),
             names: Default::default(),
-            histograms: 0,
+            histogram_bytes: 0,
             folds: Default::default(),
             given_up: Default::default(),
             warning_bytes: 0,
@@ -459,7 +461,7 @@ impl Model {
             folds,
             groups,
             live,
-            histograms,
+            histogram_bytes,
             ..
         } = self;
         match tasks.entry(id) {
@@ -470,8 +472,9 @@ impl Model {
                     Some(t) => t,
                     None => {
                         *live += 1;
-                        *histograms += 1;
-                        Task::new(id, ts)
+                        let t = Task::new(id, ts);
+                        *histogram_bytes += t.hist.as_ref().map_or(0, |h| h.counted);
+                        t
                     }
                 };
                 (v.insert(t), groups, true)
@@ -930,7 +933,7 @@ impl Model {
     pub fn flush_histograms(&mut self) {
         for id in std::mem::take(&mut self.hist_pending) {
             if let Some(t) = self.tasks.get_mut(&id) {
-                t.flush_pending();
+                self.histogram_bytes += t.flush_pending();
             }
         }
     }

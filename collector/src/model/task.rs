@@ -14,14 +14,19 @@ pub struct Histograms {
     pub poll: Histogram<u32>,
     /// Wake-to-poll latencies (ns).
     pub sched: Histogram<u32>,
+    /// [`Histograms::bytes`] as the model last counted it (they grow).
+    pub(crate) counted: usize,
 }
 
 impl Histograms {
     fn new() -> Box<Histograms> {
-        Box::new(Histograms {
+        let mut h = Box::new(Histograms {
             poll: histogram(),
             sched: histogram(),
-        })
+            counted: 0,
+        });
+        h.counted = h.bytes();
+        h
     }
 
     /// Bytes held.
@@ -31,6 +36,7 @@ impl Histograms {
     }
 
     /// Bytes a task's histograms hold at most, grown to their longest value.
+    #[cfg(test)]
     pub(crate) fn most_bytes() -> usize {
         let full = Histogram::<u32>::new_with_bounds(1, HISTOGRAM_MAX_NS, SIGFIG)
             .map_or(0, |h| h.distinct_values());
@@ -213,12 +219,17 @@ impl Task {
         !listed
     }
 
-    /// Puts the pending durations into the histograms.
-    pub(crate) fn flush_pending(&mut self) {
+    /// Puts the pending durations into the histograms; returns the bytes they
+    /// grew by since last counted (a task that recorded any duration is flushed
+    /// before its batch ends, so every growth is counted here).
+    pub(crate) fn flush_pending(&mut self) -> usize {
         let p = std::mem::take(&mut self.pending);
-        if let Some(h) = &mut self.hist {
-            p.add_to(h);
-        }
+        let Some(h) = &mut self.hist else { return 0 };
+        p.add_to(h);
+        let now = h.bytes();
+        let grown = now.saturating_sub(h.counted);
+        h.counted = now;
+        grown
     }
 
     /// The histograms with every duration recorded so far (a copy only when some

@@ -220,10 +220,10 @@ impl Tracker {
                 }
             }
             EventKind::Spawn(spawn) => {
-                let task = &spawn.task;
-                let t = self.tasks.entry(*task).or_default();
-                Self::close(range, out, *task, t.life.apply(e), t.context.as_ref(), None);
-                marker(&mut |m| out.marker(m), *task, MarkerKind::Spawn);
+                let task = spawn.task;
+                let t = self.tasks.entry(task).or_default();
+                Self::close(range, out, task, t.life.apply(e), t.context.as_ref(), None);
+                marker(&mut |m| out.marker(m), task, MarkerKind::Spawn);
             }
             EventKind::PollStart { task } | EventKind::BlockingStart { task } => {
                 let t = self.tasks.entry(*task).or_default();
@@ -324,16 +324,11 @@ impl Tracker {
                 }
             }
             EventKind::Queues(queues) => {
-                let looptrace_wire::Queues {
-                    local,
-                    steals,
-                    injection,
-                } = &**queues;
                 let q = QueueSample {
                     at_ns: ts,
-                    local: local.clone(),
-                    steals: steals.clone(),
-                    injection: *injection,
+                    local: queues.local.clone(),
+                    steals: queues.steals.clone(),
+                    injection: queues.injection,
                 };
                 if in_window {
                     self.queues_in_force(out);
