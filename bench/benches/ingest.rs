@@ -25,7 +25,9 @@
 //!   ingest time and the health answers' latency.
 //!
 //! Knobs: `LOOPTRACE_BENCH_ROUNDS` (default 7), `LOOPTRACE_BENCH_REQUESTS` (per
-//! connection for the recorded load, default 13000: some 2M events).
+//! connection for the recorded load, default 13000: some 2M events),
+//! `LOOPTRACE_BENCH_PATHS` (a comma-separated subset of `decode`, `ingest`,
+//! `viewer` and `user`, what a user meets; to profile one of them).
 
 use looptrace_bench::{env_num, looptrace_cli, Summary};
 use looptrace_collector::hub::{Hub, HubConfig, Source};
@@ -163,10 +165,18 @@ fn main() {
         bytes as f64 / 1e6
     );
     let names = ["decode", "ingest", "ingest + viewer"];
+    let wanted = std::env::var("LOOPTRACE_BENCH_PATHS").ok();
+    let wants = |p: &str| wanted.as_ref().is_none_or(|w| w.split(',').any(|x| x == p));
+    let paths: Vec<usize> = ["decode", "ingest", "viewer"]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| wants(p))
+        .map(|(i, _)| i)
+        .collect();
     let mut runs: Vec<Vec<Run>> = (0..names.len()).map(|_| Vec::new()).collect();
     for round in 0..rounds {
-        for k in 0..names.len() {
-            let i = (k + round) % names.len();
+        for k in 0..paths.len() {
+            let i = paths[(k + round) % paths.len()];
             let r = match i {
                 0 => decode(&frames),
                 1 => ingest(&frames, false),
@@ -180,6 +190,9 @@ fn main() {
     println!("|---|---|---|---|---|");
     for (i, name) in names.iter().enumerate() {
         let rs = &runs[i];
+        if rs.is_empty() {
+            continue;
+        }
         let rate = Summary::of(
             &rs.iter()
                 .map(|r| r.events as f64 / r.cpu.as_secs_f64() / 1e6)
@@ -206,9 +219,11 @@ fn main() {
     println!();
     println!("Spread: [min..max] over rounds; CPU of the ingesting thread only (a viewer's own thread drains the channel).");
 
-    let events = runs[1][0].events;
-    replay_and_open(&recording, events, rounds.min(5));
-    big_frame(rounds.min(5));
+    if wants("user") {
+        let events = runs.iter().find_map(|r| r.first()).map_or(0, |r| r.events);
+        replay_and_open(&recording, events, rounds.min(5));
+        big_frame(rounds.min(5));
+    }
     let _ = std::fs::remove_dir_all(temp_dir());
 }
 

@@ -439,6 +439,47 @@ fn io_readiness_is_a_marker() {
     assert_eq!(io, vec![(1, 500)]);
 }
 
+/// A worker's spans (polling, parked) are the same whatever number its app gave
+/// the thread, a small one or one no runtime would (kept apart, not indexed).
+#[test]
+fn worker_spans_are_the_same_for_any_thread_number() {
+    let on = |thread: u32, ts: u64, kind: EventKind| Event {
+        ts_ns: ts,
+        thread,
+        kind,
+    };
+    let spans = |thread: u32| {
+        let evs = vec![
+            spawn(0, 1),
+            on(thread, 10, EventKind::PollStart { task: 1 }),
+            on(thread, 20, end(0, 1, false).kind),
+            on(thread, 30, EventKind::Park),
+            on(thread, 50, EventKind::Unpark),
+            on(thread, 60, EventKind::PollStart { task: 1 }),
+            on(thread, 70, end(0, 1, false).kind),
+            on(thread, 80, EventKind::PollStart { task: 1 }),
+        ];
+        window(&evs, 0, 100)
+            .workers
+            .iter()
+            .map(|w| (w.thread, w.start_ns, w.end_ns, w.task))
+            .collect::<Vec<_>>()
+    };
+    for thread in [0, 3, 4095, 4096, 1_000_000, u32::MAX] {
+        assert_eq!(
+            spans(thread),
+            [
+                (thread, 10, 20, Some(1)),
+                (thread, 30, 50, None),
+                (thread, 60, 70, Some(1)),
+                // Still polled when the data ends: closed at its last event.
+                (thread, 80, 80, Some(1)),
+            ],
+            "thread {thread}"
+        );
+    }
+}
+
 #[test]
 fn a_tiny_poll_still_shows_in_a_wide_bucket() {
     // A 10 µs poll in one of four 30 ms buckets.

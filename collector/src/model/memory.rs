@@ -159,6 +159,7 @@ impl Model {
         }
         self.storms.remove(&id);
         self.changed.remove(&id);
+        self.last_changed = None;
         // A task gone from the model takes its pending findings with it.
         self.lost_pending.remove(&id);
         self.lost_woken.remove(&id);

@@ -109,6 +109,9 @@ pub struct Model {
     /// Tasks changed since the last [`Model::take_changes`], followed only while
     /// [`Model::track_changes`] is set (someone watches live).
     changed: FxHashSet<TaskId>,
+    /// The task last put in `changed` (a wake, the poll's start and its end are
+    /// most often one task's, one after another: one insert, not three).
+    last_changed: Option<TaskId>,
     pub track_changes: bool,
     /// Tasks holding durations not yet in their histograms (each listed once).
     hist_pending: Vec<TaskId>,
@@ -192,6 +195,7 @@ impl Model {
             // Often enough for the leak detector to sample its window several times.
             tick_every: TICK_NS.min(thresholds.task_leak_window_ns / 5).max(1),
             changed: FxHashSet::default(),
+            last_changed: None,
             track_changes: true,
             hist_pending: Vec::new(),
             names: Default::default(),
@@ -950,8 +954,9 @@ impl Model {
     }
 
     fn note_change(&mut self, task: TaskId) {
-        if self.track_changes {
+        if self.track_changes && self.last_changed != Some(task) {
             self.changed.insert(task);
+            self.last_changed = Some(task);
         }
     }
 
@@ -965,6 +970,7 @@ impl Model {
     /// Tasks and warnings changed since the last call (tasks only while
     /// [`Model::track_changes`] is set).
     pub fn take_changes(&mut self) -> Changes {
+        self.last_changed = None;
         let mut tasks: Vec<TaskId> = self.changed.drain().collect();
         tasks.sort_unstable();
         Changes {

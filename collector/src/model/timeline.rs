@@ -28,6 +28,9 @@ struct TaskTrack {
 /// [`Aggregator`] sums it into buckets as it comes, [`Capped`] does the first until
 /// there is too much, then the second.
 pub trait Out {
+    /// False for an output that keeps nothing: the tracker then only follows,
+    /// making nothing for it.
+    const KEEPS: bool = true;
     fn interval(&mut self, i: Interval);
     fn wake(&mut self, a: WakeArrow);
     fn worker(&mut self, s: WorkerSpan);
@@ -66,6 +69,69 @@ fn overlaps((start_ns, end_ns): (u64, u64), a: u64, b: u64) -> bool {
     (b > a && b >= start_ns && a < end_ns) || (a == b && a >= start_ns && a < end_ns)
 }
 
+/// What a thread is doing, as a tracker follows it: since when it polls a task
+/// (`Some`) or is parked (`None`).
+type ThreadAt = (u64, Option<TaskId>);
+
+/// Per-thread state. An app numbers its threads densely from 0, so most live in
+/// a vector indexed by number (a poll's start and end each look theirs up); a
+/// number past the first few thousand, which only a broken or hostile app sends,
+/// goes to a map instead.
+#[derive(Debug, Clone, Default)]
+struct PerThread {
+    dense: Vec<Option<ThreadAt>>,
+    sparse: FxHashMap<u32, ThreadAt>,
+}
+
+const DENSE_THREADS: u32 = 4096;
+
+impl PerThread {
+    #[inline]
+    fn get(&self, thread: u32) -> Option<ThreadAt> {
+        match self.dense.get(thread as usize) {
+            Some(at) => *at,
+            None if thread < DENSE_THREADS => None,
+            None => self.sparse.get(&thread).copied(),
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, thread: u32, at: Option<ThreadAt>) {
+        if thread < DENSE_THREADS {
+            let i = thread as usize;
+            if i >= self.dense.len() {
+                if at.is_none() {
+                    return;
+                }
+                self.dense.resize(i + 1, None);
+            }
+            self.dense[i] = at;
+        } else {
+            match at {
+                Some(at) => self.sparse.insert(thread, at),
+                None => self.sparse.remove(&thread),
+            };
+        }
+    }
+
+    /// Every thread's state, by thread number; leaves none.
+    fn drain(&mut self) -> Vec<(u32, ThreadAt)> {
+        let mut all: Vec<(u32, ThreadAt)> = std::mem::take(&mut self.dense)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, at)| Some((i as u32, at?)))
+            .chain(self.sparse.drain())
+            .collect();
+        all.sort_unstable_by_key(|(thread, _)| *thread);
+        all
+    }
+
+    fn memory(&self) -> usize {
+        self.dense.capacity() * std::mem::size_of::<Option<ThreadAt>>()
+            + self.sparse.capacity() * 32
+    }
+}
+
 /// Follows events and produces what they mean over time, clipped to a window:
 /// closed intervals, worker spans, completed wake arrows and markers. Used over a
 /// stored range for window queries, and incrementally on live data.
@@ -74,7 +140,7 @@ pub struct Tracker {
     start_ns: u64,
     end_ns: u64,
     tasks: FxHashMap<TaskId, TaskTrack>,
-    workers: FxHashMap<u32, (u64, Option<TaskId>)>,
+    workers: PerThread,
     last_ns: u64,
     /// The latest queue sample followed, and whether the window was given the
     /// one in force at its start (samples come only when something changed:
@@ -90,7 +156,7 @@ impl Tracker {
             start_ns,
             end_ns,
             tasks: FxHashMap::default(),
-            workers: FxHashMap::default(),
+            workers: PerThread::default(),
             last_ns: 0,
             last_queues: None,
             queues_at_start: false,
@@ -121,7 +187,7 @@ impl Tracker {
         std::mem::size_of::<Tracker>()
             + self.tasks.capacity() * (std::mem::size_of::<(TaskId, TaskTrack)>() + 1)
             + arrows * std::mem::size_of::<WakeArrow>()
-            + self.workers.capacity() * 32
+            + self.workers.memory()
     }
 
     /// A copy of this tracker's state, keeping from now on what overlaps a new window.
@@ -146,15 +212,17 @@ impl Tracker {
     }
 
     /// Adds what `span` (a stretch `task` closed) shows of the window to `out`.
-    fn close(
+    fn close<O: Out>(
         (start_ns, end_ns): (u64, u64),
-        out: &mut impl Out,
+        out: &mut O,
         task: TaskId,
         span: Option<Stretch>,
         context: Option<&std::sync::Arc<str>>,
         moved_from: Option<u32>,
     ) {
-        let Some(span) = span else { return };
+        let Some(span) = span.filter(|_| O::KEEPS) else {
+            return;
+        };
         if !overlaps((start_ns, end_ns), span.start_ns, span.end_ns) {
             return;
         }
@@ -177,15 +245,15 @@ impl Tracker {
         (self.start_ns, self.end_ns)
     }
 
-    fn worker_span(
+    fn worker_span<O: Out>(
         &self,
-        out: &mut impl Out,
+        out: &mut O,
         thread: u32,
         since: u64,
         until: u64,
         task: Option<TaskId>,
     ) {
-        if overlaps(self.range(), since, until) {
+        if O::KEEPS && overlaps(self.range(), since, until) {
             out.worker(WorkerSpan {
                 thread,
                 start_ns: since.max(self.start_ns),
@@ -196,13 +264,13 @@ impl Tracker {
     }
 
     /// Follows one event (in time order), adding what it closes to `out`.
-    pub fn push(&mut self, e: &Event, out: &mut impl Out) {
+    pub fn push<O: Out>(&mut self, e: &Event, out: &mut O) {
         let ts = e.ts_ns;
         self.last_ns = self.last_ns.max(ts);
         let range = self.range();
         let in_window = ts >= self.start_ns && ts < self.end_ns;
         let marker = |out: &mut dyn FnMut(Marker), task: TaskId, kind| {
-            if in_window {
+            if O::KEEPS && in_window {
                 out(Marker {
                     task,
                     at_ns: ts,
@@ -239,11 +307,11 @@ impl Tracker {
                     a.polled_ns = Some(ts);
                     out.wake(a);
                 }
-                if let Some((since, None)) = self.workers.get(&e.thread).copied() {
+                if let Some((since, None)) = self.workers.get(e.thread) {
                     // A poll on a worker still marked parked: the park ended.
                     self.worker_span(out, e.thread, since, ts, None);
                 }
-                self.workers.insert(e.thread, (ts, Some(*task)));
+                self.workers.set(e.thread, Some((ts, Some(*task))));
             }
             EventKind::PollEnd { task, .. } | EventKind::BlockingEnd { task } => {
                 let t = self.tasks.entry(*task).or_default();
@@ -266,9 +334,9 @@ impl Tracker {
                     }
                     self.tasks.remove(task);
                 }
-                if let Some((since, Some(_))) = self.workers.get(&e.thread).copied() {
+                if let Some((since, Some(_))) = self.workers.get(e.thread) {
                     self.worker_span(out, e.thread, since, ts, Some(*task));
-                    self.workers.remove(&e.thread);
+                    self.workers.set(e.thread, None);
                 }
             }
             EventKind::Waker {
@@ -285,7 +353,7 @@ impl Tracker {
                         thread: e.thread,
                         polled_ns: None,
                     });
-                    if *by == WakeSource::Io {
+                    if O::KEEPS && *by == WakeSource::Io {
                         // tokio reports I/O readiness only as the wake it causes.
                         out.marker(Marker {
                             task: *task,
@@ -337,12 +405,12 @@ impl Tracker {
                 self.last_queues = Some(q);
             }
             EventKind::Park => {
-                self.workers.insert(e.thread, (ts, None));
+                self.workers.set(e.thread, Some((ts, None)));
             }
             EventKind::Unpark => {
-                if let Some((since, None)) = self.workers.get(&e.thread).copied() {
+                if let Some((since, None)) = self.workers.get(e.thread) {
                     self.worker_span(out, e.thread, since, ts, None);
-                    self.workers.remove(&e.thread);
+                    self.workers.set(e.thread, None);
                 }
             }
             _ => {}
@@ -383,9 +451,7 @@ impl Tracker {
                 }
             }
         }
-        let mut open: Vec<_> = self.workers.drain().collect();
-        open.sort_unstable_by_key(|(th, _)| *th);
-        for (thread, (since, task)) in open {
+        for (thread, (since, task)) in self.workers.drain() {
             self.worker_span(out, thread, since, until, task);
         }
     }
@@ -540,6 +606,7 @@ impl Follow {
 pub struct Discard;
 
 impl Out for Discard {
+    const KEEPS: bool = false;
     fn interval(&mut self, _: Interval) {}
     fn wake(&mut self, _: WakeArrow) {}
     fn worker(&mut self, _: WorkerSpan) {}
