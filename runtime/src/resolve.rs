@@ -211,6 +211,9 @@ pub(crate) struct Resolver {
     sleeps: FxHashMap<u64, SleepState>,
     /// Spawn locations of live tasks, shared.
     locations: rustc_hash::FxHashSet<std::sync::Arc<str>>,
+    /// The last spawn event sent and not kept, written again by the next one: a
+    /// spawn per request then allocates nothing for its event.
+    spare_spawn: Option<Box<looptrace_wire::Spawn>>,
 }
 
 impl Resolver {
@@ -296,6 +299,8 @@ impl Resolver {
         out.push(&e);
         if self.keep {
             self.kept.push(e);
+        } else if let EventKind::Spawn(spawn) = e.kind {
+            self.spare_spawn = Some(spawn);
         }
     }
 
@@ -357,16 +362,15 @@ impl Resolver {
                 // poll's start or end was lost: then it is not known).
                 let parent = t.polling.filter(|&p| in_poll && p as u32 == parent_low);
                 self.tasks.entry(task).or_default();
-                let location = self.spawn_site(location);
-                let kind = EventKind::Spawn(Box::new(looptrace_wire::Spawn {
-                    task,
-                    kind: info.as_ref().map_or(TaskKind::Task, |i| i.kind),
-                    location,
-                    size_bytes: info.as_ref().and_then(|i| i.size_bytes),
-                    name: info.and_then(|i| i.name),
-                    parent,
-                }));
-                self.emit(out, ts_ns, thread, kind);
+                let mut spawn = self.spawn_box();
+                spawn.task = task;
+                spawn.kind = info.as_ref().map_or(TaskKind::Task, |i| i.kind);
+                spawn.size_bytes = info.as_ref().and_then(|i| i.size_bytes);
+                spawn.name = info.and_then(|i| i.name);
+                spawn.parent = parent;
+                spawn.location.clear();
+                spawn.location.push_str(self.spawn_site(location));
+                self.emit(out, ts_ns, thread, EventKind::Spawn(spawn));
             }
             // The merge takes a whole poll in two (see `ship`); whole, its start
             // and end share the end's time.
@@ -566,19 +570,30 @@ impl Resolver {
     }
 
     /// The place `location` is sent as.
-    fn spawn_site(&mut self, location: &'static std::panic::Location<'static>) -> String {
-        let key = location as *const std::panic::Location<'static> as usize;
-        self.spawn_sites
-            .entry(key)
-            .or_insert_with(|| {
-                format!(
-                    "{}:{}:{}",
-                    location.file(),
-                    location.line(),
-                    location.column()
-                )
+    /// A box for a spawn event: the last one sent, if it came back.
+    fn spawn_box(&mut self) -> Box<looptrace_wire::Spawn> {
+        self.spare_spawn.take().unwrap_or_else(|| {
+            Box::new(looptrace_wire::Spawn {
+                task: 0,
+                kind: TaskKind::Task,
+                name: None,
+                location: String::new(),
+                parent: None,
+                size_bytes: None,
             })
-            .clone()
+        })
+    }
+
+    fn spawn_site(&mut self, location: &'static std::panic::Location<'static>) -> &str {
+        let key = location as *const std::panic::Location<'static> as usize;
+        self.spawn_sites.entry(key).or_insert_with(|| {
+            format!(
+                "{}:{}:{}",
+                location.file(),
+                location.line(),
+                location.column()
+            )
+        })
     }
 
     fn spawn_blocking(
@@ -590,15 +605,16 @@ impl Resolver {
         parent: Option<u64>,
     ) {
         self.tasks.entry(info.task).or_default();
-        let kind = EventKind::Spawn(Box::new(looptrace_wire::Spawn {
+        let mut spawn = self.spawn_box();
+        *spawn = looptrace_wire::Spawn {
             task: info.task,
             kind: TaskKind::Blocking,
             name: info.name,
             location: info.location.unwrap_or_default(),
             parent,
             size_bytes: info.size_bytes,
-        }));
-        self.emit(out, ts_ns, thread, kind);
+        };
+        self.emit(out, ts_ns, thread, EventKind::Spawn(spawn));
     }
 
     /// Keeps each live task's spawn and where it stands, for [`Resolver::resume`].
