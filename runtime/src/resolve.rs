@@ -960,6 +960,78 @@ mod tests {
         }
     }
 
+    /// Spawn events written into the box of the one before say only their own
+    /// task's name, kind, size, place and parent.
+    #[test]
+    fn each_spawn_says_its_own_task_though_its_event_reuses_the_last_ones() {
+        let mut r = Resolver::default();
+        let named = |task: u64, name: &str| {
+            Raw::Span(Box::new(SpanInfo {
+                task,
+                kind: TaskKind::Task,
+                name: Some(name.into()),
+                location: None,
+                size_bytes: Some(128),
+                internal: false,
+            }))
+        };
+        let elsewhere = |task| Raw::Spawn {
+            task,
+            location: std::panic::Location::caller(),
+            parent_low: 1,
+            in_poll: true,
+        };
+        let local = |task| Raw::TaskSpan {
+            task,
+            size_bytes: u64::MAX,
+            local: true,
+        };
+        let events = round(
+            &mut r,
+            vec![
+                (1, 0, Raw::Worker(0)),
+                (2, 0, named(1, "first")),
+                (3, 0, spawn(1)),
+                (4, 0, Raw::PollStart(1)),
+                (5, 0, local(2)),
+                (6, 0, elsewhere(2)),
+                (7, 0, end(1)),
+                (8, 0, spawn(3)),
+            ],
+        );
+        let spawns: Vec<_> = events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Spawn(s) => Some((
+                    s.task,
+                    s.name.clone(),
+                    s.kind,
+                    s.size_bytes,
+                    s.location.clone(),
+                    s.parent,
+                )),
+                _ => None,
+            })
+            .collect();
+        let first_at = spawns[0].4.clone();
+        assert_ne!(first_at, spawns[1].4);
+        assert_eq!(
+            spawns,
+            [
+                (
+                    1,
+                    Some("first".into()),
+                    TaskKind::Task,
+                    Some(128),
+                    first_at.clone(),
+                    None
+                ),
+                (2, None, TaskKind::Local, None, spawns[1].4.clone(), Some(1)),
+                (3, None, TaskKind::Task, None, first_at, None),
+            ]
+        );
+    }
+
     #[test]
     fn a_spawn_names_the_task_polled_where_it_was_made_if_known() {
         let mut r = Resolver::default();
