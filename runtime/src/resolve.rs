@@ -635,19 +635,11 @@ impl Resolver {
             self.locations
                 .retain(|l| std::sync::Arc::strong_count(l) > 1);
         }
-        if let EventKind::Spawn(spawn) = kind {
-            let looptrace_wire::Spawn {
-                kind,
-                name,
-                location,
-                parent,
-                size_bytes,
-                ..
-            } = &**spawn;
-            let location = match self.locations.get(location.as_str()) {
+        if let EventKind::Spawn(s) = kind {
+            let location = match self.locations.get(s.location.as_str()) {
                 Some(l) => l.clone(),
                 None => {
-                    let l: std::sync::Arc<str> = location.as_str().into();
+                    let l: std::sync::Arc<str> = s.location.as_str().into();
                     self.locations.insert(l.clone());
                     l
                 }
@@ -658,11 +650,11 @@ impl Resolver {
             t.spawn = Some(Box::new(Spawned {
                 ts_ns,
                 thread,
-                kind: *kind,
-                name: name.clone(),
+                kind: s.kind,
+                name: s.name.clone(),
                 location,
-                parent: *parent,
-                size_bytes: *size_bytes,
+                parent: s.parent,
+                size_bytes: s.size_bytes,
             }));
         }
         if let Some(t) = self.tasks.get_mut(&task) {
