@@ -73,17 +73,18 @@ fn overlaps((start_ns, end_ns): (u64, u64), a: u64, b: u64) -> bool {
 /// (`Some`) or is parked (`None`).
 type ThreadAt = (u64, Option<TaskId>);
 
-/// Per-thread state. An app numbers its threads densely from 0, so most live in
-/// a vector indexed by number (a poll's start and end each look theirs up); a
-/// number past the first few thousand, which only a broken or hostile app sends,
-/// goes to a map instead.
+/// Per-thread state. An app numbers its threads from 0, never reusing a number,
+/// so most live in a vector indexed by number (a poll's start and end each look
+/// theirs up). A number past the first thousand (a long run's blocking threads
+/// come and go; or a broken or hostile app) goes to a map instead: a tracker,
+/// cloned into every checkpoint, holds at most 32 KB of the vector.
 #[derive(Debug, Clone, Default)]
 struct PerThread {
     dense: Vec<Option<ThreadAt>>,
     sparse: FxHashMap<u32, ThreadAt>,
 }
 
-const DENSE_THREADS: u32 = 4096;
+const DENSE_THREADS: u32 = 1024;
 
 impl PerThread {
     #[inline]
