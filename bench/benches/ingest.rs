@@ -35,7 +35,7 @@ use looptrace_wire::{frame_type, EventsReader, FrameType, RecordingReader};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn thread_cpu() -> Duration {
     // SAFETY: a zeroed timespec is a valid out-parameter.
@@ -166,6 +166,14 @@ fn main() {
     );
     let names = ["decode", "ingest", "ingest + viewer"];
     let wanted = std::env::var("LOOPTRACE_BENCH_PATHS").ok();
+    if let Some(w) = &wanted {
+        for p in w.split(',') {
+            assert!(
+                ["decode", "ingest", "viewer", "user"].contains(&p),
+                "LOOPTRACE_BENCH_PATHS: no path {p:?} (decode, ingest, viewer, user)"
+            );
+        }
+    }
     let wants = |p: &str| wanted.as_ref().is_none_or(|w| w.split(',').any(|x| x == p));
     let paths: Vec<usize> = ["decode", "ingest", "viewer"]
         .iter()
@@ -185,9 +193,13 @@ fn main() {
             runs[i].push(r);
         }
     }
-    println!();
-    println!("| path | events | M events/s per core | ns per event | bytes per event retained |");
-    println!("|---|---|---|---|---|");
+    if !paths.is_empty() {
+        println!();
+        println!(
+            "| path | events | M events/s per core | ns per event | bytes per event retained |"
+        );
+        println!("|---|---|---|---|---|");
+    }
     for (i, name) in names.iter().enumerate() {
         let rs = &runs[i];
         if rs.is_empty() {
@@ -216,11 +228,13 @@ fn main() {
             }
         );
     }
-    println!();
-    println!("Spread: [min..max] over rounds; CPU of the ingesting thread only (a viewer's own thread drains the channel).");
+    if !paths.is_empty() {
+        println!();
+        println!("Spread: [min..max] over rounds; CPU of the ingesting thread only (a viewer's own thread drains the channel).");
+    }
 
     if wants("user") {
-        let events = runs.iter().find_map(|r| r.first()).map_or(0, |r| r.events);
+        let events = decode(&frames).events;
         replay_and_open(&recording, events, rounds.min(5));
         big_frame(rounds.min(5));
     }
@@ -237,7 +251,7 @@ fn replay_and_open(recording: &std::path::Path, events: u64, rounds: usize) {
     let mut served = Vec::new();
     let mut opened = Vec::new();
     for _ in 0..rounds {
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         let mut child = Command::new(&cli)
             .args(["replay", &recording.display().to_string(), "--speed", "100"])
             .args(["--addr", "127.0.0.1:0"])
@@ -257,12 +271,17 @@ fn replay_and_open(recording: &std::path::Path, events: u64, rounds: usize) {
             }
         };
         std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let doc = looptrace_bench::get_json(&addr, "/api/sessions");
             let s = &doc["sessions"][0];
             if s["events"].as_u64() == Some(events) && s["live"] == false {
                 break;
             }
+            assert!(
+                Instant::now() < deadline,
+                "replay not served whole in 120 s: {s}"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         served.push(t.elapsed().as_secs_f64());
@@ -388,7 +407,7 @@ fn big_frame(rounds: usize) {
                 .expect("frame");
             ws
         });
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         let mut latencies = Vec::new();
         loop {
             let a = std::time::Instant::now();

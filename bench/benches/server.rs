@@ -370,14 +370,20 @@ fn run(mode: &str, cli: &Path, tmp: &Path, connections: usize, requests: usize) 
 }
 
 /// A viewer of every session of the collector at `addr`, subscribed before this
-/// returns; it reads and drops what it gets until the collector goes, then says
-/// how many messages and bytes that was.
+/// returns (the collector said so); it reads and drops what it gets until the
+/// collector goes, then says how many messages and bytes that was.
 fn watch(addr: &str) -> std::thread::JoinHandle<(u64, u64)> {
     use tungstenite::Message;
     let (mut ws, _) =
         tungstenite::connect(format!("ws://{addr}/ws/view")).expect("viewer connects");
     ws.send(Message::text(r#"{"op":"subscribe"}"#))
         .expect("viewer subscribes");
+    loop {
+        match ws.read().expect("the collector answers the viewer") {
+            Message::Text(t) if t.contains(r#""type":"subscribed""#) => break,
+            _ => continue,
+        }
+    }
     std::thread::spawn(move || {
         let (mut n, mut bytes) = (0, 0);
         while let Ok(m) = ws.read() {

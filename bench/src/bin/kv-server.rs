@@ -68,7 +68,11 @@ fn main() {
             }
             let rt = b.build().expect("looptrace runtime");
             let viewer = rt.viewer_addr();
-            if let (Some(addr), "watched") = (viewer, mode) {
+            if mode == "watched" {
+                let Some(addr) = viewer else {
+                    eprintln!("kv-server: watched, but the embedded collector did not start");
+                    std::process::exit(2);
+                };
                 println!("viewer {addr}");
             }
             rt.block_on(serve());

@@ -138,6 +138,7 @@ impl Model {
             }
             if let Some(t) = self.tasks.get_mut(&id) {
                 if let Some(h) = t.hist.take() {
+                    debug_assert!(self.histogram_bytes >= h.counted);
                     self.histogram_bytes = self.histogram_bytes.saturating_sub(h.counted);
                     self.given_up.histograms += 1;
                 }
@@ -155,6 +156,7 @@ impl Model {
     pub(crate) fn remove_task(&mut self, id: TaskId) -> Option<Task> {
         let t = self.tasks.remove(&id)?;
         if let Some(h) = &t.hist {
+            debug_assert!(self.histogram_bytes >= h.counted);
             self.histogram_bytes = self.histogram_bytes.saturating_sub(h.counted);
         }
         self.storms.remove(&id);

@@ -119,7 +119,6 @@ pub struct Model {
     new_marks: usize,
     /// Names and locations, shared between tasks.
     pub(crate) names: memory::Interner,
-    /// Tasks with histograms.
     /// Bytes the tasks' histograms hold, as last counted (see
     /// [`Model::flush_histograms`]).
     pub(crate) histogram_bytes: usize,

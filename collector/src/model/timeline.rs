@@ -104,6 +104,7 @@ impl PerThread {
                 if at.is_none() {
                     return;
                 }
+                self.dense.reserve_exact(i + 1 - self.dense.len());
                 self.dense.resize(i + 1, None);
             }
             self.dense[i] = at;
@@ -401,7 +402,9 @@ impl Tracker {
                 };
                 if in_window {
                     self.queues_in_force(out);
-                    out.queues(q.clone());
+                    if O::KEEPS {
+                        out.queues(q.clone());
+                    }
                 }
                 self.last_queues = Some(q);
             }
