@@ -457,6 +457,7 @@ impl Model {
 
     /// The task `id`, made (or unfolded) if unknown, which `made` says; and the
     /// groups beside it. One lookup of the task: this is on every event's path.
+    #[inline]
     fn task_entry(&mut self, id: TaskId, ts: u64) -> (&mut Task, &mut groups::Groups, bool) {
         use std::collections::hash_map::Entry;
         let Model {
@@ -470,17 +471,32 @@ impl Model {
         match tasks.entry(id) {
             Entry::Occupied(o) => (o.into_mut(), groups, false),
             Entry::Vacant(v) => {
-                let t = match folds.unfold(groups, id, ts) {
-                    // Folded: still live, counted already.
-                    Some(t) => t,
-                    None => {
-                        *live += 1;
-                        let t = Task::new(id, ts);
-                        *histogram_bytes += t.hist.as_ref().map_or(0, |h| h.counted);
-                        t
-                    }
-                };
+                let t = Self::new_task(folds, groups, live, histogram_bytes, id, ts);
                 (v.insert(t), groups, true)
+            }
+        }
+    }
+
+    /// A task not in the map: unfolded, or made. Out of line: every event but a
+    /// task's first finds its task.
+    #[cold]
+    #[inline(never)]
+    fn new_task(
+        folds: &mut memory::Folds,
+        groups: &mut groups::Groups,
+        live: &mut u64,
+        histogram_bytes: &mut usize,
+        id: TaskId,
+        ts: u64,
+    ) -> Task {
+        match folds.unfold(groups, id, ts) {
+            // Folded: still live, counted already.
+            Some(t) => t,
+            None => {
+                *live += 1;
+                let t = Task::new(id, ts);
+                *histogram_bytes += t.hist.as_ref().map_or(0, |h| h.counted);
+                t
             }
         }
     }
