@@ -61,8 +61,18 @@ fn live_hub() -> (
     std::sync::Arc<looptrace_collector::hub::Hub>,
     looptrace_collector::hub::SessionId,
 ) {
-    use looptrace_collector::hub::{Hub, HubConfig, Source};
-    let hub = Hub::new(HubConfig::default());
+    live_hub_with(looptrace_collector::hub::HubConfig::default())
+}
+
+/// [`live_hub`], configured so.
+fn live_hub_with(
+    config: looptrace_collector::hub::HubConfig,
+) -> (
+    std::sync::Arc<looptrace_collector::hub::Hub>,
+    looptrace_collector::hub::SessionId,
+) {
+    use looptrace_collector::hub::{Hub, Source};
+    let hub = Hub::new(config);
     let mut frame = Vec::new();
     encode_header(&header(), &mut frame);
     let id = hub.open(header(), &frame, Source::Live);
@@ -1095,4 +1105,72 @@ fn histograms_hold_every_duration_whenever_read() {
     for p in &polls {
         assert!(h.poll.count_at(*p) >= 1, "poll of {p} ns");
     }
+}
+
+/// Each batch's changes name every task it changed, though a task is put in the
+/// set once for events of its in a row.
+#[test]
+fn a_task_changed_again_after_its_changes_were_taken_is_changed() {
+    let mut m = Model::new(header(), Thresholds::default());
+    m.track_changes = true;
+    let poll = |m: &mut Model, task, ts| {
+        m.apply(&start(ts, task));
+        m.apply(&end(ts + 5, task, false));
+    };
+    poll(&mut m, 1, 10);
+    poll(&mut m, 2, 20);
+    poll(&mut m, 1, 30);
+    assert_eq!(m.take_changes().tasks, [1, 2]);
+    poll(&mut m, 1, 40);
+    assert_eq!(m.take_changes().tasks, [1]);
+    assert!(m.take_changes().tasks.is_empty());
+}
+
+/// The next live batch `rx` gets.
+fn next_batch(
+    rx: &mut tokio::sync::broadcast::Receiver<looptrace_collector::hub::Update>,
+) -> looptrace_api::Batch {
+    use looptrace_collector::hub::Update;
+    loop {
+        match rx.try_recv() {
+            Ok(Update::Batch { message, .. }) => match serde_json::from_str(&message) {
+                Ok(looptrace_api::Message::Batch(b)) => return b,
+                other => panic!("not a batch: {other:?}"),
+            },
+            Ok(Update::Sessions) => continue,
+            Err(e) => panic!("no batch: {e}"),
+        }
+    }
+}
+
+/// A batch too big to carry what it closed is still followed: a poll it
+/// started is drawn whole by the next batch, which ends it.
+#[test]
+fn a_poll_started_in_a_batch_too_big_to_draw_is_drawn_by_the_batch_that_ends_it() {
+    let (hub, id) = live_hub_with(looptrace_collector::hub::HubConfig {
+        max_live_events: 10,
+        ..Default::default()
+    });
+    let _watch = hub.watch(Some(id));
+    let mut rx = hub.subscribe();
+
+    // Task 2 polled 20 times, then task 1's poll starts at 5000.
+    let mut big: Vec<Event> = (0..20)
+        .flat_map(|i| [start(100 * i, 2), end(100 * i + 50, 2, false)])
+        .collect();
+    big.push(start(5_000, 1));
+    hub.ingest(id, &big);
+    let b = next_batch(&mut rx);
+    assert_eq!((b.intervals, b.events_skipped), (None, Some(41)));
+
+    hub.ingest(id, &[end(7_000, 1, false)]);
+    let b = next_batch(&mut rx);
+    let polls: Vec<_> = b
+        .intervals
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| i.state == TaskState::Running)
+        .map(|i| (i.task, i.start_ns, i.end_ns))
+        .collect();
+    assert_eq!(polls, [(1, 5_000, 7_000)]);
 }

@@ -569,7 +569,6 @@ impl Resolver {
         first && t.polling == Some(task)
     }
 
-    /// The place `location` is sent as.
     /// A box for a spawn event: the last one sent, if it came back.
     fn spawn_box(&mut self) -> Box<looptrace_wire::Spawn> {
         self.spare_spawn.take().unwrap_or_else(|| {
@@ -584,6 +583,7 @@ impl Resolver {
         })
     }
 
+    /// The place `location` is sent as.
     fn spawn_site(&mut self, location: &'static std::panic::Location<'static>) -> &str {
         let key = location as *const std::panic::Location<'static> as usize;
         self.spawn_sites.entry(key).or_insert_with(|| {

@@ -1017,39 +1017,6 @@ mod tests {
         Model::new(header, Thresholds::default())
     }
 
-    /// Each batch's changes name every task it changed, though a task is put
-    /// in the set once for events of its in a row.
-    #[test]
-    fn a_task_changed_again_after_its_changes_were_taken_is_changed() {
-        let mut m = model();
-        m.track_changes = true;
-        let poll = |m: &mut Model, task, ts| {
-            m.apply(&Event {
-                ts_ns: ts,
-                thread: 0,
-                kind: EventKind::PollStart { task },
-            });
-            m.apply(&Event {
-                ts_ns: ts + 5,
-                thread: 0,
-                kind: EventKind::PollEnd {
-                    task,
-                    ready: false,
-                    clones: 0,
-                    drops: 0,
-                    context: None,
-                },
-            });
-        };
-        poll(&mut m, 1, 10);
-        poll(&mut m, 2, 20);
-        poll(&mut m, 1, 30);
-        assert_eq!(m.take_changes().tasks, [1, 2]);
-        poll(&mut m, 1, 40);
-        assert_eq!(m.take_changes().tasks, [1]);
-        assert!(m.take_changes().tasks.is_empty());
-    }
-
     #[test]
     fn running_polls_are_followed_on_a_bounded_number_of_threads() {
         let mut m = model();
