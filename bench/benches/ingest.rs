@@ -154,6 +154,10 @@ fn ingest(frames: &[Vec<u8>], viewer: bool) -> Run {
     }
 }
 
+/// The timed paths as `LOOPTRACE_BENCH_PATHS` names them (besides `user`), in
+/// the order of their table's rows.
+const PATHS: [&str; 3] = ["decode", "ingest", "viewer"];
+
 fn main() {
     let rounds: usize = env_num("LOOPTRACE_BENCH_ROUNDS", 7);
     let requests: usize = env_num("LOOPTRACE_BENCH_REQUESTS", 13000);
@@ -169,13 +173,13 @@ fn main() {
     if let Some(w) = &wanted {
         for p in w.split(',') {
             assert!(
-                ["decode", "ingest", "viewer", "user"].contains(&p),
+                PATHS.contains(&p) || p == "user",
                 "LOOPTRACE_BENCH_PATHS: no path {p:?} (decode, ingest, viewer, user)"
             );
         }
     }
     let wants = |p: &str| wanted.as_ref().is_none_or(|w| w.split(',').any(|x| x == p));
-    let paths: Vec<usize> = ["decode", "ingest", "viewer"]
+    let paths: Vec<usize> = PATHS
         .iter()
         .enumerate()
         .filter(|(_, p)| wants(p))
